@@ -1,0 +1,4 @@
+#ifndef RINGGAN_CZSTD_SHIM_H
+#define RINGGAN_CZSTD_SHIM_H
+#include <zstd.h>
+#endif

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: grad mode (thread-local, as in PyTorch)
+
+/// Whether ops record the graph on the calling thread. On by default; `withNoGrad` turns it off for
+/// sampling and optimizer updates, and backward turns it off unless it is asked to create a graph.
+public enum GradMode {
+    // One pthread key for the process; the value is 1 + "disabled" so that nil (the default)
+    // reads as enabled.
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        let rc = pthread_key_create(&k, nil)
+        precondition(rc == 0, "GradMode: pthread_key_create failed (\(rc))")
+        return k
+    }()
+
+    public static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
+}
+
+/// Runs `body` with graph recording off (PyTorch's `torch.no_grad()`).
+@discardableResult
+public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
+    try withGradMode(false, body)
+}
+
+/// Runs `body` with graph recording set to `enabled`, restoring the previous mode afterwards.
+@discardableResult
+public func withGradMode<T>(_ enabled: Bool, _ body: () throws -> T) rethrows -> T {
+    let saved = GradMode.isEnabled
+    GradMode.isEnabled = enabled
+    defer { GradMode.isEnabled = saved }
+    return try body()
+}
+
+// MARK: graph nodes
+
+/// The record of one op: its inputs and its backward rule. The backward rule is written in terms
+/// of Tensor ops, so when it runs with grad mode on (create-graph) the gradients it returns are
+/// themselves recorded and can be differentiated again.
+final class Node {
+    typealias Backward = (_ gradOutput: Tensor, _ output: Tensor, _ needsInputGrad: [Bool]) -> [Tensor?]
+    let name: String
+    let inputs: [Tensor]
+    let backward: Backward
+    /// False for fused ops whose backward is not built from differentiable ops.
+    let supportsDoubleBackward: Bool
+
+    init(name: String, inputs: [Tensor], supportsDoubleBackward: Bool = true, backward: @escaping Backward) {
+        self.name = name
+        self.inputs = inputs
+        self.backward = backward
+        self.supportsDoubleBackward = supportsDoubleBackward
+    }
+}
+
+/// Attaches a node to `output` when grad mode is on and an input requires gradients.
+@inline(__always)
+func record(_ output: Tensor, _ name: String, _ inputs: [Tensor], doubleBackward: Bool = true,
+            _ backward: @escaping Node.Backward) -> Tensor {
+    guard GradMode.isEnabled else { return output }
+    var any = false
+    for t in inputs where t.requiresGrad { any = true; break }
+    guard any else { return output }
+    output.node = Node(name: name, inputs: inputs, supportsDoubleBackward: doubleBackward, backward: backward)
+    output.requiresGrad = true
+    return output
+}
+
+/// Error raised (as a precondition failure with this text) when create-graph reaches a fused op
+/// whose backward cannot be differentiated again.
+public struct DoubleBackwardUnsupported: Error, CustomStringConvertible {
+    public let op: String
+    public var description: String {
+        "\(op) does not support double backward (createGraph: true); use the composite op instead"
+    }
+}
+
+// MARK: the engine
+
+private struct Visit {
+    var order: [Tensor] = []              // post-order: inputs before outputs
+    var relevant: [ObjectIdentifier: Bool] = [:]
+}
+
+/// Walks the graph under `roots` and returns the tensors whose gradient is needed, inputs first.
+/// A tensor is relevant if it is a target or any of its inputs is relevant.
+private func collect(roots: [Tensor], isTarget: (Tensor) -> Bool) -> Visit {
+    var visit = Visit()
+    var stack: [(Tensor, Bool)] = roots.map { ($0, false) }
+    while let (t, expanded) = stack.popLast() {
+        let id = ObjectIdentifier(t)
+        if expanded {
+            var rel = isTarget(t)
+            if let node = t.node {
+                for inp in node.inputs where inp.requiresGrad && (visit.relevant[ObjectIdentifier(inp)] ?? false) {
+                    rel = true
+                }
+            }
+            visit.relevant[id] = rel
+            if rel { visit.order.append(t) }
+            continue
+        }
+        if visit.relevant[id] != nil { continue }
+        visit.relevant[id] = false  // mark visited (final value set on the way out)
+        stack.append((t, true))
+        if let node = t.node {
+            for inp in node.inputs where inp.requiresGrad && visit.relevant[ObjectIdentifier(inp)] == nil {
+                stack.append((inp, false))
+            }
+        }
+    }
+    return visit
+}
+
+/// Propagates gradients from `roots`. Returns the gradients reached for `wrt` (by identity);
+/// when `accumulateLeaves` is set, also adds them into `.grad` of every leaf that requires grad.
+private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
+                         accumulateLeaves: Bool, createGraph: Bool) -> [ObjectIdentifier: Tensor] {
+    let wrtIDs = Set(wrt.map { ObjectIdentifier($0) })
+    let visit = collect(roots: roots) { t in
+        wrtIDs.contains(ObjectIdentifier(t)) || (accumulateLeaves && t.node == nil && t.requiresGrad)
+    }
+    var grads: [ObjectIdentifier: Tensor] = [:]
+    var results: [ObjectIdentifier: Tensor] = [:]
+
+    return withGradMode(createGraph) {
+        for (r, g) in zip(roots, gradRoots) {
+            precondition(r.shape == g.shape || g.count == r.count,
+                         "backward: gradient of shape \(g.shape) for an output of shape \(r.shape)")
+            let g2 = g.shape == r.shape ? g : g.reshape(r.shape)
+            let id = ObjectIdentifier(r)
+            grads[id] = grads[id].map { $0 + g2 } ?? g2
+        }
+        for t in visit.order.reversed() {
+            let id = ObjectIdentifier(t)
+            guard let g = grads.removeValue(forKey: id) else { continue }
+            if wrtIDs.contains(id) { results[id] = g }
+            guard let node = t.node else {
+                if accumulateLeaves && t.requiresGrad { accumulate(g, into: t, createGraph: createGraph) }
+                continue
+            }
+            if createGraph && !node.supportsDoubleBackward {
+                preconditionFailure(DoubleBackwardUnsupported(op: node.name).description)
+            }
+            let needs = node.inputs.map { $0.requiresGrad && (visit.relevant[ObjectIdentifier($0)] ?? false) }
+            if !needs.contains(true) { continue }
+            let inGrads = node.backward(g, t, needs)
+            precondition(inGrads.count == node.inputs.count, "\(node.name): backward returned \(inGrads.count) gradients for \(node.inputs.count) inputs")
+            for (i, inp) in node.inputs.enumerated() where needs[i] {
+                guard let gi = inGrads[i] else { continue }
+                precondition(gi.shape == inp.shape,
+                             "\(node.name): gradient of shape \(gi.shape) for input \(i) of shape \(inp.shape)")
+                let iid = ObjectIdentifier(inp)
+                if let prev = grads[iid] {
+                    grads[iid] = prev + gi
+                } else {
+                    grads[iid] = gi
+                }
+            }
+        }
+        return results
+    }
+}
+
+private func accumulate(_ g: Tensor, into leaf: Tensor, createGraph: Bool) {
+    if let existing = leaf.grad {
+        precondition(existing.shape == leaf.shape, "grad of shape \(existing.shape) on a leaf of shape \(leaf.shape)")
+        // In place, so a grad that is a window onto a flat buffer stays one.
+        let dst = existing.data, src = g.data
+        for i in 0..<existing.count { dst[i] += src[i] }
+    } else {
+        leaf.grad = createGraph ? g : g.copy()
+    }
+}
+
+extension Tensor {
+    /// Accumulates d(self)/d(leaf) into `.grad` of every leaf that requires grad (PyTorch's
+    /// `backward()`). A non-scalar output needs `gradient` of its shape.
+    public func backward(gradient: Tensor? = nil, createGraph: Bool = false) {
+        precondition(requiresGrad, "backward: this tensor does not require grad (no recorded op led to it)")
+        let g: Tensor
+        if let gradient { g = gradient } else {
+            precondition(count == 1, "backward: output of shape \(shape) is not a scalar; pass `gradient:`")
+            g = Tensor.ones(shape)
+        }
+        _ = runBackward(roots: [self], gradRoots: [g], wrt: [], accumulateLeaves: true, createGraph: createGraph)
+    }
+}
+
+/// Gradients of `outputs` with respect to `inputs`, like `torch.autograd.grad`. `gradOutputs`
+/// default to ones. With `createGraph` the returned gradients are recorded and differentiable.
+/// An input the outputs do not depend on gets a zero gradient (`allow_unused` with zeros).
+public func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tensor]? = nil,
+                 createGraph: Bool = false) -> [Tensor] {
+    for o in outputs { precondition(o.requiresGrad, "grad: an output does not require grad") }
+    for i in inputs { precondition(i.requiresGrad, "grad: an input of shape \(i.shape) does not require grad") }
+    let gouts = gradOutputs ?? outputs.map { Tensor.ones($0.shape) }
+    precondition(gouts.count == outputs.count, "grad: \(gouts.count) gradOutputs for \(outputs.count) outputs")
+    let found = runBackward(roots: outputs, gradRoots: gouts, wrt: inputs, accumulateLeaves: false, createGraph: createGraph)
+    return inputs.map { found[ObjectIdentifier($0)] ?? Tensor.zeros($0.shape) }
+}

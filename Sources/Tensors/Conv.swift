@@ -1,0 +1,233 @@
+// 2-d convolution and transposed convolution as im2col/col2im + one SGEMM per batch chunk.
+//
+// Three ops close under differentiation, so a critic built from convolutions has an exact
+// second derivative (WGAN-GP):
+//   conv(x, W)            -> y      backward: dx = convT(g, W),          dW = convWGrad(x, g)
+//   convT(y, W)           -> x      backward: dy = conv(g, W),           dW = convWGrad(g, y)
+//   convWGrad(x, y)       -> W      backward: dx = convT(y, gW),         dy = conv(x, gW)
+
+/// The sizes of one convolution, in its forward (conv2d) orientation: x [n, cin, h, w] and
+/// W [cout, cin, kh, kw] give y [n, cout, ho, wo].
+struct ConvGeometry: Equatable {
+    var n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, ho, wo: Int
+    var k: Int { cin * kh * kw }           // rows of the column matrix
+    var p: Int { ho * wo }                  // output positions per image
+    var xShape: [Int] { [n, cin, h, w] }
+    var yShape: [Int] { [n, cout, ho, wo] }
+    var wShape: [Int] { [cout, cin, kh, kw] }
+
+    /// Images per GEMM: the column buffer is kept under ~16 MB.
+    var chunk: Int { max(1, min(n, (4 << 20) / max(k * p, 1))) }
+}
+
+// MARK: kernels
+
+/// Columns of images n0..<n0+nc of x into cols [k, nc * p].
+private func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ cols: UnsafeMutablePointer<Float>) {
+    let ld = nc * g.p
+    for c in 0..<g.cin {
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = cols + ((c * g.kh + i) * g.kw + j) * ld
+                // Output columns whose input column ox*sw - pw + j lies inside [0, w).
+                let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
+                let last = g.w - 1 + g.pw - j
+                let hi = last < 0 ? 0 : min(g.wo, last / g.sw + 1)
+                for s in 0..<nc {
+                    let src = x + ((n0 + s) * g.cin + c) * g.h * g.w
+                    let dst = row + s * g.p
+                    for oy in 0..<g.ho {
+                        let iy = oy * g.sh - g.ph + i
+                        let d = dst + oy * g.wo
+                        if iy < 0 || iy >= g.h || lo >= hi {
+                            d.update(repeating: 0, count: g.wo)
+                            continue
+                        }
+                        let srow = src + iy * g.w - g.pw + j
+                        for ox in 0..<lo { d[ox] = 0 }
+                        if g.sw == 1 {
+                            (d + lo).update(from: srow + lo, count: hi - lo)
+                        } else {
+                            for ox in lo..<hi { d[ox] = srow[ox * g.sw] }
+                        }
+                        for ox in hi..<g.wo { d[ox] = 0 }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds cols [k, nc * p] back into images n0..<n0+nc of dx (which the caller zeroed).
+private func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ dx: UnsafeMutablePointer<Float>) {
+    let ld = nc * g.p
+    for c in 0..<g.cin {
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = cols + ((c * g.kh + i) * g.kw + j) * ld
+                let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
+                let last = g.w - 1 + g.pw - j
+                let hi = last < 0 ? 0 : min(g.wo, last / g.sw + 1)
+                if lo >= hi { continue }
+                for s in 0..<nc {
+                    let dst = dx + ((n0 + s) * g.cin + c) * g.h * g.w
+                    let src = row + s * g.p
+                    for oy in 0..<g.ho {
+                        let iy = oy * g.sh - g.ph + i
+                        if iy < 0 || iy >= g.h { continue }
+                        let drow = dst + iy * g.w - g.pw + j
+                        let srow = src + oy * g.wo
+                        if g.sw == 1 {
+                            for ox in lo..<hi { drow[ox] += srow[ox] }
+                        } else {
+                            for ox in lo..<hi { drow[ox * g.sw] += srow[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [nc, cout, p] images n0.. of y  <->  [cout, nc * p] matrix.
+private func gatherRows(_ y: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ out: UnsafeMutablePointer<Float>) {
+    for s in 0..<nc {
+        for co in 0..<g.cout {
+            (out + co * nc * g.p + s * g.p).update(from: y + ((n0 + s) * g.cout + co) * g.p, count: g.p)
+        }
+    }
+}
+
+private func scatterRows(_ m: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ y: UnsafeMutablePointer<Float>) {
+    for s in 0..<nc {
+        for co in 0..<g.cout {
+            (y + ((n0 + s) * g.cout + co) * g.p).update(from: m + co * nc * g.p + s * g.p, count: g.p)
+        }
+    }
+}
+
+private func convForwardKernel(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
+    let y = Tensor(uninitializedShape: g.yShape)
+    let nc = g.chunk
+    let cols = TensorStorage(count: g.k * nc * g.p)
+    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
+    var n0 = 0
+    while n0 < g.n {
+        let m = min(nc, g.n - n0)
+        im2col(x.data, g, n0, m, cols.pointer)
+        if m == 1 {
+            sgemm(false, false, g.cout, g.p, g.k, w.data, g.k, cols.pointer, g.p, y.data + n0 * g.cout * g.p, g.p)
+        } else {
+            sgemm(false, false, g.cout, m * g.p, g.k, w.data, g.k, cols.pointer, m * g.p, tmp!.pointer, m * g.p)
+            scatterRows(tmp!.pointer, g, n0, m, y.data)
+        }
+        n0 += m
+    }
+    return y
+}
+
+private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
+    let dx = Tensor.zeros(g.xShape)
+    let nc = g.chunk
+    let cols = TensorStorage(count: g.k * nc * g.p)
+    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
+    var n0 = 0
+    while n0 < g.n {
+        let m = min(nc, g.n - n0)
+        let gm: UnsafePointer<Float>
+        if m == 1 { gm = UnsafePointer(gy.data + n0 * g.cout * g.p) } else {
+            gatherRows(gy.data, g, n0, m, tmp!.pointer)
+            gm = UnsafePointer(tmp!.pointer)
+        }
+        sgemm(true, false, g.k, m * g.p, g.cout, w.data, g.k, gm, m * g.p, cols.pointer, m * g.p)
+        col2im(cols.pointer, g, n0, m, dx.data)
+        n0 += m
+    }
+    return dx
+}
+
+private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) -> Tensor {
+    let dw = Tensor(uninitializedShape: g.wShape)
+    let nc = g.chunk
+    let cols = TensorStorage(count: g.k * nc * g.p)
+    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
+    var n0 = 0
+    while n0 < g.n {
+        let m = min(nc, g.n - n0)
+        im2col(x.data, g, n0, m, cols.pointer)
+        let gm: UnsafePointer<Float>
+        if m == 1 { gm = UnsafePointer(gy.data + n0 * g.cout * g.p) } else {
+            gatherRows(gy.data, g, n0, m, tmp!.pointer)
+            gm = UnsafePointer(tmp!.pointer)
+        }
+        sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, cols.pointer, m * g.p, dw.data, g.k, beta: n0 == 0 ? 0 : 1)
+        n0 += m
+    }
+    if g.n == 0 { dw.buffer.update(repeating: 0) }
+    return dw
+}
+
+// MARK: the three differentiable ops
+
+func convOp(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
+    let y = convForwardKernel(x, w, g)
+    return record(y, "conv2d", [x, w]) { gy, _, needs in
+        [needs[0] ? convTOp(gy, w, g) : nil, needs[1] ? convWGradOp(x, gy, g) : nil]
+    }
+}
+
+func convTOp(_ y: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
+    let x = convInputGradKernel(y, w, g)
+    return record(x, "conv_transpose2d", [y, w]) { gx, _, needs in
+        [needs[0] ? convOp(gx, w, g) : nil, needs[1] ? convWGradOp(gx, y, g) : nil]
+    }
+}
+
+func convWGradOp(_ x: Tensor, _ y: Tensor, _ g: ConvGeometry) -> Tensor {
+    let dw = convWeightGradKernel(x, y, g)
+    return record(dw, "conv2d_weight_grad", [x, y]) { gw, _, needs in
+        [needs[0] ? convTOp(y, gw, g) : nil, needs[1] ? convOp(x, gw, g) : nil]
+    }
+}
+
+// MARK: public functions (PyTorch semantics)
+
+/// `torch.nn.functional.conv2d`: x [N, Cin, H, W], weight [Cout, Cin, kH, kW], bias [Cout].
+public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4, "conv2d: needs 4-d input and weight, got \(x.shape) and \(weight.shape)")
+    precondition(x.shape[1] == weight.shape[1],
+                 "conv2d: input has \(x.shape[1]) channels but weight \(weight.shape) expects \(weight.shape[1])")
+    precondition(stride > 0 && padding >= 0, "conv2d: stride must be positive and padding non-negative")
+    let (h, w, kh, kw) = (x.shape[2], x.shape[3], weight.shape[2], weight.shape[3])
+    let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
+    precondition(h + 2 * padding >= kh && w + 2 * padding >= kw,
+                 "conv2d: kernel \(kh)x\(kw) larger than padded input \(h + 2 * padding)x\(w + 2 * padding)")
+    let g = ConvGeometry(n: x.shape[0], cin: x.shape[1], h: h, w: w, cout: weight.shape[0], kh: kh, kw: kw,
+                         sh: stride, sw: stride, ph: padding, pw: padding, ho: ho, wo: wo)
+    let y = convOp(x, weight, g)
+    guard let bias else { return y }
+    precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for \(weight.shape[0]) output channels")
+    return y + bias.reshape([1, weight.shape[0], 1, 1])
+}
+
+/// `torch.nn.functional.conv_transpose2d`: x [N, Cin, H, W], weight [Cin, Cout, kH, kW],
+/// output (H - 1) * stride - 2 * padding + kH + outputPadding.
+public func convTranspose2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0,
+                            outputPadding: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4, "conv_transpose2d: needs 4-d input and weight, got \(x.shape) and \(weight.shape)")
+    precondition(x.shape[1] == weight.shape[0],
+                 "conv_transpose2d: input has \(x.shape[1]) channels but weight \(weight.shape) expects \(weight.shape[0])")
+    precondition(stride > 0 && padding >= 0 && outputPadding >= 0 && outputPadding < stride,
+                 "conv_transpose2d: needs stride > 0, padding >= 0 and 0 <= outputPadding < stride")
+    let (kh, kw) = (weight.shape[2], weight.shape[3])
+    let ho = (x.shape[2] - 1) * stride - 2 * padding + kh + outputPadding
+    let wo = (x.shape[3] - 1) * stride - 2 * padding + kw + outputPadding
+    precondition(ho > 0 && wo > 0, "conv_transpose2d: output size \(ho)x\(wo) is not positive")
+    // In conv orientation the transposed conv's output is the conv's input.
+    let g = ConvGeometry(n: x.shape[0], cin: weight.shape[1], h: ho, w: wo, cout: weight.shape[0], kh: kh, kw: kw,
+                         sh: stride, sw: stride, ph: padding, pw: padding, ho: x.shape[2], wo: x.shape[3])
+    let y = convTOp(x, weight, g)
+    guard let bias else { return y }
+    precondition(bias.shape == [weight.shape[1]], "conv_transpose2d: bias \(bias.shape) for \(weight.shape[1]) output channels")
+    return y + bias.reshape([1, weight.shape[1], 1, 1])
+}

@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Element-wise ops with broadcasting. Every backward is written with Tensor ops, so it is
+// differentiable again under createGraph.
+
+// MARK: binary (broadcasting)
+
+public func + (a: Tensor, b: Tensor) -> Tensor {
+    let out = mapBinary(a, b, "add") { $0 + $1 }
+    return record(out, "add", [a, b]) { g, _, needs in
+        [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? g.sumTo(b.shape) : nil]
+    }
+}
+
+public func - (a: Tensor, b: Tensor) -> Tensor {
+    let out = mapBinary(a, b, "sub") { $0 - $1 }
+    return record(out, "sub", [a, b]) { g, _, needs in
+        [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? (-g).sumTo(b.shape) : nil]
+    }
+}
+
+public func * (a: Tensor, b: Tensor) -> Tensor {
+    let out = mapBinary(a, b, "mul") { $0 * $1 }
+    return record(out, "mul", [a, b]) { g, _, needs in
+        [needs[0] ? (g * b).sumTo(a.shape) : nil, needs[1] ? (g * a).sumTo(b.shape) : nil]
+    }
+}
+
+public func / (a: Tensor, b: Tensor) -> Tensor {
+    let out = mapBinary(a, b, "div") { $0 / $1 }
+    return record(out, "div", [a, b]) { g, y, needs in
+        [needs[0] ? (g / b).sumTo(a.shape) : nil,
+         needs[1] ? (-(g * y) / b).sumTo(b.shape) : nil]
+    }
+}
+
+public prefix func - (x: Tensor) -> Tensor {
+    let out = mapUnary(x) { -$0 }
+    return record(out, "neg", [x]) { g, _, _ in [-g] }
+}
+
+// MARK: with a scalar
+
+public func + (a: Tensor, s: Float) -> Tensor {
+    let out = mapUnary(a) { $0 + s }
+    return record(out, "add_scalar", [a]) { g, _, _ in [g] }
+}
+public func + (s: Float, a: Tensor) -> Tensor { a + s }
+public func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+
+public func - (s: Float, a: Tensor) -> Tensor {
+    let out = mapUnary(a) { s - $0 }
+    return record(out, "rsub_scalar", [a]) { g, _, _ in [-g] }
+}
+
+public func * (a: Tensor, s: Float) -> Tensor {
+    let out = mapUnary(a) { $0 * s }
+    return record(out, "mul_scalar", [a]) { g, _, _ in [g * s] }
+}
+public func * (s: Float, a: Tensor) -> Tensor { a * s }
+public func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+
+public func / (s: Float, a: Tensor) -> Tensor {
+    let out = mapUnary(a) { s / $0 }
+    return record(out, "rdiv_scalar", [a]) { g, y, _ in [-(g * y) / a] }
+}
+
+// MARK: unary
+
+extension Tensor {
+    public func exp() -> Tensor {
+        let out = mapUnary(self) { libm_expf($0) }
+        return record(out, "exp", [self]) { g, y, _ in [g * y] }
+    }
+
+    public func log() -> Tensor {
+        let out = mapUnary(self) { libm_logf($0) }
+        return record(out, "log", [self]) { g, _, _ in [g / self] }
+    }
+
+    public func sqrt() -> Tensor {
+        let out = mapUnary(self) { $0.squareRoot() }
+        return record(out, "sqrt", [self]) { g, y, _ in [g / (y * 2)] }
+    }
+
+    /// x ** p for a scalar exponent.
+    public func pow(_ p: Float) -> Tensor {
+        if p == 2 { return self * self }
+        let out = mapUnary(self) { libm_powf($0, p) }
+        return record(out, "pow", [self]) { g, _, _ in [g * (self.pow(p - 1) * p)] }
+    }
+
+    public func squared() -> Tensor { self * self }
+
+    public func abs() -> Tensor {
+        let out = mapUnary(self) { Swift.abs($0) }
+        return record(out, "abs", [self]) { g, _, _ in
+            [g * mapUnary(self) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }]
+        }
+    }
+
+    /// Clamps to [min, max]; the gradient passes where min <= x <= max (as PyTorch).
+    public func clamp(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
+        let out = mapUnary(self) { Swift.min(Swift.max($0, lo), hi) }
+        return record(out, "clamp", [self]) { g, _, _ in
+            [g * mapUnary(self) { $0 >= lo && $0 <= hi ? 1 : 0 }]
+        }
+    }
+
+    public func relu() -> Tensor {
+        let out = mapUnary(self) { $0 > 0 ? $0 : 0 }
+        return record(out, "relu", [self]) { g, _, _ in [g * mapUnary(self) { $0 > 0 ? 1 : 0 }] }
+    }
+
+    public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
+        let out = mapUnary(self) { $0 > 0 ? $0 : $0 * slope }
+        return record(out, "leaky_relu", [self]) { g, _, _ in
+            [g * mapUnary(self) { $0 > 0 ? 1 : slope }]
+        }
+    }
+
+    public func tanh() -> Tensor {
+        let out = mapUnary(self) { libm_tanhf($0) }
+        return record(out, "tanh", [self]) { g, y, _ in [g * (1 - y * y)] }
+    }
+
+    public func sigmoid() -> Tensor {
+        let out = mapUnary(self) { stableSigmoid($0) }
+        return record(out, "sigmoid", [self]) { g, y, _ in [g * (y * (1 - y))] }
+    }
+
+    /// log(1 + e^x), computed stably.
+    public func softplus() -> Tensor {
+        let out = mapUnary(self) { Swift.max($0, 0) + libm_log1pf(libm_expf(-Swift.abs($0))) }
+        return record(out, "softplus", [self]) { g, _, _ in [g * self.sigmoid()] }
+    }
+
+    /// log(sigmoid(x)) = -softplus(-x), computed stably.
+    public func logSigmoid() -> Tensor {
+        let out = mapUnary(self) { Swift.min($0, 0) - libm_log1pf(libm_expf(-Swift.abs($0))) }
+        return record(out, "log_sigmoid", [self]) { g, _, _ in [g * (-self).sigmoid()] }
+    }
+}
+
+@inline(__always) func stableSigmoid(_ x: Float) -> Float {
+    if x >= 0 { return 1 / (1 + libm_expf(-x)) }
+    let e = libm_expf(x)
+    return e / (1 + e)
+}
+
+// libm's float functions under names that do not clash with the Tensor methods.
+@inline(__always) func libm_expf(_ x: Float) -> Float { expf(x) }
+@inline(__always) func libm_logf(_ x: Float) -> Float { logf(x) }
+@inline(__always) func libm_powf(_ x: Float, _ p: Float) -> Float { powf(x, p) }
+@inline(__always) func libm_tanhf(_ x: Float) -> Float { tanhf(x) }
+@inline(__always) func libm_log1pf(_ x: Float) -> Float { log1pf(x) }

@@ -1,0 +1,93 @@
+import COpenBLAS
+
+/// C[m,n] = op(A) op(B) for row-major A, B through cblas_sgemm.
+@inline(__always)
+func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+           _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+           _ c: UnsafeMutablePointer<Float>, _ ldc: Int, beta: Float = 0, alpha: Float = 1) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Batched op(A) @ op(B) on the last two dims. A is [b, ., .] or 2-d; B likewise. A 2-d operand is
+/// shared by every batch entry. The backward rules are themselves `matmulT` calls, so they are
+/// differentiable again.
+func matmulT(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool) -> Tensor {
+    precondition((a.rank == 2 || a.rank == 3) && (b.rank == 2 || b.rank == 3),
+                 "matmul: needs 2-d or 3-d operands, got \(a.shape) and \(b.shape)")
+    let batchA = a.rank == 3 ? a.shape[0] : 1, batchB = b.rank == 3 ? b.shape[0] : 1
+    precondition(batchA == batchB || a.rank == 2 || b.rank == 2,
+                 "matmul: batch sizes \(batchA) and \(batchB) differ")
+    let batch = max(batchA, batchB)
+    let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+    let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+    let (m, k) = transA ? (ac, ar) : (ar, ac)
+    let (k2, n) = transB ? (bc, br) : (br, bc)
+    precondition(k == k2, "matmul: inner dimensions differ: \(a.shape)\(transA ? "^T" : "") @ \(b.shape)\(transB ? "^T" : "")")
+    let outShape = (a.rank == 3 || b.rank == 3) ? [batch, m, n] : [m, n]
+    let out = Tensor(uninitializedShape: outShape)
+    let strideA = a.rank == 3 ? ar * ac : 0, strideB = b.rank == 3 ? br * bc : 0
+    for i in 0..<batch {
+        sgemm(transA, transB, m, n, k, a.data + i * strideA, ac, b.data + i * strideB, bc, out.data + i * m * n, n)
+    }
+    return record(out, "matmul", [a, b]) { g, _, needs in
+        var ga: Tensor? = nil, gb: Tensor? = nil
+        if needs[0] {
+            // dA = g op(B)^T, or its transpose when A was transposed.
+            var d = transA ? matmulT(b, g, transA: transB, transB: true) : matmulT(g, b, transA: false, transB: !transB)
+            if a.rank == 2 && d.rank == 3 { d = d.sum(dim: 0) }
+            ga = d
+        }
+        if needs[1] {
+            var d: Tensor
+            if a.rank == 3 && b.rank == 2 && !transA {
+                // Shared B: fold the batch into rows, one GEMM instead of a batch and a sum.
+                let a2 = a.reshape([batch * ar, ac]), g2 = g.reshape([batch * m, n])
+                d = transB ? matmulT(g2, a2, transA: true, transB: false) : matmulT(a2, g2, transA: true, transB: false)
+            } else {
+                // dB = op(A)^T g, or its transpose when B was transposed.
+                d = transB ? matmulT(g, a, transA: true, transB: transA) : matmulT(a, g, transA: !transA, transB: false)
+                if b.rank == 2 && d.rank == 3 { d = d.sum(dim: 0) }
+            }
+            gb = d
+        }
+        return [ga, gb]
+    }
+}
+
+/// Matrix product with PyTorch's rules for 2-d and batched 3-d operands; a [..., m, k] input times
+/// a 2-d [k, n] weight folds its leading dims into rows.
+public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
+    if a.rank > 3 && b.rank == 2 {
+        let lead = Array(a.shape.dropLast())
+        let out = matmulT(a.reshape([-1, a.shape[a.rank - 1]]), b, transA: false, transB: false)
+        return out.reshape(lead + [b.shape[1]])
+    }
+    return matmulT(a, b, transA: false, transB: false)
+}
+
+/// x W^T + b, as `torch.nn.functional.linear` (x: [N, in], W: [out, in], b: [out]).
+public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
+    precondition(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
+                 "linear: input \(x.shape) does not fit weight \(weight.shape)")
+    let x2 = x.rank == 2 ? x : x.reshape([-1, weight.shape[1]])
+    var y = matmulT(x2, weight, transA: false, transB: true)
+    if let bias { y = y + bias }
+    return x.rank == 2 ? y : y.reshape(Array(x.shape.dropLast()) + [weight.shape[0]])
+}
+
+public func dot(_ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.rank == 1 && b.rank == 1 && a.count == b.count, "dot: needs equal 1-d tensors, got \(a.shape), \(b.shape)")
+    return matmulT(a.reshape([1, a.count]), b.reshape([b.count, 1]), transA: false, transB: false).reshape([])
+}
+
+/// Matrix-vector product W v (W: [m, n], v: [n]).
+public func mv(_ w: Tensor, _ v: Tensor) -> Tensor {
+    precondition(w.rank == 2 && v.rank == 1 && w.shape[1] == v.count, "mv: \(w.shape) times \(v.shape)")
+    return matmulT(w, v.reshape([v.count, 1]), transA: false, transB: false).reshape([w.shape[0]])
+}

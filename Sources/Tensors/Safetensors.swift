@@ -1,0 +1,127 @@
+import Foundation
+
+/// Reading and writing the safetensors format (an 8-byte little-endian header length, a JSON
+/// header naming each tensor's dtype, shape and byte range, then the raw little-endian data), the
+/// format PyTorch's `safetensors.torch.save_file` writes. Only F32 tensors are read and written.
+public enum Safetensors {
+    public struct FormatError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): not a valid safetensors file: \(reason)" }
+    }
+
+    /// Largest header accepted (the format's own limit is 100 MB).
+    static let maxHeader = 100_000_000
+
+    /// The tensors of `path` by name, and the file's `__metadata__`.
+    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw FormatError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
+        }
+        func fail(_ r: String) -> FormatError { FormatError(path: path, reason: r) }
+        guard data.count >= 8 else { throw fail("\(data.count) bytes is shorter than the 8-byte header length") }
+        let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard n <= UInt64(maxHeader), 8 + Int(n) <= data.count else {
+            throw fail("header length \(n) does not fit a file of \(data.count) bytes")
+        }
+        let headerEnd = 8 + Int(n)
+        guard let json = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)),
+              let header = json as? [String: Any] else { throw fail("the header is not a JSON object") }
+        var metadata: [String: String] = [:]
+        var tensors: [String: Tensor] = [:]
+        let body = headerEnd
+        for (name, value) in header {
+            if name == "__metadata__" {
+                if let m = value as? [String: Any] { for (k, v) in m { metadata[k] = "\(v)" } }
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
+            else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
+            guard dtype == "F32" else { throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has a negative dimension in \(shape)") }
+            let count = shape.reduce(1, *)
+            let (b, e) = (offsets[0], offsets[1])
+            guard b >= 0, e >= b, body + e <= data.count else {
+                throw fail("tensor '\(name)' byte range [\(b), \(e)) lies outside the \(data.count - body) data bytes")
+            }
+            guard e - b == count * 4 else {
+                throw fail("tensor '\(name)' of shape \(shape) needs \(count * 4) bytes, its range has \(e - b)")
+            }
+            let t = Tensor(uninitializedShape: shape)
+            data.withUnsafeBytes { raw in
+                let src = raw.baseAddress! + body + b
+                let dst = UnsafeMutableRawPointer(t.data)
+                dst.copyMemory(from: src, byteCount: count * 4)
+            }
+            for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: t.data[i].bitPattern)) }
+            tensors[name] = t
+        }
+        return (tensors, metadata)
+    }
+
+    /// Writes `tensors` in order, atomically (a temporary file, fsync, rename).
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for (name, t) in tensors {
+            precondition(name != "__metadata__" && header[name] == nil, "safetensors: duplicate or reserved name '\(name)'")
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * 4]] as [String: Any]
+            offset += t.count * 4
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        var n = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, t) in tensors {
+            for i in 0..<t.count {
+                var bits = t.data[i].bitPattern.littleEndian
+                withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+            }
+        }
+        try AtomicFile.write(out, to: path)
+    }
+}
+
+/// Writes a file so that it is either wholly there or not at all: a temporary file in the same
+/// folder, fsync, rename over the target, fsync of the folder.
+public enum AtomicFile {
+    public struct WriteError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "cannot write \(path): \(reason)" }
+    }
+
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let w = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if w <= 0 { if errno == EINTR { continue }; ok = false; return }
+                done += w
+            }
+        }
+        let err = String(cString: strerror(errno))
+        if !ok || fsync(fd) != 0 {
+            close(fd); unlink(tmp)
+            throw WriteError(path: path, reason: ok ? "fsync failed" : err)
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let e = String(cString: strerror(errno)); unlink(tmp)
+            throw WriteError(path: path, reason: e)
+        }
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Owns one 64-byte aligned block of float32 values. Several tensors may be windows onto one
+/// storage (a model's flat parameter buffer, a reshape); the storage lives as long as any of them.
+public final class TensorStorage {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(count: Int) {
+        precondition(count >= 0, "TensorStorage: negative element count \(count)")
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let rc = posix_memalign(&raw, 64, bytes)
+        precondition(rc == 0 && raw != nil, "TensorStorage: cannot allocate \(bytes) bytes (error \(rc))")
+        pointer = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    deinit { free(pointer) }
+}
+
+/// A float32 tensor: a shape and a contiguous, row-major window (`offset`, `count`) onto a storage.
+///
+/// Tensors are reference types, like PyTorch's: an op returns a new tensor and, when gradients are
+/// being recorded and an input requires them, the node that made it (`gradFn`).
+public final class Tensor {
+    public let shape: [Int]
+    public let storage: TensorStorage
+    public let offset: Int
+    public let count: Int
+    /// Set on leaves by the user (`requiresGrad = true`); set on op outputs by the recorder.
+    public var requiresGrad: Bool {
+        didSet {
+            precondition(node == nil || requiresGrad,
+                         "requiresGrad can only be changed on leaf tensors (this one was made by \(node!.name))")
+        }
+    }
+    /// The accumulated gradient of a leaf after `backward()`. May be a window onto a flat
+    /// gradient buffer, in which case backward accumulates into it in place.
+    public var grad: Tensor?
+    /// The op that produced this tensor, if it was recorded.
+    internal var node: Node?
+
+    /// Wraps an existing storage window. `offset + product(shape)` must fit in the storage.
+    public init(shape: [Int], storage: TensorStorage, offset: Int = 0) {
+        let n = Tensor.elementCount(shape)
+        precondition(offset >= 0 && offset + n <= storage.count,
+                     "Tensor: window [\(offset), \(offset + n)) does not fit a storage of \(storage.count) elements")
+        self.shape = shape
+        self.storage = storage
+        self.offset = offset
+        self.count = n
+        self.requiresGrad = false
+    }
+
+    /// A new tensor of the given shape; its contents are uninitialised.
+    public convenience init(uninitializedShape shape: [Int]) {
+        self.init(shape: shape, storage: TensorStorage(count: Tensor.elementCount(shape)))
+    }
+
+    /// A new tensor holding `values` (row-major) with `shape`.
+    public convenience init(shape: [Int], values: [Float], requiresGrad: Bool = false) {
+        precondition(values.count == Tensor.elementCount(shape),
+                     "Tensor(shape: \(shape)) needs \(Tensor.elementCount(shape)) values, got \(values.count)")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { data.update(from: base, count: values.count) }
+        }
+        self.requiresGrad = requiresGrad
+    }
+
+    /// A 0-d tensor.
+    public convenience init(_ scalar: Float, requiresGrad: Bool = false) {
+        self.init(shape: [], values: [scalar], requiresGrad: requiresGrad)
+    }
+
+    public static func elementCount(_ shape: [Int]) -> Int {
+        var n = 1
+        for d in shape {
+            precondition(d >= 0, "Tensor: negative dimension in shape \(shape)")
+            n *= d
+        }
+        return n
+    }
+
+    // MARK: raw access
+
+    /// Pointer to the first element of this tensor's window.
+    @inlinable public var data: UnsafeMutablePointer<Float> { storage.pointer + offset }
+
+    @inlinable public var buffer: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: data, count: count)
+    }
+
+    public var rank: Int { shape.count }
+
+    /// The values, row-major.
+    public func toArray() -> [Float] { Array(buffer) }
+
+    /// The single value of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "item: tensor of shape \(shape) has \(count) elements, not 1")
+        return data[0]
+    }
+
+    public subscript(flat i: Int) -> Float {
+        get { precondition(i >= 0 && i < count); return data[i] }
+        set { precondition(i >= 0 && i < count); data[i] = newValue }
+    }
+
+    /// True when the tensor was produced by a recorded op.
+    public var isLeaf: Bool { node == nil }
+    /// Name of the op that produced this tensor (`nil` for leaves).
+    public var gradFnName: String? { node?.name }
+
+    // MARK: construction helpers
+
+    public static func zeros(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.buffer.update(repeating: 0)
+        t.requiresGrad = requiresGrad
+        return t
+    }
+
+    public static func ones(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
+        full(shape, 1, requiresGrad: requiresGrad)
+    }
+
+    public static func full(_ shape: [Int], _ value: Float, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.buffer.update(repeating: value)
+        t.requiresGrad = requiresGrad
+        return t
+    }
+
+    public static func zeros(like t: Tensor) -> Tensor { zeros(t.shape) }
+    public static func ones(like t: Tensor) -> Tensor { ones(t.shape) }
+
+    /// A tensor sharing this one's storage, cut off from the graph (PyTorch's `detach()`).
+    public func detach() -> Tensor { Tensor(shape: shape, storage: storage, offset: offset) }
+
+    /// A fresh copy of the values, cut off from the graph.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    /// Overwrites this tensor's values with `other`'s (same element count). Not recorded.
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "assign: \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let shown = buffer.prefix(8).map { String($0) }.joined(separator: ", ")
+        return "Tensor(shape: \(shape), [\(shown)\(count > 8 ? ", ..." : "")]"
+            + (node.map { ", gradFn: \($0.name)" } ?? "") + ")"
+    }
+}
