@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "GAN", targets: ["GAN"]),
         .executable(name: "gan", targets: ["gan"]),
         .executable(name: "gan-bench", targets: ["gan-bench"]),
     ],
@@ -17,14 +19,26 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "NN", dependencies: ["Tensors"]),
+        .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "GAN", dependencies: ["Tensors", "NN", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors",
+            "Tensors", "NN", "GAN", "Data", "Telemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
                           path: "bench/EngineBench"),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"],
+        // Helpers shared by the test targets (fixture loading, tolerances, finite differences).
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "DataTests", dependencies: ["Tensors", "Data", "Telemetry"]),
+        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
     ]
 )

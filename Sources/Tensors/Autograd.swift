@@ -206,3 +206,11 @@ public func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tenso
     let found = runBackward(roots: outputs, gradRoots: gouts, wrt: inputs, accumulateLeaves: false, createGraph: createGraph)
     return inputs.map { found[ObjectIdentifier($0)] ?? Tensor.zeros($0.shape) }
 }
+
+/// Records `output` as made by a custom op from `inputs` (when grad mode is on and an input
+/// requires grad). `backward` maps the output's gradient to one gradient per input (nil for none);
+/// build it from Tensor ops and it supports double backward too.
+public func recordCustom(_ output: Tensor, _ name: String, _ inputs: [Tensor],
+                         _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    record(output, name, inputs) { g, _, _ in backward(g) }
+}

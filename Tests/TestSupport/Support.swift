@@ -1,17 +1,19 @@
 import Foundation
 import XCTest
-@testable import Tensors
+import Tensors
 
-/// Fixtures written by tools/fixtures/make_fixtures.py (PyTorch 2.13 CPU).
-enum Fixtures {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+/// Fixtures written by the scripts in tools/fixtures (PyTorch 2.13 CPU), stored beside each test
+/// target under Tests/<Target>/Fixtures.
+public enum Fixtures {
     nonisolated(unsafe) private static var cache: [String: [String: Tensor]] = [:]
-    static func load(_ file: String) -> [String: Tensor] {
-        if let c = cache[file] { return c }
-        let path = dir.appendingPathComponent(file).path
+    public static func load(_ file: String, target: String = "TensorsTests") -> [String: Tensor] {
+        let key = target + "/" + file
+        if let c = cache[key] { return c }
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(target).appendingPathComponent("Fixtures").appendingPathComponent(file).path
         do {
             let t = try Safetensors.read(path: path).tensors
-            cache[file] = t
+            cache[key] = t
             return t
         } catch {
             XCTFail("cannot load fixture \(path): \(error)")
@@ -21,7 +23,7 @@ enum Fixtures {
 }
 
 extension [String: Tensor] {
-    func t(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> Tensor {
+    public func t(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> Tensor {
         guard let v = self[name] else {
             XCTFail("fixture tensor '\(name)' missing", file: file, line: line)
             return Tensor.zeros([1])
@@ -31,7 +33,7 @@ extension [String: Tensor] {
 }
 
 /// |a - b| <= atol + rtol * |b| element-wise, with the worst offender in the message.
-func assertClose(_ a: Tensor, _ b: Tensor, atol: Float = 1e-5, rtol: Float = 1e-4, _ what: String = "",
+public func assertClose(_ a: Tensor, _ b: Tensor, atol: Float = 1e-5, rtol: Float = 1e-4, _ what: String = "",
                  file: StaticString = #filePath, line: UInt = #line) {
     guard a.shape == b.shape || (a.count == b.count && a.count == 1) else {
         XCTFail("\(what): shape \(a.shape) != expected \(b.shape)", file: file, line: line)
@@ -62,7 +64,7 @@ private func weightedSum(_ f: ([Tensor]) -> Tensor, _ inputs: [Tensor], _ w: Ten
 /// Checks the gradient autograd gives for every input that requires grad against central
 /// differences of sum(f(inputs) * w) for a random w. Float32 differences: eps 1e-2 by default,
 /// tolerances to match.
-func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 5e-4, rtol: Float = 3e-3,
+public func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 5e-4, rtol: Float = 3e-3,
                file: StaticString = #filePath, line: UInt = #line, _ f: @escaping ([Tensor]) -> Tensor) {
     var rng = RandomGenerator(seed: 99, stream: UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xffff))
     let probe = f(inputs)
@@ -88,7 +90,7 @@ func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Floa
 /// Second-order check: h(inputs) = sum(grad(f, wrt: inputs[0], createGraph) * v) is
 /// differentiated by autograd (double backward) and by central differences of its first-order
 /// value, for every input that requires grad.
-func gradGradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 5e-4, rtol: Float = 3e-3,
+public func gradGradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 5e-4, rtol: Float = 3e-3,
                    file: StaticString = #filePath, line: UInt = #line, _ f: @escaping ([Tensor]) -> Tensor) {
     var rng = RandomGenerator(seed: 7, stream: UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xffff))
     let x0 = inputs[0]
@@ -135,7 +137,7 @@ func gradGradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: 
 }
 
 /// A tensor of given shape with values from the fixed generator, away from zero by `margin`.
-func sample(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1, margin: Float = 0, positive: Bool = false,
+public func sample(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1, margin: Float = 0, positive: Bool = false,
             requiresGrad: Bool = true) -> Tensor {
     var rng = RandomGenerator(seed: seed, stream: UInt64(shape.reduce(17, { $0 &* 31 &+ $1 })))
     let t = Tensor.randn(shape, generator: &rng)

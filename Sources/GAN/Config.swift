@@ -1,0 +1,80 @@
+import Foundation
+
+public enum ModelKind: String, Codable, CaseIterable, Sendable {
+    case mlp, dcgan, sndcgan, stylegan
+}
+
+public enum LossKind: String, Codable, CaseIterable, Sendable {
+    /// BCE, generator loss non-saturating (-log D(G(z))), as the tutorial trains.
+    case bce
+    /// BCE with the original, saturating generator loss log(1 - D(G(z))).
+    case bceSaturating = "bce-saturating"
+    /// WGAN: critic loss -E[D(x)] + E[D(G(z))], weight clipping, RMSprop, n_critic.
+    case wgan
+    /// WGAN-GP: the WGAN losses plus lambda * the gradient penalty, Adam(0, 0.9), n_critic.
+    case wganGP = "wgan-gp"
+    /// Hinge: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; generator -E[D(G(z))].
+    case hinge
+}
+
+/// Everything that defines a run; saved in every checkpoint.
+public struct GANConfig: Codable, Equatable, Sendable {
+    public var model: ModelKind = .dcgan
+    public var loss: LossKind = .bce
+    public var dataset = "mnist"
+    public var dataDir: String? = nil
+    public var imageSize = 32
+    public var nc = 1
+    public var ngf = 64
+    public var ndf = 64
+    public var latentDim = 100
+    public var wDim = 128
+    public var mappingLayers = 8
+    public var styleMixingProb: Float = 0.5
+    public var progressive = false
+    public var batchSize = 64
+    public var steps = 1000
+    public var seed: UInt64 = 0
+    public var lrG: Float = 2e-4
+    public var lrD: Float = 2e-4
+    public var beta1: Float = 0.5
+    public var beta2: Float = 0.999
+    public var nCritic = 1
+    public var clip: Float = 0.01
+    public var gpLambda: Float = 10
+    /// One-sided label smoothing: real targets become this (0.9), nil for none.
+    public var labelSmoothing: Float? = nil
+    /// Noisy real labels, uniform in [0.7, 1.0] per sample.
+    public var noisyLabels = false
+
+    public init() {}
+
+    /// Applies the defaults a loss implies (the tutorial's settings) where the user gave none.
+    public mutating func applyLossDefaults(lrGiven: Bool, betasGiven: Bool, nCriticGiven: Bool) {
+        switch loss {
+        case .wgan:
+            if !lrGiven { lrG = 5e-5; lrD = 5e-5 }
+            if !nCriticGiven { nCritic = 5 }
+        case .wganGP:
+            if !betasGiven { beta1 = 0; beta2 = 0.9 }
+            if !lrGiven { lrG = 1e-4; lrD = 1e-4 }
+            if !nCriticGiven { nCritic = 5 }
+        default: break
+        }
+    }
+
+    /// A problem with the combination of settings, or nil.
+    public func validate() -> String? {
+        if model == .mlp && imageSize != 28 { return "the mlp model works on 28x28 images (got --image-size \(imageSize))" }
+        if model != .mlp && ![16, 32, 64].contains(imageSize) { return "--image-size must be 16, 32 or 64 for \(model.rawValue)" }
+        if progressive && !(model == .dcgan || model == .sndcgan) { return "--progressive applies to the dcgan and sndcgan models" }
+        if batchSize < 1 { return "--batch must be at least 1" }
+        if steps < 0 { return "--steps must not be negative" }
+        if nCritic < 1 { return "--n-critic must be at least 1" }
+        if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1]" }
+        if (labelSmoothing != nil || noisyLabels) && !(loss == .bce || loss == .bceSaturating) {
+            return "label smoothing and noisy labels apply to the BCE losses"
+        }
+        return nil
+    }
+}

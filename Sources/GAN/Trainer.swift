@@ -1,0 +1,210 @@
+import Data
+import NN
+import Tensors
+
+/// Averages a flat gradient buffer over the ranks of a data-parallel run (the distributed
+/// layer's ring all-reduce); a single process has none.
+public protocol GradientReducer: AnyObject {
+    func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String)
+}
+
+/// What one training step measured (means over this rank's shard).
+public struct StepMetrics: Sendable, Equatable {
+    public var dLoss: Float = 0
+    public var gLoss: Float = 0
+    /// Mean D(x): probability for the BCE losses, raw critic score otherwise.
+    public var dReal: Float = 0
+    /// Mean D(G(z)), likewise.
+    public var dFake: Float = 0
+    public var gradientPenalty: Float = 0
+    public var gGradNorm: Float = 0
+    public var dGradNorm: Float = 0
+    public var resolution = 0
+    public var alpha: Float = 1
+}
+
+/// A generator and discriminator with their optimizers, built from a config.
+public final class GANModels {
+    public let config: GANConfig
+    public let generator: GeneratorModel
+    public let discriminator: DiscriminatorModel
+    public let gParams: ParameterGroup
+    public let dParams: ParameterGroup
+    public let optG: Optimizer
+    public let optD: Optimizer
+
+    public init(config: GANConfig) {
+        self.config = config
+        var gRng = RandomGenerator(seed: config.seed, stream: 0x6E)   // 'G'
+        var dRng = RandomGenerator(seed: config.seed, stream: 0x64)   // 'D'
+        let c = config
+        switch (c.model, c.progressive) {
+        case (.mlp, _):
+            generator = MLPGenerator(latentDim: c.latentDim, imageShape: [c.nc, 28, 28], rng: &gRng)
+            discriminator = MLPDiscriminator(imageShape: [c.nc, 28, 28], rng: &dRng)
+        case (.dcgan, true), (.sndcgan, true):
+            generator = ProgressiveGenerator(latentDim: c.latentDim, ngf: c.ngf, nc: c.nc, imageSize: c.imageSize, rng: &gRng)
+            discriminator = ProgressiveDiscriminator(nc: c.nc, ndf: c.ndf, imageSize: c.imageSize,
+                                                     spectral: c.model == .sndcgan, rng: &dRng)
+        case (.dcgan, false), (.sndcgan, false):
+            generator = DCGANGenerator(latentDim: c.latentDim, ngf: c.ngf, nc: c.nc, imageSize: c.imageSize, rng: &gRng)
+            discriminator = DCGANDiscriminator(nc: c.nc, ndf: c.ndf, imageSize: c.imageSize, spectral: c.model == .sndcgan, rng: &dRng)
+        case (.stylegan, _):
+            generator = StyleGenerator(latentDim: c.latentDim, wDim: c.wDim, mappingLayers: c.mappingLayers, ngf: c.ngf,
+                                       nc: c.nc, imageSize: c.imageSize, rng: &gRng)
+            discriminator = DCGANDiscriminator(nc: c.nc, ndf: c.ndf, imageSize: c.imageSize, rng: &dRng)
+        }
+        gParams = ParameterGroup(generator)
+        dParams = ParameterGroup(discriminator)
+        if c.loss == .wgan {
+            optG = RMSprop(gParams, lr: c.lrG)
+            optD = RMSprop(dParams, lr: c.lrD)
+        } else {
+            optG = Adam(gParams, lr: c.lrG, betas: (c.beta1, c.beta2))
+            optD = Adam(dParams, lr: c.lrD, betas: (c.beta1, c.beta2))
+        }
+    }
+
+    /// Sets the growth state of progressive models (no-op otherwise).
+    public func setGrowth(_ s: GrowthState) {
+        (generator as? ProgressiveGenerator)?.growth = s
+        (discriminator as? ProgressiveDiscriminator)?.growth = s
+    }
+
+    public var growthSchedule: GrowthSchedule? {
+        guard let g = generator as? ProgressiveGenerator else { return nil }
+        return GrowthSchedule(totalSteps: config.steps, maxLevel: g.maxLevel)
+    }
+
+    /// Images from latents in eval mode (running BN statistics), without recording.
+    public func sample(_ z: Tensor) -> Tensor {
+        generator.eval()
+        defer { generator.train() }
+        return withNoGrad { generator.generate(z) }
+    }
+}
+
+/// One process's part of training: the same code runs a single process (world of one) and
+/// each rank of a data-parallel run.
+public final class GANTrainer {
+    public let models: GANModels
+    public var config: GANConfig { models.config }
+    public let dataset: ImageDataset
+    public var sampler: EpochSampler
+    public private(set) var step = 0
+    public let rank: Int
+    public let worldSize: Int
+    public var reducer: GradientReducer?
+
+    public init(models: GANModels, dataset: ImageDataset, rank: Int = 0, worldSize: Int = 1) {
+        precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
+        self.models = models
+        self.dataset = dataset
+        self.rank = rank
+        self.worldSize = worldSize
+        sampler = EpochSampler(count: dataset.count, batchSize: models.config.batchSize, seed: models.config.seed)
+    }
+
+    /// Restores the position of a resumed run.
+    public func restore(step: Int, sampler: EpochSampler) {
+        self.step = step
+        self.sampler = sampler
+    }
+
+    /// This rank's slice of a global batch of `b` samples: contiguous, sizes differing by at most
+    /// one when `b` does not divide by the world size (the first `b % n` ranks take one more).
+    public static func shard(_ b: Int, rank: Int, worldSize n: Int) -> Range<Int> {
+        let base = b / n, extra = b % n
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+
+    /// Real images of this rank's shard of the next global batch, at `resolution`.
+    func nextReal(resolution: Int) -> (Tensor, [Int]) {
+        let global = sampler.next()
+        let mine = GANTrainer.shard(global.count, rank: rank, worldSize: worldSize)
+        var x = batch(dataset, indices: Array(global[mine]), size: config.imageSize)
+        var r = config.imageSize
+        while r > resolution { x = x.avgPool(2); r /= 2 }
+        // Global sample positions within the batch key the per-sample randomness.
+        return (x, Array(mine))
+    }
+
+    /// The real targets for the BCE losses.
+    func realTargets(_ positions: [Int], iteration: Int) -> Tensor {
+        if config.noisyLabels {
+            return perSampleUniform(seed: config.seed, .labelNoise, step: step, iteration: iteration, indices: positions,
+                                    lo: 0.7, hi: 1.0, shape: [positions.count, 1])
+        }
+        return Tensor.full([positions.count, 1], config.labelSmoothing ?? 1)
+    }
+
+    func generate(_ z: Tensor, positions: [Int], iteration: Int) -> Tensor {
+        let g = models.generator
+        if let sg = g as? StyleGenerator, config.styleMixingProb > 0 {
+            // Style-mixing regularisation: for the whole step, with probability p, a random
+            // crossover layer takes the rest of the styles from a second latent.
+            var r = sampleGenerator(seed: config.seed, .styleMix, step: step, iteration: iteration)
+            if r.uniform() < config.styleMixingProb {
+                let crossover = 1 + r.int(below: sg.numLayers - 1)
+                let z2 = latents(seed: config.seed, .latent2, step: step, iteration: iteration, indices: positions, dim: config.latentDim)
+                return sg.mix(z, z2, crossover: crossover)
+            }
+        }
+        return g.generate(z)
+    }
+
+    /// One step: `nCritic` discriminator updates, then one generator update.
+    @discardableResult
+    public func trainStep() -> StepMetrics {
+        let c = config
+        var metrics = StepMetrics()
+        let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
+        models.setGrowth(growth)
+        metrics.resolution = models.growthSchedule == nil ? (c.model == .mlp ? 28 : c.imageSize) : growth.resolution
+        metrics.alpha = growth.alpha
+        let G = models.generator, D = models.discriminator
+        G.train(); D.train()
+        let probs = c.loss == .bce || c.loss == .bceSaturating
+        var fake = Tensor.zeros([1])
+        for it in 0..<c.nCritic {
+            let (real, positions) = nextReal(resolution: metrics.resolution)
+            let z = latents(seed: c.seed, step: step, iteration: it, indices: positions, dim: c.latentDim)
+            let last = it == c.nCritic - 1
+            // The last iteration keeps the graph of G(z): the generator step reuses these images,
+            // as the tutorial does.
+            fake = last ? generate(z, positions: positions, iteration: it) : withNoGrad { generate(z, positions: positions, iteration: it) }
+            models.dParams.zeroGrad()
+            let realOut = D.score(real)
+            let fakeOut = D.score(fake.detach())
+            var dLoss = discriminatorLoss(c.loss, real: realOut, fake: fakeOut, realTarget: realTargets(positions, iteration: it))
+            if c.loss == .wganGP {
+                let alpha = perSampleUniform(seed: c.seed, .gpAlpha, step: step, iteration: it, indices: positions,
+                                             shape: [positions.count, 1, 1, 1])
+                let gp = gradientPenalty(critic: { D.score($0) }, real: real, fake: fake.detach(), alpha: alpha)
+                metrics.gradientPenalty = gp.item
+                dLoss = dLoss + gp * c.gpLambda
+            }
+            dLoss.backward()
+            reducer?.allReduceMean(models.dParams.gradBuffer, tag: "D")
+            metrics.dGradNorm = models.dParams.gradNorm()
+            models.optD.step()
+            if c.loss == .wgan { models.dParams.clamp(c.clip) }
+            metrics.dLoss = dLoss.item
+            metrics.dReal = probs ? realOut.sigmoid().mean().item : realOut.mean().item
+            metrics.dFake = probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item
+        }
+        // Generator step: D's parameters are frozen so backward skips their gradients.
+        models.gParams.zeroGrad()
+        for t in models.dParams.tensors { t.requiresGrad = false }
+        let gLoss = generatorLoss(c.loss, fake: D.score(fake))
+        gLoss.backward()
+        for t in models.dParams.tensors { t.requiresGrad = true }
+        reducer?.allReduceMean(models.gParams.gradBuffer, tag: "G")
+        metrics.gGradNorm = models.gParams.gradNorm()
+        models.optG.step()
+        metrics.gLoss = gLoss.item
+        step += 1
+        return metrics
+    }
+}

@@ -1,0 +1,160 @@
+import Tensors
+
+/// An optimizer over one `ParameterGroup`, with PyTorch's update rules, as one fused loop.
+public protocol Optimizer: AnyObject {
+    var group: ParameterGroup { get }
+    var learningRate: Float { get set }
+    /// Applies one update from the group's gradients.
+    func step()
+    /// The state to checkpoint, by name (step counts as 0-d tensors).
+    func stateTensors() -> [(String, Tensor)]
+    /// Restores state written by `stateTensors()`.
+    func loadState(_ state: [String: Tensor]) throws
+}
+
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+func requireState(_ state: [String: Tensor], _ name: String, count: Int) throws -> Tensor {
+    guard let t = state[name] else { throw OptimizerStateError(description: "optimizer state lacks '\(name)'") }
+    guard t.count == count else {
+        throw OptimizerStateError(description: "optimizer state '\(name)' has \(t.count) values, the model needs \(count)")
+    }
+    return t
+}
+
+/// `torch.optim.Adam(lr, betas, eps, weight_decay)`.
+public final class Adam: Optimizer {
+    public let group: ParameterGroup
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public private(set) var stepCount = 0
+    let m: TensorStorage, v: TensorStorage
+
+    public init(_ group: ParameterGroup, lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
+                weightDecay: Float = 0) {
+        self.group = group
+        learningRate = lr
+        (beta1, beta2) = betas
+        self.eps = eps
+        self.weightDecay = weightDecay
+        m = TensorStorage(count: group.count)
+        v = TensorStorage(count: group.count)
+        m.pointer.update(repeating: 0, count: max(group.count, 1))
+        v.pointer.update(repeating: 0, count: max(group.count, 1))
+    }
+
+    public func step() {
+        stepCount += 1
+        let t = Float(stepCount)
+        let bc1 = 1 - Foundation_pow(beta1, t), bc2 = 1 - Foundation_pow(beta2, t)
+        let stepSize = learningRate / bc1
+        let bc2Sqrt = bc2.squareRoot()
+        let p = group.values.pointer, g = group.grads.pointer, mp = m.pointer, vp = v.pointer
+        let (b1, b2, e, wd) = (beta1, beta2, eps, weightDecay)
+        for i in 0..<group.count {
+            var gi = g[i]
+            if wd != 0 { gi += wd * p[i] }
+            mp[i] += (gi - mp[i]) * (1 - b1)              // exp_avg.lerp_(grad, 1 - beta1)
+            vp[i] = vp[i] * b2 + (1 - b2) * gi * gi       // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
+            let denom = vp[i].squareRoot() / bc2Sqrt + e
+            p[i] -= stepSize * (mp[i] / denom)
+        }
+    }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        [("exp_avg", Tensor(shape: [group.count], storage: m)), ("exp_avg_sq", Tensor(shape: [group.count], storage: v)),
+         ("step", Tensor(Float(stepCount)))]
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        let a = try requireState(state, "exp_avg", count: group.count)
+        let b = try requireState(state, "exp_avg_sq", count: group.count)
+        let s = try requireState(state, "step", count: 1)
+        m.pointer.update(from: a.data, count: group.count)
+        v.pointer.update(from: b.data, count: group.count)
+        stepCount = Int(s.item)
+    }
+}
+
+/// `torch.optim.RMSprop(lr, alpha=0.99, eps=1e-8)` (no momentum, not centered).
+public final class RMSprop: Optimizer {
+    public let group: ParameterGroup
+    public var learningRate: Float
+    public let alpha: Float, eps: Float
+    let sq: TensorStorage
+
+    public init(_ group: ParameterGroup, lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8) {
+        self.group = group
+        learningRate = lr
+        self.alpha = alpha
+        self.eps = eps
+        sq = TensorStorage(count: group.count)
+        sq.pointer.update(repeating: 0, count: max(group.count, 1))
+    }
+
+    public func step() {
+        let p = group.values.pointer, g = group.grads.pointer, s = sq.pointer
+        let (a, e, lr) = (alpha, eps, learningRate)
+        for i in 0..<group.count {
+            s[i] = s[i] * a + (1 - a) * g[i] * g[i]
+            p[i] -= lr * (g[i] / (s[i].squareRoot() + e))
+        }
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { [("square_avg", Tensor(shape: [group.count], storage: sq))] }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        let a = try requireState(state, "square_avg", count: group.count)
+        sq.pointer.update(from: a.data, count: group.count)
+    }
+}
+
+/// `torch.optim.SGD(lr, momentum)` (no dampening, not Nesterov).
+public final class SGD: Optimizer {
+    public let group: ParameterGroup
+    public var learningRate: Float
+    public let momentum: Float
+    let buf: TensorStorage
+    var started = false
+
+    public init(_ group: ParameterGroup, lr: Float, momentum: Float = 0) {
+        self.group = group
+        learningRate = lr
+        self.momentum = momentum
+        buf = TensorStorage(count: group.count)
+        buf.pointer.update(repeating: 0, count: max(group.count, 1))
+    }
+
+    public func step() {
+        let p = group.values.pointer, g = group.grads.pointer, b = buf.pointer
+        let (mu, lr) = (momentum, learningRate)
+        if mu == 0 {
+            for i in 0..<group.count { p[i] -= lr * g[i] }
+            return
+        }
+        if !started {
+            b.update(from: g, count: group.count)
+            started = true
+        } else {
+            for i in 0..<group.count { b[i] = mu * b[i] + g[i] }
+        }
+        for i in 0..<group.count { p[i] -= lr * b[i] }
+    }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        [("momentum_buffer", Tensor(shape: [group.count], storage: buf)), ("started", Tensor(started ? 1 : 0))]
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        let a = try requireState(state, "momentum_buffer", count: group.count)
+        buf.pointer.update(from: a.data, count: group.count)
+        started = try requireState(state, "started", count: 1).item != 0
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+@inline(__always) func Foundation_pow(_ a: Float, _ b: Float) -> Float { powf(a, b) }
