@@ -6,6 +6,11 @@ public struct GrowthState: Equatable, Sendable {
     public var level: Int
     public var alpha: Float
     public var resolution: Int { 4 << level }
+
+    public init(level: Int, alpha: Float) {
+        self.level = level
+        self.alpha = alpha
+    }
 }
 
 /// ProGAN's schedule: level 0 trains alone, then each new level fades in (alpha 0 -> 1 over a

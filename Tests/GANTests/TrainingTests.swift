@@ -1,0 +1,173 @@
+import Data
+import Foundation
+import GAN
+import NN
+import TestSupport
+import XCTest
+@testable import Tensors
+
+/// A small dataset of blob images, enough to train a few steps in a unit test.
+func blobs(_ n: Int = 48) -> ImageDataset {
+    var g = RandomGenerator(seed: 5)
+    var px = [UInt8](repeating: 0, count: n * 784)
+    for i in 0..<n {
+        let cx = 8 + g.int(below: 12), cy = 8 + g.int(below: 12)
+        for y in 0..<28 { for x in 0..<28 where (x - cx) * (x - cx) + (y - cy) * (y - cy) < 30 { px[i * 784 + y * 28 + x] = 255 } }
+    }
+    return ImageDataset(pixels: px, count: n, height: 28, width: 28, labels: (0..<n).map { UInt8($0 % 10) }, source: "blobs")
+}
+
+func smallConfig(_ model: ModelKind, _ loss: LossKind, progressive: Bool = false) -> GANConfig {
+    var c = GANConfig()
+    c.model = model
+    c.loss = loss
+    c.imageSize = model == .mlp ? 28 : 16
+    c.ngf = 8; c.ndf = 8; c.latentDim = 12; c.wDim = 16; c.mappingLayers = 3
+    c.batchSize = 8; c.steps = 6; c.seed = 11
+    c.progressive = progressive
+    c.applyLossDefaults(lrGiven: false, betasGiven: false, nCriticGiven: true)
+    c.nCritic = loss == .wgan || loss == .wganGP ? 2 : 1
+    return c
+}
+
+final class TrainingTests: XCTestCase {
+    /// Every model and loss trains: finite losses that move, parameters that change, images of
+    /// the right shape in [-1, 1].
+    func testEveryModelAndLossTrains() {
+        let data = blobs()
+        var cases: [GANConfig] = []
+        for loss in LossKind.allCases { cases.append(smallConfig(.dcgan, loss)) }
+        for model in [ModelKind.mlp, .sndcgan, .stylegan] { cases.append(smallConfig(model, .bce)) }
+        cases.append(smallConfig(.sndcgan, .hinge))
+        cases.append(smallConfig(.stylegan, .wganGP))
+        cases.append(smallConfig(.dcgan, .bce, progressive: true))
+        cases.append(smallConfig(.sndcgan, .hinge, progressive: true))
+        var smooth = smallConfig(.dcgan, .bce); smooth.labelSmoothing = 0.9; cases.append(smooth)
+        var noisy = smallConfig(.mlp, .bce); noisy.noisyLabels = true; cases.append(noisy)
+        var ttur = smallConfig(.dcgan, .hinge); ttur.lrD = 4e-4; ttur.lrG = 1e-4; ttur.beta1 = 0; ttur.beta2 = 0.9; cases.append(ttur)
+        for c in cases {
+            let name = "\(c.model.rawValue)\(c.progressive ? "+progressive" : "")/\(c.loss.rawValue)"
+            XCTAssertNil(c.validate(), name)
+            let models = GANModels(config: c)
+            let trainer = GANTrainer(models: models, dataset: data)
+            let g0 = models.gParams.valueTensor.copy(), d0 = models.dParams.valueTensor.copy()
+            var ms: [StepMetrics] = []
+            for _ in 0..<c.steps { ms.append(trainer.trainStep()) }
+            for m in ms {
+                XCTAssertTrue(m.dLoss.isFinite && m.gLoss.isFinite, "\(name): non-finite loss \(m)")
+            }
+            XCTAssertNotEqual(ms.first!.dLoss, ms.last!.dLoss, "\(name): D loss did not move")
+            XCTAssertNotEqual(ms.first!.gLoss, ms.last!.gLoss, "\(name): G loss did not move")
+            XCTAssertNotEqual(models.gParams.valueTensor.toArray(), g0.toArray(), "\(name): G did not change")
+            XCTAssertNotEqual(models.dParams.valueTensor.toArray(), d0.toArray(), "\(name): D did not change")
+            let img = models.sample(latents(seed: 1, step: 0, indices: [0, 1, 2], dim: c.latentDim))
+            let side = c.progressive ? ms.last!.resolution : c.imageSize
+            XCTAssertEqual(img.shape, [3, 1, side, side], name)
+            XCTAssertTrue(img.toArray().allSatisfy { $0.isFinite && $0 >= -1 && $0 <= 1 }, "\(name): images outside [-1, 1]")
+            if c.loss == .wganGP { XCTAssertGreaterThan(ms.last!.gradientPenalty, 0, name) }
+            if c.loss == .wgan {
+                XCTAssertLessThanOrEqual(models.dParams.valueTensor.toArray().map { Swift.abs($0) }.max()!, c.clip + 1e-7, "clipping")
+            }
+        }
+    }
+
+    func testProgressiveRunReachesFullResolution() {
+        var c = smallConfig(.dcgan, .bce, progressive: true)
+        c.steps = 10   // 5 phases of 2 steps at 16x16 (levels 0...2)
+        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
+        let res = (0..<c.steps).map { _ in trainer.trainStep() }.map { $0.resolution }
+        XCTAssertEqual(res, [4, 4, 8, 8, 8, 8, 16, 16, 16, 16])
+    }
+
+    func testStyleMixingCrossover() {
+        var rng = RandomGenerator(seed: 1)
+        let g = StyleGenerator(latentDim: 8, wDim: 8, mappingLayers: 2, ngf: 4, nc: 1, imageSize: 16, rng: &rng)
+        g.eval()
+        let z1 = latents(seed: 1, step: 0, indices: [0, 1], dim: 8), z2 = latents(seed: 1, step: 1, indices: [0, 1], dim: 8)
+        withNoGrad {
+            XCTAssertEqual(g.mix(z1, z2, crossover: g.numLayers).toArray(), g.generate(z1).toArray())
+            XCTAssertEqual(g.mix(z1, z2, crossover: 0).toArray(), g.generate(z2).toArray())
+            let m = g.mix(z1, z2, crossover: 1).toArray()
+            XCTAssertNotEqual(m, g.generate(z1).toArray())
+            XCTAssertNotEqual(m, g.generate(z2).toArray())
+        }
+        XCTAssertEqual(Set(g.stateDict().map { $0.0 }).contains("synthesis.const"), true)
+        XCTAssertTrue(g.stateDict().contains { $0.0 == "mapping.mapping.0.weight" })
+        XCTAssertTrue(g.stateDict().contains { $0.0 == "synthesis.blocks.0.adain.style.weight" })
+    }
+
+    /// Training 3 steps, checkpointing to disk, restoring into fresh models and training 3 more
+    /// gives bit-identical parameters, buffers, optimizer state and metrics to 6 uninterrupted steps.
+    func testResumeIsBitIdentical() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-resume-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = blobs()
+        for c in [smallConfig(.dcgan, .bce), smallConfig(.sndcgan, .wganGP), smallConfig(.stylegan, .hinge),
+                  smallConfig(.dcgan, .bce, progressive: true)] {
+            let name = "\(c.model.rawValue)/\(c.loss.rawValue)"
+            let straight = GANTrainer(models: GANModels(config: c), dataset: data)
+            let all = (0..<6).map { _ in straight.trainStep() }
+            let first = GANTrainer(models: GANModels(config: c), dataset: data)
+            for _ in 0..<3 { first.trainStep() }
+            let store = CheckpointStore(directory: dir + "/" + c.model.rawValue + c.loss.rawValue)
+            let path = try store.save(Checkpoint(trainer: first))
+            let ckpt = try Checkpoint.read(path: path)
+            let resumed = GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
+            try TrainingSession.resume(resumed, from: ckpt, path: path)
+            XCTAssertEqual(resumed.step, 3)
+            let rest = (0..<3).map { _ in resumed.trainStep() }
+            XCTAssertTrue(rest == Array(all[3...]), "\(name): metrics after resume differ: \(rest) vs \(Array(all[3...]))")
+            let a = Checkpoint(trainer: straight), b = Checkpoint(trainer: resumed)
+            XCTAssertEqual(a.tensors.map { $0.name }, b.tensors.map { $0.name })
+            for (x, y) in zip(a.tensors, b.tensors) {
+                let (u, v) = (x.tensor.toArray(), y.tensor.toArray())
+                let first = zip(u, v).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                XCTAssertTrue(u == v, "\(name): \(x.name) differs after resume (first at element \(first ?? -1))")
+            }
+        }
+    }
+
+    func testCheckpointRefusesCorruptAndForeignFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-ckpt-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = smallConfig(.dcgan, .bce)
+        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
+        trainer.trainStep()
+        let good = dir + "/good.rgan"
+        try Checkpoint(trainer: trainer).write(to: good)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        func expectError(_ data: Data, _ needle: String, _ what: String) throws {
+            let p = dir + "/bad.rgan"
+            try data.write(to: URL(fileURLWithPath: p))
+            XCTAssertThrowsError(try Checkpoint.read(path: p), what) { e in
+                XCTAssertTrue("\(e)".contains(needle), "\(what): \(e)")
+                XCTAssertTrue("\(e)".contains("bad.rgan"), "\(what): the error names the file: \(e)")
+            }
+        }
+        var flipped = bytes
+        flipped[flipped.count / 2] ^= 0x40
+        try expectError(flipped, "checksum mismatch", "a flipped byte")
+        try expectError(bytes.prefix(bytes.count - 100), "checksum mismatch", "a truncated file")
+        try expectError(PNG.encodeForTest(), "not a RingGAN checkpoint", "a PNG")
+        try expectError(Data(), "not a RingGAN checkpoint", "an empty file")
+        bytes[8] = 99   // version
+        try expectError(bytes, "version 99", "a future version")
+        // A checkpoint of another architecture does not load into these models.
+        var other = c
+        other.ngf = 16
+        let ck = try Checkpoint.read(path: good)
+        XCTAssertThrowsError(try ck.restore(into: GANModels(config: other), path: good)) { e in
+            XCTAssertTrue("\(e)".contains("shape"), "\(e)")
+        }
+        // Keeps only the newest K.
+        let store = CheckpointStore(directory: dir + "/keep", keep: 2)
+        for _ in 0..<3 { trainer.trainStep(); _ = try store.save(Checkpoint(trainer: trainer)) }
+        XCTAssertEqual(store.list().map { URL(fileURLWithPath: $0).lastPathComponent }, ["step_00000003.rgan", "step_00000004.rgan"])
+    }
+}
+
+import Telemetry
+extension PNG {
+    static func encodeForTest() -> Data { PNG.encode(width: 2, height: 2, channels: 1, pixels: [0, 255, 255, 0]) }
+}
