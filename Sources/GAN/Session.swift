@@ -86,8 +86,15 @@ public final class TrainingSession {
 
     /// Restores weights, optimizer state, step and data position from `path`.
     public static func resume(_ trainer: GANTrainer, from ckpt: Checkpoint, path: String) throws {
-        guard ckpt.config == trainer.config else {
+        // The run may be extended (more steps), except a progressive one, whose growth schedule
+        // is laid out over its total steps.
+        var same = trainer.config
+        same.steps = ckpt.config.steps
+        guard ckpt.config == same else {
             throw Checkpoint.Error(path: path, reason: "was written by a run with a different config; resume takes the config from the checkpoint")
+        }
+        if ckpt.config.progressive && trainer.config.steps != ckpt.config.steps {
+            throw Checkpoint.Error(path: path, reason: "a progressive run's growth schedule is laid out over its \(ckpt.config.steps) steps; resume it with --steps \(ckpt.config.steps)")
         }
         try ckpt.restore(into: trainer.models, path: path)
         trainer.restore(step: ckpt.step, sampler: ckpt.sampler)
@@ -127,8 +134,9 @@ public final class TrainingSession {
             if writes { logMetrics(m, seconds: Date().timeIntervalSince(t0)) }
             report(m)
             let s = trainer.step
-            if writes && sampleEvery > 0 && (s % sampleEvery == 0 || s == total) { _ = try writeSampleGrid() }
-            if writes && checkpointEvery > 0 && (s % checkpointEvery == 0 || s == total) { _ = try writeCheckpoint() }
+            // Every K steps (K > 0) and always at the end.
+            if writes && (s == total || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
+            if writes && (s == total || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
         }
     }
 }

@@ -264,6 +264,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Dataset (its train split trains, its test split measures).") var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder instead of the dataset's default.") var data: String?
     @Option(help: "Epochs.") var epochs: Int = 4
+    @Option(help: "Use only the first N training images (quick checks).") var maxTrain: Int?
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output (default: data/classifier-<dataset>.safetensors).") var out: String?
 
@@ -271,7 +272,10 @@ struct TrainClassifier: ParsableCommand {
         guard let name = DatasetName(rawValue: dataset) else { fail("unknown --dataset '\(dataset)'") }
         let train: ImageDataset, test: ImageDataset
         do {
-            train = try name.load(split: .train, folder: data)
+            let full = try name.load(split: .train, folder: data)
+            let n = min(maxTrain ?? full.count, full.count)
+            train = ImageDataset(pixels: Array(full.pixels[0..<(n * full.height * full.width)]), count: n, height: full.height,
+                                 width: full.width, labels: Array(full.labels[0..<n]), source: full.source)
             test = try name.load(split: .test, folder: data)
         } catch { fail("\(error)") }
         var rng = RandomGenerator(seed: seed, stream: 0xC1)

@@ -1,0 +1,127 @@
+import Foundation
+import XCTest
+
+/// Runs the `gan` executable the way a user does: every model trains from the command line for a
+/// few steps and writes grids and checkpoints, the sampling commands read them back, and bad
+/// input ends with a clear error and a non-zero exit.
+final class CLITests: XCTestCase {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var work = ""
+
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-cli-\(getpid())-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: work) }
+
+    /// The `gan` binary built beside this test bundle.
+    var gan: String {
+        var dir = Bundle(for: CLITests.self).bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("gan").path) && dir.pathComponents.count > 1 {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("gan").path
+    }
+
+    var mnist: String { CLITests.repo.appendingPathComponent("data/mnist-5k").path }
+
+    @discardableResult
+    func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: gan)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: work)
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, code, "gan \(args.joined(separator: " ")) exited \(p.terminationStatus):\n\(text)", file: file, line: line)
+        return text
+    }
+
+    func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/" + dir)) ?? []).sorted() }
+
+    func testEveryModelTrainsFromTheCommandLine() throws {
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mnist), "\(mnist) is missing: run scripts/setup.sh")
+        let common = ["--steps", "4", "--batch", "8", "--ngf", "8", "--ndf", "8", "--data", mnist, "--sample-every", "2",
+                      "--checkpoint-every", "2", "--json"]
+        let runs: [(String, [String])] = [
+            ("mlp-bce", ["--model", "mlp", "--loss", "bce"]),
+            ("mlp-sat", ["--model", "mlp", "--loss", "bce-saturating", "--label-smoothing", "0.9"]),
+            ("dcgan-noisy", ["--model", "dcgan", "--loss", "bce", "--noisy-labels", "--image-size", "16"]),
+            ("dcgan-wgan", ["--model", "dcgan", "--loss", "wgan", "--image-size", "16", "--n-critic", "2"]),
+            ("dcgan-gp", ["--model", "dcgan", "--loss", "wgan-gp", "--image-size", "16", "--n-critic", "2"]),
+            ("sndcgan-hinge-ttur", ["--model", "sndcgan", "--loss", "hinge", "--image-size", "16", "--lr-d", "4e-4", "--lr-g", "1e-4",
+                                    "--beta1", "0", "--beta2", "0.9"]),
+            ("stylegan", ["--model", "stylegan", "--loss", "bce", "--image-size", "16", "--w-dim", "16", "--mapping-layers", "2"]),
+            ("progressive", ["--model", "dcgan", "--progressive", "--loss", "bce", "--image-size", "16"]),
+        ]
+        for (name, args) in runs {
+            let out = try run(["train", "--name", name] + args + common)
+            let steps = out.split(separator: "\n").filter { $0.hasPrefix("{\"step\"") }
+            XCTAssertEqual(steps.count, 4, "\(name): one JSON line per step:\n\(out)")
+            XCTAssertFalse(out.contains("nan") || out.contains("inf"), "\(name): non-finite values:\n\(out)")
+            XCTAssertEqual(files("runs/\(name)/samples"), ["step_00000002.png", "step_00000004.png"], name)
+            XCTAssertEqual(files("runs/\(name)/checkpoints"), ["step_00000002.rgan", "step_00000004.rgan"], name)
+            XCTAssertTrue(files("runs/\(name)").contains("metrics.jsonl"), name)
+        }
+        // Sampling commands default to the newest checkpoint of the newest run (progressive).
+        try run(["sample"])
+        XCTAssertTrue(files("runs/progressive").contains("sample.png"))
+        let ck = "runs/stylegan/checkpoints/step_00000004.rgan"
+        try run(["sample", "--checkpoint", ck, "--out", "s.png"])
+        try run(["interpolate", "--checkpoint", ck, "--mode", "lerp", "--rows", "2", "--steps", "4", "--out", "lerp.png"])
+        try run(["interpolate", "--checkpoint", ck, "--mode", "slerp", "--rows", "2", "--steps", "4", "--out", "slerp.png"])
+        try run(["style-mix", "--checkpoint", ck, "--count", "3", "--out", "mix.png"])
+        for f in ["s.png", "lerp.png", "slerp.png", "mix.png"] {
+            let d = try Data(contentsOf: URL(fileURLWithPath: work + "/" + f))
+            XCTAssertEqual(Array(d.prefix(4)), [0x89, 0x50, 0x4E, 0x47], f)
+        }
+        // Style mixing refuses a non-StyleGAN model.
+        let e = try run(["style-mix", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000004.rgan"], expect: 1)
+        XCTAssertTrue(e.contains("needs stylegan"), e)
+        // Resume extends a run.
+        try run(["train", "--resume", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--steps", "6", "--json",
+                 "--sample-every", "0", "--checkpoint-every", "0"])
+        XCTAssertEqual(files("runs/mlp-bce/checkpoints").last, "step_00000006.rgan")
+        // Evaluation with a (quick) classifier.
+        let c = try run(["train-classifier", "--data", mnist, "--epochs", "1", "--max-train", "128", "--out", "clf.safetensors"])
+        XCTAssertTrue(c.contains("held-out accuracy"), c)
+        let ev = try run(["evaluate", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000006.rgan", "--classifier", "clf.safetensors",
+                          "--samples", "64", "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(ev.split(separator: "\n").last!.utf8)) as! [String: Any]
+        XCTAssertNotNil(json["fid"] as? Double, ev)
+        XCTAssertNotNil(json["mode_entropy"] as? Double, ev)
+    }
+
+    func testBadInputGetsClearErrors() throws {
+        var e = try run(["train", "--model", "nope"], expect: 1)
+        XCTAssertTrue(e.contains("unknown --model 'nope'"), e)
+        e = try run(["train", "--model", "mlp", "--image-size", "32"], expect: 1)
+        XCTAssertTrue(e.contains("28x28"), e)
+        e = try run(["train", "--data", work + "/nowhere", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("nowhere"), e)
+        // A truncated images file in an otherwise valid folder.
+        let bad = work + "/bad"
+        try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)
+        var header = Data([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28])
+        header.append(Data(count: 100))
+        try header.write(to: URL(fileURLWithPath: bad + "/train-images-idx3-ubyte"))
+        try Data([0, 0, 8, 1, 0, 0, 0, 10] + [UInt8](repeating: 1, count: 10)).write(to: URL(fileURLWithPath: bad + "/train-labels-idx1-ubyte"))
+        e = try run(["train", "--data", bad, "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("train-images-idx3-ubyte") && e.contains("truncated"), e)
+        // A corrupt checkpoint.
+        try Data("RINGGAN\0garbage-garbage-garbage".utf8).write(to: URL(fileURLWithPath: work + "/x.rgan"))
+        e = try run(["sample", "--checkpoint", "x.rgan"], expect: 1)
+        XCTAssertTrue(e.contains("x.rgan"), e)
+        e = try run(["sample"], expect: 1)
+        XCTAssertTrue(e.contains("no checkpoint"), e)
+    }
+}
