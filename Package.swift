@@ -9,10 +9,14 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "GAN", targets: ["GAN"]),
         .executable(name: "gan", targets: ["gan"]),
+        .executable(name: "gan-coordinator", targets: ["gan-coordinator"]),
+        .executable(name: "gan-worker", targets: ["gan-worker"]),
         .executable(name: "gan-bench", targets: ["gan-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
@@ -24,10 +28,24 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         .target(name: "NN", dependencies: ["Tensors"]),
         .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
-        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
         .target(name: "GAN", dependencies: ["Tensors", "NN", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
+        .target(name: "Distributed", dependencies: [
+            "Tensors", "NN", "GAN", "Data", "Telemetry", "CZstd", "CZlib",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "gan-coordinator", dependencies: [
+            "Distributed", "GAN", "Tensors", "Telemetry",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "gan-worker", dependencies: [
+            "Distributed", "GAN", "Tensors", "Telemetry",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry",
+            "Tensors", "NN", "GAN", "Data", "Telemetry", "Distributed",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
@@ -40,5 +58,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Tensors", "Data", "Telemetry"]),
         .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed", "TestSupport"]),
     ]
 )

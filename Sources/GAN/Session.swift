@@ -127,7 +127,7 @@ public final class TrainingSession {
         let total = trainer.config.steps
         while trainer.step < total {
             let t0 = Date()
-            let m = trainer.trainStep()
+            let m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
                 throw SessionError("training diverged at step \(trainer.step): d_loss \(m.dLoss), g_loss \(m.gLoss)")
             }

@@ -84,31 +84,75 @@ public final class GANModels {
     }
 }
 
+/// Where a trainer's real images come from: this rank's shard of each global batch, in order.
+public protocol BatchSource: AnyObject {
+    /// This rank's shard of the next global batch ([B_r, C, S, S] in [-1, 1], S the config's image
+    /// size) and the shard's positions within the global batch (they key per-sample randomness).
+    func nextShard() throws -> (images: Tensor, positions: [Int])
+    /// The data position after the batches handed out so far (saved in checkpoints).
+    var samplerState: EpochSampler { get }
+    /// Continues from a saved position.
+    func restore(_ sampler: EpochSampler)
+}
+
+/// Batches drawn from a dataset in this process (single-process training, and the coordinator).
+public final class LocalBatches: BatchSource {
+    public let dataset: ImageDataset
+    public private(set) var sampler: EpochSampler
+    public let imageSize: Int
+    public let rank: Int, worldSize: Int
+
+    public init(dataset: ImageDataset, config: GANConfig, rank: Int = 0, worldSize: Int = 1) {
+        self.dataset = dataset
+        imageSize = config.imageSize
+        self.rank = rank
+        self.worldSize = worldSize
+        sampler = EpochSampler(count: dataset.count, batchSize: config.batchSize, seed: config.seed)
+    }
+
+    /// The next global batch's dataset indices (all ranks' shards).
+    public func nextGlobal() -> [Int] { sampler.next() }
+
+    public func nextShard() throws -> (images: Tensor, positions: [Int]) {
+        let global = sampler.next()
+        let mine = GANTrainer.shard(global.count, rank: rank, worldSize: worldSize)
+        return (batch(dataset, indices: Array(global[mine]), size: imageSize), Array(mine))
+    }
+
+    public var samplerState: EpochSampler { sampler }
+    public func restore(_ s: EpochSampler) { sampler = s }
+}
+
 /// One process's part of training: the same code runs a single process (world of one) and
 /// each rank of a data-parallel run.
 public final class GANTrainer {
     public let models: GANModels
     public var config: GANConfig { models.config }
-    public let dataset: ImageDataset
-    public var sampler: EpochSampler
+    public let source: BatchSource
+    public var sampler: EpochSampler { source.samplerState }
     public private(set) var step = 0
     public let rank: Int
     public let worldSize: Int
     public var reducer: GradientReducer?
 
-    public init(models: GANModels, dataset: ImageDataset, rank: Int = 0, worldSize: Int = 1) {
+    public init(models: GANModels, source: BatchSource, rank: Int = 0, worldSize: Int = 1) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         self.models = models
-        self.dataset = dataset
+        self.source = source
         self.rank = rank
         self.worldSize = worldSize
-        sampler = EpochSampler(count: dataset.count, batchSize: models.config.batchSize, seed: models.config.seed)
+    }
+
+    /// A single process (or one rank) reading `dataset` itself.
+    public convenience init(models: GANModels, dataset: ImageDataset, rank: Int = 0, worldSize: Int = 1) {
+        self.init(models: models, source: LocalBatches(dataset: dataset, config: models.config, rank: rank, worldSize: worldSize),
+                  rank: rank, worldSize: worldSize)
     }
 
     /// Restores the position of a resumed run.
     public func restore(step: Int, sampler: EpochSampler) {
         self.step = step
-        self.sampler = sampler
+        source.restore(sampler)
     }
 
     /// This rank's slice of a global batch of `b` samples: contiguous, sizes differing by at most
@@ -120,14 +164,11 @@ public final class GANTrainer {
     }
 
     /// Real images of this rank's shard of the next global batch, at `resolution`.
-    func nextReal(resolution: Int) -> (Tensor, [Int]) {
-        let global = sampler.next()
-        let mine = GANTrainer.shard(global.count, rank: rank, worldSize: worldSize)
-        var x = batch(dataset, indices: Array(global[mine]), size: config.imageSize)
-        var r = config.imageSize
+    func nextReal(resolution: Int) throws -> (Tensor, [Int]) {
+        var (x, positions) = try source.nextShard()
+        var r = x.shape[2]
         while r > resolution { x = x.avgPool(2); r /= 2 }
-        // Global sample positions within the batch key the per-sample randomness.
-        return (x, Array(mine))
+        return (x, positions)
     }
 
     /// The real targets for the BCE losses.
@@ -156,7 +197,7 @@ public final class GANTrainer {
 
     /// One step: `nCritic` discriminator updates, then one generator update.
     @discardableResult
-    public func trainStep() -> StepMetrics {
+    public func trainStep() throws -> StepMetrics {
         let c = config
         var metrics = StepMetrics()
         let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
@@ -168,7 +209,7 @@ public final class GANTrainer {
         let probs = c.loss == .bce || c.loss == .bceSaturating
         var fake = Tensor.zeros([1])
         for it in 0..<c.nCritic {
-            let (real, positions) = nextReal(resolution: metrics.resolution)
+            let (real, positions) = try nextReal(resolution: metrics.resolution)
             let z = latents(seed: c.seed, step: step, iteration: it, indices: positions, dim: c.latentDim)
             let last = it == c.nCritic - 1
             // The last iteration keeps the graph of G(z): the generator step reuses these images,

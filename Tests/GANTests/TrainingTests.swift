@@ -33,7 +33,7 @@ func smallConfig(_ model: ModelKind, _ loss: LossKind, progressive: Bool = false
 final class TrainingTests: XCTestCase {
     /// Every model and loss trains: finite losses that move, parameters that change, images of
     /// the right shape in [-1, 1].
-    func testEveryModelAndLossTrains() {
+    func testEveryModelAndLossTrains() throws {
         let data = blobs()
         var cases: [GANConfig] = []
         for loss in LossKind.allCases { cases.append(smallConfig(.dcgan, loss)) }
@@ -52,7 +52,7 @@ final class TrainingTests: XCTestCase {
             let trainer = GANTrainer(models: models, dataset: data)
             let g0 = models.gParams.valueTensor.copy(), d0 = models.dParams.valueTensor.copy()
             var ms: [StepMetrics] = []
-            for _ in 0..<c.steps { ms.append(trainer.trainStep()) }
+            for _ in 0..<c.steps { ms.append(try trainer.trainStep()) }
             for m in ms {
                 XCTAssertTrue(m.dLoss.isFinite && m.gLoss.isFinite, "\(name): non-finite loss \(m)")
             }
@@ -71,11 +71,11 @@ final class TrainingTests: XCTestCase {
         }
     }
 
-    func testProgressiveRunReachesFullResolution() {
+    func testProgressiveRunReachesFullResolution() throws {
         var c = smallConfig(.dcgan, .bce, progressive: true)
         c.steps = 10   // 5 phases of 2 steps at 16x16 (levels 0...2)
         let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
-        let res = (0..<c.steps).map { _ in trainer.trainStep() }.map { $0.resolution }
+        let res = try (0..<c.steps).map { _ in try trainer.trainStep() }.map { $0.resolution }
         XCTAssertEqual(res, [4, 4, 8, 8, 8, 8, 16, 16, 16, 16])
     }
 
@@ -106,16 +106,16 @@ final class TrainingTests: XCTestCase {
                   smallConfig(.dcgan, .bce, progressive: true)] {
             let name = "\(c.model.rawValue)/\(c.loss.rawValue)"
             let straight = GANTrainer(models: GANModels(config: c), dataset: data)
-            let all = (0..<6).map { _ in straight.trainStep() }
+            let all = try (0..<6).map { _ in try straight.trainStep() }
             let first = GANTrainer(models: GANModels(config: c), dataset: data)
-            for _ in 0..<3 { first.trainStep() }
+            for _ in 0..<3 { try first.trainStep() }
             let store = CheckpointStore(directory: dir + "/" + c.model.rawValue + c.loss.rawValue)
             let path = try store.save(Checkpoint(trainer: first))
             let ckpt = try Checkpoint.read(path: path)
             let resumed = GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
             try TrainingSession.resume(resumed, from: ckpt, path: path)
             XCTAssertEqual(resumed.step, 3)
-            let rest = (0..<3).map { _ in resumed.trainStep() }
+            let rest = try (0..<3).map { _ in try resumed.trainStep() }
             XCTAssertTrue(rest == Array(all[3...]), "\(name): metrics after resume differ: \(rest) vs \(Array(all[3...]))")
             let a = Checkpoint(trainer: straight), b = Checkpoint(trainer: resumed)
             XCTAssertEqual(a.tensors.map { $0.name }, b.tensors.map { $0.name })
@@ -133,7 +133,7 @@ final class TrainingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = smallConfig(.dcgan, .bce)
         let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
-        trainer.trainStep()
+        try trainer.trainStep()
         let good = dir + "/good.rgan"
         try Checkpoint(trainer: trainer).write(to: good)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: good))
@@ -162,7 +162,7 @@ final class TrainingTests: XCTestCase {
         }
         // Keeps only the newest K.
         let store = CheckpointStore(directory: dir + "/keep", keep: 2)
-        for _ in 0..<3 { trainer.trainStep(); _ = try store.save(Checkpoint(trainer: trainer)) }
+        for _ in 0..<3 { try trainer.trainStep(); _ = try store.save(Checkpoint(trainer: trainer)) }
         XCTAssertEqual(store.list().map { URL(fileURLWithPath: $0).lastPathComponent }, ["step_00000003.rgan", "step_00000004.rgan"])
     }
 }

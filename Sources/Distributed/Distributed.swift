@@ -1,0 +1,1 @@
+// Distributed training: frames, codecs, ring all-reduce, coordinator, worker.
