@@ -2,10 +2,15 @@ import Data
 import NN
 import Tensors
 
-/// Averages a flat gradient buffer over the ranks of a data-parallel run (the distributed
-/// layer's ring all-reduce); a single process has none.
+/// Sums a flat gradient buffer over the ranks of a data-parallel run (the distributed layer's
+/// ring all-reduce); a single process has none. Each rank has scaled its gradients by its share
+/// of the global batch first, so the sum is the gradient of the global batch's mean loss even
+/// when the shards differ in size.
 public protocol GradientReducer: AnyObject {
-    func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String)
+    func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String) throws
+    /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
+    /// statistics inside a forward pass).
+    func checkFailure() throws
 }
 
 /// What one training step measured (means over this rank's shard).
@@ -195,6 +200,16 @@ public final class GANTrainer {
         return g.generate(z)
     }
 
+    /// Scales this rank's gradients by its share of the global batch and sums them over the ranks.
+    func reduce(_ group: ParameterGroup, _ shardSize: Int, tag: String) throws {
+        guard let r = reducer else { return }
+        try r.checkFailure()
+        let share = Float(shardSize) / Float(config.batchSize)
+        let g = group.gradBuffer
+        for i in 0..<g.count { g[i] *= share }
+        try r.allReduceGradients(g, tag: tag)
+    }
+
     /// One step: `nCritic` discriminator updates, then one generator update.
     @discardableResult
     public func trainStep() throws -> StepMetrics {
@@ -227,7 +242,7 @@ public final class GANTrainer {
                 dLoss = dLoss + gp * c.gpLambda
             }
             dLoss.backward()
-            reducer?.allReduceMean(models.dParams.gradBuffer, tag: "D")
+            try reduce(models.dParams, positions.count, tag: "D")
             metrics.dGradNorm = models.dParams.gradNorm()
             models.optD.step()
             if c.loss == .wgan { models.dParams.clamp(c.clip) }
@@ -241,7 +256,7 @@ public final class GANTrainer {
         let gLoss = generatorLoss(c.loss, fake: D.score(fake))
         gLoss.backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
-        reducer?.allReduceMean(models.gParams.gradBuffer, tag: "G")
+        try reduce(models.gParams, fake.shape[0], tag: "G")
         metrics.gGradNorm = models.gParams.gradNorm()
         models.optG.step()
         metrics.gLoss = gLoss.item

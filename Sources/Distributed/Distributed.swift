@@ -1,1 +1,0 @@
-// Distributed training: frames, codecs, ring all-reduce, coordinator, worker.

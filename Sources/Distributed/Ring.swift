@@ -1,0 +1,285 @@
+import Foundation
+import GAN
+import NN
+import Tensors
+
+/// Runs one job at a time on its own thread (the ring's sender, so sending and receiving overlap).
+final class Background: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var job: (() -> Void)?
+    private var busy = false
+    private var stopping = false
+
+    init(name: String) {
+        let t = Thread { [self] in self.loop() }   // the thread keeps the runner until stop()
+        t.name = name
+        t.start()
+    }
+
+    private func loop() {
+        while true {
+            cond.lock()
+            while job == nil && !stopping { cond.wait() }
+            if stopping && job == nil { cond.unlock(); return }
+            let j = job!
+            cond.unlock()
+            j()
+            cond.lock()
+            job = nil
+            busy = false
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    func start(_ j: @escaping () -> Void) {
+        cond.lock()
+        while busy { cond.wait() }
+        busy = true
+        job = j
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func wait() {
+        cond.lock()
+        while busy { cond.wait() }
+        cond.unlock()
+    }
+
+    func stop() {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        cond.unlock()
+    }
+}
+
+/// Bytes a ring has moved, for bandwidth and compression figures.
+public struct RingStats: Sendable {
+    /// Float bytes handed to the codec (what an uncompressed ring would send).
+    public var rawBytes = 0
+    /// Frame bytes written to the right neighbour (headers included).
+    public var wireBytes = 0
+    public var compressionRatio: Double { wireBytes > 0 ? Double(rawBytes) / Double(wireBytes) : 1 }
+}
+
+/// A ring of workers over TCP: each rank sends to rank + 1 and receives from rank - 1.
+///
+/// `allReduce` is a reduce-scatter followed by an all-gather (as gloo's ring all-reduce): the
+/// buffer is cut into one chunk per rank; in N - 1 steps every rank passes a chunk on and adds
+/// the one it receives, leaving each rank owning one fully summed chunk; N - 1 more steps pass
+/// the summed chunks round. Every chunk moves as segments, each a frame, encoded by the codec on
+/// the sender's thread while the previous segment is on the wire and the receiver decodes and
+/// adds. Each rank sends 2 (N - 1) / N of the buffer in all: the bandwidth-optimal amount.
+public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Sendable {
+    public let rank: Int
+    public let worldSize: Int
+    public var codec: GradientCodec
+    public var level: Int32
+    /// Floats per segment frame.
+    public var segmentFloats: Int
+    public private(set) var stats = RingStats()
+    /// The first network failure; after it every collective is a no-op and training stops.
+    public private(set) var failure: Error?
+
+    let right: Connection?
+    let left: Connection?
+    private let sender = Background(name: "ring-sender")
+    private let sendCoder: SegmentCoder
+    private let recvCoder: SegmentCoder
+    private let bnCoder = SegmentCoder(codec: .none)
+    private var op: UInt64 = 0
+
+    init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.right = right
+        self.left = left
+        self.codec = codec
+        self.level = level
+        self.segmentFloats = max(1024, segmentFloats)
+        sendCoder = SegmentCoder(codec: codec, level: level)
+        recvCoder = SegmentCoder(codec: codec, level: level)
+    }
+
+    deinit { sender.stop() }
+
+    /// A ring of one: collectives are identities.
+    public static func single() -> Ring {
+        Ring(rank: 0, worldSize: 1, right: nil, left: nil, codec: .none, level: 1, segmentFloats: 1 << 16)
+    }
+
+    /// Forms the ring: accepts the left neighbour on `listener` while connecting to the right
+    /// one at `rightAddress`; both directions authenticate with the shared token. Connections that
+    /// fail the handshake are dropped and the wait goes on (until `timeout`).
+    public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16), auth: Authenticator,
+                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 16, timeout: Double) throws -> Ring {
+        precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
+        if worldSize == 1 { return single() }
+        let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
+        final class Box: @unchecked Sendable { var conn: Connection?; var error: Error? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let acceptor = Thread {
+            defer { done.signal() }
+            let deadline = monotonic() + timeout
+            while monotonic() < deadline {
+                do {
+                    guard let c = try listener.accept(timeout: min(1, max(0.01, deadline - monotonic())), ioTimeout: timeout) else { continue }
+                    let nonce = Authenticator.challenge()
+                    try c.send(.challenge, payload: nonce.withUnsafeBytes { $0 })
+                    let hello = try c.receive(.ringHello, maxPayload: 4096)
+                    let claim = try hello.decode(RingHello.self, from: c.peer)
+                    guard claim.rank == leftRank, claim.worldSize == worldSize,
+                          auth.verify(claim.mac, challenge: nonce, context: "ring \(claim.rank)->\(rank) of \(worldSize)") else {
+                        try? c.send(.reject, payload: Array("ring handshake refused: expected rank \(leftRank) with the shared token".utf8).withUnsafeBytes { $0 })
+                        c.close()
+                        continue
+                    }
+                    try c.send(.welcome, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                    box.conn = c
+                    return
+                } catch {
+                    continue   // a bad or broken connection does not disturb the wait
+                }
+            }
+            box.error = NetError("ring listener :\(listener.port)", "rank \(leftRank) did not connect within \(Int(timeout)) s")
+        }
+        acceptor.start()
+        let r: Connection
+        do {
+            r = try connect(to: rightAddress.0, rightAddress.1, within: timeout, ioTimeout: timeout,
+                            name: "rank \(rightRank) at \(rightAddress.0):\(rightAddress.1)")
+            let ch = try r.receive(.challenge, maxPayload: 64)
+            let mac = auth.answer(ch.payload, context: "ring \(rank)->\(rightRank) of \(worldSize)")
+            try r.send(.ringHello, json: RingHello(rank: rank, worldSize: worldSize, mac: mac))
+            _ = try r.receive(.welcome, maxPayload: 64)
+        } catch {
+            done.wait()
+            throw error
+        }
+        done.wait()
+        if let e = box.error { throw e }
+        return Ring(rank: rank, worldSize: worldSize, right: r, left: box.conn!, codec: codec, level: level, segmentFloats: segmentFloats)
+    }
+
+    struct RingHello: Codable { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+
+    public func close() {
+        right?.close()
+        left?.close()
+        sender.stop()
+    }
+
+    /// Chunk c of a buffer of n floats (sizes differ by at most one).
+    func chunk(_ c: Int, _ n: Int) -> Range<Int> { GANTrainer.shard(n, rank: c, worldSize: worldSize) }
+
+    private func tag(_ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
+        (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
+    }
+
+    /// Sends chunk `c` to the right (on the sender thread) while receiving chunk `rc` from the
+    /// left into the buffer (adding, or storing).
+    private func exchange(_ p: UnsafeMutablePointer<Float>, _ n: Int, send c: Int, receive rc: Int, phase: UInt64, step: Int,
+                          add: Bool, coder: (SegmentCoder, SegmentCoder)) throws {
+        let right = self.right!, left = self.left!
+        let sendRange = chunk(c, n), recvRange = chunk(rc, n)
+        let seg = segmentFloats
+        final class Result: @unchecked Sendable { var error: Error?; var raw = 0 }
+        let result = Result()
+        let (enc, dec) = coder
+        let tags = (0..<max(1, (sendRange.count + seg - 1) / seg)).map { tag(phase, step, $0) }
+        sender.start {
+            var out: [UInt8] = []
+            var i = 0
+            var k = 0
+            repeat {
+                let m = min(seg, sendRange.count - i)
+                enc.encode(p + sendRange.lowerBound + i, m, into: &out)
+                do {
+                    try out.withUnsafeBytes { try right.send(.ringSegment, tag: tags[k], payload: $0) }
+                } catch { result.error = error; return }
+                result.raw += m * 4
+                i += m
+                k += 1
+            } while i < sendRange.count
+        }
+        var i = 0
+        var k = 0
+        var recvError: Error?
+        repeat {
+            let m = min(seg, recvRange.count - i)
+            do {
+                let (type, t, length, crc) = try left.readHeader(maxPayload: 16 + seg * 8)
+                guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
+                guard t == tag(phase, step, k) else {
+                    throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
+                }
+                let payload = try left.read(length)
+                try payload.withUnsafeBytes { b in
+                    guard crc32(b) == crc else { throw NetError(left.peer, "ring segment checksum mismatch") }
+                    try dec.decode(b, m, into: p + recvRange.lowerBound + i, add: add, peer: left.peer)
+                }
+            } catch { recvError = error; break }
+            i += m
+            k += 1
+        } while i < recvRange.count
+        if recvError != nil { left.close(); right.close() }   // unblock the sender
+        sender.wait()
+        if let e = recvError ?? result.error { throw e }
+        stats.rawBytes += result.raw
+    }
+
+    /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
+    /// `average` the sum is divided by the world size.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, codec c: GradientCodec? = nil) throws {
+        if let f = failure { throw f }
+        let n = buffer.count
+        guard worldSize > 1, n > 0, let p = buffer.baseAddress else {
+            if average && worldSize > 1 { for i in 0..<n { buffer[i] /= Float(worldSize) } }
+            return
+        }
+        let useCodec = c ?? codec
+        let coders = useCodec == codec ? (sendCoder, recvCoder) : (SegmentCoder(codec: useCodec), SegmentCoder(codec: useCodec))
+        op &+= 1
+        let before = right!.bytesWritten
+        do {
+            let N = worldSize, r = rank
+            for s in 0..<(N - 1) {
+                try exchange(p, n, send: (r - s + N) % N, receive: (r - s - 1 + 2 * N) % N, phase: 0, step: s, add: true, coder: coders)
+            }
+            // This rank now owns chunk r + 1: scale it and round it as the codec will.
+            let own = chunk((r + 1) % N, n)
+            if average { let inv = 1 / Float(N); for i in own { p[i] *= inv } }
+            SegmentCoder.quantize(p + own.lowerBound, own.count, useCodec)
+            for s in 0..<(N - 1) {
+                try exchange(p, n, send: (r - s + 1 + N) % N, receive: (r - s + N) % N, phase: 1, step: s, add: false, coder: coders)
+            }
+        } catch {
+            failure = error
+            throw error
+        }
+        stats.wireBytes += right!.bytesWritten - before
+    }
+
+    // MARK: GradientReducer, BatchNormSynchronizer
+
+    public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String) throws {
+        try allReduce(buffer)
+    }
+
+    public func checkFailure() throws {
+        if let f = failure { throw f }
+    }
+
+    /// SyncBatchNorm's statistics: exact (no lossy codec), small.
+    public func allReduceSum(_ values: [Float]) -> [Float] {
+        var v = values
+        if failure != nil { return v }
+        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, codec: .none) } } catch {
+            failure = error   // surfaced by checkFailure() after the step
+        }
+        return v
+    }
+}

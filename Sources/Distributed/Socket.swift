@@ -1,0 +1,210 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure talking to a peer; the text names the peer and what went wrong.
+public struct NetError: Error, CustomStringConvertible {
+    public let peer: String
+    public let reason: String
+    public init(_ peer: String, _ reason: String) {
+        self.peer = peer
+        self.reason = reason
+    }
+    public var description: String { "\(peer): \(reason)" }
+}
+
+/// A connected TCP socket with deadlines on every read and write: no call waits forever.
+/// Writes may come from several threads (a mutex keeps frames whole); reads from one.
+public final class Connection: @unchecked Sendable {
+    public let fd: Int32
+    public let peer: String
+    /// Seconds a read or write may wait for progress before failing.
+    public var timeout: Double
+    private let writeLock = NSLock()
+    private var closed = false
+    public private(set) var bytesWritten = 0
+    public private(set) var bytesRead = 0
+
+    init(fd: Int32, peer: String, timeout: Double) {
+        self.fd = fd
+        self.peer = peer
+        self.timeout = timeout
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var buf: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close() }
+
+    public func close() {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        if !closed {
+            closed = true
+            shutdown(fd, Int32(SHUT_RDWR))
+            Glibc.close(fd)
+        }
+    }
+
+    /// Waits until the socket is readable (or writable); false on timeout.
+    private func wait(_ events: Int16, _ deadline: Double) throws -> Bool {
+        while true {
+            let left = deadline - monotonic()
+            if left <= 0 { return false }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let r = poll(&p, 1, Int32(min(left, 3600) * 1000) + 1)
+            if r > 0 { return true }
+            if r == 0 { continue }
+            if errno == EINTR { continue }
+            throw NetError(peer, "poll failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func readExactly(_ dst: UnsafeMutableRawPointer, _ n: Int) throws {
+        var got = 0
+        var deadline = monotonic() + timeout
+        while got < n {
+            guard try wait(Int16(POLLIN), deadline) else {
+                throw NetError(peer, "timed out after \(Int(timeout)) s waiting for data (\(got) of \(n) bytes read)")
+            }
+            let r = recv(fd, dst + got, n - got, 0)
+            if r == 0 { throw NetError(peer, "connection closed by the peer") }
+            if r < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw NetError(peer, "read failed: \(String(cString: strerror(errno)))")
+            }
+            got += r
+            bytesRead += r
+            deadline = monotonic() + timeout   // progress resets the deadline
+        }
+    }
+
+    public func read(_ n: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n)
+        if n > 0 { try out.withUnsafeMutableBytes { try readExactly($0.baseAddress!, n) } }
+        return out
+    }
+
+    /// Writes all the parts as one unit (no other writer interleaves).
+    public func write(_ parts: [UnsafeRawBufferPointer]) throws {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        if closed { throw NetError(peer, "connection already closed") }
+        for part in parts where part.count > 0 {
+            var sent = 0
+            var deadline = monotonic() + timeout
+            while sent < part.count {
+                guard try wait(Int16(POLLOUT), deadline) else {
+                    throw NetError(peer, "timed out after \(Int(timeout)) s sending (\(sent) of \(part.count) bytes sent)")
+                }
+                let r = Glibc.send(fd, part.baseAddress! + sent, part.count - sent, Int32(MSG_NOSIGNAL))
+                if r < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    throw NetError(peer, "write failed: \(String(cString: strerror(errno)))")
+                }
+                sent += r
+                bytesWritten += r
+                deadline = monotonic() + timeout
+            }
+        }
+    }
+}
+
+public func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Ignores SIGPIPE so a peer that vanishes gives an error, not a dead process.
+public func ignoreSigpipe() { signal(SIGPIPE, SIG_IGN) }
+
+/// "host:port" split; the host may be a name or an IPv4 address.
+public func parseAddress(_ s: String) throws -> (host: String, port: UInt16) {
+    guard let colon = s.lastIndex(of: ":"), let port = UInt16(s[s.index(after: colon)...]), !s[..<colon].isEmpty else {
+        throw NetError(s, "not a host:port address")
+    }
+    return (String(s[..<colon]), port)
+}
+
+private func resolve(_ host: String, _ port: UInt16) throws -> sockaddr_in {
+    var hints = addrinfo()
+    hints.ai_family = AF_INET
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var res: UnsafeMutablePointer<addrinfo>?
+    let rc = getaddrinfo(host, String(port), &hints, &res)
+    guard rc == 0, let r = res else { throw NetError("\(host):\(port)", "cannot resolve host (\(String(cString: gai_strerror(rc))))") }
+    defer { freeaddrinfo(res) }
+    return r.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
+}
+
+/// A listening TCP socket.
+public final class Listener: @unchecked Sendable {
+    public let fd: Int32
+    public let host: String
+    public let port: UInt16
+
+    public init(host: String, port: UInt16) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw NetError("\(host):\(port)", "socket failed: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = try resolve(host, port)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            let e = String(cString: strerror(errno)); Glibc.close(fd)
+            throw NetError("\(host):\(port)", "cannot listen: \(e)")
+        }
+        guard listen(fd, 64) == 0 else {
+            let e = String(cString: strerror(errno)); Glibc.close(fd)
+            throw NetError("\(host):\(port)", "listen failed: \(e)")
+        }
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        self.host = host
+        self.port = UInt16(bigEndian: bound.sin_port)
+    }
+
+    deinit { Glibc.close(fd) }
+
+    public func close() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// The next connection, or nil when `timeout` seconds pass without one.
+    public func accept(timeout: Double, ioTimeout: Double) throws -> Connection? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let r = poll(&p, 1, Int32(timeout * 1000))
+        if r == 0 { return nil }
+        if r < 0 { if errno == EINTR { return nil }; throw NetError("\(host):\(port)", "poll failed: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let c = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &len) } }
+        if c < 0 { return nil }
+        var ip = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &addr.sin_addr, &ip, socklen_t(INET_ADDRSTRLEN))
+        return Connection(fd: c, peer: "\(String(cString: ip)):\(UInt16(bigEndian: addr.sin_port))", timeout: ioTimeout)
+    }
+}
+
+/// Connects to `host:port`, retrying until `within` seconds have passed.
+public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: Double, name: String? = nil) throws -> Connection {
+    let label = name ?? "\(host):\(port)"
+    let deadline = monotonic() + within
+    var last = "no attempt"
+    while true {
+        var addr = try resolve(host, port)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if fd >= 0 {
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if rc == 0 { return Connection(fd: fd, peer: label, timeout: ioTimeout) }
+            last = String(cString: strerror(errno))
+            Glibc.close(fd)
+        }
+        if monotonic() > deadline { throw NetError(label, "cannot connect within \(Int(within)) s: \(last)") }
+        usleep(100_000)
+    }
+}

@@ -1,0 +1,149 @@
+import Distributed
+import Foundation
+import GAN
+import TestSupport
+import XCTest
+@testable import Tensors
+
+/// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
+func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret",
+              _ body: @escaping @Sendable (Ring) throws -> Void) throws {
+    let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
+    let ports = listeners.map { $0.port }
+    final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
+    let errors = Errors()
+    let group = DispatchGroup()
+    for r in 0..<n {
+        group.enter()
+        let l = listeners[r]
+        Thread {
+            defer { group.leave() }
+            do {
+                let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
+                                         auth: Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
+                try body(ring)
+                ring.close()
+            } catch {
+                errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
+            }
+        }.start()
+    }
+    XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ring of \(n) timed out")
+    XCTAssertEqual(errors.list, [], "ring errors")
+}
+
+final class RingTests: XCTestCase {
+    /// Sum over world sizes 1-5, odd lengths, every codec; the lossy codec within its bound; all
+    /// ranks end with identical values.
+    func testAllReduceEqualsTheSum() throws {
+        for codec in GradientCodec.allCases {
+            for n in 1...5 {
+                for length in [1, 7, 1000, 65_537, 200_003] {
+                    final class Out: @unchecked Sendable { var results = [[Float]](); let lock = NSLock() }
+                    let out = Out()
+                    let inputs: [[Float]] = (0..<n).map { r in
+                        var g = RandomGenerator(seed: UInt64(r), stream: UInt64(length))
+                        // Gradient-like: small values with a spread of exponents.
+                        return (0..<length).map { _ in g.normal() * 1e-3 }
+                    }
+                    var want = [Double](repeating: 0, count: length)
+                    for v in inputs { for i in 0..<length { want[i] += Double(v[i]) } }
+                    try withRing(n, codec: codec, segment: 4096) { ring in
+                        var mine = inputs[ring.rank]
+                        try mine.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
+                        out.lock.lock(); out.results.append(mine); out.lock.unlock()
+                    }
+                    XCTAssertEqual(out.results.count, n)
+                    guard let first = out.results.first else { continue }
+                    for r in out.results { XCTAssertTrue(r == first, "\(codec) n=\(n) len=\(length): ranks disagree") }
+                    var worst = 0.0
+                    for i in 0..<length {
+                        let scale = inputs.reduce(0.0) { $0 + Double(Swift.abs($1[i])) }
+                        worst = max(worst, Swift.abs(Double(first[i]) - want[i]) / max(scale, 1e-30))
+                    }
+                    // Lossless: float rounding of n additions. bf16: one rounding per hop.
+                    let bound = codec.isLossy ? Double(n) * 2.0 / 256 : 1e-6
+                    XCTAssertLessThanOrEqual(worst, bound, "\(codec) n=\(n) len=\(length): relative error \(worst)")
+                }
+            }
+        }
+    }
+
+    func testAverageAndStats() throws {
+        final class S: @unchecked Sendable { var ratio = 0.0; var raw = 0 }
+        let s = S()
+        try withRing(4, codec: .shuffleZstd) { ring in
+            var v = [Float](repeating: Float(ring.rank + 1), count: 10_000)
+            try v.withUnsafeMutableBufferPointer { try ring.allReduce($0, average: true) }
+            XCTAssertTrue(v.allSatisfy { $0 == 2.5 })
+            if ring.rank == 0 { s.ratio = ring.stats.compressionRatio; s.raw = ring.stats.rawBytes }
+        }
+        // Each rank sends 2 (N - 1) / N of the buffer.
+        XCTAssertEqual(s.raw, 2 * 3 * 2500 * 4)
+        XCTAssertGreaterThan(s.ratio, 10, "constant data compresses")
+    }
+
+    func testWrongTokenCannotJoinTheRing() throws {
+        // Rank 1 starts forming the ring; an impostor with the wrong token and a client sending
+        // garbage reach its listener first and are refused; then the real rank 0 joins and the
+        // ring works.
+        let l0 = try Listener(host: "127.0.0.1", port: 0), l1 = try Listener(host: "127.0.0.1", port: 0)
+        final class Box: @unchecked Sendable { var sums: [[Float]] = []; let lock = NSLock() }
+        let box = Box()
+        let g = DispatchGroup()
+        func start(_ r: Int, _ l: Listener, _ other: UInt16) {
+            g.enter()
+            Thread {
+                defer { g.leave() }
+                do {
+                    let ring = try Ring.form(rank: r, worldSize: 2, listener: l, rightAddress: ("127.0.0.1", other),
+                                             auth: Authenticator(token: "secret"), codec: .zstd, timeout: 20)
+                    var v: [Float] = [Float(r), 1]
+                    try v.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
+                    box.lock.lock(); box.sums.append(v); box.lock.unlock()
+                } catch { XCTFail("rank \(r): \(error)") }
+            }.start()
+        }
+        start(1, l1, l0.port)
+        let impostor = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
+        let ch = try impostor.receive(.challenge)
+        let bad = Authenticator(token: "wrong").answer(ch.payload, context: "ring 0->1 of 2")
+        struct Hello: Codable { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+        try impostor.send(.ringHello, json: Hello(rank: 0, worldSize: 2, mac: bad))
+        XCTAssertThrowsError(try impostor.receive(.welcome)) { e in XCTAssertTrue("\(e)".contains("refused"), "\(e)") }
+        let garbage = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
+        _ = try garbage.receive(.challenge)
+        try Array("GET / HTTP/1.0\r\n\r\n and some more bytes".utf8).withUnsafeBytes { try garbage.write([$0]) }
+        start(0, l0, l1.port)
+        XCTAssertEqual(g.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(box.sums, [[1, 2], [1, 2]])
+    }
+
+    func testFramesAreChecked() throws {
+        let l = try Listener(host: "127.0.0.1", port: 0)
+        let a = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 2)
+        let b = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 2))
+        // Oversized: refused before allocating.
+        var h: [UInt8] = Array("RGAN".utf8) + [1, FrameType.batch.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
+        h += [0xff, 0xff, 0xff, 0x7f] + [0, 0, 0, 0]
+        try h.withUnsafeBytes { try a.write([$0]) }
+        XCTAssertThrowsError(try b.receive(maxPayload: 1 << 20)) { e in XCTAssertTrue("\(e)".contains("exceeds"), "\(e)") }
+        // Bad magic.
+        let c = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 2)
+        let d = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 2))
+        try Array("HELLO WORLD, THIS IS NOT A FRAME".utf8).withUnsafeBytes { try c.write([$0]) }
+        XCTAssertThrowsError(try d.receive()) { e in XCTAssertTrue("\(e)".contains("not a RingGAN peer"), "\(e)") }
+        // Corrupt payload: checksum mismatch.
+        let e1 = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 2)
+        let e2 = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 2))
+        var f = Array("RGAN".utf8) + [1, FrameType.heartbeat.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
+        f += [3, 0, 0, 0] + [1, 2, 3, 4] + [9, 9, 9]
+        try f.withUnsafeBytes { try e1.write([$0]) }
+        XCTAssertThrowsError(try e2.receive()) { e in XCTAssertTrue("\(e)".contains("checksum"), "\(e)") }
+        // A silent peer: the read times out instead of hanging.
+        let s1 = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 1)
+        let s2 = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 1))
+        _ = s1
+        XCTAssertThrowsError(try s2.receive()) { e in XCTAssertTrue("\(e)".contains("timed out"), "\(e)") }
+    }
+}
