@@ -3,5 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+# The interop tests read our TensorBoard files with the real reader (tensorboard) and load our
+# exported weights into the tutorial's PyTorch classes (torch, safetensors, numpy). Installed
+# only when missing; Debian 12's system Python needs --break-system-packages for pip.
+PY_TEST_PACKAGES=(tensorboard safetensors numpy 'torch==2.13.0+cpu')
+if ! python3 -c 'import tensorboard, torch, safetensors, numpy' 2>/dev/null; then
+    echo "test: installing the Python packages of the interop tests: ${PY_TEST_PACKAGES[*]}"
+    python3 -m pip install --quiet "${PY_TEST_PACKAGES[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "${PY_TEST_PACKAGES[@]}"
+    python3 -c 'import tensorboard, torch, safetensors, numpy'
+fi
+# With the packages in place, a missing one fails the interop tests instead of skipping them.
+export RINGGAN_REQUIRE_INTEROP=1
+
 swift build --build-tests 2>&1 | tail -n 3
 swift test 2>&1

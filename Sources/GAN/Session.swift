@@ -57,7 +57,14 @@ public func fixedNoise(_ config: GANConfig, count: Int = 64) -> Tensor {
     latents(seed: config.seed, .fixedNoise, step: 0, indices: Array(0..<count), dim: config.latentDim)
 }
 
-/// Drives a `GANTrainer`: sample grids and checkpoints every K steps, metrics lines, resume.
+/// Drives a `GANTrainer`: sample grids and checkpoints every K steps, metrics lines, a
+/// TensorBoard event file, log lines, resume.
+///
+/// TensorBoard scalars, every step: `loss/d`, `loss/g`, `d/real` (mean D(x)), `d/fake` (mean
+/// D(G(z))), `grad_norm/d`, `grad_norm/g`, `speed/images_per_sec` (real images through D per
+/// second: batch x n_critic / step time), `wgan_gp/penalty` for wgan-gp, `progressive/resolution`
+/// and `progressive/alpha` for progressive runs; the fixed-noise grid as the image `samples`
+/// whenever a grid is written. Other code adds its own with `logScalars`.
 public final class TrainingSession {
     public let trainer: GANTrainer
     public let folder: RunFolder
@@ -65,24 +72,37 @@ public final class TrainingSession {
     public var checkpointEvery: Int
     /// Only this rank writes files (rank 0 in a distributed run).
     public let writes: Bool
+    /// The TensorBoard event file (nil when this rank does not write).
+    public let events: EventWriter?
+    /// Log lines (run folder, grids and checkpoints written). Messages at info and above.
+    public var logger: Logger
     private var metricsHandle: FileHandle?
 
-    public init(trainer: GANTrainer, folder: RunFolder, sampleEvery: Int, checkpointEvery: Int, writes: Bool = true) throws {
+    /// - logdir: the folder for the TensorBoard event file (default: the run folder).
+    public init(trainer: GANTrainer, folder: RunFolder, sampleEvery: Int, checkpointEvery: Int, writes: Bool = true,
+                logdir: String? = nil, logger: Logger = Logger(label: "gan.train")) throws {
         self.trainer = trainer
         self.folder = folder
         self.sampleEvery = sampleEvery
         self.checkpointEvery = checkpointEvery
         self.writes = writes
+        self.logger = logger
         if writes {
             try folder.create(config: trainer.config)
             let mp = folder.path + "/metrics.jsonl"
-            if !FileManager.default.fileExists(atPath: mp) { FileManager.default.createFile(atPath: mp, contents: nil) }
+            if !FileManager.default.fileExists(atPath: mp) { _ = FileManager.default.createFile(atPath: mp, contents: nil) }
             metricsHandle = FileHandle(forWritingAtPath: mp)
             metricsHandle?.seekToEndOfFile()
+            events = try EventWriter(directory: logdir ?? folder.path)
+        } else {
+            events = nil
         }
     }
 
-    deinit { try? metricsHandle?.close() }
+    deinit {
+        try? metricsHandle?.close()
+        events?.close()
+    }
 
     /// Restores weights, optimizer state, step and data position from `path`.
     public static func resume(_ trainer: GANTrainer, from ckpt: Checkpoint, path: String) throws {
@@ -96,47 +116,97 @@ public final class TrainingSession {
         if ckpt.config.progressive && trainer.config.steps != ckpt.config.steps {
             throw Checkpoint.Error(path: path, reason: "a progressive run's growth schedule is laid out over its \(ckpt.config.steps) steps; resume it with --steps \(ckpt.config.steps)")
         }
+        if let local = trainer.source as? LocalBatches, local.dataset.count != ckpt.sampler.count {
+            throw Checkpoint.Error(path: path, reason: "its data position is for a data set of \(ckpt.sampler.count) images; "
+                                   + "this one (\(local.dataset.source)) has \(local.dataset.count)")
+        }
         try ckpt.restore(into: trainer.models, path: path)
         trainer.restore(step: ckpt.step, sampler: ckpt.sampler)
     }
 
+    /// Writes the fixed-noise grid of the current step as `samples/step_XXXXXXXX.png` and as
+    /// the TensorBoard image `samples`; returns the file's path.
     public func writeSampleGrid() throws -> String {
         let growth = trainer.models.growthSchedule?.state(at: max(trainer.step - 1, 0))
         if let g = growth { trainer.models.setGrowth(g) }
         let images = trainer.models.sample(fixedNoise(trainer.config))
         let p = folder.samples + String(format: "/step_%08d.png", trainer.step)
-        try saveImageGrid(images, to: p, nrow: 8)
+        let g = imageGrid(images, nrow: 8)
+        let png = PNG.encode(width: g.width, height: g.height, channels: g.channels, pixels: g.pixels)
+        try AtomicFile.write(png, to: p)
+        events?.image("samples", png: png, width: g.width, height: g.height, channels: g.channels, step: trainer.step)
+        events?.flush()
+        logger.debug("sample grid written", metadata: ["path": .string(p), "step": .stringConvertible(trainer.step)])
         return p
     }
 
     public func writeCheckpoint() throws -> String {
-        try folder.checkpoints.save(Checkpoint(trainer: trainer))
+        let p = try folder.checkpoints.save(Checkpoint(trainer: trainer))
+        logger.info("checkpoint written", metadata: ["path": .string(p), "step": .stringConvertible(trainer.step)])
+        return p
     }
 
-    func logMetrics(_ m: StepMetrics, seconds: Double) {
-        guard let h = metricsHandle else { return }
-        let line = String(format: "{\"step\":%d,\"d_loss\":%.6g,\"g_loss\":%.6g,\"d_real\":%.6g,\"d_fake\":%.6g,\"gp\":%.6g,\"g_grad_norm\":%.6g,\"d_grad_norm\":%.6g,\"resolution\":%d,\"alpha\":%.4g,\"step_seconds\":%.4g}\n",
-                          trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty, m.gGradNorm, m.dGradNorm,
-                          m.resolution, m.alpha, seconds)
-        h.write(line.data(using: .utf8)!)
+    /// TensorBoard scalars at `step` (the distributed layer adds `dist/bytes_on_wire`,
+    /// `dist/compression_ratio`; evaluation adds `eval/...`). Flushed at once. No-op on a rank
+    /// that does not write.
+    public func logScalars(_ values: [(String, Float)], step: Int) {
+        events?.scalars(values, step: step)
+        events?.flush()
+    }
+
+    /// The TensorBoard scalars of one step's metrics (see the type's documentation).
+    public func stepScalars(_ m: StepMetrics, seconds: Double) -> [(String, Float)] {
+        let c = trainer.config
+        var v: [(String, Float)] = [("loss/d", m.dLoss), ("loss/g", m.gLoss), ("d/real", m.dReal), ("d/fake", m.dFake),
+                                    ("grad_norm/d", m.dGradNorm), ("grad_norm/g", m.gGradNorm)]
+        if seconds > 0 { v.append(("speed/images_per_sec", Float(Double(c.batchSize * c.nCritic) / seconds))) }
+        if c.loss == .wganGP { v.append(("wgan_gp/penalty", m.gradientPenalty)) }
+        if c.progressive {
+            v.append(("progressive/resolution", Float(m.resolution)))
+            v.append(("progressive/alpha", m.alpha))
+        }
+        return v
+    }
+
+    /// Records one finished step (the trainer's current step): a `metrics.jsonl` line and the
+    /// TensorBoard scalars. `run` calls it; a driver with its own loop may too.
+    public func logStep(_ m: StepMetrics, seconds: Double) {
+        guard writes else { return }
+        if let h = metricsHandle {
+            let line = String(format: "{\"step\":%d,\"d_loss\":%.6g,\"g_loss\":%.6g,\"d_real\":%.6g,\"d_fake\":%.6g,\"gp\":%.6g,\"g_grad_norm\":%.6g,\"d_grad_norm\":%.6g,\"resolution\":%d,\"alpha\":%.4g,\"step_seconds\":%.4g}\n",
+                              trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty, m.gGradNorm, m.dGradNorm,
+                              m.resolution, m.alpha, seconds)
+            h.write(line.data(using: .utf8)!)
+        }
+        events?.scalars(stepScalars(m, seconds: seconds), step: trainer.step)
     }
 
     /// Trains to `config.steps`, calling `report` after every step. Writes a grid and a
-    /// checkpoint at every multiple of the cadences and at the end.
+    /// checkpoint at every multiple of the cadences and at the end; the event file is flushed
+    /// after every step.
     public func run(report: (StepMetrics) -> Void) throws {
         let total = trainer.config.steps
+        defer { events?.flush() }
         while trainer.step < total {
             let t0 = Date()
             let m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
                 throw SessionError("training diverged at step \(trainer.step): d_loss \(m.dLoss), g_loss \(m.gLoss)")
             }
-            if writes { logMetrics(m, seconds: Date().timeIntervalSince(t0)) }
+            logStep(m, seconds: Date().timeIntervalSince(t0))
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.
             if writes && (s == total || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
             if writes && (s == total || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
+            events?.flush()
         }
     }
+}
+
+/// The run folder a checkpoint belongs to: `<run>` for `<run>/checkpoints/step_X.rgan`, else the
+/// checkpoint's own folder.
+public func runFolder(ofCheckpoint path: String) -> String {
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+    return dir.lastPathComponent == "checkpoints" ? dir.deletingLastPathComponent().path : dir.path
 }

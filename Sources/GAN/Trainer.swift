@@ -200,14 +200,21 @@ public final class GANTrainer {
         return g.generate(z)
     }
 
-    /// Scales this rank's gradients by its share of the global batch and sums them over the ranks.
-    func reduce(_ group: ParameterGroup, _ shardSize: Int, tag: String) throws {
+    /// In a data-parallel run each rank differentiates its shard's mean loss times the shard's
+    /// share of the global batch, so the sum over ranks is the global batch's mean loss, also when
+    /// shards differ in size and through SyncBatchNorm (whose statistics' gradients are summed
+    /// over ranks inside backward).
+    func scaled(_ loss: Tensor, _ shardSize: Int) throws -> Tensor {
+        guard let r = reducer else { return loss }
+        try r.checkFailure()
+        return loss * (Float(shardSize) / Float(config.batchSize))
+    }
+
+    /// Sums this rank's gradients over the ranks.
+    func reduce(_ group: ParameterGroup, tag: String) throws {
         guard let r = reducer else { return }
         try r.checkFailure()
-        let share = Float(shardSize) / Float(config.batchSize)
-        let g = group.gradBuffer
-        for i in 0..<g.count { g[i] *= share }
-        try r.allReduceGradients(g, tag: tag)
+        try r.allReduceGradients(group.gradBuffer, tag: tag)
     }
 
     /// One step: `nCritic` discriminator updates, then one generator update.
@@ -241,8 +248,8 @@ public final class GANTrainer {
                 metrics.gradientPenalty = gp.item
                 dLoss = dLoss + gp * c.gpLambda
             }
-            dLoss.backward()
-            try reduce(models.dParams, positions.count, tag: "D")
+            try scaled(dLoss, positions.count).backward()
+            try reduce(models.dParams, tag: "D")
             metrics.dGradNorm = models.dParams.gradNorm()
             models.optD.step()
             if c.loss == .wgan { models.dParams.clamp(c.clip) }
@@ -254,9 +261,9 @@ public final class GANTrainer {
         models.gParams.zeroGrad()
         for t in models.dParams.tensors { t.requiresGrad = false }
         let gLoss = generatorLoss(c.loss, fake: D.score(fake))
-        gLoss.backward()
+        try scaled(gLoss, fake.shape[0]).backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
-        try reduce(models.gParams, fake.shape[0], tag: "G")
+        try reduce(models.gParams, tag: "G")
         metrics.gGradNorm = models.gParams.gradNorm()
         models.optG.step()
         metrics.gLoss = gLoss.item

@@ -3,6 +3,8 @@ import Tensors
 /// Sums per-channel statistics over every rank of a data-parallel run (SyncBatchNorm). The
 /// distributed layer provides one; a single process needs none.
 public protocol BatchNormSynchronizer: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
     /// Returns the element-wise sum of `values` over all ranks. Every rank calls it in the same
     /// order with the same length.
     func allReduceSum(_ values: [Float]) -> [Float]
@@ -51,15 +53,35 @@ public final class BatchNorm: Module {
         }
         let mean: Tensor, variance: Tensor
         var n = x.count / numFeatures
-        if let sync = synchronizer {
-            // Global sums of x and x^2 and the global count, then E[x] and E[x^2] - E[x]^2.
-            let local = concat([x.sum(dims: dims), (x * x).sum(dims: dims), Tensor(shape: [1], values: [Float(n)])], dim: 0)
-            let global = allReduceSumOp(local, sync)
-            n = Int(global[flat: 2 * numFeatures].rounded())
-            let s = global.narrow(0, 0, numFeatures), ss = global.narrow(0, numFeatures, numFeatures)
-            let m = s * (1 / Float(n))
-            mean = m.reshape(bshape)
-            variance = (ss * (1 / Float(n)) - m * m).reshape(bshape)
+        if let sync = synchronizer, sync.worldSize > 1 {
+            // Each rank's count, mean and sum of squared deviations (two-pass, as without sync)
+            // go into its own slot of a vector that is summed over the ranks (an all-gather);
+            // every rank then merges the slots in rank order (Chan et al.'s parallel variance),
+            // which avoids the cancellation of E[x^2] - E[x]^2. The sum's backward sums the
+            // gradients over the ranks, so SyncBatchNorm's backward is exact too.
+            let c = numFeatures, slot = 2 * c + 1, w = sync.worldSize
+            let m = x.mean(dims: dims)
+            let m2 = (x - m.reshape(bshape)).pow(2).sum(dims: dims)
+            var parts: [Tensor] = []
+            if sync.rank > 0 { parts.append(Tensor.zeros([sync.rank * slot])) }
+            parts += [Tensor(shape: [1], values: [Float(n)]), m, m2]
+            if sync.rank < w - 1 { parts.append(Tensor.zeros([(w - 1 - sync.rank) * slot])) }
+            let all = allReduceSumOp(concat(parts, dim: 0), sync)
+            let counts = (0..<w).map { Int(all[flat: $0 * slot].rounded()) }
+            n = counts.reduce(0, +)
+            var gm: Tensor? = nil
+            for r in 0..<w where counts[r] > 0 {
+                let term = all.narrow(0, r * slot + 1, c) * (Float(counts[r]) / Float(n))
+                gm = gm.map { $0 + term } ?? term
+            }
+            var gm2: Tensor? = nil
+            for r in 0..<w where counts[r] > 0 {
+                let d = all.narrow(0, r * slot + 1, c) - gm!
+                let term = all.narrow(0, r * slot + 1 + c, c) + d * d * Float(counts[r])
+                gm2 = gm2.map { $0 + term } ?? term
+            }
+            mean = gm!.reshape(bshape)
+            variance = (gm2! * (1 / Float(n))).reshape(bshape)
         } else {
             mean = x.mean(dims: dims, keepDim: true)
             variance = x.variance(dims: dims, keepDim: true)

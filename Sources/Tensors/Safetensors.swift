@@ -2,8 +2,23 @@ import Foundation
 
 /// Reading and writing the safetensors format (an 8-byte little-endian header length, a JSON
 /// header naming each tensor's dtype, shape and byte range, then the raw little-endian data), the
-/// format PyTorch's `safetensors.torch.save_file` writes. Only F32 tensors are read and written.
+/// format PyTorch's `safetensors.torch.save_file` writes. Tensors are float32 in memory; in the
+/// file they are F32, or I64 where asked (PyTorch's int64 buffers such as BatchNorm's
+/// `num_batches_tracked`, so that `load_state_dict(strict=True)` gets the dtype it expects).
+/// Reading converts I64, I32 and F64 entries to float32.
 public enum Safetensors {
+    /// A dtype in the file.
+    public enum DType: String, Sendable {
+        case f32 = "F32", f64 = "F64", i64 = "I64", i32 = "I32"
+        public var size: Int { self == .f32 || self == .i32 ? 4 : 8 }
+    }
+
+    /// PyTorch's dtype for a `state_dict` key: I64 for BatchNorm's `num_batches_tracked`, F32
+    /// otherwise.
+    public static func torchDType(forKey key: String) -> DType {
+        key == "num_batches_tracked" || key.hasSuffix(".num_batches_tracked") ? .i64 : .f32
+    }
+
     public struct FormatError: Error, CustomStringConvertible {
         public let path: String
         public let reason: String
@@ -15,6 +30,14 @@ public enum Safetensors {
 
     /// The tensors of `path` by name, and the file's `__metadata__`.
     public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let f = try readFile(path: path)
+        return (f.tensors, f.metadata)
+    }
+
+    /// The tensors of `path` by name (as float32), each one's dtype in the file, and the
+    /// file's `__metadata__`.
+    public static func readFile(path: String) throws
+        -> (tensors: [String: Tensor], dtypes: [String: DType], metadata: [String: String]) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw FormatError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
@@ -30,6 +53,7 @@ public enum Safetensors {
               let header = json as? [String: Any] else { throw fail("the header is not a JSON object") }
         var metadata: [String: String] = [:]
         var tensors: [String: Tensor] = [:]
+        var dtypes: [String: DType] = [:]
         let body = headerEnd
         for (name, value) in header {
             if name == "__metadata__" {
@@ -39,37 +63,50 @@ public enum Safetensors {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
-            guard dtype == "F32" else { throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported") }
+            guard let dt = DType(rawValue: dtype) else {
+                throw fail("tensor '\(name)' has dtype \(dtype); RingGAN reads F32, F64, I64 and I32 (converted to float32)")
+            }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has a negative dimension in \(shape)") }
             let count = shape.reduce(1, *)
             let (b, e) = (offsets[0], offsets[1])
             guard b >= 0, e >= b, body + e <= data.count else {
                 throw fail("tensor '\(name)' byte range [\(b), \(e)) lies outside the \(data.count - body) data bytes")
             }
-            guard e - b == count * 4 else {
-                throw fail("tensor '\(name)' of shape \(shape) needs \(count * 4) bytes, its range has \(e - b)")
+            guard e - b == count * dt.size else {
+                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(count * dt.size) bytes, its range has \(e - b)")
             }
             let t = Tensor(uninitializedShape: shape)
             data.withUnsafeBytes { raw in
-                let src = raw.baseAddress! + body + b
-                let dst = UnsafeMutableRawPointer(t.data)
-                dst.copyMemory(from: src, byteCount: count * 4)
+                let src = UnsafeRawPointer(raw.baseAddress! + body + b)
+                switch dt {
+                case .f32:
+                    for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                case .f64:
+                    for i in 0..<count { t.data[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                case .i64:
+                    for i in 0..<count { t.data[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+                case .i32:
+                    for i in 0..<count { t.data[i] = Float(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+                }
             }
-            for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: t.data[i].bitPattern)) }
             tensors[name] = t
+            dtypes[name] = dt
         }
-        return (tensors, metadata)
+        return (tensors, dtypes, metadata)
     }
 
-    /// Writes `tensors` in order, atomically (a temporary file, fsync, rename).
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws {
+    /// Writes `tensors` in order, atomically (a temporary file, fsync, rename): F32, except
+    /// the names `dtype` maps to I64 or I32 (values rounded to integers) or F64.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
+                             dtype: (String) -> DType = { _ in .f32 }, to path: String) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
-        for (name, t) in tensors {
+        let types = tensors.map { dtype($0.name) }
+        for ((name, t), dt) in zip(tensors, types) {
             precondition(name != "__metadata__" && header[name] == nil, "safetensors: duplicate or reserved name '\(name)'")
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * 4]] as [String: Any]
-            offset += t.count * 4
+            header[name] = ["dtype": dt.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.count * dt.size]] as [String: Any]
+            offset += t.count * dt.size
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
@@ -77,10 +114,22 @@ public enum Safetensors {
         var n = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(json)
-        for (_, t) in tensors {
+        for ((_, t), dt) in zip(tensors, types) {
             for i in 0..<t.count {
-                var bits = t.data[i].bitPattern.littleEndian
-                withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+                switch dt {
+                case .f32:
+                    var bits = t.data[i].bitPattern.littleEndian
+                    withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+                case .f64:
+                    var bits = Double(t.data[i]).bitPattern.littleEndian
+                    withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+                case .i64:
+                    var v = Int64(t.data[i].rounded()).littleEndian
+                    withUnsafeBytes(of: &v) { out.append(contentsOf: $0) }
+                case .i32:
+                    var v = Int32(t.data[i].rounded()).littleEndian
+                    withUnsafeBytes(of: &v) { out.append(contentsOf: $0) }
+                }
             }
         }
         try AtomicFile.write(out, to: path)

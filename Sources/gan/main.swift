@@ -10,7 +10,38 @@ struct Gan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gan",
         abstract: "RingGAN: GAN training in Swift, from the tensor up.",
-        subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self, Info.self])
+        subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self,
+                      Export.self, Import.self, Info.self])
+}
+
+/// `--log-level`, on every subcommand.
+struct LogOptions: ParsableArguments {
+    @Option(help: "Log level: \(logLevelNames.joined(separator: ", ")). Log lines go to standard error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard parseLogLevel(logLevel) != nil else {
+            throw ValidationError("unknown --log-level '\(logLevel)' (one of \(logLevelNames.joined(separator: ", ")))")
+        }
+    }
+
+    /// Sets up swift-log and returns the command's logger.
+    func bootstrap(_ label: String = "gan") -> Logger {
+        bootstrapLogging(level: parseLogLevel(logLevel) ?? .info)
+        return Logger(label: label)
+    }
+}
+
+/// Writes to standard error as it comes (progress displays of --json commands).
+func writeToStandardError(_ s: String) {
+    FileHandle.standardError.write(Data(s.utf8))
+}
+
+/// A progress display: on standard output, or on standard error when standard output carries
+/// JSON for machines.
+func makeProgress(total: Int, label: String, json: Bool = false, initial: Int = 0) -> Telemetry.Progress {
+    json ? Progress(total: total, label: label, initial: initial, output: writeToStandardError, isTerminal: isatty(2) != 0)
+        : Progress(total: total, label: label, initial: initial)
 }
 
 /// Prints to standard error and exits non-zero.
@@ -72,9 +103,13 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoints to keep.") var keep: Int = 3
     @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") var resume: String?
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
+    var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let log = logging.bootstrap("gan.train")
         if let t = threads { BLASRuntime.setThreads(t) }
         var config: GANConfig
         if let r = resume {
@@ -82,7 +117,7 @@ struct Train: ParsableCommand {
             do { ckpt = try Checkpoint.read(path: r) } catch { fail("\(error)") }
             config = ckpt.config
             config.steps = max(steps, ckpt.step)
-            try trainLoop(config: config, resume: (ckpt, r))
+            try trainLoop(config: config, resume: (ckpt, r), log: log)
             return
         }
         config = GANConfig()
@@ -108,10 +143,10 @@ struct Train: ParsableCommand {
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
         config.dataset = dataset; config.dataDir = data
         if let problem = config.validate() { fail(problem) }
-        try trainLoop(config: config, resume: nil)
+        try trainLoop(config: config, resume: nil, log: log)
     }
 
-    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?) throws {
+    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?, log: Logger) throws {
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
         let models = GANModels(config: config)
@@ -120,17 +155,23 @@ struct Train: ParsableCommand {
         if let (ckpt, path) = resume {
             do { try TrainingSession.resume(trainer, from: ckpt, path: path) } catch { fail("\(error)") }
             // checkpoints/step_X.rgan -> the run folder
-            runPath = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().path
+            runPath = runFolder(ofCheckpoint: path)
         } else {
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
             runPath = runsDir + "/" + (name ?? "\(config.model.rawValue)-\(config.loss.rawValue)-\(stamp)")
         }
-        let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: keep),
-                                          sampleEvery: sampleEvery, checkpointEvery: checkpointEvery)
-        print("run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
-              + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
-              + "G \(models.gParams.count) and D \(models.dParams.count) parameters, OpenBLAS \(BLASRuntime.coreName) x\(BLASRuntime.threads)")
+        let session: TrainingSession
+        do {
+            session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: keep),
+                                          sampleEvery: sampleEvery, checkpointEvery: checkpointEvery, logdir: logdir, logger: log)
+        } catch { fail("\(error)") }
+        let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
+            + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
+            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, OpenBLAS \(BLASRuntime.coreName) x\(BLASRuntime.threads)"
+        log.info("\(summary)")
+        if let e = session.events { log.info("TensorBoard events: \(e.path)") }
         let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
+        defer { if !json { progress.finish() } }
         try session.run { m in
             if json {
                 print(String(format: "{\"step\":%d,\"d_loss\":%.5f,\"g_loss\":%.5f,\"d_x\":%.4f,\"d_g_z\":%.4f,\"gp\":%.5f}",
@@ -142,8 +183,9 @@ struct Train: ParsableCommand {
                 progress.update(trainer.step, kv)
             }
         }
-        progress.finish()
-        print("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)")
+        if !json { progress.finish() }
+        session.events?.close()
+        log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)")
     }
 }
 
@@ -161,23 +203,66 @@ func loadModels(_ path: String?) -> (GANModels, Checkpoint, String) {
     } catch { fail("\(error)") }
 }
 
+/// `name` in the run folder of a checkpoint (`<run>/checkpoints/step_X.rgan` -> `<run>/name`;
+/// a checkpoint elsewhere: beside it).
 func defaultOut(_ ckptPath: String, _ name: String) -> String {
-    URL(fileURLWithPath: ckptPath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(name).path
+    URL(fileURLWithPath: runFolder(ofCheckpoint: ckptPath)).appendingPathComponent(name).path
 }
 
 struct Sample: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write an 8x8 grid of samples from a checkpoint.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write samples from a checkpoint: an 8x8 PNG grid and/or the images as a .npy array.",
+        discussion: """
+        Each --out is chosen by its extension: NAME.npy gets the images as float32 [N, C, H, W] in [-1, 1] \
+        (C order, numpy.load reads it); any other name gets a PNG grid. Give --out twice for both. \
+        --latents z.npy uses those latents ([N, latent_dim], float32 or float64) instead of drawing --count \
+        of them from --seed; --latents-out writes the latents used. The generator runs in eval mode \
+        (BatchNorm running statistics), as PyTorch's model.eval().
+        """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
-    @Option(help: "Output PNG (default: <run>/sample.png).") var out: String?
-    @Option(help: "Number of samples.") var count: Int = 64
+    @Option(help: "Output, by extension: .npy for the images as an array, otherwise a PNG grid; repeatable (default: <run>/sample.png).")
+    var out: [String] = []
+    @Option(help: "Number of samples (ignored with --latents).") var count: Int = 64
     @Option(help: "Seed for the latents.") var seed: UInt64 = 1
+    @Option(help: "Latents from a .npy file, shape [N, latent_dim].") var latents: String?
+    @Option(help: "Write the latents used to this .npy file ([N, latent_dim] float32).") var latentsOut: String?
+    @Option(help: "Images per row of the PNG grid.") var nrow: Int = 8
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let log = logging.bootstrap()
         let (models, ckpt, path) = loadModels(checkpoint)
-        let z = latents(seed: seed, .fixedNoise, step: 1, indices: Array(0..<count), dim: ckpt.config.latentDim)
-        let o = out ?? defaultOut(path, "sample.png")
-        try saveImageGrid(models.sample(z), to: o, nrow: 8)
-        print("wrote \(o) (\(count) samples from \(path), step \(ckpt.step))")
+        let d = ckpt.config.latentDim
+        let z: Tensor
+        if let lp = latents {
+            do { z = try Npy.read(path: lp) } catch { fail("\(error)") }
+            guard z.rank == 2, z.shape[1] == d, z.shape[0] > 0 else {
+                fail("\(lp): latents of shape \(z.shape); this \(ckpt.config.model.rawValue) generator needs [N, \(d)]")
+            }
+        } else {
+            guard count > 0 else { fail("--count must be at least 1") }
+            z = GAN.latents(seed: seed, .fixedNoise, step: 1, indices: Array(0..<count), dim: d)
+        }
+        guard nrow > 0 else { fail("--nrow must be at least 1") }
+        let n = z.shape[0]
+        var parts: [Tensor] = []
+        for s in stride(from: 0, to: n, by: 256) { parts.append(models.sample(z.narrow(0, s, min(256, n - s)))) }
+        let images = parts.count == 1 ? parts[0] : concat(parts, dim: 0)
+        if let lo = latentsOut {
+            do { try Npy.write(z, to: lo) } catch { fail("\(error)") }
+            log.info("wrote latents \(lo) \(z.shape)")
+        }
+        let outs = out.isEmpty ? [defaultOut(path, "sample.png")] : out
+        for o in outs {
+            do {
+                if o.lowercased().hasSuffix(".npy") {
+                    try Npy.write(images, to: o)
+                } else {
+                    try saveImageGrid(images, to: o, nrow: nrow)
+                }
+            } catch { fail("\(error)") }
+            print("wrote \(o) (\(n) samples \(images.shape.dropFirst().map(String.init).joined(separator: "x")) from \(path), step \(ckpt.step))")
+        }
     }
 }
 
@@ -199,8 +284,10 @@ struct Interpolate: ParsableCommand {
     @Option(help: "Images per row.") var steps: Int = 10
     @Option(help: "Seed for the endpoints.") var seed: UInt64 = 2
     @Option(help: "Output PNG (default: <run>/interpolate-<mode>.png).") var out: String?
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        _ = logging.bootstrap()
         guard mode == "lerp" || mode == "slerp" else { fail("--mode must be lerp or slerp") }
         guard steps >= 2 && rows >= 1 else { fail("--steps must be at least 2 and --rows at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
@@ -229,8 +316,10 @@ struct StyleMix: ParsableCommand {
     @Option(help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
     @Option(help: "Seed.") var seed: UInt64 = 3
     @Option(help: "Output PNG (default: <run>/style-mix.png).") var out: String?
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        _ = logging.bootstrap()
         let (models, ckpt, path) = loadModels(checkpoint)
         guard let g = models.generator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         let k = crossover ?? g.numLayers / 2
@@ -267,8 +356,11 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Use only the first N training images (quick checks).") var maxTrain: Int?
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output (default: data/classifier-<dataset>.safetensors).") var out: String?
+    @Flag(help: "Print one JSON line per step and a JSON result line instead of the progress display.") var json = false
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let log = logging.bootstrap("gan.classifier")
         guard let name = DatasetName(rawValue: dataset) else { fail("unknown --dataset '\(dataset)'") }
         let train: ImageDataset, test: ImageDataset
         do {
@@ -280,18 +372,29 @@ struct TrainClassifier: ParsableCommand {
         } catch { fail("\(error)") }
         var rng = RandomGenerator(seed: seed, stream: 0xC1)
         let clf = DigitClassifier(rng: &rng)
+        guard train.count >= 64 else { fail("the classifier trains on batches of 64; \(train.count) training images are too few") }
+        log.info("training the classifier on \(train.count) \(dataset) images for \(epochs) epochs")
         let progress = Progress(total: epochs * (train.count / 64), label: "classifier")
-        let acc = clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, _, loss in
-            progress.update(s, [("loss", fmt(loss))])
+        let acc = clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
+            if json {
+                print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
+            } else {
+                progress.update(s, [("loss", fmt(loss))])
+            }
         }
-        progress.finish()
+        if !json { progress.finish() }
         let o = out ?? classifierPath(dataset)
         try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: o).deletingLastPathComponent().path,
                                                 withIntermediateDirectories: true)
         try Safetensors.write(clf.stateDict().map { (name: $0.0, tensor: $0.1) },
                               metadata: ["accuracy": String(acc), "dataset": dataset, "train": String(train.count),
                                          "test": String(test.count)], to: o)
-        print(String(format: "held-out accuracy %.2f%% on %d %@ test images; wrote %@", acc * 100, test.count, dataset, o))
+        if json {
+            let obj: [String: Any] = ["accuracy": acc, "dataset": dataset, "train": train.count, "test": test.count, "out": o]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "held-out accuracy %.2f%% on %d %@ test images; wrote %@", acc * 100, test.count, dataset, o))
+        }
     }
 }
 
@@ -303,9 +406,14 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Generated samples (real: the same number from the train split, at most all of it).") var samples: Int = 2000
     @Option(help: "Seed for the latents.") var seed: UInt64 = 4
     @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
-    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Folder for the TensorBoard event file with eval/fid, eval/classifier_score, eval/mode_entropy at the checkpoint's step (default: the checkpoint's run folder).")
+    var logdir: String?
+    @Flag(help: "Print one JSON object (the progress display goes to standard error).") var json = false
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let log = logging.bootstrap("gan.evaluate")
+        guard samples > 0 else { fail("--samples must be at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
         let cp = classifier ?? classifierPath(ckpt.config.dataset)
         var rng = RandomGenerator(seed: 0)
@@ -317,21 +425,45 @@ struct Evaluate: ParsableCommand {
         let real: ImageDataset
         do { real = try loadTrainingData(ckpt.config) } catch { fail("\(error)") }
         let n = min(samples, real.count)
-        let realImages = batch(real, indices: Array(0..<n), size: 28)
-        let realStats = FeatureStatistics(features: clf.featureRows(realImages))
-        func score(_ m: GANModels) -> (Double, ClassDistributionScores) {
-            var parts: [Tensor] = []
+        // Features in chunks of 250 images (as featureRows batches them), with a progress display.
+        var progress = makeProgress(total: n, label: "real features", json: json)
+        var realParts: [Tensor] = []
+        for s in stride(from: 0, to: n, by: 250) {
+            realParts.append(clf.featureRows(batch(real, indices: Array(s..<min(s + 250, n)), size: 28)))
+            progress.update(min(s + 250, n))
+        }
+        progress.finish()
+        let realStats = FeatureStatistics(features: concat(realParts, dim: 0))
+        func score(_ m: GANModels, _ label: String) -> (Double, ClassDistributionScores) {
+            progress = makeProgress(total: samples, label: label, json: json)
+            var feats: [Tensor] = [], probs: [Tensor] = []
             for s in stride(from: 0, to: samples, by: 250) {
                 let z = latents(seed: seed, .fixedNoise, step: 2, indices: Array(s..<min(s + 250, samples)), dim: ckpt.config.latentDim)
-                parts.append(m.sample(z))
+                let fake = m.sample(z)
+                feats.append(clf.featureRows(fake))
+                probs.append(clf.probabilities(fake))
+                progress.update(min(s + 250, samples))
             }
-            let fake = concat(parts, dim: 0)
-            return (frechetDistance(FeatureStatistics(features: clf.featureRows(fake)), realStats),
-                    classDistributionScores(probabilities: clf.probabilities(fake)))
+            progress.finish()
+            return (frechetDistance(FeatureStatistics(features: concat(feats, dim: 0)), realStats),
+                    classDistributionScores(probabilities: concat(probs, dim: 0)))
         }
-        let (fid, cls) = score(models)
+        let (fid, cls) = score(models, "generate+score")
         var base: (Double, ClassDistributionScores)?
-        if baseline { base = score(GANModels(config: ckpt.config)) }
+        if baseline { base = score(GANModels(config: ckpt.config), "baseline") }
+        // The scores as TensorBoard scalars at the checkpoint's step, beside the run's curves.
+        let dir = logdir ?? runFolder(ofCheckpoint: path)
+        do {
+            let events = try EventWriter(directory: dir)
+            var values: [(String, Float)] = [("eval/fid", Float(fid)), ("eval/classifier_score", Float(cls.classifierScore)),
+                                             ("eval/mode_entropy", Float(cls.modeEntropy))]
+            if let b = base { values += [("eval/baseline_fid", Float(b.0)), ("eval/baseline_classifier_score", Float(b.1.classifierScore))] }
+            events.scalars(values, step: ckpt.step)
+            events.close()
+            log.info("TensorBoard events: \(events.path)")
+        } catch {
+            log.warning("no TensorBoard events written: \(error)")
+        }
         if json {
             var o: [String: Any] = ["checkpoint": path, "step": ckpt.step, "fid": fid, "classifier_score": cls.classifierScore,
                                     "mode_entropy": cls.modeEntropy, "histogram": cls.histogram, "samples": samples]
@@ -349,11 +481,179 @@ struct Evaluate: ParsableCommand {
     }
 }
 
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a checkpoint's generator (and discriminator) as safetensors with PyTorch state_dict keys.",
+        discussion: """
+        The file holds the generator's state_dict: parameters and buffers (BatchNorm running_mean, \
+        running_var, and num_batches_tracked as int64), with the keys and shapes of the tutorial's PyTorch \
+        class for the same structure (mlp: Generator, dcgan at 64x64: DCGANGenerator, dcgan at 32x32: its \
+        32x32 variant), so in PyTorch:
+
+          G.load_state_dict(safetensors.torch.load_file("generator.safetensors"), strict=True)
+
+        --include-discriminator writes the discriminator's state_dict to a second file (same key rules), \
+        which loads into the tutorial's Discriminator / DCGANDiscriminator / SNDiscriminator. The metadata \
+        names the PyTorch class (pytorch.class), the step and the RingGAN config (ringgan.config), which \
+        gan import reads back.
+        """)
+    @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Option(help: "Format (safetensors).") var format: String = "safetensors"
+    @Option(help: "Output file (default: <run>/generator.safetensors).") var out: String?
+    @Flag(help: "Also write the discriminator.") var includeDiscriminator = false
+    @Option(help: "The discriminator's file (default: beside --out, 'generator' in its name replaced by 'discriminator', else with -discriminator added).")
+    var discriminatorOut: String?
+    @OptionGroup var logging: LogOptions
+
+    /// `runs/x/generator.safetensors` -> `runs/x/discriminator.safetensors`; `g.safetensors` ->
+    /// `g-discriminator.safetensors`.
+    static func discriminatorPath(for out: String) -> String {
+        let url = URL(fileURLWithPath: out)
+        let name = url.lastPathComponent
+        let dir = (out as NSString).deletingLastPathComponent
+        let newName: String
+        if let r = name.range(of: "generator", options: .backwards) {
+            newName = name.replacingCharacters(in: r, with: "discriminator")
+        } else {
+            let ext = url.pathExtension
+            newName = ext.isEmpty ? name + "-discriminator" : String(name.dropLast(ext.count + 1)) + "-discriminator." + ext
+        }
+        return dir.isEmpty ? newName : dir + "/" + newName
+    }
+
+    func run() throws {
+        let log = logging.bootstrap("gan.export")
+        guard format == "safetensors" else { fail("unknown --format '\(format)' (safetensors is supported)") }
+        let (models, ckpt, path) = loadModels(checkpoint)
+        let o = out ?? defaultOut(path, "generator.safetensors")
+        let c = ckpt.config
+        do {
+            try TorchInterop.write(models.generator, config: c, step: ckpt.step, to: o)
+        } catch { fail("\(error)") }
+        let cls = TorchInterop.pytorchClass(c, discriminator: false)
+        print("wrote \(o): generator, \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
+              + (cls.map { ", loads into \($0)" } ?? ""))
+        if includeDiscriminator {
+            let dp = discriminatorOut ?? Export.discriminatorPath(for: o)
+            guard dp != o else { fail("--discriminator-out must differ from --out") }
+            do {
+                try TorchInterop.write(models.discriminator, config: c, step: ckpt.step, discriminator: true, to: dp)
+            } catch { fail("\(error)") }
+            let dcls = TorchInterop.pytorchClass(c, discriminator: true)
+            print("wrote \(dp): discriminator, \(models.discriminator.stateDict().count) tensors"
+                  + (dcls.map { ", loads into \($0)" } ?? ""))
+        }
+        log.debug("exported", metadata: ["checkpoint": .string(path)])
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read a generator (and discriminator) state_dict from safetensors into a RingGAN checkpoint.",
+        discussion: """
+        Reads a file as PyTorch writes it (safetensors.torch.save_file(G.state_dict(), "g.safetensors"): \
+        any key order, float32 tensors, int64 num_batches_tracked) or as gan export writes it, loads it \
+        strictly (every key, every shape) into the generator and writes a step-0 checkpoint \
+        (step = total steps for progressive models) with fresh optimizer state: gan sample / interpolate / \
+        evaluate read it, and gan train --resume fine-tunes it. The discriminator comes from --discriminator, \
+        or is freshly initialised from --seed.
+
+        The model is taken, in order of precedence, from the flags given here, the ringgan.config metadata \
+        of a gan export file, and the keys and shapes (the tutorial's Generator: mlp; DCGANGenerator and its \
+        32x32 variant: dcgan with image size, ngf, nc and latent size read from the weights). \
+        By default the checkpoint goes to runs/import-<file name>/checkpoints/step_00000000.rgan.
+        """)
+    @Option(help: "The generator's safetensors file.") var safetensors: String
+    @Option(help: "The discriminator's safetensors file (optional).") var discriminator: String?
+    @Option(help: "The checkpoint to write (default: runs/import-<name>/checkpoints/step_<step>.rgan).") var checkpointOut: String?
+    @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var model: String?
+    @Option(help: "Loss of later fine-tuning: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var loss: String?
+    @Option(help: "Image size.") var imageSize: Int?
+    @Option(help: "Generator feature maps (ngf).") var ngf: Int?
+    @Option(help: "Discriminator feature maps (ndf).") var ndf: Int?
+    @Option(help: "Image channels.") var nc: Int?
+    @Option(help: "Latent size.") var latentDim: Int?
+    @Option(help: "StyleGAN: w size.") var wDim: Int?
+    @Option(help: "StyleGAN: mapping network layers.") var mappingLayers: Int?
+    @Flag(help: "Progressive model.") var progressive = false
+    @Option(help: "Dataset of later fine-tuning (mnist, fashion-mnist).") var dataset: String?
+    @Option(help: "A standard MNIST-format folder for later fine-tuning.") var data: String?
+    @Option(help: "Seed (fresh discriminator, data order of later fine-tuning).") var seed: UInt64?
+    @OptionGroup var logging: LogOptions
+
+    func run() throws {
+        let log = logging.bootstrap("gan.import")
+        let g: (tensors: [String: Tensor], dtypes: [String: Safetensors.DType], metadata: [String: String])
+        do { g = try Safetensors.readFile(path: safetensors) } catch { fail("\(error)") }
+        let fromFile = TorchInterop.inferGeneratorConfig(tensors: g.tensors, metadata: g.metadata)
+        let anyFlag = model != nil || imageSize != nil || ngf != nil || nc != nil || latentDim != nil || wDim != nil
+            || mappingLayers != nil || progressive
+        var c = fromFile ?? GANConfig()
+        if fromFile == nil && model == nil {
+            fail("\(safetensors): cannot tell the model from its keys (\(g.tensors.keys.sorted().prefix(4).joined(separator: ", "))...); "
+                 + "give --model and its sizes (--image-size, --ngf, --nc, --latent-dim)")
+        }
+        if let m = model {
+            guard let k = ModelKind(rawValue: m) else { fail("unknown --model '\(m)'") }
+            if k != c.model { c.imageSize = k == .mlp ? 28 : 32 }
+            c.model = k
+        }
+        if let l = loss {
+            guard let k = LossKind(rawValue: l) else { fail("unknown --loss '\(l)'") }
+            c.loss = k
+            c.applyLossDefaults(lrGiven: false, betasGiven: false, nCriticGiven: false)
+        }
+        if let v = imageSize { c.imageSize = v }
+        if let v = ngf { c.ngf = v }
+        if let v = ndf { c.ndf = v }
+        if let v = nc { c.nc = v }
+        if let v = latentDim { c.latentDim = v }
+        if let v = wDim { c.wDim = v }
+        if let v = mappingLayers { c.mappingLayers = v }
+        if progressive { c.progressive = true }
+        if let v = dataset { c.dataset = v }
+        if let v = data { c.dataDir = v }
+        if let v = seed { c.seed = v }
+        if let problem = c.validate() { fail(problem) }
+        var d: [String: Tensor]?
+        if let dp = discriminator {
+            do { d = try Safetensors.read(path: dp).tensors } catch { fail("\(error)") }
+        }
+        let models: GANModels
+        do {
+            models = try TorchInterop.load(config: c, generator: g.tensors, discriminator: d, generatorPath: safetensors,
+                                           discriminatorPath: discriminator)
+        } catch {
+            fail("\(error)" + (anyFlag ? "" : " (give --model and its sizes if the guess is wrong)"))
+        }
+        // The data position of later fine-tuning: the dataset's size when it is at hand.
+        var count = c.batchSize
+        do { count = try loadTrainingData(c).count } catch {
+            log.warning("the checkpoint's data position assumes \(count) images (\(error)); gan train --resume needs the data set at hand when importing")
+        }
+        let step = c.progressive ? c.steps : 0
+        let ckpt = TorchInterop.checkpoint(models, step: step, sampler: EpochSampler(count: max(count, c.batchSize), batchSize: c.batchSize, seed: c.seed))
+        let name = URL(fileURLWithPath: safetensors).deletingPathExtension().lastPathComponent
+        let o = checkpointOut ?? "runs/import-\(name)/checkpoints/" + String(format: "step_%08d.rgan", step)
+        do {
+            try FileManager.default.createDirectory(atPath: (o as NSString).deletingLastPathComponent.isEmpty ? "." : (o as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try ckpt.write(to: o)
+        } catch { fail("\(error)") }
+        let source = fromFile == nil ? "the flags" : (g.metadata[TorchInterop.configKey] != nil ? "the file's metadata" : "the weights' keys and shapes")
+        log.info("model from \(source)\(anyFlag && fromFile != nil ? " and the flags" : "")")
+        print("wrote \(o): \(TorchInterop.describe(c)) generator from \(safetensors)"
+              + (discriminator.map { ", discriminator from \($0)" } ?? ", fresh discriminator"))
+    }
+}
+
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print which OpenBLAS kernels run, the thread count and the CPU features seen.")
+    @OptionGroup var logging: LogOptions
 
     func run() {
+        _ = logging.bootstrap()
         let flags = BLASRuntime.cpuFlags
         print("openblas core:     \(BLASRuntime.coreName)")
         print("selection:         \(BLASRuntime.selectionNote)")
