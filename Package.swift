@@ -15,7 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
@@ -35,12 +35,15 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "TrainingCLI", dependencies: ["GAN", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
-            "Distributed", "GAN", "Tensors", "Telemetry",
+            "Distributed", "GAN", "Tensors", "Telemetry", "TrainingCLI",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-worker", dependencies: [
             "Distributed", "GAN", "Tensors", "Telemetry",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan", dependencies: [

@@ -45,9 +45,12 @@ public struct Frame: Sendable {
     }
 }
 
-public func crc32(_ p: UnsafeRawBufferPointer) -> UInt32 {
-    guard let base = p.baseAddress, p.count > 0 else { return 0 }
-    return UInt32(CZlib.crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(p.count)))
+public func crc32(_ p: UnsafeRawBufferPointer) -> UInt32 { crc32Continue(0, p) }
+
+/// Continues a CRC-32 over more bytes.
+public func crc32Continue(_ crc: UInt32, _ p: UnsafeRawBufferPointer) -> UInt32 {
+    guard let base = p.baseAddress, p.count > 0 else { return crc }
+    return UInt32(CZlib.crc32(uLong(crc), base.assumingMemoryBound(to: Bytef.self), uInt(p.count)))
 }
 
 func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8] {

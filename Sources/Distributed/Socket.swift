@@ -39,6 +39,16 @@ public final class Connection: @unchecked Sendable {
 
     deinit { close() }
 
+    /// This end's IPv4 address (the interface that reaches the peer).
+    public var localAddress: String {
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        var ip = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &addr.sin_addr, &ip, socklen_t(INET_ADDRSTRLEN))
+        return String(cString: ip)
+    }
+
     public func close() {
         writeLock.lock()
         defer { writeLock.unlock() }

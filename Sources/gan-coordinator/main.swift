@@ -1,3 +1,131 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import GAN
+import Logging
+import Telemetry
 import Tensors
+import TrainingCLI
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gan-coordinator",
+        abstract: "Coordinate data-parallel GAN training: N gan-worker processes joined in a TCP ring.",
+        discussion: """
+        Waits for --workers workers (each authenticates with the shared token), sends each the run \
+        config and its ring neighbours, then streams every worker its shard of each global batch a \
+        few steps ahead. Rank 0 writes sample grids and checkpoints into runs/<name>/. A global batch \
+        that does not divide by the number of workers is spread evenly: the first (batch % workers) \
+        ranks take one sample more, and the losses are weighted so the result equals one process \
+        with the whole batch. A worker that dies or hangs is detected within --dead-after seconds; \
+        with --min-workers the survivors re-form the ring and resume from the last checkpoint, \
+        otherwise the run stops with a non-zero exit and says where the last checkpoint is.
+        """)
+
+    @Option(help: "Number of workers.") var workers: Int
+    @Option(help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?
+    @Option(help: "Address to listen on (default: $MASTER_ADDR, else 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default: $MASTER_PORT, else 29500).") var port: UInt16?
+    @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
+    @OptionGroup var training: TrainingFlags
+    @Option(help: "Folder for runs.") var runsDir: String = "runs"
+    @Option(help: "Run name (default: model-loss-time).") var name: String?
+    @Option(help: "Write a sample grid every K steps (0: only at the end).") var sampleEvery: Int = 100
+    @Option(help: "Write a checkpoint every K steps (0: only at the end).") var checkpointEvery: Int = 500
+    @Option(help: "Checkpoints to keep.") var keep: Int = 3
+    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") var resume: String?
+    @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = "shuffle-zstd"
+    @Option(help: "zstd level.") var zstdLevel: Int32 = 1
+    @Option(help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
+    @Option(help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
+    @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
+    @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
+    @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
+    @Option(help: "OpenBLAS threads per spawned worker.") var workerThreads: Int = 1
+    @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let level = parseLogLevel(logLevel) else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        _ = bootstrapLogging(level: level, rank: nil)
+        let log = Logger(label: "gan-coordinator")
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...\(workers)") }
+        guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
+        var config: GANConfig
+        var runDir: String
+        if let r = resume {
+            let ck = try Checkpoint.read(path: r)
+            config = ck.config
+            config.steps = max(training.steps, ck.step)
+            runDir = URL(fileURLWithPath: r).deletingLastPathComponent().deletingLastPathComponent().path
+        } else {
+            config = try training.config()
+            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+            runDir = runsDir + "/" + (name ?? "\(config.model.rawValue)-\(config.loss.rawValue)-\(stamp)")
+        }
+        runDir = URL(fileURLWithPath: runDir).standardizedFileURL.path
+        guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }
+        var token = try Authenticator.loadToken(file: tokenFile)
+        if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
+        guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
+        var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
+        o.minWorkers = minWorkers
+        o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
+        o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
+        o.sampleEvery = sampleEvery; o.checkpointEvery = checkpointEvery; o.keep = keep
+        o.resume = resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
+        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout; o.json = json
+        let coordinator = try Coordinator(options: o, logger: log)
+        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
+        var children: [Process] = []
+        if spawn {
+            children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
+        }
+        defer { for p in children where p.isRunning { p.terminate() } }
+        let progress = Progress(total: config.steps, label: "train", initial: 0)
+        do {
+            try coordinator.run { done, total, kv in
+                if json {
+                    print("{\"step\":\(done)," + kv.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",") + "}")
+                } else {
+                    progress.update(done, kv)
+                }
+            }
+            progress.finish()
+            for p in children { p.waitUntilExit() }
+            log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+        } catch {
+            progress.finish()
+            log.critical("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func spawnWorkers(count: Int, port: UInt16, token: String, runDir: String, log: Logger) throws -> [Process] {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("gan-worker")
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else { throw ValidationError("--spawn: \(exe.path) is not there; build gan-worker") }
+        try FileManager.default.createDirectory(atPath: runDir + "/logs", withIntermediateDirectories: true)
+        var env = ProcessInfo.processInfo.environment
+        env["RINGGAN_TOKEN"] = token
+        env["OPENBLAS_NUM_THREADS"] = "\(workerThreads)"
+        return try (0..<count).map { r in
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1"]
+            p.environment = env
+            let logPath = runDir + "/logs/rank-\(r).log"
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let h = FileHandle(forWritingAtPath: logPath)
+            p.standardOutput = h
+            p.standardError = h
+            try p.run()
+            log.info("spawned rank \(r) (pid \(p.processIdentifier)), log \(logPath)")
+            return p
+        }
+    }
+}
+
 BLASRuntime.selectKernels()
-print("gan-coordinator: not yet")
+CoordinatorCommand.main()

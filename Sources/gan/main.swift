@@ -629,7 +629,7 @@ struct Import: ParsableCommand {
         // The data position of later fine-tuning: the dataset's size when it is at hand.
         var count = c.batchSize
         do { count = try loadTrainingData(c).count } catch {
-            log.warning("the checkpoint's data position assumes \(count) images (\(error)); gan train --resume needs the data set at hand when importing")
+            log.warning("data set not found (\(error)): the checkpoint samples and evaluates, but to fine-tune it with gan train --resume, import where the data set is (--dataset / --data)")
         }
         let step = c.progressive ? c.steps : 0
         let ckpt = TorchInterop.checkpoint(models, step: step, sampler: EpochSampler(count: max(count, c.batchSize), batchSize: c.batchSize, seed: c.seed))
