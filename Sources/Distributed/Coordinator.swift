@@ -101,11 +101,11 @@ public final class Coordinator {
             guard let c = try listener.accept(timeout: min(left, 1), ioTimeout: 5) else { continue }
             do {
                 let nonce = Authenticator.challenge()
-                try c.send(.challenge, payload: nonce.withUnsafeBytes { $0 })
+                try c.send(.challenge, bytes: nonce)
                 let hello = try c.receive(.hello, maxPayload: 4096).decode(HelloMessage.self, from: c.peer)
                 func refuse(_ why: String) throws {
                     log.warning("refused \(c.peer): \(why)")
-                    try? c.send(.reject, payload: Array(why.utf8).withUnsafeBytes { $0 })
+                    try? c.send(.reject, bytes: Array(why.utf8))
                     c.close()
                 }
                 guard auth.verify(hello.mac, challenge: nonce, context: "worker \(hello.rank)") else {

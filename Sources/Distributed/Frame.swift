@@ -71,6 +71,10 @@ extension Connection {
         try h.withUnsafeBytes { hb in try write([hb, payload]) }
     }
 
+    public func send(_ type: FrameType, tag: UInt64 = 0, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try send(type, tag: tag, payload: $0) }
+    }
+
     public func send(_ frame: Frame) throws {
         try frame.payload.withUnsafeBytes { try send(frame.type, tag: frame.tag, payload: $0) }
     }

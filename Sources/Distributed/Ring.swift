@@ -128,12 +128,12 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
                 do {
                     guard let c = try listener.accept(timeout: min(1, max(0.01, deadline - monotonic())), ioTimeout: timeout) else { continue }
                     let nonce = Authenticator.challenge()
-                    try c.send(.challenge, payload: nonce.withUnsafeBytes { $0 })
+                    try c.send(.challenge, bytes: nonce)
                     let hello = try c.receive(.ringHello, maxPayload: 4096)
                     let claim = try hello.decode(RingHello.self, from: c.peer)
                     guard claim.rank == leftRank, claim.worldSize == worldSize,
                           auth.verify(claim.mac, challenge: nonce, context: "ring \(claim.rank)->\(rank) of \(worldSize)") else {
-                        try? c.send(.reject, payload: Array("ring handshake refused: expected rank \(leftRank) with the shared token".utf8).withUnsafeBytes { $0 })
+                        try? c.send(.reject, bytes: Array("ring handshake refused: expected rank \(leftRank) with the shared token".utf8))
                         c.close()
                         continue
                     }

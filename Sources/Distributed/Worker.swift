@@ -210,7 +210,7 @@ public final class WorkerProcess {
             if let s = stop { throw s }
             // Tell the coordinator, then follow its decision (a stop comes back to every rank).
             log.error("step \(trainer.step + 1) failed: \(error)")
-            try? conn.send(.failure, payload: Array("rank \(start.rank) at step \(trainer.step + 1): \(error)".utf8).withUnsafeBytes { $0 })
+            try? conn.send(.failure, bytes: Array("rank \(start.rank) at step \(trainer.step + 1): \(error)".utf8))
             let deadline = Date().addingTimeInterval(start.timeout)
             while Date() < deadline {
                 flags.lock.lock(); let s = flags.stop; flags.lock.unlock()
