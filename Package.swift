@@ -47,7 +47,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "Distributed",
+            "Tensors", "NN", "GAN", "Data", "Telemetry", "Distributed", "TrainingCLI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -204,6 +204,11 @@ public final class WorkerProcess {
                                            seconds: Date().timeIntervalSince(stepStart))
                 stepStart = Date()
                 try? conn.send(.stepDone, json: done)
+                if start.rank == 0 && start.worldSize > 1 {
+                    // Rank 0's share of the ring traffic so far (every rank moves the same amount).
+                    session.logScalars([("dist/bytes_on_wire", Float(ring.stats.wireBytes)),
+                                        ("dist/compression_ratio", Float(ring.stats.compressionRatio))], step: s)
+                }
             }
         } catch {
             flags.lock.lock(); let stop = flags.stop; flags.lock.unlock()

@@ -4,6 +4,7 @@ import Foundation
 import GAN
 import NN
 import Telemetry
+import TrainingCLI
 import Tensors
 
 struct Gan: ParsableCommand {
@@ -52,24 +53,6 @@ func fail(_ message: String) -> Never {
 
 func fmt(_ v: Float) -> String { String(format: "%.4f", v) }
 
-struct ModelOptions: ParsableArguments {
-    @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")).")
-    var model: String = "dcgan"
-    @Option(help: "Loss: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")).")
-    var loss: String = "bce"
-    @Option(help: "Image size: 28 for mlp; 32 (MNIST padded) or 64 (MNIST resized) for the conv models.")
-    var imageSize: Int?
-    @Option(help: "Generator feature maps (DCGAN's ngf).") var ngf: Int = 64
-    @Option(help: "Discriminator feature maps (DCGAN's ndf).") var ndf: Int = 64
-    @Option(help: "Image channels.") var nc: Int = 1
-    @Option(help: "Latent size.") var latentDim: Int = 100
-    @Option(help: "StyleGAN: w size.") var wDim: Int = 128
-    @Option(help: "StyleGAN: mapping network layers.") var mappingLayers: Int = 8
-    @Option(help: "StyleGAN: probability of style-mixing regularisation per step.") var styleMixingProb: Float = 0.5
-    @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
-    var progressive = false
-}
-
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a GAN in one process on real MNIST digits (or --dataset / --data).",
@@ -80,22 +63,7 @@ struct Train: ParsableCommand {
         lambda 10, n_critic 5; the others Adam(0.5, 0.999), lr 2e-4.
         """)
 
-    @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Training steps (each: n_critic D updates and one G update).") var steps: Int = 1000
-    @Option(help: "Global batch size.") var batch: Int = 64
-    @Option(help: "Seed for weights, data order and every latent.") var seed: UInt64 = 0
-    @Option(help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") var lr: Float?
-    @Option(help: "Generator learning rate (TTUR).") var lrG: Float?
-    @Option(help: "Discriminator learning rate (TTUR).") var lrD: Float?
-    @Option(help: "Adam beta1.") var beta1: Float?
-    @Option(help: "Adam beta2.") var beta2: Float?
-    @Option(help: "Discriminator updates per generator update.") var nCritic: Int?
-    @Option(help: "WGAN weight clipping bound.") var clip: Float = 0.01
-    @Option(help: "WGAN-GP penalty weight.") var gpLambda: Float = 10
-    @Option(help: "One-sided label smoothing: real targets (e.g. 0.9).") var labelSmoothing: Float?
-    @Flag(help: "Noisy real labels, uniform in [0.7, 1.0].") var noisyLabels = false
-    @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") var dataset: String = "mnist"
-    @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") var data: String?
+    @OptionGroup var training: TrainingFlags
     @Option(help: "Folder for runs.") var runsDir: String = "runs"
     @Option(help: "Run name (default: model-loss-time).") var name: String?
     @Option(help: "Write a sample grid every K steps (0: only at the end).") var sampleEvery: Int = 100
@@ -116,33 +84,11 @@ struct Train: ParsableCommand {
             let ckpt: Checkpoint
             do { ckpt = try Checkpoint.read(path: r) } catch { fail("\(error)") }
             config = ckpt.config
-            config.steps = max(steps, ckpt.step)
+            config.steps = max(training.steps, ckpt.step)
             try trainLoop(config: config, resume: (ckpt, r), log: log)
             return
         }
-        config = GANConfig()
-        let mo = modelOptions
-        guard let m = ModelKind(rawValue: mo.model) else { fail("unknown --model '\(mo.model)'") }
-        guard let l = LossKind(rawValue: mo.loss) else { fail("unknown --loss '\(mo.loss)'") }
-        config.model = m
-        config.loss = l
-        config.imageSize = mo.imageSize ?? (m == .mlp ? 28 : 32)
-        config.ngf = mo.ngf; config.ndf = mo.ndf; config.nc = mo.nc; config.latentDim = mo.latentDim
-        config.wDim = mo.wDim; config.mappingLayers = mo.mappingLayers; config.styleMixingProb = mo.styleMixingProb
-        config.progressive = mo.progressive
-        config.steps = steps; config.batchSize = batch; config.seed = seed
-        config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil, betasGiven: beta1 != nil || beta2 != nil,
-                                 nCriticGiven: nCritic != nil)
-        if let v = lr { config.lrG = v; config.lrD = v }
-        if let v = lrG { config.lrG = v }
-        if let v = lrD { config.lrD = v }
-        if let v = beta1 { config.beta1 = v }
-        if let v = beta2 { config.beta2 = v }
-        if let v = nCritic { config.nCritic = v }
-        config.clip = clip; config.gpLambda = gpLambda
-        config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
-        config.dataset = dataset; config.dataDir = data
-        if let problem = config.validate() { fail(problem) }
+        do { config = try training.config() } catch { fail("\(error)") }
         try trainLoop(config: config, resume: nil, log: log)
     }
 
