@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "gan-coordinator", targets: ["gan-coordinator"]),
         .executable(name: "gan-worker", targets: ["gan-worker"]),
         .executable(name: "gan-bench", targets: ["gan-bench"]),
+        .executable(name: "gan-dist-bench", targets: ["gan-dist-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,8 @@ let package = Package(
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
                           path: "bench/EngineBench"),
+        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed"],
+                          path: "bench/DistBench"),
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences).
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
