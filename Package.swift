@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
         .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
         .target(name: "GAN", dependencies: ["Tensors", "NN", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
+        // CRC-32C with the SSE4.2 instruction (a table elsewhere) for frame checksums.
+        .target(name: "CChecksum"),
         .target(name: "Distributed", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "CZstd", "CZlib",
+            "Tensors", "NN", "GAN", "Data", "Telemetry", "CZstd", "CZlib", "CChecksum",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -4,7 +4,7 @@
 # Sourced by scripts/run.sh and scripts/test.sh; can be run on its own.
 set -euo pipefail
 
-APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-pip dataset-fashion-mnist)
+APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-pip dataset-fashion-mnist iproute2 docker-compose)
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"

@@ -8,7 +8,8 @@ public enum GradientCodec: String, CaseIterable, Codable, Sendable {
     /// zstd on the raw floats.
     case zstd
     /// zstd after a byte-shuffle filter (all first bytes of the floats, then all second bytes,
-    /// ... as blosc does): the exponent bytes of gradients are alike and compress well.
+    /// ... as blosc does), on the bits rotated so one byte is exactly the exponent: the exponents
+    /// of gradients are alike and compress well.
     case shuffleZstd = "shuffle-zstd"
     /// Lossy: rounded to bfloat16 (round to nearest even), 2-byte shuffle, zstd. Every rank ends
     /// with the same rounded values (the owner of a chunk rounds its own copy too).
@@ -70,18 +71,25 @@ public final class SegmentCoder {
             case .zstd:
                 memcpy(dst, src, raw)
             case .shuffleZstd:
-                src.withMemoryRebound(to: UInt8.self, capacity: raw) { b in
-                    for plane in 0..<4 {
-                        let d = dst + plane * n
-                        for i in 0..<n { d[i] = b[i * 4 + plane] }
-                    }
+                // Rotated left by one bit first, so the top byte holds exactly the 8 exponent
+                // bits (alike across a layer's gradients) and the random sign bit goes to the
+                // bottom byte with the random low mantissa bits.
+                let (d0, d1, d2, d3) = (dst, dst + n, dst + 2 * n, dst + 3 * n)
+                for i in 0..<n {
+                    let b = src[i].bitPattern
+                    let r = (b << 1) | (b >> 31)
+                    d0[i] = UInt8(truncatingIfNeeded: r)
+                    d1[i] = UInt8(truncatingIfNeeded: r >> 8)
+                    d2[i] = UInt8(truncatingIfNeeded: r >> 16)
+                    d3[i] = UInt8(truncatingIfNeeded: r >> 24)
                 }
             case .bf16ShuffleZstd:
                 let lo = dst, hi = dst + n
                 for i in 0..<n {
                     let h = SegmentCoder.toBF16(src[i])
-                    lo[i] = UInt8(truncatingIfNeeded: h)
-                    hi[i] = UInt8(truncatingIfNeeded: h >> 8)
+                    let r = (h << 1) | (h >> 15)   // exponent in the high byte, as above
+                    lo[i] = UInt8(truncatingIfNeeded: r)
+                    hi[i] = UInt8(truncatingIfNeeded: r >> 8)
                 }
             case .none: break
             }
@@ -127,13 +135,15 @@ public final class SegmentCoder {
         case .shuffleZstd:
             let (b1, b2, b3) = (b + n, b + 2 * n, b + 3 * n)
             for i in 0..<n {
-                let v = Float(bitPattern: UInt32(b[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
+                let r = UInt32(b[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
+                let v = Float(bitPattern: (r >> 1) | (r << 31))
                 if add { dst[i] += v } else { dst[i] = v }
             }
         case .bf16ShuffleZstd:
             let hi = b + n
             for i in 0..<n {
-                let v = Float(bitPattern: (UInt32(b[i]) | UInt32(hi[i]) << 8) << 16)
+                let r = UInt16(b[i]) | UInt16(hi[i]) << 8
+                let v = Float(bitPattern: UInt32((r >> 1) | (r << 15)) << 16)
                 if add { dst[i] += v } else { dst[i] = v }
             }
         }

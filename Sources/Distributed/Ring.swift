@@ -3,15 +3,19 @@ import GAN
 import NN
 import Tensors
 
-/// Runs one job at a time on its own thread (the ring's sender, so sending and receiving overlap).
-final class Background: @unchecked Sendable {
+/// The ring's sender: runs send jobs in order on its own thread, so a rank receives (and adds)
+/// the next chunk while the previous ones are still going out.
+final class SendQueue: @unchecked Sendable {
     private let cond = NSCondition()
-    private var job: (() -> Void)?
-    private var busy = false
+    private var jobs: [() throws -> Int] = []
+    private var queued = 0
+    private var completed = 0
     private var stopping = false
+    private(set) var error: Error?
+    private(set) var rawBytes = 0
 
     init(name: String) {
-        let t = Thread { [self] in self.loop() }   // the thread keeps the runner until stop()
+        let t = Thread { [self] in self.loop() }   // the thread keeps the queue until stop()
         t.name = name
         t.start()
     }
@@ -19,32 +23,45 @@ final class Background: @unchecked Sendable {
     private func loop() {
         while true {
             cond.lock()
-            while job == nil && !stopping { cond.wait() }
-            if stopping && job == nil { cond.unlock(); return }
-            let j = job!
+            while jobs.isEmpty && !stopping { cond.wait() }
+            if jobs.isEmpty { cond.unlock(); return }
+            let job = jobs.removeFirst()
+            let failed = error != nil
             cond.unlock()
-            j()
+            var sent = 0
+            var err: Error?
+            if !failed { do { sent = try job() } catch { err = error } }
             cond.lock()
-            job = nil
-            busy = false
+            if let e = err, error == nil { error = e }
+            rawBytes += sent
+            completed += 1
             cond.broadcast()
             cond.unlock()
         }
     }
 
-    func start(_ j: @escaping () -> Void) {
+    /// Queues a job (returning the raw bytes it sent); returns its number.
+    func enqueue(_ job: @escaping () throws -> Int) -> Int {
         cond.lock()
-        while busy { cond.wait() }
-        busy = true
-        job = j
+        defer { cond.unlock() }
+        jobs.append(job)
+        queued += 1
         cond.broadcast()
+        return queued
+    }
+
+    /// Waits until job `n` (and all before it) has run.
+    func wait(for n: Int) {
+        cond.lock()
+        while completed < n { cond.wait() }
         cond.unlock()
     }
 
-    func wait() {
+    func waitAll() {
         cond.lock()
-        while busy { cond.wait() }
+        let n = queued
         cond.unlock()
+        wait(for: n)
     }
 
     func stop() {
@@ -85,11 +102,15 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     let right: Connection?
     let left: Connection?
-    private let sender = Background(name: "ring-sender")
+    private let sender = SendQueue(name: "ring-sender")
+    /// The number of the last queued send of each chunk (a receive into a chunk waits for it).
+    private var lastSend: [Int: Int] = [:]
     private let sendCoder: SegmentCoder
     private let recvCoder: SegmentCoder
     private let bnCoder = SegmentCoder(codec: .none)
     private var op: UInt64 = 0
+    /// Receive buffer, reused across segments (only the calling thread receives).
+    private var recvScratch: [UInt8] = []
 
     init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
         self.rank = rank
@@ -107,14 +128,14 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     /// A ring of one: collectives are identities.
     public static func single() -> Ring {
-        Ring(rank: 0, worldSize: 1, right: nil, left: nil, codec: .none, level: 1, segmentFloats: 1 << 16)
+        Ring(rank: 0, worldSize: 1, right: nil, left: nil, codec: .none, level: 1, segmentFloats: 1 << 18)
     }
 
     /// Forms the ring: accepts the left neighbour on `listener` while connecting to the right
     /// one at `rightAddress`; both directions authenticate with the shared token. Connections that
     /// fail the handshake are dropped and the wait goes on (until `timeout`).
     public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16), auth: Authenticator,
-                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 16, timeout: Double) throws -> Ring {
+                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double) throws -> Ring {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         if worldSize == 1 { return single() }
         let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
@@ -179,56 +200,62 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
     }
 
-    /// Sends chunk `c` to the right (on the sender thread) while receiving chunk `rc` from the
-    /// left into the buffer (adding, or storing).
+    /// Queues chunk `c` for the right neighbour (on the sender thread) and receives chunk `rc`
+    /// from the left into the buffer (adding, or storing) meanwhile. Sends of earlier steps may
+    /// still be in flight; a receive waits only for sends of the chunk it writes.
     private func exchange(_ p: UnsafeMutablePointer<Float>, _ n: Int, send c: Int, receive rc: Int, phase: UInt64, step: Int,
                           add: Bool, coder: (SegmentCoder, SegmentCoder)) throws {
         let right = self.right!, left = self.left!
         let sendRange = chunk(c, n), recvRange = chunk(rc, n)
         let seg = segmentFloats
-        final class Result: @unchecked Sendable { var error: Error?; var raw = 0 }
-        let result = Result()
         let (enc, dec) = coder
         let tags = (0..<max(1, (sendRange.count + seg - 1) / seg)).map { tag(phase, step, $0) }
-        sender.start {
+        lastSend[c] = sender.enqueue {
             var out: [UInt8] = []
-            var i = 0
-            var k = 0
+            var i = 0, k = 0, raw = 0
             repeat {
                 let m = min(seg, sendRange.count - i)
-                enc.encode(p + sendRange.lowerBound + i, m, into: &out)
-                do {
+                if enc.codec == .none {
+                    // Raw floats go straight from the buffer to the socket.
+                    try right.send(.ringSegment, tag: tags[k], payload: UnsafeRawBufferPointer(start: p + sendRange.lowerBound + i, count: m * 4))
+                } else {
+                    enc.encode(p + sendRange.lowerBound + i, m, into: &out)
                     try out.withUnsafeBytes { try right.send(.ringSegment, tag: tags[k], payload: $0) }
-                } catch { result.error = error; return }
-                result.raw += m * 4
+                }
+                raw += m * 4
                 i += m
                 k += 1
             } while i < sendRange.count
+            return raw
         }
+        if let j = lastSend[rc] { sender.wait(for: j) }
+        if let e = sender.error { throw e }
         var i = 0
         var k = 0
-        var recvError: Error?
-        repeat {
-            let m = min(seg, recvRange.count - i)
-            do {
+        do {
+            repeat {
+                let m = min(seg, recvRange.count - i)
                 let (type, t, length, crc) = try left.readHeader(maxPayload: 16 + seg * 8)
                 guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
                 guard t == tag(phase, step, k) else {
                     throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
                 }
-                let payload = try left.read(length)
-                try payload.withUnsafeBytes { b in
+                if recvScratch.count < length { recvScratch = [UInt8](repeating: 0, count: length) }
+                let dst = p + recvRange.lowerBound + i
+                try recvScratch.withUnsafeMutableBytes { sb in
+                    try left.readExactly(sb.baseAddress!, length)
+                    let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
                     guard crc32(b) == crc else { throw NetError(left.peer, "ring segment checksum mismatch") }
-                    try dec.decode(b, m, into: p + recvRange.lowerBound + i, add: add, peer: left.peer)
+                    try dec.decode(b, m, into: dst, add: add, peer: left.peer)
                 }
-            } catch { recvError = error; break }
-            i += m
-            k += 1
-        } while i < recvRange.count
-        if recvError != nil { left.close(); right.close() }   // unblock the sender
-        sender.wait()
-        if let e = recvError ?? result.error { throw e }
-        stats.rawBytes += result.raw
+                i += m
+                k += 1
+            } while i < recvRange.count
+        } catch {
+            left.close(); right.close()   // unblock the sender
+            sender.waitAll()
+            throw error
+        }
     }
 
     /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
@@ -250,17 +277,23 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
                 try exchange(p, n, send: (r - s + N) % N, receive: (r - s - 1 + 2 * N) % N, phase: 0, step: s, add: true, coder: coders)
             }
             // This rank now owns chunk r + 1: scale it and round it as the codec will.
+            if let j = lastSend[(r + 1) % N] { sender.wait(for: j) }
             let own = chunk((r + 1) % N, n)
             if average { let inv = 1 / Float(N); for i in own { p[i] *= inv } }
             SegmentCoder.quantize(p + own.lowerBound, own.count, useCodec)
             for s in 0..<(N - 1) {
                 try exchange(p, n, send: (r - s + 1 + N) % N, receive: (r - s + N) % N, phase: 1, step: s, add: false, coder: coders)
             }
+            // The buffer is the caller's again only when every send from it has gone out.
+            sender.waitAll()
+            lastSend.removeAll(keepingCapacity: true)
+            if let e = sender.error { throw e }
         } catch {
             failure = error
             throw error
         }
         stats.wireBytes += right!.bytesWritten - before
+        stats.rawBytes = sender.rawBytes
     }
 
     // MARK: GradientReducer, BatchNormSynchronizer

@@ -18,6 +18,7 @@ import Tensors
 
 BLASRuntime.selectKernels()
 var repeatsFlag = 5, torchFlag = true, stepsFlag = 8, jsonFlag = false
+var onlyFlag: Set<String> = ["allreduce", "codecs", "throughput"]
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
@@ -25,12 +26,13 @@ while let a = args.popFirst() {
     case "--steps": stepsFlag = max(2, Int(args.popFirst() ?? "") ?? 8)
     case "--no-torch": torchFlag = false
     case "--json": jsonFlag = true
+    case "--only": onlyFlag = Set((args.popFirst() ?? "").split(separator: ",").map(String.init))
     default:
-        print("USAGE: gan-dist-bench [--repeats N] [--steps N] [--no-torch] [--json]")
+        print("USAGE: gan-dist-bench [--repeats N] [--steps N] [--no-torch] [--json] [--only allreduce,codecs,throughput]")
         exit(a == "-h" || a == "--help" ? 0 : 2)
     }
 }
-let repeats = repeatsFlag, torch = torchFlag, steps = stepsFlag, json = jsonFlag
+let repeats = repeatsFlag, torch = torchFlag, steps = stepsFlag, json = jsonFlag, only = onlyFlag
 nonisolated(unsafe) var report: [String: Any] = [:]
 func say(_ s: String = "") { if !json { print(s) } }
 func fmt(_ v: Double, _ d: Int = 2) -> String { String(format: "%.\(d)f", v) }
@@ -89,7 +91,7 @@ let sizes = [65_536, 1 << 20, 16 << 20, 64 << 20]
 say("1. Ring all-reduce (sum) over loopback, bus bandwidth GB/s = 2(N-1)/N x bytes / time, median of \(repeats)")
 say([pad("world", 5), pad("bytes", 10), pad("none", 8), pad("shuf-zstd", 10), pad("gloo", 8), pad("none/gloo", 10)].joined(separator: " "))
 var arReport: [String: Any] = [:]
-for n in [2, 4] {
+for n in only.contains("allreduce") ? [2, 4] : [] {
     let ref = gloo(world: n, sizes: sizes)
     for size in sizes {
         var row: [String: Double] = [:]
@@ -131,11 +133,12 @@ let grads = models.gParams.gradTensor.toArray() + models.dParams.gradTensor.toAr
 say("2. Codecs on real gradients (DCGAN 32x32 after 3 steps: G + D = \(grads.count) floats, \(grads.count * 4 / 1_000_000) MB)")
 say([pad("codec", 18), pad("ratio", 7), pad("enc MB/s", 9), pad("dec MB/s", 9), pad("wire MB/step/rank (N=4)", 24)].joined(separator: " "))
 var codecReport: [String: Any] = [:]
-for codec in GradientCodec.allCases {
-    let coder = SegmentCoder(codec: codec)
+for codec in only.contains("codecs") ? GradientCodec.allCases : [] {
+    let env = ProcessInfo.processInfo.environment
+    let coder = SegmentCoder(codec: codec, level: Int32(env["BENCH_LEVEL"] ?? "1") ?? 1)
     var out: [UInt8] = []
     var wire = 0
-    let seg = 1 << 16
+    let seg = Int(env["BENCH_SEGMENT"] ?? "") ?? (1 << 18)
     var dst = [Float](repeating: 0, count: seg)
     var encT: [Double] = [], decT: [Double] = []
     for _ in 0..<repeats {
@@ -173,7 +176,7 @@ say()
 
 say("3. Training images/s, DCGAN 32x32, global batch 64, ngf = ndf = 64, shuffle-zstd, \(steps) steps after 2 warm-up")
 var tpReport: [String: Any] = [:]
-for (n, blas) in [(1, 1), (1, 2), (2, 1), (4, 1)] {
+for (n, blas) in only.contains("throughput") ? [(1, 1), (1, 2), (2, 1), (4, 1)] : [] {
     BLASRuntime.setThreads(blas)
     let ips: Double = try onRing(n, codec: .shuffleZstd) { ring in
         let m = GANModels(config: cfg)
