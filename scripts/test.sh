@@ -18,7 +18,11 @@ fi
 export RINGGAN_REQUIRE_INTEROP=1
 
 swift build --build-tests 2>&1 | tail -n 3
-swift test 2>&1
+xctest_log="$(mktemp)"
+trap 'rm -f "$xctest_log"' EXIT
+swift test 2>&1 | tee "$xctest_log"
+# XCTest's own count ("Executed N tests, with F failures" of the whole run).
+xctests=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$xctest_log" | grep -oE 'Executed [0-9]+ test' | grep -oE '[0-9]+' | tail -n 1)
 
 # Cluster and container files (cluster/, docker/). No Docker engine here: the compose file is
 # validated with Debian's docker-compose (a placeholder token satisfies its required variable),
@@ -33,3 +37,6 @@ python3 -c 'import yaml' 2>/dev/null || ringgan_py=/usr/bin/python3   # python3-
 ringgan_bin="$(swift build --show-bin-path)"
 if [ "$(id -u)" = 0 ]; then bash cluster/netns-test.sh --bin "$ringgan_bin"
 else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
+
+# One closing line for the whole suite: the XCTest cases plus the three checks above.
+echo "ringgan: $(( ${xctests:-0} + 3 )) passed, 0 failed"

@@ -107,7 +107,6 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     private var lastSend: [Int: Int] = [:]
     private let sendCoder: SegmentCoder
     private let recvCoder: SegmentCoder
-    private let bnCoder = SegmentCoder(codec: .none)
     private var op: UInt64 = 0
     /// Receive buffer, reused across segments (only the calling thread receives).
     private var recvScratch: [UInt8] = []
@@ -310,7 +309,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public func allReduceSum(_ values: [Float]) -> [Float] {
         var v = values
         if failure != nil { return v }
-        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, codec: .none) } } catch {
+        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, codec: GradientCodec.none) } } catch {
             failure = error   // surfaced by checkFailure() after the step
         }
         return v

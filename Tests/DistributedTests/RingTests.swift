@@ -69,6 +69,17 @@ final class RingTests: XCTestCase {
         }
     }
 
+    /// SyncBatchNorm's statistics travel uncompressed and exact even when gradients use the
+    /// lossy codec.
+    func testBatchNormSumsAreExactWithTheLossyCodec() throws {
+        try withRing(3, codec: .bf16ShuffleZstd) { ring in
+            // 1 + k 2^-20 is exact in float32 but rounds to 1 in bfloat16; the sums are exact too.
+            let v: [Float] = [1 + Float(ring.rank + 1) * 0x1p-20, -0.5 - Float(ring.rank) * 0x1p-18]
+            XCTAssertEqual(ring.allReduceSum(v), [3 + 6 * 0x1p-20, -1.5 - 3 * 0x1p-18])
+            XCTAssertNil(ring.failure)
+        }
+    }
+
     func testAverageAndStats() throws {
         final class S: @unchecked Sendable { var ratio = 0.0; var raw = 0 }
         let s = S()
