@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GAN
 
 /// The flags that define a training run, shared by `gan train` and `gan-coordinator`.
@@ -62,5 +63,23 @@ public struct TrainingFlags: ParsableArguments {
         config.dataset = dataset; config.dataDir = data
         if let problem = config.validate() { throw ValidationError(problem) }
         return config
+    }
+}
+
+/// Where a run writes and how often, shared by `gan train` and `gan-coordinator`.
+public struct RunFlags: ParsableArguments {
+    public init() {}
+
+    @Option(help: "Folder for runs.") public var runsDir: String = "runs"
+    @Option(help: "Run name (default: model-loss-time).") public var name: String?
+    @Option(help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
+    @Option(help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
+    @Option(help: "Checkpoints to keep.") public var keep: Int = 3
+    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") public var resume: String?
+
+    /// The folder of a new run: `<runs-dir>/<name>`, the name defaulting to model-loss-time.
+    public func newRunPath(_ config: GANConfig) -> String {
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        return runsDir + "/" + (name ?? "\(config.model.rawValue)-\(config.loss.rawValue)-\(stamp)")
     }
 }

@@ -28,12 +28,13 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Port to listen on (default: $MASTER_PORT, else 29500).") var port: UInt16?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
-    @Option(help: "Folder for runs.") var runsDir: String = "runs"
-    @Option(help: "Run name (default: model-loss-time).") var name: String?
-    @Option(help: "Write a sample grid every K steps (0: only at the end).") var sampleEvery: Int = 100
-    @Option(help: "Write a checkpoint every K steps (0: only at the end).") var checkpointEvery: Int = 500
-    @Option(help: "Checkpoints to keep.") var keep: Int = 3
-    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") var resume: String?
+    @OptionGroup var output: RunFlags
+    var runsDir: String { output.runsDir }
+    var name: String? { output.name }
+    var sampleEvery: Int { output.sampleEvery }
+    var checkpointEvery: Int { output.checkpointEvery }
+    var keep: Int { output.keep }
+    var resume: String? { output.resume }
     @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = "shuffle-zstd"
     @Option(help: "zstd level.") var zstdLevel: Int32 = 1
     @Option(help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
@@ -62,8 +63,7 @@ struct CoordinatorCommand: ParsableCommand {
             runDir = URL(fileURLWithPath: r).deletingLastPathComponent().deletingLastPathComponent().path
         } else {
             config = try training.config()
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-            runDir = runsDir + "/" + (name ?? "\(config.model.rawValue)-\(config.loss.rawValue)-\(stamp)")
+            runDir = output.newRunPath(config)
         }
         runDir = URL(fileURLWithPath: runDir).standardizedFileURL.path
         guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }

@@ -64,12 +64,13 @@ struct Train: ParsableCommand {
         """)
 
     @OptionGroup var training: TrainingFlags
-    @Option(help: "Folder for runs.") var runsDir: String = "runs"
-    @Option(help: "Run name (default: model-loss-time).") var name: String?
-    @Option(help: "Write a sample grid every K steps (0: only at the end).") var sampleEvery: Int = 100
-    @Option(help: "Write a checkpoint every K steps (0: only at the end).") var checkpointEvery: Int = 500
-    @Option(help: "Checkpoints to keep.") var keep: Int = 3
-    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") var resume: String?
+    @OptionGroup var output: RunFlags
+    var runsDir: String { output.runsDir }
+    var name: String? { output.name }
+    var sampleEvery: Int { output.sampleEvery }
+    var checkpointEvery: Int { output.checkpointEvery }
+    var keep: Int { output.keep }
+    var resume: String? { output.resume }
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
@@ -103,8 +104,7 @@ struct Train: ParsableCommand {
             // checkpoints/step_X.rgan -> the run folder
             runPath = runFolder(ofCheckpoint: path)
         } else {
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-            runPath = runsDir + "/" + (name ?? "\(config.model.rawValue)-\(config.loss.rawValue)-\(stamp)")
+            runPath = output.newRunPath(config)
         }
         let session: TrainingSession
         do {
