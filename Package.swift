@@ -67,6 +67,6 @@ let package = Package(
         .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed", "TestSupport"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed", "TestSupport", "CChecksum"]),
     ]
 )

@@ -48,6 +48,8 @@ int ringgan_crc32c_hardware(void) {
     return hw;
 }
 
+void ringgan_checksum_use_hardware(int on) { hw = on ? has_sse42() : 0; }
+
 uint32_t ringgan_crc32c(uint32_t crc, const void *data, size_t n) {
 #if defined(__x86_64__)
     if (ringgan_crc32c_hardware()) return crc32c_hw(crc, (const unsigned char *)data, n);
@@ -57,54 +59,48 @@ uint32_t ringgan_crc32c(uint32_t crc, const void *data, size_t n) {
 
 // MARK: frame checksum
 
-#define LANES 8
-
-static inline void fletcher_blocks(const unsigned char *p, size_t blocks, uint64_t *a, uint64_t *b) {
-    for (size_t k = 0; k < blocks; k++) {
-        uint32_t w[LANES];
-        memcpy(w, p + k * 4 * LANES, 4 * LANES);
-        for (int j = 0; j < LANES; j++) { a[j] += w[j]; b[j] += a[j]; }
-    }
-}
-
 #if defined(__x86_64__)
-__attribute__((target("avx2")))
-static void fletcher_blocks_avx2(const unsigned char *p, size_t blocks, uint64_t *a, uint64_t *b) {
-    fletcher_blocks(p, blocks, a, b);   // the same code, compiled for AVX2 (vectorised)
-}
-
-static int has_avx2(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & bit_AVX2) != 0;
+__attribute__((target("sse4.2")))
+static uint32_t three_streams_hw(const unsigned char *p, size_t third, uint32_t *b_out, uint32_t *c_out) {
+    uint64_t a = ~0ull, b = ~1ull, c = ~2ull;   // distinct seeds
+    const unsigned char *q = p + third, *r = p + 2 * third;
+    for (size_t i = 0; i < third; i += 8) {
+        uint64_t x, y, z;
+        memcpy(&x, p + i, 8); memcpy(&y, q + i, 8); memcpy(&z, r + i, 8);
+        a = __builtin_ia32_crc32di(a, x);
+        b = __builtin_ia32_crc32di(b, y);
+        c = __builtin_ia32_crc32di(c, z);
+    }
+    *b_out = (uint32_t)b; *c_out = (uint32_t)c;
+    return (uint32_t)a;
 }
 #endif
 
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int avx2 = -1;
+static inline uint32_t rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
 uint32_t ringgan_frame_checksum(const void *data, size_t n) {
     const unsigned char *p = (const unsigned char *)data;
-    uint64_t a[LANES] = {0}, b[LANES] = {0};
-    size_t blocks = n / (4 * LANES);
 #if defined(__x86_64__)
-    if (avx2 < 0) avx2 = has_avx2();
-    if (avx2) fletcher_blocks_avx2(p, blocks, a, b); else fletcher_blocks(p, blocks, a, b);
-#else
-    fletcher_blocks(p, blocks, a, b);
-#endif
-    size_t rest = n - blocks * 4 * LANES;
-    if (rest) {
-        unsigned char tail[4 * LANES] = {0};
-        memcpy(tail, p + blocks * 4 * LANES, rest);
-        fletcher_blocks(tail, 1, a, b);
+    if (n >= 3 * 64 && ringgan_crc32c_hardware()) {
+        // Three CRC-32C streams over the three thirds, interleaved so the instruction's latency
+        // is hidden, and the tail; any error in one third changes that stream's CRC.
+        size_t third = (n / 3) & ~(size_t)7;
+        uint32_t b, c;
+        uint32_t a = three_streams_hw(p, third, &b, &c);
+        uint32_t t = ringgan_crc32c((uint32_t)n, p + 3 * third, n - 3 * third);
+        return a ^ rotl32(b, 8) ^ rotl32(c, 16) ^ rotl32(t, 24);
     }
-    uint64_t h = mix64((uint64_t)n + 0x9E3779B97F4A7C15ull);
-    for (int j = 0; j < LANES; j++) h = mix64(h ^ a[j]) + mix64(h ^ b[j] ^ (0x632BE59BD9B4E019ull * (j + 1)));
-    return (uint32_t)(h ^ (h >> 32));
+#endif
+    if (n >= 3 * 64) {
+        // The same value without the instruction.
+        size_t third = (n / 3) & ~(size_t)7;
+        // crc32c_sw inverts on the way in and out; the streams start from raw registers
+        // 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD and are not inverted at the end.
+        uint32_t a = ~crc32c_sw(0, p, third);
+        uint32_t b = ~crc32c_sw(1, p + third, third);
+        uint32_t c = ~crc32c_sw(2, p + 2 * third, third);
+        uint32_t t = ringgan_crc32c((uint32_t)n, p + 3 * third, n - 3 * third);
+        return a ^ rotl32(b, 8) ^ rotl32(c, 16) ^ rotl32(t, 24);
+    }
+    return ringgan_crc32c(0, p, n);
 }

@@ -29,6 +29,8 @@ public final class SegmentCoder {
     private let dctx: OpaquePointer
     private var scratch: [UInt8] = []
     private var packed: [UInt8] = []
+    /// Output buffer kept between encodes by the ring's sender.
+    var scratchOut: [UInt8] = []
 
     public init(codec: GradientCodec, level: Int32 = 1) {
         self.codec = codec

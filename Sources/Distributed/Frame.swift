@@ -45,10 +45,10 @@ public struct Frame: Sendable {
     }
 }
 
-/// The frame checksum (`ringgan_frame_checksum`: a vectorised 8-lane Fletcher sum with a 64-bit
-/// finish). It replaced CRC-32C here because the checksum of every gradient segment cost the
-/// ring a third of its bandwidth (measured with gan-dist-bench); CRC-32C remains for replica
-/// checksums and files.
+/// The frame checksum (`ringgan_frame_checksum`): CRC-32C of each third of the payload, run as
+/// three interleaved streams of the SSE4.2 instruction (23 GB/s here against 9.6 for one
+/// stream: one stream cost the ring about a third of its bandwidth, measured with
+/// gan-dist-bench), combined by rotation and xor.
 public func crc32(_ p: UnsafeRawBufferPointer) -> UInt32 {
     guard let base = p.baseAddress, p.count > 0 else { return 0 }
     return ringgan_frame_checksum(base, p.count)

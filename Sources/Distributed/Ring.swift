@@ -103,8 +103,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     let right: Connection?
     let left: Connection?
     private let sender = SendQueue(name: "ring-sender")
-    /// The number of the last queued send of each chunk (a receive into a chunk waits for it).
-    private var lastSend: [Int: Int] = [:]
+
     private let sendCoder: SegmentCoder
     private let recvCoder: SegmentCoder
     private var op: UInt64 = 0
@@ -199,66 +198,68 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
     }
 
-    /// Queues chunk `c` for the right neighbour (on the sender thread) and receives chunk `rc`
-    /// from the left into the buffer (adding, or storing) meanwhile. Sends of earlier steps may
-    /// still be in flight; a receive waits only for sends of the chunk it writes.
-    private func exchange(_ p: UnsafeMutablePointer<Float>, _ n: Int, send c: Int, receive rc: Int, phase: UInt64, step: Int,
-                          add: Bool, coder: (SegmentCoder, SegmentCoder)) throws {
-        let right = self.right!, left = self.left!
-        let sendRange = chunk(c, n), recvRange = chunk(rc, n)
-        let seg = segmentFloats
-        let (enc, dec) = coder
-        let tags = (0..<max(1, (sendRange.count + seg - 1) / seg)).map { tag(phase, step, $0) }
-        lastSend[c] = sender.enqueue {
-            var out: [UInt8] = []
-            var i = 0, k = 0, raw = 0
-            repeat {
-                let m = min(seg, sendRange.count - i)
-                if enc.codec == .none {
-                    // Raw floats go straight from the buffer to the socket.
-                    try right.send(.ringSegment, tag: tags[k], payload: UnsafeRawBufferPointer(start: p + sendRange.lowerBound + i, count: m * 4))
-                } else {
-                    enc.encode(p + sendRange.lowerBound + i, m, into: &out)
-                    try out.withUnsafeBytes { try right.send(.ringSegment, tag: tags[k], payload: $0) }
-                }
-                raw += m * 4
-                i += m
-                k += 1
-            } while i < sendRange.count
-            return raw
+    /// Queues segment `k` of chunk `c` for the right neighbour (sent in order on the sender thread).
+    private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+                           enc: SegmentCoder) {
+        let right = self.right!
+        let range = chunk(c, n)
+        let lo = range.lowerBound + k * segmentFloats
+        let m = min(segmentFloats, range.upperBound - lo)
+        let t = tag(phase, step, k)
+        _ = sender.enqueue {
+            if enc.codec == .none {
+                // Raw floats go straight from the buffer to the socket.
+                try right.send(.ringSegment, tag: t, payload: UnsafeRawBufferPointer(start: p + lo, count: max(m, 0) * 4))
+            } else {
+                var out = enc.scratchOut
+                enc.encode(p + lo, max(m, 0), into: &out)
+                try out.withUnsafeBytes { try right.send(.ringSegment, tag: t, payload: $0) }
+                enc.scratchOut = out
+            }
+            return max(m, 0) * 4
         }
-        if let j = lastSend[rc] { sender.wait(for: j) }
-        if let e = sender.error { throw e }
-        var i = 0
-        var k = 0
-        do {
-            repeat {
-                let m = min(seg, recvRange.count - i)
-                let (type, t, length, crc) = try left.readHeader(maxPayload: 16 + seg * 8)
-                guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
-                guard t == tag(phase, step, k) else {
-                    throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
-                }
-                if recvScratch.count < length { recvScratch = [UInt8](repeating: 0, count: length) }
-                let dst = p + recvRange.lowerBound + i
-                try recvScratch.withUnsafeMutableBytes { sb in
-                    try left.readExactly(sb.baseAddress!, length)
-                    let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
-                    guard crc32(b) == crc else { throw NetError(left.peer, "ring segment checksum mismatch") }
-                    try dec.decode(b, m, into: dst, add: add, peer: left.peer)
-                }
-                i += m
-                k += 1
-            } while i < recvRange.count
-        } catch {
-            left.close(); right.close()   // unblock the sender
-            sender.waitAll()
-            throw error
+    }
+
+    private func segments(_ c: Int, _ n: Int) -> Int { max(1, (chunk(c, n).count + segmentFloats - 1) / segmentFloats) }
+
+    /// Receives segment `k` of chunk `c` from the left neighbour and adds it into (or stores it
+    /// in) the buffer.
+    private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+                                add: Bool, dec: SegmentCoder) throws {
+        let left = self.left!
+        let range = chunk(c, n)
+        let lo = range.lowerBound + k * segmentFloats
+        let m = max(0, min(segmentFloats, range.upperBound - lo))
+        let (type, t, length, crc) = try left.readHeader(maxPayload: 16 + segmentFloats * 8)
+        guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
+        guard t == tag(phase, step, k) else {
+            throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
+        }
+        if dec.codec == .none && !add {
+            // All-gather of raw floats: straight into place, checked there.
+            guard length == m * 4 else { throw NetError(left.peer, "segment of \(length) bytes, expected \(m * 4)") }
+            try left.readExactly(p + lo, length)
+            guard crc32(UnsafeRawBufferPointer(start: p + lo, count: length)) == crc else {
+                throw NetError(left.peer, "ring segment checksum mismatch")
+            }
+            return
+        }
+        if recvScratch.count < length { recvScratch = [UInt8](repeating: 0, count: length) }
+        try recvScratch.withUnsafeMutableBytes { sb in
+            try left.readExactly(sb.baseAddress!, length)
+            let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
+            guard crc32(b) == crc else { throw NetError(left.peer, "ring segment checksum mismatch") }
+            try dec.decode(b, m, into: p + lo, add: add, peer: left.peer)
         }
     }
 
     /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
     /// `average` the sum is divided by the world size.
+    ///
+    /// The steps are pipelined by segment: the chunk a rank receives at one step is the chunk it
+    /// sends at the next, so each received segment is queued for sending as soon as it is added
+    /// (or, at the last reduce-scatter step, as soon as it is final), while later segments are
+    /// still arriving.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, codec c: GradientCodec? = nil) throws {
         if let f = failure { throw f }
         let n = buffer.count
@@ -267,27 +268,46 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             return
         }
         let useCodec = c ?? codec
-        let coders = useCodec == codec ? (sendCoder, recvCoder) : (SegmentCoder(codec: useCodec), SegmentCoder(codec: useCodec))
+        let (enc, dec) = useCodec == codec ? (sendCoder, recvCoder) : (SegmentCoder(codec: useCodec), SegmentCoder(codec: useCodec))
         op &+= 1
         let before = right!.bytesWritten
+        let N = worldSize, r = rank
+        let inv = 1 / Float(N)
         do {
-            let N = worldSize, r = rank
+            // Reduce-scatter step 0 sends chunk r as it is.
+            for k in 0..<segments(r, n) { queueSend(p, n, chunk: r, segment: k, phase: 0, step: 0, enc: enc) }
             for s in 0..<(N - 1) {
-                try exchange(p, n, send: (r - s + N) % N, receive: (r - s - 1 + 2 * N) % N, phase: 0, step: s, add: true, coder: coders)
+                let rc = (r - s - 1 + 2 * N) % N
+                for k in 0..<segments(rc, n) {
+                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 0, step: s, add: true, dec: dec)
+                    if s < N - 2 {
+                        queueSend(p, n, chunk: rc, segment: k, phase: 0, step: s + 1, enc: enc)
+                    } else {
+                        // Chunk r + 1 is now final here: scale and round it as the codec will,
+                        // then it opens the all-gather.
+                        let range = chunk(rc, n)
+                        let lo = range.lowerBound + k * segmentFloats, m = min(segmentFloats, range.upperBound - lo)
+                        if average { for i in lo..<(lo + m) { p[i] *= inv } }
+                        SegmentCoder.quantize(p + lo, m, useCodec)
+                        queueSend(p, n, chunk: rc, segment: k, phase: 1, step: 0, enc: enc)
+                    }
+                }
+                if let e = sender.error { throw e }
             }
-            // This rank now owns chunk r + 1: scale it and round it as the codec will.
-            if let j = lastSend[(r + 1) % N] { sender.wait(for: j) }
-            let own = chunk((r + 1) % N, n)
-            if average { let inv = 1 / Float(N); for i in own { p[i] *= inv } }
-            SegmentCoder.quantize(p + own.lowerBound, own.count, useCodec)
             for s in 0..<(N - 1) {
-                try exchange(p, n, send: (r - s + 1 + N) % N, receive: (r - s + N) % N, phase: 1, step: s, add: false, coder: coders)
+                let rc = (r - s + N) % N
+                for k in 0..<segments(rc, n) {
+                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 1, step: s, add: false, dec: dec)
+                    if s < N - 2 { queueSend(p, n, chunk: rc, segment: k, phase: 1, step: s + 1, enc: enc) }
+                }
+                if let e = sender.error { throw e }
             }
             // The buffer is the caller's again only when every send from it has gone out.
             sender.waitAll()
-            lastSend.removeAll(keepingCapacity: true)
             if let e = sender.error { throw e }
         } catch {
+            left?.close(); right?.close()   // unblock the sender
+            sender.waitAll()
             failure = error
             throw error
         }

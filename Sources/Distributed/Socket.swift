@@ -32,9 +32,14 @@ public final class Connection: @unchecked Sendable {
         self.timeout = timeout
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Large buffers (the FORCE variants pass the system cap when running as root).
         var buf: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     deinit { close() }
@@ -77,13 +82,17 @@ public final class Connection: @unchecked Sendable {
         var got = 0
         var deadline = monotonic() + timeout
         while got < n {
-            guard try wait(Int16(POLLIN), deadline) else {
-                throw NetError(peer, "timed out after \(Int(timeout)) s waiting for data (\(got) of \(n) bytes read)")
-            }
-            let r = recv(fd, dst + got, n - got, 0)
+            // Try first; poll (with the deadline) only when nothing is there yet.
+            let r = recv(fd, dst + got, n - got, Int32(MSG_DONTWAIT))
             if r == 0 { throw NetError(peer, "connection closed by the peer") }
             if r < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    guard try wait(Int16(POLLIN), deadline) else {
+                        throw NetError(peer, "timed out after \(Int(timeout)) s waiting for data (\(got) of \(n) bytes read)")
+                    }
+                    continue
+                }
                 throw NetError(peer, "read failed: \(String(cString: strerror(errno)))")
             }
             got += r
@@ -107,12 +116,15 @@ public final class Connection: @unchecked Sendable {
             var sent = 0
             var deadline = monotonic() + timeout
             while sent < part.count {
-                guard try wait(Int16(POLLOUT), deadline) else {
-                    throw NetError(peer, "timed out after \(Int(timeout)) s sending (\(sent) of \(part.count) bytes sent)")
-                }
-                let r = Glibc.send(fd, part.baseAddress! + sent, part.count - sent, Int32(MSG_NOSIGNAL))
+                let r = Glibc.send(fd, part.baseAddress! + sent, part.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 if r < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK {
+                        guard try wait(Int16(POLLOUT), deadline) else {
+                            throw NetError(peer, "timed out after \(Int(timeout)) s sending (\(sent) of \(part.count) bytes sent)")
+                        }
+                        continue
+                    }
                     throw NetError(peer, "write failed: \(String(cString: strerror(errno)))")
                 }
                 sent += r

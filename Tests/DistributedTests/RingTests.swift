@@ -1,3 +1,4 @@
+import CChecksum
 import Distributed
 import Foundation
 import GAN
@@ -128,6 +129,28 @@ final class RingTests: XCTestCase {
         start(0, l0, l1.port)
         XCTAssertEqual(g.wait(timeout: .now() + 30), .success)
         XCTAssertEqual(box.sums, [[1, 2], [1, 2]])
+    }
+
+    func testChecksumsAgreeWithAndWithoutTheInstruction() {
+        var data = [UInt8](repeating: 0, count: 5000)
+        for i in data.indices { data[i] = UInt8((i * 131 + 7) & 255) }
+        let check = Array("123456789".utf8)
+        XCTAssertEqual(check.withUnsafeBytes { ringgan_crc32c(0, $0.baseAddress, 9) }, 0xE306_9283)   // the CRC-32C check value
+        for n in stride(from: 0, through: 5000, by: 61) {
+            ringgan_checksum_use_hardware(1)
+            let hw = data.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            ringgan_checksum_use_hardware(0)
+            let sw = data.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            XCTAssertEqual(hw, sw, "length \(n)")
+        }
+        ringgan_checksum_use_hardware(1)
+        // A flipped bit anywhere changes it.
+        let base = data.withUnsafeBytes { crc32($0) }
+        for i in [0, 1666, 1667, 3333, 4999] {
+            var d = data
+            d[i] ^= 0x10
+            XCTAssertNotEqual(d.withUnsafeBytes { crc32($0) }, base, "bit flip at \(i)")
+        }
     }
 
     func testFramesAreChecked() throws {
