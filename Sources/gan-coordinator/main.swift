@@ -29,12 +29,6 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    var runsDir: String { output.runsDir }
-    var name: String? { output.name }
-    var sampleEvery: Int { output.sampleEvery }
-    var checkpointEvery: Int { output.checkpointEvery }
-    var keep: Int { output.keep }
-    var resume: String? { output.resume }
     @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = "shuffle-zstd"
     @Option(help: "zstd level.") var zstdLevel: Int32 = 1
     @Option(help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
@@ -56,7 +50,7 @@ struct CoordinatorCommand: ParsableCommand {
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         var config: GANConfig
         var runDir: String
-        if let r = resume {
+        if let r = output.resume {
             let ck = try Checkpoint.read(path: r)
             config = ck.config
             config.steps = max(training.steps, ck.step)
@@ -74,8 +68,8 @@ struct CoordinatorCommand: ParsableCommand {
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
         o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
-        o.sampleEvery = sampleEvery; o.checkpointEvery = checkpointEvery; o.keep = keep
-        o.resume = resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
+        o.sampleEvery = output.sampleEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
+        o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout; o.json = json
         let coordinator = try Coordinator(options: o, logger: log)
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")

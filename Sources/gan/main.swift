@@ -65,12 +65,6 @@ struct Train: ParsableCommand {
 
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    var runsDir: String { output.runsDir }
-    var name: String? { output.name }
-    var sampleEvery: Int { output.sampleEvery }
-    var checkpointEvery: Int { output.checkpointEvery }
-    var keep: Int { output.keep }
-    var resume: String? { output.resume }
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
@@ -81,7 +75,7 @@ struct Train: ParsableCommand {
         let log = logging.bootstrap("gan.train")
         if let t = threads { BLASRuntime.setThreads(t) }
         var config: GANConfig
-        if let r = resume {
+        if let r = output.resume {
             let ckpt: Checkpoint
             do { ckpt = try Checkpoint.read(path: r) } catch { fail("\(error)") }
             config = ckpt.config
@@ -108,8 +102,8 @@ struct Train: ParsableCommand {
         }
         let session: TrainingSession
         do {
-            session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: keep),
-                                          sampleEvery: sampleEvery, checkpointEvery: checkpointEvery, logdir: logdir, logger: log)
+            session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
+                                          sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
