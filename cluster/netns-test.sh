@@ -30,6 +30,14 @@
 # Needs root (network namespaces); exits 2 without it. Last line: `netns-test: P passed, F failed`.
 set -uo pipefail
 
+# Runs a command in a namespace's network only (nsenter --net). `ip netns exec` would also remount
+# / and /sys, which fails where / is not a mount point (a chroot, as the fresh-machine check uses).
+in_ns() {
+    local ns="$1"; shift
+    nsenter --net="/run/netns/$ns" "$@"
+}
+
+
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
@@ -120,9 +128,9 @@ check() {   # check DESCRIPTION COMMAND...
 setup_network() {   # run as (set -e; setup_network): any failing step fails it
     delete_namespaces
     ip netns add "$NS_SW"
-    ip netns exec "$NS_SW" ip link add name br0 type bridge
-    ip netns exec "$NS_SW" ip link set br0 up
-    ip netns exec "$NS_SW" ip link set lo up
+    in_ns "$NS_SW" ip link add name br0 type bridge
+    in_ns "$NS_SW" ip link set br0 up
+    in_ns "$NS_SW" ip link set lo up
     local i ns addr
     local hosts=("$NS_C" "${NS_W[@]}") addrs=("$ADDR_C" "${ADDR_W[@]}")
     for i in "${!hosts[@]}"; do
@@ -133,12 +141,12 @@ setup_network() {   # run as (set -e; setup_network): any failing step fails it
         ip link add "$P-h$i" type veth peer name "$P-s$i"
         ip link set "$P-h$i" netns "$ns"
         ip link set "$P-s$i" netns "$NS_SW"
-        ip netns exec "$ns" ip link set "$P-h$i" name eth0
-        ip netns exec "$ns" ip addr add "$addr/24" dev eth0
-        ip netns exec "$ns" ip link set eth0 up
-        ip netns exec "$ns" ip link set lo up
-        ip netns exec "$NS_SW" ip link set "$P-s$i" master br0
-        ip netns exec "$NS_SW" ip link set "$P-s$i" up
+        in_ns "$ns" ip link set "$P-h$i" name eth0
+        in_ns "$ns" ip addr add "$addr/24" dev eth0
+        in_ns "$ns" ip link set eth0 up
+        in_ns "$ns" ip link set lo up
+        in_ns "$NS_SW" ip link set "$P-s$i" master br0
+        in_ns "$NS_SW" ip link set "$P-s$i" up
     done
 }
 
@@ -155,7 +163,7 @@ echo "netns-test: namespaces $NS_C ($ADDR_C), ${NS_W[0]} (${ADDR_W[0]}), ${NS_W[
 if command -v ping >/dev/null; then
     for i in 0 1; do
         check "${NS_W[$i]} reaches the coordinator at $ADDR_C (ping)" \
-            timeout 10 ip netns exec "${NS_W[$i]}" ping -c 1 -W 2 "$ADDR_C" >/dev/null 2>&1
+            timeout 10 nsenter --net="/run/netns/${NS_W[$i]}" ping -c 1 -W 2 "$ADDR_C" >/dev/null 2>&1
     done
 fi
 
@@ -171,14 +179,14 @@ run="$work/runs/netns"
     end=$((SECONDS + LIMIT))
     while [ $SECONDS -lt $end ]; do
         for i in 0 1; do
-            ip netns exec "${NS_W[$i]}" ss -Htn state established 2>/dev/null | sed "s/^/w$i /"
+            in_ns "${NS_W[$i]}" ss -Htn state established 2>/dev/null | sed "s/^/w$i /"
         done
         sleep 0.05
     done
 ) > "$work/logs/ss.txt" &
 poll_pid=$!
 
-timeout -k 5 "$LIMIT" ip netns exec "$NS_C" "$bindir/gan-coordinator" --workers 2 \
+timeout -k 5 "$LIMIT" nsenter --net="/run/netns/$NS_C" "$bindir/gan-coordinator" --workers 2 \
     --host "$ADDR_C" --port "$PORT" --token-file "$work/token" \
     --runs-dir "$work/runs" --name netns --data "$data" \
     --model dcgan --image-size 16 --ngf 8 --ndf 8 --batch 8 --steps 6 \
@@ -188,11 +196,11 @@ timeout -k 5 "$LIMIT" ip netns exec "$NS_C" "$bindir/gan-coordinator" --workers 
 coord_pid=$!
 pids+=("$coord_pid")
 
-timeout -k 5 "$LIMIT" ip netns exec "${NS_W[0]}" env OPENBLAS_NUM_THREADS=1 \
+timeout -k 5 "$LIMIT" nsenter --net="/run/netns/${NS_W[0]}" env OPENBLAS_NUM_THREADS=1 \
     "$bindir/gan-worker" --rank 0 --coordinator "$ADDR_C:$PORT" --token-file "$work/token" \
     --connect-timeout 60 > "$work/logs/rank-0.log" 2>&1 < /dev/null &
 pids+=($!)
-timeout -k 5 "$LIMIT" ip netns exec "${NS_W[1]}" env OPENBLAS_NUM_THREADS=1 \
+timeout -k 5 "$LIMIT" nsenter --net="/run/netns/${NS_W[1]}" env OPENBLAS_NUM_THREADS=1 \
     "$bindir/gan-worker" --rank 1 --coordinator "$ADDR_C:$PORT" --token-file "$work/token" \
     --ring-host "${ADDR_W[1]}" --advertise "${ADDR_W[1]}" \
     --connect-timeout 60 > "$work/logs/rank-1.log" 2>&1 < /dev/null &
