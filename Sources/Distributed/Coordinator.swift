@@ -250,14 +250,15 @@ public final class Coordinator {
                 case .heartbeat: break
                 case .failure:
                     let why = String(decoding: f.payload, as: UTF8.self)
-                    stopAll("a worker failed", reform: options.minWorkers != nil)
-                    // The failing rank may be healthy and its neighbour dead: wait a moment for
-                    // the dead one's connection to drop before deciding who survives.
+                    // The reporting rank may be healthy and its ring neighbour dead: wait a moment
+                    // for the dead one's connection to drop, and decide who survives before the
+                    // stop goes out (after it, survivors close their connections to rejoin).
                     var dead: Set<Int> = []
                     let until = monotonic() + 2
                     while monotonic() < until {
                         if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
                     }
+                    stopAll("a worker failed", reform: options.minWorkers != nil)
                     throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
                 case .stepDone:
                     let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)
