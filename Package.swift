@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed"],
                           path: "bench/DistBench"),
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences).
-        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Tensors", "Data"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),

@@ -66,6 +66,12 @@ final class ClusterTests: XCTestCase {
         return p.terminationStatus
     }
 
+    /// Waits (up to a minute) until the run has written `path` (relative to the work folder).
+    func waitForFile(_ path: String) {
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: work + "/" + path) && Date() < deadline { usleep(20_000) }
+    }
+
     func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }
 
     func trainArgs(steps: Int, name: String) -> [String] {
@@ -139,9 +145,7 @@ final class ClusterTests: XCTestCase {
                                + trainArgs(steps: 400, name: "killed"), log: "coord.log")
         let ws = try workers(3, port: p)
         // Wait for the first checkpoint, then kill rank 1.
-        let ck = work + "/runs/killed/checkpoints/step_00000005.rgan"
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: ck) && Date() < deadline { usleep(50_000) }
+        waitForFile("runs/killed/checkpoints/step_00000005.rgan")
         kill(ws[1].processIdentifier, SIGKILL)
         let code = wait(coord, within: 60)
         XCTAssertNotEqual(code, 0)
@@ -161,9 +165,7 @@ final class ClusterTests: XCTestCase {
         let coord = try launch("gan-coordinator", ["--workers", "3", "--min-workers", "2", "--port", "\(p)", "--token-file", "token",
                                                    "--dead-after", "5"] + trainArgs(steps: 30, name: "reform"), log: "coord.log")
         let ws = try workers(3, port: p)
-        let ck = work + "/runs/reform/checkpoints/step_00000005.rgan"
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: ck) && Date() < deadline { usleep(20_000) }
+        waitForFile("runs/reform/checkpoints/step_00000005.rgan")
         kill(ws[2].processIdentifier, SIGKILL)
         XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log"))
         let log = text("coord.log")
@@ -178,9 +180,7 @@ final class ClusterTests: XCTestCase {
         let coord = try launch("gan-coordinator", ["--workers", "2", "--port", "\(p)", "--token-file", "token", "--dead-after", "3"]
                                + trainArgs(steps: 2000, name: "hung"), log: "coord.log")
         let ws = try workers(2, port: p)
-        let ck = work + "/runs/hung/checkpoints/step_00000005.rgan"
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: ck) && Date() < deadline { usleep(50_000) }
+        waitForFile("runs/hung/checkpoints/step_00000005.rgan")
         let t0 = Date()
         kill(ws[0].processIdentifier, SIGSTOP)
         XCTAssertNotEqual(wait(coord, within: 60), 0)

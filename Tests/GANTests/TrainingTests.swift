@@ -6,16 +6,6 @@ import TestSupport
 import XCTest
 @testable import Tensors
 
-/// A small dataset of blob images, enough to train a few steps in a unit test.
-func blobs(_ n: Int = 48) -> ImageDataset {
-    var g = RandomGenerator(seed: 5)
-    var px = [UInt8](repeating: 0, count: n * 784)
-    for i in 0..<n {
-        let cx = 8 + g.int(below: 12), cy = 8 + g.int(below: 12)
-        for y in 0..<28 { for x in 0..<28 where (x - cx) * (x - cx) + (y - cy) * (y - cy) < 30 { px[i * 784 + y * 28 + x] = 255 } }
-    }
-    return ImageDataset(pixels: px, count: n, height: 28, width: 28, labels: (0..<n).map { UInt8($0 % 10) }, source: "blobs")
-}
 
 func smallConfig(_ model: ModelKind, _ loss: LossKind, progressive: Bool = false) -> GANConfig {
     var c = GANConfig()
@@ -34,7 +24,7 @@ final class TrainingTests: XCTestCase {
     /// Every model and loss trains: finite losses that move, parameters that change, images of
     /// the right shape in [-1, 1].
     func testEveryModelAndLossTrains() throws {
-        let data = blobs()
+        let data = blobs(48)
         var cases: [GANConfig] = []
         for loss in LossKind.allCases { cases.append(smallConfig(.dcgan, loss)) }
         for model in [ModelKind.mlp, .sndcgan, .stylegan] { cases.append(smallConfig(model, .bce)) }
@@ -74,7 +64,7 @@ final class TrainingTests: XCTestCase {
     func testProgressiveRunReachesFullResolution() throws {
         var c = smallConfig(.dcgan, .bce, progressive: true)
         c.steps = 10   // 5 phases of 2 steps at 16x16 (levels 0...2)
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
+        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let res = try (0..<c.steps).map { _ in try trainer.trainStep() }.map { $0.resolution }
         XCTAssertEqual(res, [4, 4, 8, 8, 8, 8, 16, 16, 16, 16])
     }
@@ -101,7 +91,7 @@ final class TrainingTests: XCTestCase {
     func testResumeIsBitIdentical() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-resume-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let data = blobs()
+        let data = blobs(48)
         for c in [smallConfig(.dcgan, .bce), smallConfig(.sndcgan, .wganGP), smallConfig(.stylegan, .hinge),
                   smallConfig(.dcgan, .bce, progressive: true)] {
             let name = "\(c.model.rawValue)/\(c.loss.rawValue)"
@@ -132,7 +122,7 @@ final class TrainingTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = smallConfig(.dcgan, .bce)
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs())
+        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         try trainer.trainStep()
         let good = dir + "/good.rgan"
         try Checkpoint(trainer: trainer).write(to: good)

@@ -3,18 +3,9 @@ import Foundation
 import GAN
 import Telemetry
 import Tensors
+import TestSupport
 import XCTest
 
-/// A small dataset of blob images, enough to train a few steps.
-func blobs(_ n: Int = 32) -> ImageDataset {
-    var g = RandomGenerator(seed: 5)
-    var px = [UInt8](repeating: 0, count: n * 784)
-    for i in 0..<n {
-        let cx = 8 + g.int(below: 12), cy = 8 + g.int(below: 12)
-        for y in 0..<28 { for x in 0..<28 where (x - cx) * (x - cx) + (y - cy) * (y - cy) < 30 { px[i * 784 + y * 28 + x] = 255 } }
-    }
-    return ImageDataset(pixels: px, count: n, height: 28, width: 28, labels: (0..<n).map { UInt8($0 % 10) }, source: "blobs")
-}
 
 final class TensorBoardTests: XCTestCase {
     // MARK: the pieces
@@ -153,7 +144,7 @@ final class TensorBoardTests: XCTestCase {
     func testTrainingSessionEventsReadByTensorBoard() throws {
         try InteropSupport.require(["tensorboard"])
         let dir = try makeWorkDir(self)
-        let data = blobs()
+        let data = blobs(32)
         for (name, config) in [("mlp-bce", tinyConfig(.mlp, .bce)), ("prog-gp", tinyConfig(.dcgan, .wganGP, progressive: true))] {
             let trainer = GANTrainer(models: GANModels(config: config), dataset: data)
             let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/" + name), sampleEvery: 2, checkpointEvery: 0)

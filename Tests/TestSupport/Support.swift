@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Data
 import Tensors
 
 /// Fixtures written by the scripts in tools/fixtures (PyTorch 2.13 CPU), stored beside each test
@@ -149,4 +150,15 @@ public func sample(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1, margin: F
     }
     t.requiresGrad = requiresGrad
     return t
+}
+
+/// A small dataset of blob images (one filled disc each), enough to train a few steps.
+public func blobs(_ n: Int) -> ImageDataset {
+    var g = RandomGenerator(seed: 5)
+    var px = [UInt8](repeating: 0, count: n * 784)
+    for i in 0..<n {
+        let cx = 8 + g.int(below: 12), cy = 8 + g.int(below: 12)
+        for y in 0..<28 { for x in 0..<28 where (x - cx) * (x - cx) + (y - cy) * (y - cy) < 30 { px[i * 784 + y * 28 + x] = 255 } }
+    }
+    return ImageDataset(pixels: px, count: n, height: 28, width: 28, labels: (0..<n).map { UInt8($0 % 10) }, source: "blobs")
 }
