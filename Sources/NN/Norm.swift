@@ -51,6 +51,18 @@ public final class BatchNorm: Module {
         guard training else {
             return (x - rm.reshape(bshape)) / (rv.reshape(bshape) + eps).sqrt() * w + b
         }
+        if synchronizer == nil || synchronizer!.worldSize <= 1 {
+            // One process: the fused op (one pass each for mean, variance and output).
+            let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps)
+            let unbias = stats.count > 1 ? Float(stats.count) / Float(stats.count - 1) : 1
+            let rmp = rm.data, rvp = rv.data
+            for c in 0..<numFeatures {
+                rmp[c] = (1 - momentum) * rmp[c] + momentum * stats.mean[c]
+                rvp[c] = (1 - momentum) * rvp[c] + momentum * stats.variance[c] * unbias
+            }
+            buffer("num_batches_tracked").data[0] += 1
+            return y
+        }
         let mean: Tensor, variance: Tensor
         var n = x.count / numFeatures
         if let sync = synchronizer, sync.worldSize > 1 {

@@ -36,7 +36,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
     @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
-    @Option(help: "OpenBLAS threads per spawned worker.") var workerThreads: Int = 1
+    @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
@@ -103,7 +103,8 @@ struct CoordinatorCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: runDir + "/logs", withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
         env["RINGGAN_TOKEN"] = token
-        env["OPENBLAS_NUM_THREADS"] = "\(workerThreads)"
+        env["RINGGAN_THREADS"] = "\(workerThreads)"
+        env["OPENBLAS_NUM_THREADS"] = "1"
         return try (0..<count).map { r in
             let p = Process()
             p.executableURL = exe

@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Threads (cores) the engine uses (default: $RINGGAN_THREADS, else all cores).") var threads: Int?
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
@@ -73,7 +73,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan.train")
-        if let t = threads { BLASRuntime.setThreads(t) }
+        ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         var config: GANConfig
         if let r = output.resume {
             let ckpt: Checkpoint
@@ -107,7 +107,7 @@ struct Train: ParsableCommand {
         } catch { fail("\(error)") }
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
-            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, OpenBLAS \(BLASRuntime.coreName) x\(BLASRuntime.threads)"
+            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
         log.info("\(summary)")
         if let e = session.events { log.info("TensorBoard events: \(e.path)") }
         let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
@@ -598,7 +598,7 @@ struct Info: ParsableCommand {
         print("openblas core:     \(BLASRuntime.coreName)")
         print("selection:         \(BLASRuntime.selectionNote)")
         print("best for this CPU: \(BLASRuntime.bestCoreType(flags: flags) ?? "generic")")
-        print("openblas threads:  \(BLASRuntime.threads)")
+        print("engine threads:    \(ThreadPool.shared.threads) (RINGGAN_THREADS or --threads; OpenBLAS runs 1 per call, the engine splits GEMMs)")
         print("openblas config:   \(BLASRuntime.config)")
         let simd = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"].filter(flags.contains)
         print("cpu features:      \(simd.joined(separator: " "))")
