@@ -62,7 +62,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Tensors", "Data"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
+        // Counts heap allocations (malloc and friends, interposed in the test executable).
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport", "CAllocCounter"], exclude: ["Fixtures"]),
         .testTarget(name: "DataTests", dependencies: ["Tensors", "Data", "Telemetry"]),
         .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),

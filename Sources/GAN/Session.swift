@@ -70,6 +70,9 @@ public final class TrainingSession {
     public let folder: RunFolder
     public var sampleEvery: Int
     public var checkpointEvery: Int
+    /// Metrics lines and TensorBoard scalars every K steps (and at the end); gradient norms are
+    /// measured only on those steps.
+    public var logEvery: Int = 1
     /// Only this rank writes files (rank 0 in a distributed run).
     public let writes: Bool
     /// The TensorBoard event file (nil when this rank does not write).
@@ -189,11 +192,14 @@ public final class TrainingSession {
         defer { events?.flush() }
         while trainer.step < total {
             let t0 = Date()
+            let next = trainer.step + 1
+            let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
+            trainer.measuresGradNorms = logs
             let m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
                 throw SessionError("training diverged at step \(trainer.step): d_loss \(m.dLoss), g_loss \(m.gLoss)")
             }
-            logStep(m, seconds: Date().timeIntervalSince(t0))
+            if logs { logStep(m, seconds: Date().timeIntervalSince(t0)) }
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.

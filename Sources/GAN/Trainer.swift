@@ -139,6 +139,9 @@ public final class GANTrainer {
     public let rank: Int
     public let worldSize: Int
     public var reducer: GradientReducer?
+    /// Whether the next steps measure the gradients' norms (a pass over both flat gradient
+    /// buffers). The session turns it on only for the steps whose metrics it logs.
+    public var measuresGradNorms = true
 
     public init(models: GANModels, source: BatchSource, rank: Int = 0, worldSize: Int = 1) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
@@ -250,7 +253,7 @@ public final class GANTrainer {
             }
             try scaled(dLoss, positions.count).backward()
             try reduce(models.dParams, tag: "D")
-            metrics.dGradNorm = models.dParams.gradNorm()
+            if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
             if c.loss == .wgan { models.dParams.clamp(c.clip) }
             metrics.dLoss = dLoss.item
@@ -264,7 +267,7 @@ public final class GANTrainer {
         try scaled(gLoss, fake.shape[0]).backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
         try reduce(models.gParams, tag: "G")
-        metrics.gGradNorm = models.gParams.gradNorm()
+        if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
         metrics.gLoss = gLoss.item
         step += 1

@@ -26,8 +26,13 @@ public final class ThreadPool: @unchecked Sendable {
     private let live = Atomic<Int>(0)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// The loop body of the current generation; valid while `remaining > 0`.
-    private nonisolated(unsafe) var job: ((Int) -> Void)?
+    /// The loop body of the current generation (a C function and its argument, so that a kernel
+    /// that brings its own can run without any heap allocation); valid while `remaining > 0`.
+    private nonisolated(unsafe) var jobFunction: Kernel?
+    private nonisolated(unsafe) var jobArgument: UnsafeMutableRawPointer?
+
+    /// A loop body that allocates nothing: `kernel(argument, part, parts)`.
+    public typealias Kernel = @convention(c) (_ argument: UnsafeMutableRawPointer?, _ part: Int, _ parts: Int) -> Void
     private var handles: [pthread_t] = []
 
     /// Spins (checks of the generation) before an idle worker sleeps: roughly 20-50 us.
@@ -93,33 +98,56 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = g
             if stopping.load(ordering: .sequentiallyConsistent) { return }
-            if index < live.load(ordering: .acquiring) { job!(index) }
+            let parts = live.load(ordering: .acquiring)
+            if index < parts { jobFunction!(jobArgument, index, parts) }
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
     /// Runs `body(i)` for i in 0..<parts (parts <= threads) on the pool, part 0 on the caller,
     /// and returns when all are done. Called from inside a running loop, runs every part inline.
+    /// (Handing a Swift closure to other threads costs one small heap allocation; kernels that
+    /// must allocate nothing use `run(parts:argument:kernel:)`.)
     public func run(parts: Int, _ body: (Int) -> Void) {
         let parts = min(parts, threads)
-        if parts <= 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+        if parts <= 1 || busy.load(ordering: .relaxed) {
             for i in 0..<max(parts, 1) { body(i) }
             return
         }
         withoutActuallyEscaping(body) { escaping in
-            job = escaping
-            live.store(parts, ordering: .relaxed)
-            remaining.store(threads - 1, ordering: .relaxed)
-            generation.add(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(mutex)
-                pthread_cond_broadcast(wake)
-                pthread_mutex_unlock(mutex)
+            var closure = escaping
+            withUnsafeMutablePointer(to: &closure) { slot in
+                run(parts: parts, argument: UnsafeMutableRawPointer(slot)) { argument, part, _ in
+                    argument!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                }
             }
-            escaping(0)
-            while remaining.load(ordering: .acquiring) > 0 {}
-            job = nil
         }
+    }
+
+    /// Runs `kernel(argument, i, parts)` for i in 0..<parts (parts <= threads), part 0 on the
+    /// caller, and returns when all are done; allocates nothing. Called from inside a running
+    /// loop, runs every part inline.
+    public func run(parts: Int, argument: UnsafeMutableRawPointer?, kernel: Kernel) {
+        let parts = min(parts, threads)
+        if parts <= 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            let n = max(parts, 1)
+            for i in 0..<n { kernel(argument, i, n) }
+            return
+        }
+        jobFunction = kernel
+        jobArgument = argument
+        live.store(parts, ordering: .relaxed)
+        remaining.store(threads - 1, ordering: .relaxed)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+        }
+        kernel(argument, 0, parts)
+        while remaining.load(ordering: .acquiring) > 0 {}
+        jobFunction = nil
+        jobArgument = nil
         busy.store(false, ordering: .releasing)
     }
 
@@ -135,6 +163,17 @@ public final class ThreadPool: @unchecked Sendable {
             let lo = min(count, i * per), hi = min(count, lo + per)
             if lo < hi { body(lo..<hi) }
         }
+    }
+
+    /// How many parts `parallelFor` makes of `count` elements with this grain.
+    public func parts(count: Int, grain: Int) -> Int { min(threads, max(1, count / max(grain, 1))) }
+
+    /// Part `part` of `parts` contiguous ranges of 0..<count, split points rounded to `align`.
+    @inlinable
+    public static func range(of part: Int, _ parts: Int, count: Int, align: Int = 16) -> Range<Int> {
+        let per = ((count + parts - 1) / max(parts, 1) + align - 1) / align * align
+        let lo = min(count, part * per)
+        return lo..<min(count, lo + per)
     }
 
     // MARK: the engine's pool

@@ -105,6 +105,8 @@ struct Train: ParsableCommand {
             session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
+        guard output.logEvery >= 1 else { fail("--log-every must be at least 1, got \(output.logEvery)") }
+        session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
             + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
