@@ -157,6 +157,7 @@ def main():
         opt_g.step()
         if first_step is None:
             first_step = time.time() - START
+            print(json.dumps({"step": 1}), flush=True)
     out = a.out or f"/tmp/torch_train_{os.getpid()}.pt"
     torch.save(G.state_dict(), out)
     if a.out is None:

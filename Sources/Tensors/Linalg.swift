@@ -1,10 +1,12 @@
 import COpenBLAS
+import Synchronization
 
 /// C[m,n] = op(A) op(B) for row-major A, B through cblas_sgemm.
 func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, beta: Float = 0, alpha: Float = 1) {
     if m == 0 || n == 0 { return }
+    EngineCounters.gemmMultiplyAdds.add(m * n * k, ordering: .relaxed)
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
@@ -28,6 +30,14 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
         return
     }
     sgemmBlock(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, beta, alpha)
+}
+
+/// Work counters of the engine (for benchmarks: the fraction of the sgemm ceiling a run reaches).
+public enum EngineCounters {
+    /// Multiply-adds done by GEMM calls since the process started (2 flops each).
+    public static let gemmMultiplyAdds = Atomic<Int>(0)
+    /// GEMM work so far in GFLOP.
+    public static var gemmGFLOP: Double { Double(gemmMultiplyAdds.load(ordering: .relaxed)) * 2e-9 }
 }
 
 /// Products of at least this many multiply-adds are split over the engine's threads.
