@@ -26,40 +26,50 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
+        // imports; docs/ARCHITECTURE.md draws the picture).
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
-        .target(name: "NN", dependencies: ["Tensors"]),
+        // The contract between training and whatever sums across ranks (no dependencies).
+        .target(name: "DataParallel"),
+        .target(name: "NN", dependencies: ["Tensors", "DataParallel"]),
         .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
         .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "GAN", dependencies: ["Tensors", "NN", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
+        .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
         // CRC-32C with the SSE4.2 instruction (a table elsewhere) for frame checksums.
         .target(name: "CChecksum"),
-        .target(name: "Distributed", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "CZstd", "CZlib", "CChecksum",
+        // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
+        // buffers only, no model in sight.
+        .target(name: "Collectives", dependencies: [
+            "DataParallel", "CZstd", "CChecksum",
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Coordinator, worker and their protocol: data-parallel GAN training over Collectives.
+        .target(name: "Cluster", dependencies: [
+            "Collectives", "Tensors", "NN", "GAN", "Data", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TrainingCLI", dependencies: ["GAN", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
-            "Distributed", "GAN", "Tensors", "Telemetry", "TrainingCLI",
+            "Cluster", "Collectives", "GAN", "Tensors", "Telemetry", "TrainingCLI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-worker", dependencies: [
-            "Distributed", "GAN", "Tensors", "Telemetry",
+            "Cluster", "Collectives", "Tensors", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "Distributed", "TrainingCLI",
-            .product(name: "Logging", package: "swift-log"),
+            "Tensors", "NN", "GAN", "Data", "Telemetry", "TrainingCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
                           path: "bench/EngineBench"),
-        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed"],
+        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Collectives"],
                           path: "bench/DistBench"),
-        // Helpers shared by the test targets (fixture loading, tolerances, finite differences).
-        .target(name: "TestSupport", dependencies: ["Tensors", "Data"], path: "Tests/TestSupport"),
+        // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
+        // a ring on loopback).
+        .target(name: "TestSupport", dependencies: ["Tensors", "Data", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
@@ -67,6 +77,7 @@ let package = Package(
         .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed", "TestSupport", "CChecksum"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Collectives", "Cluster", "TestSupport"]),
     ]
 )

@@ -65,18 +65,6 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(Double(generatorLoss(.bceSaturating, fake: fake).item), -(sp(0.5) + sp(-3)) / 2, accuracy: 1e-5)
     }
 
-    func testShardsCoverTheBatch() {
-        for n in 1...5 {
-            for b in [1, 7, 64, 65] where b >= n {
-                let shards = (0..<n).map { GANTrainer.shard(b, rank: $0, worldSize: n) }
-                XCTAssertEqual(shards.map { $0.count }.reduce(0, +), b)
-                XCTAssertEqual(shards.first!.lowerBound, 0)
-                XCTAssertEqual(shards.last!.upperBound, b)
-                XCTAssertLessThanOrEqual(shards.map { $0.count }.max()! - shards.map { $0.count }.min()!, 1)
-            }
-        }
-    }
-
     func testGrowthSchedule() {
         let s = GrowthSchedule(totalSteps: 70, maxLevel: 3)   // 7 phases of 10
         XCTAssertEqual(s.state(at: 0), GrowthState(level: 0, alpha: 1))

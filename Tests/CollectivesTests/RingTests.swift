@@ -1,37 +1,9 @@
 import CChecksum
-import Distributed
+import Collectives
 import Foundation
-import GAN
 import TestSupport
 import XCTest
 @testable import Tensors
-
-/// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
-func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret",
-              _ body: @escaping @Sendable (Ring) throws -> Void) throws {
-    let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
-    let ports = listeners.map { $0.port }
-    final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
-    let errors = Errors()
-    let group = DispatchGroup()
-    for r in 0..<n {
-        group.enter()
-        let l = listeners[r]
-        Thread {
-            defer { group.leave() }
-            do {
-                let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
-                                         auth: Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
-                try body(ring)
-                ring.close()
-            } catch {
-                errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
-            }
-        }.start()
-    }
-    XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ring of \(n) timed out")
-    XCTAssertEqual(errors.list, [], "ring errors")
-}
 
 final class RingTests: XCTestCase {
     /// Sum over world sizes 1-5, odd lengths, every codec; the lossy codec within its bound; all
@@ -138,18 +110,18 @@ final class RingTests: XCTestCase {
         XCTAssertEqual(check.withUnsafeBytes { ringgan_crc32c(0, $0.baseAddress, 9) }, 0xE306_9283)   // the CRC-32C check value
         for n in stride(from: 0, through: 5000, by: 61) {
             ringgan_checksum_use_hardware(1)
-            let hw = data.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            let hw = data.withUnsafeBytes { frameChecksum(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             ringgan_checksum_use_hardware(0)
-            let sw = data.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            let sw = data.withUnsafeBytes { frameChecksum(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             XCTAssertEqual(hw, sw, "length \(n)")
         }
         ringgan_checksum_use_hardware(1)
         // A flipped bit anywhere changes it.
-        let base = data.withUnsafeBytes { crc32($0) }
+        let base = data.withUnsafeBytes { frameChecksum($0) }
         for i in [0, 1666, 1667, 3333, 4999] {
             var d = data
             d[i] ^= 0x10
-            XCTAssertNotEqual(d.withUnsafeBytes { crc32($0) }, base, "bit flip at \(i)")
+            XCTAssertNotEqual(d.withUnsafeBytes { frameChecksum($0) }, base, "bit flip at \(i)")
         }
     }
 

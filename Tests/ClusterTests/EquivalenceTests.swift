@@ -1,5 +1,5 @@
 import Data
-import Distributed
+import Collectives
 import Foundation
 import GAN
 import NN
