@@ -32,9 +32,9 @@ let package = Package(
         // The contract between training and whatever sums across ranks (no dependencies).
         .target(name: "DataParallel"),
         .target(name: "NN", dependencies: ["Tensors", "DataParallel"]),
-        .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
         .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
+        .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Datasets", "Telemetry", "COpenBLAS", "CZlib"]),
         // CRC-32C with the SSE4.2 instruction (a table elsewhere) for frame checksums.
         .target(name: "CChecksum"),
         // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
@@ -45,7 +45,7 @@ let package = Package(
         ]),
         // Coordinator, worker and their protocol: data-parallel GAN training over Collectives.
         .target(name: "Cluster", dependencies: [
-            "Collectives", "Tensors", "NN", "GAN", "Data", "Telemetry",
+            "Collectives", "Tensors", "NN", "GAN", "Datasets", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TrainingCLI", dependencies: ["GAN", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -60,24 +60,24 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "TrainingCLI",
+            "Tensors", "NN", "GAN", "Datasets", "Telemetry", "TrainingCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
                           path: "bench/EngineBench"),
-        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Collectives"],
+        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives"],
                           path: "bench/DistBench"),
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
         // a ring on loopback).
-        .target(name: "TestSupport", dependencies: ["Tensors", "Data", "Collectives"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Tensors", "Datasets", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "DataTests", dependencies: ["Tensors", "Data", "Telemetry"]),
-        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
+        .testTarget(name: "DatasetsTests", dependencies: ["Tensors", "Datasets", "Telemetry"]),
+        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Collectives", "Cluster", "TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "Cluster", "TestSupport"]),
     ]
 )

@@ -19,9 +19,9 @@ BELOW = {
     "DataParallel": [],
     "Tensors": ["COpenBLAS"],
     "NN": ["Tensors", "DataParallel"],
-    "Data": ["Tensors", "CZlib"],
+    "Datasets": ["Tensors", "CZlib"],
     "Telemetry": ["Tensors", "CZlib", "CChecksum"],
-    "GAN": ["NN", "Data", "Telemetry", "CZlib", "COpenBLAS"],
+    "GAN": ["NN", "Datasets", "Telemetry", "CZlib", "COpenBLAS"],
     # beside the model stack, not above it: flat float buffers, sockets, codecs
     "Collectives": ["DataParallel", "CZstd", "CChecksum"],
     "Cluster": ["GAN", "Collectives"],

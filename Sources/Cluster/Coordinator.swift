@@ -1,5 +1,5 @@
 import Collectives
-import Data
+import Datasets
 import Foundation
 import GAN
 import Logging

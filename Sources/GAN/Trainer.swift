@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import DataParallel
 import NN
 import Tensors

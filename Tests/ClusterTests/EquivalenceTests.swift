@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Collectives
 import Foundation
 import GAN

@@ -21,9 +21,9 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(f.tensors["main.1.num_batches_tracked"]?.item, 12)
         XCTAssertEqual(f.dtypes["main.0.weight"], .f32)
         // The raw bytes: an int64 12, little-endian, where the header says.
-        let bytes = [UInt8](try Foundation.Data(contentsOf: URL(fileURLWithPath: p)))
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
         let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16
-        let header = try JSONSerialization.jsonObject(with: Foundation.Data(bytes[8..<(8 + n)])) as! [String: Any]
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as! [String: Any]
         let e = header["main.4.num_batches_tracked"] as! [String: Any]
         XCTAssertEqual(e["dtype"] as? String, "I64")
         let off = (e["data_offsets"] as! [Int])[0]

@@ -36,7 +36,7 @@ func runProcess(_ executable: String, _ args: [String], cwd: String, env extra: 
     p.standardError = err
     try p.run()
     // Drain stderr on another thread so that neither pipe fills up and blocks the child.
-    nonisolated(unsafe) var errData = Foundation.Data()
+    nonisolated(unsafe) var errData = Data()
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async {
@@ -103,7 +103,7 @@ final class InteropSupport {
         XCTAssertEqual(r.status, expect, "\(name) \(args.joined(separator: " ")) exited \(r.status):\n\(r.stdout)\n\(r.stderr)",
                        file: file, line: line)
         guard let last = r.stdout.split(separator: "\n").last,
-              let obj = try? JSONSerialization.jsonObject(with: Foundation.Data(last.utf8)) as? [String: Any] else {
+              let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
             XCTFail("\(name) printed no JSON object:\n\(r.stdout)\n\(r.stderr)", file: file, line: line)
             return [:]
         }

@@ -11,7 +11,7 @@ func makeTempDir(_ test: XCTestCase) throws -> String {
 }
 
 func writeBytes(_ bytes: [UInt8], to path: String) throws {
-    try Foundation.Data(bytes).write(to: URL(fileURLWithPath: path))
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
 }
 
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
