@@ -21,7 +21,7 @@ BELOW = {
     "NN": ["Tensors", "DataParallel"],
     "Datasets": ["Tensors", "CZlib"],
     "Telemetry": ["Tensors", "CZlib", "CChecksum"],
-    "GAN": ["NN", "Datasets", "Telemetry", "CZlib", "COpenBLAS"],
+    "GAN": ["NN", "Datasets", "Telemetry", "CZlib"],
     # beside the model stack, not above it: flat float buffers, sockets, codecs
     "Collectives": ["DataParallel", "CZstd", "CChecksum"],
     "Cluster": ["GAN", "Collectives"],
