@@ -26,6 +26,8 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // The one CRC-32C (SSE4.2 instruction, a table without it) and the frame checksum.
+        .target(name: "CChecksum"),
         // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
         // imports; docs/ARCHITECTURE.md draws the picture).
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
@@ -33,10 +35,8 @@ let package = Package(
         .target(name: "DataParallel"),
         .target(name: "NN", dependencies: ["Tensors", "DataParallel"]),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
-        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Datasets", "Telemetry", "CZlib"]),
-        // CRC-32C with the SSE4.2 instruction (a table elsewhere) for frame checksums.
-        .target(name: "CChecksum"),
         // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
         // buffers only, no model in sight.
         .target(name: "Collectives", dependencies: [

@@ -2,6 +2,7 @@ import Collectives
 import Datasets
 import Foundation
 import GAN
+import Telemetry
 
 /// Control messages between the coordinator and the workers (JSON frame payloads).
 public struct HelloMessage: HandshakeClaim, Sendable {
@@ -87,7 +88,7 @@ public func replicaChecksum(_ models: GANModels) -> UInt32 {
     for t in [models.gParams.valueTensor, models.dParams.valueTensor]
         + (models.generator.namedBuffers() + models.discriminator.namedBuffers()).map({ $0.1 }) {
         crc = UInt32(truncatingIfNeeded: t.buffer.withMemoryRebound(to: UInt8.self) { b in
-            crc32c(crc, UnsafeRawBufferPointer(b))
+            CRC32C.checksum(UnsafeRawBufferPointer(b), crc: crc)
         })
     }
     return crc

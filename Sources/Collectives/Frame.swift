@@ -48,18 +48,11 @@ public struct Frame: Sendable {
 /// The frame checksum (`ringgan_frame_checksum`): CRC-32C of each third of the payload, run as
 /// three interleaved streams of the SSE4.2 instruction (23 GB/s here against 9.6 for one
 /// stream: one stream cost the ring about a third of its bandwidth, measured with
-/// gan-dist-bench), combined by rotation and xor. Not a plain CRC-32C of the payload: that is
-/// `crc32c` below.
+/// gan-dist-bench), combined by rotation and xor. Not a plain CRC-32C of the payload (that is
+/// Telemetry's `CRC32C`, over the same C code).
 public func frameChecksum(_ p: UnsafeRawBufferPointer) -> UInt32 {
     guard let base = p.baseAddress, p.count > 0 else { return 0 }
     return ringgan_frame_checksum(base, p.count)
-}
-
-/// CRC-32C (Castagnoli) of `p`, continuing from `crc` (0 to start): the one implementation
-/// (CChecksum), hardware where the CPU has it.
-public func crc32c(_ crc: UInt32 = 0, _ p: UnsafeRawBufferPointer) -> UInt32 {
-    guard let base = p.baseAddress, p.count > 0 else { return crc }
-    return ringgan_crc32c(crc, base, p.count)
 }
 
 func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8] {
