@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Tensors", "Datasets", "Telemetry"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Tensors", "Datasets", "TestSupport"]),
         .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),

@@ -63,7 +63,7 @@ final class TensorBoardTests: XCTestCase {
     }
 
     func testEventWriterFileNameFirstRecordAndFlushing() throws {
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         final class Clock: @unchecked Sendable { var t = 1_700_000_000.25 }
         let clock = Clock()
         let w = try EventWriter(directory: dir + "/run", flushEvery: 5, clock: { clock.t })
@@ -103,7 +103,7 @@ final class TensorBoardTests: XCTestCase {
 
     func testTheRealTensorBoardReaderReadsOurScalarsAndImages() throws {
         try InteropSupport.require(["tensorboard"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let w = try EventWriter(directory: dir)
         for s in 1...5 { w.scalars([("loss/d", Float(s) * 0.5), ("loss/g", -Float(s) / 3)], step: s) }
         w.scalar("lonely", 3.25, step: 7)
@@ -143,7 +143,7 @@ final class TensorBoardTests: XCTestCase {
     /// logScalars (the distributed layer's dist/* figures).
     func testTrainingSessionEventsReadByTensorBoard() throws {
         try InteropSupport.require(["tensorboard"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let data = blobs(32)
         for (name, config) in [("mlp-bce", tinyConfig(.mlp, .bce)), ("prog-gp", tinyConfig(.dcgan, .wganGP, progressive: true))] {
             let trainer = GANTrainer(models: GANModels(config: config), dataset: data)
@@ -205,7 +205,7 @@ final class TensorBoardTests: XCTestCase {
     func testCommandLineRunsOpenInTensorBoard() throws {
         try InteropSupport.require(["tensorboard"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let t = try gan(["train", "--model", "mlp", "--steps", "3", "--batch", "8", "--data", mnistFolder, "--name", "e2e",
                          "--sample-every", "2", "--checkpoint-every", "0"], cwd: work)
         // Logs on standard error, the progress display on standard output.

@@ -1,7 +1,20 @@
+import CZlib
 import Foundation
 import Tensors
 import Telemetry
+import TestSupport
 import XCTest
+
+/// zlib-format inflate of a whole buffer (for PNG's IDAT), independent of the code under test.
+func zlibInflate(_ input: [UInt8], expected: Int) -> [UInt8]? {
+    var out = [UInt8](repeating: 0, count: expected + 16)
+    var outLen = uLongf(out.count)
+    let rc = uncompress(&out, &outLen, input, uLong(input.count))
+    guard rc == Z_OK else { return nil }
+    return Array(out[..<Int(outLen)])
+}
+
+func crc32Of(_ bytes: [UInt8]) -> UInt32 { UInt32(crc32(0, bytes, uInt(bytes.count))) }
 
 /// Parses a PNG with an independent decoder (zlib's `uncompress`), checking every chunk's CRC.
 struct DecodedPNG {

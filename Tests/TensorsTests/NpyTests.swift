@@ -55,7 +55,7 @@ final class NpyTests: XCTestCase {
     }
 
     func testErrorsNameTheFileAndTheProblem() throws {
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         func check(_ bytes: Data, _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let p = dir + "/bad.npy"
             try bytes.write(to: URL(fileURLWithPath: p))
@@ -80,7 +80,7 @@ final class NpyTests: XCTestCase {
     /// NumPy reads what we write and we read what NumPy writes (v1.0, v2.0, float64).
     func testNumPyInterop() throws {
         try InteropSupport.require(["numpy"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let t = Tensor(shape: [3, 2, 2], values: (0..<12).map { Float($0) / 7 - 0.5 })
         try Npy.write(t, to: dir + "/ours.npy")
         let script = """
@@ -109,7 +109,7 @@ final class NpyTests: XCTestCase {
     /// `gan sample` takes latents from .npy and writes images as .npy (and a PNG at once).
     func testSampleWithNpyLatentsAndOutputs() throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         try gan(["train", "--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--latent-dim", "10", "--steps", "1",
                  "--batch", "8", "--data", mnistFolder, "--name", "r"], cwd: work)
         let ck = "runs/r/checkpoints/step_00000001.rgan"
