@@ -12,8 +12,7 @@ import XCTest
 /// step.
 final class EquivalenceTests: XCTestCase {
     static let data: ImageDataset = {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        if let d = try? ImageDataset.load(folder: repo.appendingPathComponent("data/mnist-5k").path, split: .test) { return d }
+        if let d = try? ImageDataset.load(folder: mnistFolder, split: .test) { return d }
         // Without the real digits (setup not run), blobs still exercise the arithmetic.
         var g = RandomGenerator(seed: 5)
         var px = [UInt8](repeating: 0, count: 64 * 784)

@@ -37,14 +37,18 @@ public func runProcess(_ executable: String, _ args: [String], cwd: String, env 
                          stderr: String(decoding: errData, as: UTF8.self))
 }
 
-/// The `gan` binary built beside this test bundle.
-public var ganBinary: String {
+/// An executable of this package (`gan`, `gan-coordinator`, `gan-worker`) built beside this
+/// test bundle (`swift build --build-tests` builds them all).
+public func builtExecutable(_ name: String) -> String {
     var dir = Bundle(for: InteropSupport.self).bundleURL
-    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("gan").path) && dir.pathComponents.count > 1 {
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) && dir.pathComponents.count > 1 {
         dir.deleteLastPathComponent()
     }
-    return dir.appendingPathComponent("gan").path
+    return dir.appendingPathComponent(name).path
 }
+
+/// The `gan` binary built beside this test bundle.
+public var ganBinary: String { builtExecutable("gan") }
 
 /// Runs `gan args` in `cwd`, failing the test when the exit status is not `expect`.
 @discardableResult
