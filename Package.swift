@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives"],
                           path: "bench/DistBench"),
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
-        // a ring on loopback).
+        // temporary folders, child processes and the Python interop probe, a ring on loopback).
         .target(name: "TestSupport", dependencies: ["Tensors", "Datasets", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
