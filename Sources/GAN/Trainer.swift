@@ -1,17 +1,7 @@
-import Data
+import Datasets
+import DataParallel
 import NN
 import Tensors
-
-/// Sums a flat gradient buffer over the ranks of a data-parallel run (the distributed layer's
-/// ring all-reduce); a single process has none. Each rank has scaled its gradients by its share
-/// of the global batch first, so the sum is the gradient of the global batch's mean loss even
-/// when the shards differ in size.
-public protocol GradientReducer: AnyObject {
-    func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String) throws
-    /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
-    /// statistics inside a forward pass).
-    func checkFailure() throws
-}
 
 /// What one training step measured (means over this rank's shard).
 public struct StepMetrics: Sendable, Equatable {
@@ -120,7 +110,7 @@ public final class LocalBatches: BatchSource {
 
     public func nextShard() throws -> (images: Tensor, positions: [Int]) {
         let global = sampler.next()
-        let mine = GANTrainer.shard(global.count, rank: rank, worldSize: worldSize)
+        let mine = EpochSampler.shard(global.count, rank: rank, worldSize: worldSize)
         return (batch(dataset, indices: Array(global[mine]), size: imageSize), Array(mine))
     }
 
@@ -161,14 +151,6 @@ public final class GANTrainer {
     public func restore(step: Int, sampler: EpochSampler) {
         self.step = step
         source.restore(sampler)
-    }
-
-    /// This rank's slice of a global batch of `b` samples: contiguous, sizes differing by at most
-    /// one when `b` does not divide by the world size (the first `b % n` ranks take one more).
-    public static func shard(_ b: Int, rank: Int, worldSize n: Int) -> Range<Int> {
-        let base = b / n, extra = b % n
-        let start = rank * base + min(rank, extra)
-        return start..<(start + base + (rank < extra ? 1 : 0))
     }
 
     /// Real images of this rank's shard of the next global batch, at `resolution`.
@@ -214,10 +196,10 @@ public final class GANTrainer {
     }
 
     /// Sums this rank's gradients over the ranks.
-    func reduce(_ group: ParameterGroup, tag: String) throws {
+    func reduce(_ group: ParameterGroup) throws {
         guard let r = reducer else { return }
         try r.checkFailure()
-        try r.allReduceGradients(group.gradBuffer, tag: tag)
+        try r.allReduceGradients(group.gradBuffer)
     }
 
     /// One step: `nCritic` discriminator updates, then one generator update.
@@ -252,7 +234,7 @@ public final class GANTrainer {
                 dLoss = dLoss + gp * c.gpLambda
             }
             try scaled(dLoss, positions.count).backward()
-            try reduce(models.dParams, tag: "D")
+            try reduce(models.dParams)
             if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
             if c.loss == .wgan { models.dParams.clamp(c.clip) }
@@ -266,7 +248,7 @@ public final class GANTrainer {
         let gLoss = generatorLoss(c.loss, fake: D.score(fake))
         try scaled(gLoss, fake.shape[0]).backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
-        try reduce(models.gParams, tag: "G")
+        try reduce(models.gParams)
         if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
         metrics.gLoss = gLoss.item

@@ -1,14 +1,5 @@
+import DataParallel
 import Tensors
-
-/// Sums per-channel statistics over every rank of a data-parallel run (SyncBatchNorm). The
-/// distributed layer provides one; a single process needs none.
-public protocol BatchNormSynchronizer: AnyObject {
-    var rank: Int { get }
-    var worldSize: Int { get }
-    /// Returns the element-wise sum of `values` over all ranks. Every rank calls it in the same
-    /// order with the same length.
-    func allReduceSum(_ values: [Float]) -> [Float]
-}
 
 /// Sums `t` over all ranks; its backward sums the incoming gradients over all ranks too (each
 /// rank's output depends on every rank's input), so it is differentiable again.

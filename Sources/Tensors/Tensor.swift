@@ -72,15 +72,6 @@ final class BlockCache: @unchecked Sendable {
         }
         free(p)
     }
-
-    /// Returns every cached block to the system.
-    func trim() {
-        pthread_mutex_lock(lock)
-        for (_, blocks) in pool { for b in blocks { free(b) } }
-        pool.removeAll()
-        cachedBytes = 0
-        pthread_mutex_unlock(lock)
-    }
 }
 
 /// A float32 tensor: a shape and a contiguous, row-major window (`offset`, `count`) onto a storage.

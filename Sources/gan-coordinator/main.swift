@@ -1,5 +1,6 @@
 import ArgumentParser
-import Distributed
+import Collectives
+import Cluster
 import Foundation
 import GAN
 import Logging
@@ -70,7 +71,7 @@ struct CoordinatorCommand: ParsableCommand {
         o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
         o.sampleEvery = output.sampleEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
-        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout; o.json = json
+        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         let coordinator = try Coordinator(options: o, logger: log)
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
         var children: [Process] = []

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Distributed
+import Collectives
+import Cluster
 import Foundation
 import Logging
 import Telemetry

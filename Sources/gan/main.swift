@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import Datasets
 import Foundation
 import GAN
 import NN
@@ -118,7 +118,7 @@ struct Train: ParsableCommand {
             if json {
                 print(String(format: "{\"step\":%d,\"d_loss\":%.5f,\"g_loss\":%.5f,\"d_x\":%.4f,\"d_g_z\":%.4f,\"gp\":%.5f}",
                              trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty))
-                fflush(stdout)   // one line per step as it happens, also into a pipe
+                fflush(nil)   // one line per step as it happens, also into a pipe
             } else {
                 var kv: [(String, String)] = [("d_loss", fmt(m.dLoss)), ("g_loss", fmt(m.gLoss)), ("D(x)", fmt(m.dReal)), ("D(G(z))", fmt(m.dFake))]
                 if config.loss == .wganGP { kv.append(("gp", fmt(m.gradientPenalty))) }

@@ -1,4 +1,5 @@
-import Data
+import Collectives
+import Datasets
 import Foundation
 import GAN
 import Logging
@@ -29,7 +30,6 @@ public struct CoordinatorOptions: Sendable {
     public var rendezvousTimeout: Double = 120
     /// Seconds any network wait may last.
     public var ioTimeout: Double = 60
-    public var json = false
     public init(workers: Int, token: String, config: GANConfig, runDir: String) {
         self.workers = workers
         self.token = token
@@ -100,23 +100,17 @@ public final class Coordinator {
             }
             guard let c = try listener.accept(timeout: min(left, 1), ioTimeout: 5) else { continue }
             do {
-                let nonce = Authenticator.challenge()
-                try c.send(.challenge, bytes: nonce)
-                let hello = try c.receive(.hello, maxPayload: 4096).decode(HelloMessage.self, from: c.peer)
-                func refuse(_ why: String) throws {
-                    log.warning("refused \(c.peer): \(why)")
-                    try? c.send(.reject, bytes: Array(why.utf8))
-                    c.close()
+                let outcome = try Handshake.accept(c, claim: .hello, as: HelloMessage.self, auth: auth,
+                                                   context: { "worker \($0.rank)" }, wrongToken: "authentication failed: wrong token") { hello in
+                    let valid = allowed.map { $0.contains(hello.rank) } ?? (hello.rank >= 0 && hello.rank < options.workers)
+                    guard valid else { return "rank \(hello.rank) is out of range for \(options.workers) workers" }
+                    guard members[hello.rank] == nil else { return "rank \(hello.rank) has already joined" }
+                    return nil
                 }
-                guard auth.verify(hello.mac, challenge: nonce, context: "worker \(hello.rank)") else {
-                    try refuse("authentication failed: wrong token"); continue
+                guard case .admitted(let hello) = outcome else {
+                    if case .refused(let why) = outcome { log.warning("refused \(c.peer): \(why)") }
+                    continue
                 }
-                let valid = allowed.map { $0.contains(hello.rank) } ?? (hello.rank >= 0 && hello.rank < options.workers)
-                guard valid else {
-                    try refuse("rank \(hello.rank) is out of range for \(options.workers) workers"); continue
-                }
-                guard members[hello.rank] == nil else { try refuse("rank \(hello.rank) has already joined"); continue }
-                try c.send(.welcome, payload: UnsafeRawBufferPointer(start: nil, count: 0))
                 members[hello.rank] = Member(requestedRank: hello.rank, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
                 log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
             } catch {
@@ -211,7 +205,7 @@ public final class Coordinator {
                     let global = source.nextGlobal()
                     let sampler = it == c.nCritic - 1 ? source.samplerState : nil
                     for m in members {
-                        let mine = GANTrainer.shard(global.count, rank: m.rank, worldSize: n)
+                        let mine = EpochSampler.shard(global.count, rank: m.rank, worldSize: n)
                         var px = [UInt8]()
                         px.reserveCapacity(mine.count * dataset.height * dataset.width)
                         let plane = dataset.height * dataset.width

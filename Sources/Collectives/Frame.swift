@@ -48,16 +48,11 @@ public struct Frame: Sendable {
 /// The frame checksum (`ringgan_frame_checksum`): CRC-32C of each third of the payload, run as
 /// three interleaved streams of the SSE4.2 instruction (23 GB/s here against 9.6 for one
 /// stream: one stream cost the ring about a third of its bandwidth, measured with
-/// gan-dist-bench), combined by rotation and xor.
-public func crc32(_ p: UnsafeRawBufferPointer) -> UInt32 {
+/// gan-dist-bench), combined by rotation and xor. Not a plain CRC-32C of the payload (that is
+/// Telemetry's `CRC32C`, over the same C code).
+public func frameChecksum(_ p: UnsafeRawBufferPointer) -> UInt32 {
     guard let base = p.baseAddress, p.count > 0 else { return 0 }
     return ringgan_frame_checksum(base, p.count)
-}
-
-/// Continues a CRC-32C over more bytes.
-public func crc32Continue(_ crc: UInt32, _ p: UnsafeRawBufferPointer) -> UInt32 {
-    guard let base = p.baseAddress, p.count > 0 else { return crc }
-    return ringgan_crc32c(crc, base, p.count)
 }
 
 func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8] {
@@ -74,7 +69,7 @@ func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8]
 extension Connection {
     /// Sends a frame whose payload is raw memory (no copy).
     public func send(_ type: FrameType, tag: UInt64 = 0, payload: UnsafeRawBufferPointer) throws {
-        let h = header(type, tag: tag, length: payload.count, crc: crc32(payload))
+        let h = header(type, tag: tag, length: payload.count, crc: frameChecksum(payload))
         try h.withUnsafeBytes { hb in try write([hb, payload]) }
     }
 
@@ -111,7 +106,7 @@ extension Connection {
     public func receive(maxPayload: Int = Frame.defaultMaxPayload) throws -> Frame {
         let (type, tag, length, crc) = try readHeader(maxPayload: maxPayload)
         let payload = try read(length)
-        guard payload.withUnsafeBytes({ crc32($0) }) == crc else { throw NetError(peer, "frame checksum mismatch (corrupt \(type) frame)") }
+        guard payload.withUnsafeBytes({ frameChecksum($0) }) == crc else { throw NetError(peer, "frame checksum mismatch (corrupt \(type) frame)") }
         return Frame(type, tag: tag, payload: payload)
     }
 

@@ -1,7 +1,20 @@
+import CZlib
 import Foundation
 import Tensors
 import Telemetry
+import TestSupport
 import XCTest
+
+/// zlib-format inflate of a whole buffer (for PNG's IDAT), independent of the code under test.
+func zlibInflate(_ input: [UInt8], expected: Int) -> [UInt8]? {
+    var out = [UInt8](repeating: 0, count: expected + 16)
+    var outLen = uLongf(out.count)
+    let rc = uncompress(&out, &outLen, input, uLong(input.count))
+    guard rc == Z_OK else { return nil }
+    return Array(out[..<Int(outLen)])
+}
+
+func crc32Of(_ bytes: [UInt8]) -> UInt32 { UInt32(crc32(0, bytes, uInt(bytes.count))) }
 
 /// Parses a PNG with an independent decoder (zlib's `uncompress`), checking every chunk's CRC.
 struct DecodedPNG {
@@ -61,7 +74,7 @@ final class PNGTests: XCTestCase {
         let pixels: [UInt8] = (0..<(4 * 3 * 3)).map { UInt8(($0 * 37) % 256) }
         let dir = try makeTempDir(self)
         try PNG.write(width: 4, height: 3, channels: 3, pixels: pixels, to: "\(dir)/rgb.png")
-        let bytes = Array(try Foundation.Data(contentsOf: URL(fileURLWithPath: "\(dir)/rgb.png")))
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/rgb.png")))
         XCTAssertEqual(Array(bytes[..<8]), PNG.signature)
         let png = try XCTUnwrap(decodePNG(bytes))
         XCTAssertEqual([png.width, png.height, png.bitDepth, png.colorType], [4, 3, 8, 2])
@@ -146,7 +159,7 @@ final class ImageGridTests: XCTestCase {
         XCTAssertEqual(px(0, 1), [0, 0, 0])
         let dir = try makeTempDir(self)
         try saveImageGrid(t, to: "\(dir)/grid.png")
-        let png = try XCTUnwrap(decodePNG(Array(try Foundation.Data(contentsOf: URL(fileURLWithPath: "\(dir)/grid.png")))))
+        let png = try XCTUnwrap(decodePNG(Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/grid.png")))))
         XCTAssertEqual([png.width, png.height, png.colorType], [2 * 4 + 2, 1 * 3 + 2, 2])
     }
 }

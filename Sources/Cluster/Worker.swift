@@ -1,4 +1,5 @@
-import Data
+import Collectives
+import Datasets
 import Foundation
 import GAN
 import Logging
@@ -110,13 +111,11 @@ public final class WorkerProcess {
         let conn = try connect(to: options.coordinatorHost, options.coordinatorPort, within: options.connectTimeout,
                                ioTimeout: 30, name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)")
         defer { conn.close() }
-        let ch = try conn.receive(.challenge, maxPayload: 64)
         // Other workers reach this one at the address it reaches the coordinator from, unless told.
         let advertise = options.advertiseHost ?? (options.ringHost == "0.0.0.0" ? conn.localAddress : options.ringHost)
-        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port,
-                                 mac: auth.answer(ch.payload, context: "worker \(options.rank)"), pid: getpid())
-        try conn.send(.hello, json: hello)
-        _ = try conn.receive(.welcome, maxPayload: 1 << 16)
+        try Handshake.join(conn, claim: .hello, auth: auth, context: "worker \(options.rank)") {
+            HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, mac: $0, pid: getpid())
+        }
         log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
         conn.timeout = 3600   // the start waits for every worker to join
         let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
@@ -198,7 +197,7 @@ public final class WorkerProcess {
             try session.run { m in
                 let s = trainer.step
                 let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(models) : nil
-                let done = StepDoneMessage(step: s, shard: GANTrainer.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
+                let done = StepDoneMessage(step: s, shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
                                            dLoss: m.dLoss, gLoss: m.gLoss, dReal: m.dReal, dFake: m.dFake, gradientPenalty: m.gradientPenalty,
                                            checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes,
                                            seconds: Date().timeIntervalSince(stepStart))

@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Foundation
 import Tensors
 import XCTest
@@ -64,5 +64,17 @@ final class EpochSamplerTests: XCTestCase {
     func testDecodingRejectsInconsistentState() {
         let bad = #"{"count": 10, "batchSize": 3, "seed": 1, "epoch": 0, "position": 11}"#
         XCTAssertThrowsError(try JSONDecoder().decode(EpochSampler.self, from: bad.data(using: .utf8)!))
+    }
+
+    func testShardsCoverTheBatch() {
+        for n in 1...5 {
+            for b in [1, 7, 64, 65] where b >= n {
+                let shards = (0..<n).map { EpochSampler.shard(b, rank: $0, worldSize: n) }
+                XCTAssertEqual(shards.map { $0.count }.reduce(0, +), b)
+                XCTAssertEqual(shards.first!.lowerBound, 0)
+                XCTAssertEqual(shards.last!.upperBound, b)
+                XCTAssertLessThanOrEqual(shards.map { $0.count }.max()! - shards.map { $0.count }.min()!, 1)
+            }
+        }
     }
 }

@@ -5,11 +5,11 @@ import XCTest
 
 final class NpyTests: XCTestCase {
     /// An .npy file made by hand: any version, descr, order, shape text and data.
-    func npy(major: UInt8 = 1, descr: String = "<f4", fortran: Bool = false, shape: String, data: [UInt8]) -> Foundation.Data {
+    func npy(major: UInt8 = 1, descr: String = "<f4", fortran: Bool = false, shape: String, data: [UInt8]) -> Data {
         var header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }"
         let pre = major == 1 ? 10 : 12
         header += String(repeating: " ", count: (64 - (pre + header.utf8.count + 1) % 64) % 64) + "\n"
-        var out = Foundation.Data(Npy.magic + [major, 0])
+        var out = Data(Npy.magic + [major, 0])
         let n = header.utf8.count
         out.append(contentsOf: major == 1 ? [UInt8(n & 0xFF), UInt8(n >> 8)] : [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), 0, 0])
         out.append(contentsOf: Array(header.utf8))
@@ -55,8 +55,8 @@ final class NpyTests: XCTestCase {
     }
 
     func testErrorsNameTheFileAndTheProblem() throws {
-        let dir = try makeWorkDir(self)
-        func check(_ bytes: Foundation.Data, _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let dir = try makeTempDir(self)
+        func check(_ bytes: Data, _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let p = dir + "/bad.npy"
             try bytes.write(to: URL(fileURLWithPath: p))
             XCTAssertThrowsError(try Npy.read(path: p), file: file, line: line) { e in
@@ -64,7 +64,7 @@ final class NpyTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains(needle), "\(e)", file: file, line: line)
             }
         }
-        try check(Foundation.Data("PK\u{3}\u{4} a zip file, not an npy".utf8), "magic")
+        try check(Data("PK\u{3}\u{4} a zip file, not an npy".utf8), "magic")
         try check(npy(descr: "<i8", shape: "(2,)", data: [UInt8](repeating: 0, count: 16)), "unsupported dtype '<i8'")
         try check(npy(descr: ">f4", shape: "(2,)", data: [UInt8](repeating: 0, count: 8)), "unsupported dtype '>f4'")
         try check(npy(fortran: true, shape: "(2, 3)", data: f32Bytes([Float](repeating: 0, count: 6))), "Fortran")
@@ -80,7 +80,7 @@ final class NpyTests: XCTestCase {
     /// NumPy reads what we write and we read what NumPy writes (v1.0, v2.0, float64).
     func testNumPyInterop() throws {
         try InteropSupport.require(["numpy"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let t = Tensor(shape: [3, 2, 2], values: (0..<12).map { Float($0) / 7 - 0.5 })
         try Npy.write(t, to: dir + "/ours.npy")
         let script = """
@@ -109,7 +109,7 @@ final class NpyTests: XCTestCase {
     /// `gan sample` takes latents from .npy and writes images as .npy (and a PNG at once).
     func testSampleWithNpyLatentsAndOutputs() throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         try gan(["train", "--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--latent-dim", "10", "--steps", "1",
                  "--batch", "8", "--data", mnistFolder, "--name", "r"], cwd: work)
         let ck = "runs/r/checkpoints/step_00000001.rgan"
@@ -119,7 +119,7 @@ final class NpyTests: XCTestCase {
         XCTAssertEqual(z.shape, [5, 10])
         XCTAssertEqual(a.shape, [5, 1, 16, 16])
         XCTAssertTrue(a.toArray().allSatisfy { $0 >= -1 && $0 <= 1 })
-        XCTAssertEqual(Array(try Foundation.Data(contentsOf: URL(fileURLWithPath: work + "/a.png")).prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: work + "/a.png")).prefix(4)), [0x89, 0x50, 0x4E, 0x47])
         // The same latents back in give the same images; a subset gives the same rows.
         try gan(["sample", "--checkpoint", ck, "--latents", "z.npy", "--out", "b.npy"], cwd: work)
         XCTAssertEqual(try Npy.read(path: work + "/b.npy").toArray(), a.toArray())
@@ -131,7 +131,7 @@ final class NpyTests: XCTestCase {
         try Npy.write(Tensor.zeros([4, 100]), to: work + "/wrong.npy")
         var e = try gan(["sample", "--checkpoint", ck, "--latents", "wrong.npy", "--out", "x.npy"], cwd: work, expect: 1)
         XCTAssertTrue(e.stderr.contains("wrong.npy") && e.stderr.contains("[4, 100]") && e.stderr.contains("[N, 10]"), e.stderr)
-        try Foundation.Data("nope".utf8).write(to: URL(fileURLWithPath: work + "/junk.npy"))
+        try Data("nope".utf8).write(to: URL(fileURLWithPath: work + "/junk.npy"))
         e = try gan(["sample", "--checkpoint", ck, "--latents", "junk.npy"], cwd: work, expect: 1)
         XCTAssertTrue(e.stderr.contains("junk.npy") && e.stderr.contains("magic"), e.stderr)
     }

@@ -1,9 +1,11 @@
-import Data
+import Collectives
+import Datasets
 import Foundation
 import GAN
+import Telemetry
 
 /// Control messages between the coordinator and the workers (JSON frame payloads).
-public struct HelloMessage: Codable, Sendable {
+public struct HelloMessage: HandshakeClaim, Sendable {
     public var rank: Int
     public var ringHost: String
     public var ringPort: UInt16
@@ -80,13 +82,13 @@ func unpackPayload<T: Decodable>(_ t: T.Type, _ payload: [UInt8], peer: String) 
     } catch { throw NetError(peer, "malformed message header (\(error))") }
 }
 
-/// CRC-32 of a model's parameters and buffers: replicas that agree have equal checksums.
+/// CRC-32C of a model's parameters and buffers: replicas that agree have equal checksums.
 public func replicaChecksum(_ models: GANModels) -> UInt32 {
     var crc: UInt32 = 0
     for t in [models.gParams.valueTensor, models.dParams.valueTensor]
         + (models.generator.namedBuffers() + models.discriminator.namedBuffers()).map({ $0.1 }) {
         crc = UInt32(truncatingIfNeeded: t.buffer.withMemoryRebound(to: UInt8.self) { b in
-            crc32Continue(crc, UnsafeRawBufferPointer(b))
+            CRC32C.checksum(UnsafeRawBufferPointer(b), crc: crc)
         })
     }
     return crc

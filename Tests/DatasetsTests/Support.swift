@@ -2,16 +2,10 @@ import CZlib
 import Foundation
 import XCTest
 
-/// A fresh temporary folder, removed when the test ends.
-func makeTempDir(_ test: XCTestCase) throws -> String {
-    let dir = NSTemporaryDirectory() + "ringgan-data-tests-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-    return dir
-}
+// IDX and gzip files made by hand, for the reader's tests.
 
 func writeBytes(_ bytes: [UInt8], to path: String) throws {
-    try Foundation.Data(bytes).write(to: URL(fileURLWithPath: path))
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
 }
 
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
@@ -41,21 +35,6 @@ func gzip(_ input: [UInt8]) -> [UInt8] {
     }
     return Array(out[..<produced])
 }
-
-/// zlib-format inflate of a whole buffer (for PNG's IDAT), independent of the code under test.
-func zlibInflate(_ input: [UInt8], expected: Int) -> [UInt8]? {
-    var out = [UInt8](repeating: 0, count: expected + 16)
-    var outLen = uLongf(out.count)
-    let rc = uncompress(&out, &outLen, input, uLong(input.count))
-    guard rc == Z_OK else { return nil }
-    return Array(out[..<Int(outLen)])
-}
-
-func crc32Of(_ bytes: [UInt8]) -> UInt32 { UInt32(crc32(0, bytes, uInt(bytes.count))) }
-
-/// The repository root (two folders above this file's folder).
-let repoRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().path
 
 /// Asserts that `body` throws a `DataError` whose description contains every one of `parts`.
 func assertDataError<T>(_ body: @autoclosure () throws -> T, contains parts: [String],

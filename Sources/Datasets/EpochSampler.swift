@@ -77,3 +77,14 @@ public struct EpochSampler: Sendable, Codable, Equatable {
         try c.encode(position, forKey: .position)
     }
 }
+
+extension EpochSampler {
+    /// Rank `rank`'s slice of a global batch of `b` samples in a world of `n`: contiguous, sizes
+    /// differing by at most one when `b` does not divide by `n` (the first `b % n` ranks take one
+    /// more). The trainer's shard of each batch, and the coordinator's.
+    public static func shard(_ b: Int, rank: Int, worldSize n: Int) -> Range<Int> {
+        let base = b / n, extra = b % n
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+}

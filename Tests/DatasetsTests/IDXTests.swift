@@ -1,5 +1,6 @@
-import Data
+import Datasets
 import Foundation
+import TestSupport
 import XCTest
 
 final class IDXTests: XCTestCase {

@@ -1,7 +1,5 @@
+import DataParallel
 import Foundation
-import GAN
-import NN
-import Tensors
 
 /// The ring's sender: runs send jobs in order on its own thread, so a rank receives (and adds)
 /// the next chunk while the previous ones are still going out.
@@ -92,10 +90,11 @@ public struct RingStats: Sendable {
 public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
-    public var codec: GradientCodec
-    public var level: Int32
+    /// The gradients' codec, fixed when the ring forms (every rank must use the same one).
+    public let codec: GradientCodec
+    public let level: Int32
     /// Floats per segment frame.
-    public var segmentFloats: Int
+    public let segmentFloats: Int
     public private(set) var stats = RingStats()
     /// The first network failure; after it every collective is a no-op and training stops.
     public private(set) var failure: Error?
@@ -104,11 +103,11 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     let left: Connection?
     private let sender = SendQueue(name: "ring-sender")
 
-    private let sendCoder: SegmentCoder
-    private let recvCoder: SegmentCoder
+    /// The codec's two ends (encoding on the sender thread, decoding on the caller's), and the
+    /// raw codec's for exact collectives (SyncBatchNorm statistics): made once, at formation.
+    private let coders: (send: SegmentCoder, receive: SegmentCoder)
+    private let exactCoders: (send: SegmentCoder, receive: SegmentCoder)
     private var op: UInt64 = 0
-    /// Receive buffer, reused across segments (only the calling thread receives).
-    private var recvScratch: [UInt8] = []
 
     init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
         self.rank = rank
@@ -118,8 +117,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         self.codec = codec
         self.level = level
         self.segmentFloats = max(1024, segmentFloats)
-        sendCoder = SegmentCoder(codec: codec, level: level)
-        recvCoder = SegmentCoder(codec: codec, level: level)
+        coders = (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level))
+        exactCoders = codec == .none ? coders : (SegmentCoder(codec: .none), SegmentCoder(codec: .none))
     }
 
     deinit { sender.stop() }
@@ -137,6 +136,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         if worldSize == 1 { return single() }
         let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
+        let refusal = "ring handshake refused: expected rank \(leftRank) with the shared token"
         final class Box: @unchecked Sendable { var conn: Connection?; var error: Error? }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
@@ -146,17 +146,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             while monotonic() < deadline {
                 do {
                     guard let c = try listener.accept(timeout: min(1, max(0.01, deadline - monotonic())), ioTimeout: timeout) else { continue }
-                    let nonce = Authenticator.challenge()
-                    try c.send(.challenge, bytes: nonce)
-                    let hello = try c.receive(.ringHello, maxPayload: 4096)
-                    let claim = try hello.decode(RingHello.self, from: c.peer)
-                    guard claim.rank == leftRank, claim.worldSize == worldSize,
-                          auth.verify(claim.mac, challenge: nonce, context: "ring \(claim.rank)->\(rank) of \(worldSize)") else {
-                        try? c.send(.reject, bytes: Array("ring handshake refused: expected rank \(leftRank) with the shared token".utf8))
-                        c.close()
-                        continue
-                    }
-                    try c.send(.welcome, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                    let outcome = try Handshake.accept(c, claim: .ringHello, as: RingHello.self, auth: auth,
+                                                       context: { "ring \($0.rank)->\(rank) of \(worldSize)" }, wrongToken: refusal,
+                                                       admit: { $0.rank == leftRank && $0.worldSize == worldSize ? nil : refusal })
+                    guard case .admitted = outcome else { continue }
                     box.conn = c
                     return
                 } catch {
@@ -170,10 +163,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         do {
             r = try connect(to: rightAddress.0, rightAddress.1, within: timeout, ioTimeout: timeout,
                             name: "rank \(rightRank) at \(rightAddress.0):\(rightAddress.1)")
-            let ch = try r.receive(.challenge, maxPayload: 64)
-            let mac = auth.answer(ch.payload, context: "ring \(rank)->\(rightRank) of \(worldSize)")
-            try r.send(.ringHello, json: RingHello(rank: rank, worldSize: worldSize, mac: mac))
-            _ = try r.receive(.welcome, maxPayload: 64)
+            try Handshake.join(r, claim: .ringHello, auth: auth, context: "ring \(rank)->\(rightRank) of \(worldSize)") {
+                RingHello(rank: rank, worldSize: worldSize, mac: $0)
+            }
         } catch {
             done.wait()
             throw error
@@ -183,7 +175,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         return Ring(rank: rank, worldSize: worldSize, right: r, left: box.conn!, codec: codec, level: level, segmentFloats: segmentFloats)
     }
 
-    struct RingHello: Codable { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+    struct RingHello: HandshakeClaim { var rank: Int; var worldSize: Int; var mac: [UInt8] }
 
     public func close() {
         right?.close()
@@ -191,84 +183,69 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         sender.stop()
     }
 
-    /// Chunk c of a buffer of n floats (sizes differ by at most one).
-    func chunk(_ c: Int, _ n: Int) -> Range<Int> { GANTrainer.shard(n, rank: c, worldSize: worldSize) }
+    /// Chunk c of a buffer of n floats: contiguous, sizes differing by at most one (the first
+    /// n % worldSize chunks take one more).
+    func chunk(_ c: Int, _ n: Int) -> Range<Int> {
+        let base = n / worldSize, extra = n % worldSize
+        let start = c * base + min(c, extra)
+        return start..<(start + base + (c < extra ? 1 : 0))
+    }
 
     private func tag(_ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
         (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
     }
 
+    /// Floats [lo, lo + m) of segment `k` of chunk `c`.
+    private func segment(_ c: Int, _ n: Int, _ k: Int) -> (lo: Int, m: Int) {
+        let range = chunk(c, n)
+        let lo = range.lowerBound + k * segmentFloats
+        return (lo, max(0, min(segmentFloats, range.upperBound - lo)))
+    }
+
+    private func segments(_ c: Int, _ n: Int) -> Int { max(1, (chunk(c, n).count + segmentFloats - 1) / segmentFloats) }
+
     /// Queues segment `k` of chunk `c` for the right neighbour (sent in order on the sender thread).
     private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                            enc: SegmentCoder) {
         let right = self.right!
-        let range = chunk(c, n)
-        let lo = range.lowerBound + k * segmentFloats
-        let m = min(segmentFloats, range.upperBound - lo)
+        let (lo, m) = segment(c, n, k)
         let t = tag(phase, step, k)
         _ = sender.enqueue {
-            if enc.codec == .none {
-                // Raw floats go straight from the buffer to the socket.
-                try right.send(.ringSegment, tag: t, payload: UnsafeRawBufferPointer(start: p + lo, count: max(m, 0) * 4))
-            } else {
-                var out = enc.scratchOut
-                enc.encode(p + lo, max(m, 0), into: &out)
-                try out.withUnsafeBytes { try right.send(.ringSegment, tag: t, payload: $0) }
-                enc.scratchOut = out
-            }
-            return max(m, 0) * 4
+            try enc.send(p + lo, m, as: .ringSegment, tag: t, over: right)
+            return m * 4
         }
     }
-
-    private func segments(_ c: Int, _ n: Int) -> Int { max(1, (chunk(c, n).count + segmentFloats - 1) / segmentFloats) }
 
     /// Receives segment `k` of chunk `c` from the left neighbour and adds it into (or stores it
     /// in) the buffer.
     private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                                 add: Bool, dec: SegmentCoder) throws {
         let left = self.left!
-        let range = chunk(c, n)
-        let lo = range.lowerBound + k * segmentFloats
-        let m = max(0, min(segmentFloats, range.upperBound - lo))
-        let (type, t, length, crc) = try left.readHeader(maxPayload: 16 + segmentFloats * 8)
+        let (lo, m) = segment(c, n, k)
+        let (type, t, length, checksum) = try left.readHeader(maxPayload: 16 + segmentFloats * 8)
         guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
         guard t == tag(phase, step, k) else {
             throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
         }
-        if dec.codec == .none && !add {
-            // All-gather of raw floats: straight into place, checked there.
-            guard length == m * 4 else { throw NetError(left.peer, "segment of \(length) bytes, expected \(m * 4)") }
-            try left.readExactly(p + lo, length)
-            guard crc32(UnsafeRawBufferPointer(start: p + lo, count: length)) == crc else {
-                throw NetError(left.peer, "ring segment checksum mismatch")
-            }
-            return
-        }
-        if recvScratch.count < length { recvScratch = [UInt8](repeating: 0, count: length) }
-        try recvScratch.withUnsafeMutableBytes { sb in
-            try left.readExactly(sb.baseAddress!, length)
-            let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
-            guard crc32(b) == crc else { throw NetError(left.peer, "ring segment checksum mismatch") }
-            try dec.decode(b, m, into: p + lo, add: add, peer: left.peer)
-        }
+        try dec.receive(length: length, checksum: checksum, from: left, m, into: p + lo, add: add)
     }
 
     /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
-    /// `average` the sum is divided by the world size.
+    /// `average` the sum is divided by the world size; with `exact` it travels uncompressed
+    /// whatever the ring's codec.
     ///
     /// The steps are pipelined by segment: the chunk a rank receives at one step is the chunk it
     /// sends at the next, so each received segment is queued for sending as soon as it is added
     /// (or, at the last reduce-scatter step, as soon as it is final), while later segments are
     /// still arriving.
-    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, codec c: GradientCodec? = nil) throws {
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, exact: Bool = false) throws {
         if let f = failure { throw f }
         let n = buffer.count
         guard worldSize > 1, n > 0, let p = buffer.baseAddress else {
             if average && worldSize > 1 { for i in 0..<n { buffer[i] /= Float(worldSize) } }
             return
         }
-        let useCodec = c ?? codec
-        let (enc, dec) = useCodec == codec ? (sendCoder, recvCoder) : (SegmentCoder(codec: useCodec), SegmentCoder(codec: useCodec))
+        let (enc, dec) = exact ? exactCoders : coders
         op &+= 1
         let before = right!.bytesWritten
         let N = worldSize, r = rank
@@ -285,10 +262,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
                     } else {
                         // Chunk r + 1 is now final here: scale and round it as the codec will,
                         // then it opens the all-gather.
-                        let range = chunk(rc, n)
-                        let lo = range.lowerBound + k * segmentFloats, m = min(segmentFloats, range.upperBound - lo)
+                        let (lo, m) = segment(rc, n, k)
                         if average { for i in lo..<(lo + m) { p[i] *= inv } }
-                        SegmentCoder.quantize(p + lo, m, useCodec)
+                        SegmentCoder.quantize(p + lo, m, enc.codec)
                         queueSend(p, n, chunk: rc, segment: k, phase: 1, step: 0, enc: enc)
                     }
                 }
@@ -317,7 +293,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     // MARK: GradientReducer, BatchNormSynchronizer
 
-    public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String) throws {
+    public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try allReduce(buffer)
     }
 
@@ -329,7 +305,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public func allReduceSum(_ values: [Float]) -> [Float] {
         var v = values
         if failure != nil { return v }
-        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, codec: GradientCodec.none) } } catch {
+        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) } } catch {
             failure = error   // surfaced by checkFailure() after the step
         }
         return v

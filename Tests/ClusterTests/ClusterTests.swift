@@ -1,12 +1,12 @@
 import Foundation
 import GAN
+import TestSupport
 import XCTest
 @testable import Tensors
 
 /// Coordinator and workers as separate processes over loopback: a full run, resume, killed and
 /// hung workers, re-formation, and bad peers.
 final class ClusterTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     var work = ""
     var procs: [Process] = []
     static let portLock = NSLock()
@@ -29,21 +29,12 @@ final class ClusterTests: XCTestCase {
         return Self.nextPort
     }
 
-    func binary(_ name: String) -> String {
-        var dir = Bundle(for: ClusterTests.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) && dir.pathComponents.count > 1 {
-            dir.deleteLastPathComponent()
-        }
-        return dir.appendingPathComponent(name).path
-    }
-
-    var mnist: String { Self.repo.appendingPathComponent("data/mnist-5k").path }
 
     /// Starts a process whose output goes to `log` (in the work folder).
     @discardableResult
     func launch(_ exe: String, _ args: [String], log: String, env extra: [String: String] = [:]) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary(exe))
+        p.executableURL = URL(fileURLWithPath: builtExecutable(exe))
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: work)
         var env = ProcessInfo.processInfo.environment
@@ -76,7 +67,7 @@ final class ClusterTests: XCTestCase {
 
     func trainArgs(steps: Int, name: String) -> [String] {
         ["--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch", "12", "--steps", "\(steps)",
-         "--data", mnist, "--runs-dir", "runs", "--name", name, "--sample-every", "5", "--checkpoint-every", "5", "--seed", "7"]
+         "--data", mnistFolder, "--runs-dir", "runs", "--name", name, "--sample-every", "5", "--checkpoint-every", "5", "--seed", "7"]
     }
 
     func checkpointTensors(_ path: String) throws -> [String: [Float]] {
@@ -121,7 +112,7 @@ final class ClusterTests: XCTestCase {
 
         // One process, same flags: equal to float tolerance (gradients summed in another order).
         let single = Process()
-        single.executableURL = URL(fileURLWithPath: binary("gan"))
+        single.executableURL = URL(fileURLWithPath: builtExecutable("gan"))
         single.arguments = ["train"] + trainArgs(steps: 10, name: "single") + ["--json"]
         single.currentDirectoryURL = URL(fileURLWithPath: work)
         single.standardOutput = FileHandle.nullDevice

@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Tensors
 import XCTest
 

@@ -21,7 +21,10 @@ public enum GradientCodec: String, CaseIterable, Codable, Sendable {
     public var relativeErrorBound: Float { isLossy ? 1.0 / 256 : 0 }
 }
 
-/// Compresses and decompresses float segments; keeps its zstd contexts and scratch buffers.
+/// One codec's end of a ring link: encodes float segments and sends them as frames, receives
+/// frames and decodes them into place; keeps its zstd contexts and scratch buffers for the life
+/// of the ring (one coder per direction: the sender thread encodes, the calling thread decodes).
+/// The raw codec is a codec like the others: its frames go straight from and into the buffer.
 public final class SegmentCoder {
     public let codec: GradientCodec
     public let level: Int32
@@ -29,8 +32,10 @@ public final class SegmentCoder {
     private let dctx: OpaquePointer
     private var scratch: [UInt8] = []
     private var packed: [UInt8] = []
-    /// Output buffer kept between encodes by the ring's sender.
-    var scratchOut: [UInt8] = []
+    /// Encoded segment waiting to be sent (sender side).
+    private var encoded: [UInt8] = []
+    /// Received payload waiting to be decoded (receiver side).
+    private var received: [UInt8] = []
 
     public init(codec: GradientCodec, level: Int32 = 1) {
         self.codec = codec
@@ -42,6 +47,39 @@ public final class SegmentCoder {
     deinit {
         ZSTD_freeCCtx(cctx)
         ZSTD_freeDCtx(dctx)
+    }
+
+    /// Sends `n` floats from `src` as one frame of `type`: encoded, or for the raw codec
+    /// straight from the buffer.
+    public func send(_ src: UnsafePointer<Float>, _ n: Int, as type: FrameType, tag: UInt64, over conn: Connection) throws {
+        if codec == .none {
+            try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(start: src, count: n * 4))
+            return
+        }
+        encode(src, n, into: &encoded)
+        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: $0) }
+    }
+
+    /// Reads the payload of a frame whose header said `length` bytes and `checksum`, checks it,
+    /// and adds its `n` floats into `dst` (reduce-scatter) or stores them there (all-gather;
+    /// the raw codec reads straight into place and checks there).
+    public func receive(length: Int, checksum: UInt32, from conn: Connection, _ n: Int, into dst: UnsafeMutablePointer<Float>,
+                        add: Bool) throws {
+        if codec == .none && !add {
+            guard length == n * 4 else { throw NetError(conn.peer, "segment of \(length) bytes, expected \(n * 4)") }
+            try conn.readExactly(dst, length)
+            guard frameChecksum(UnsafeRawBufferPointer(start: dst, count: length)) == checksum else {
+                throw NetError(conn.peer, "ring segment checksum mismatch")
+            }
+            return
+        }
+        if received.count < length { received = [UInt8](repeating: 0, count: length) }
+        try received.withUnsafeMutableBytes { sb in
+            try conn.readExactly(sb.baseAddress!, length)
+            let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
+            guard frameChecksum(b) == checksum else { throw NetError(conn.peer, "ring segment checksum mismatch") }
+            try decode(b, n, into: dst, add: add, peer: conn.peer)
+        }
     }
 
     /// Rounds values in place to what the codec delivers (identity for lossless codecs).
