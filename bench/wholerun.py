@@ -30,6 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = os.path.join(ROOT, ".build", "release", "gan")
 BENCH = os.path.join(ROOT, ".build", "release", "gan-bench")
+COORD = os.path.join(ROOT, ".build", "release", "gan-coordinator")
 TORCH = os.path.join(ROOT, "bench", "torch_train.py")
 
 # name: (gan train flags, torch_train flags, steps at scale 1)
@@ -76,6 +77,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every run's steps (e.g. 0.25 for a quick look)")
+    ap.add_argument("--dp", default="mlp-bce,dcgan32-bce",
+                    help="runs also timed as one process of 2 threads against 2 spawned workers of 1 thread ('' for none)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "wholerun.json"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
@@ -87,7 +90,9 @@ def main():
     for path in (GAN, BENCH):
         if not os.path.exists(path):
             sys.exit(f"wholerun: {path} is missing: swift build -c release first (bench/wholerun.sh does)")
-    import torch
+    # Not imported here: a forked child's peak RSS counts the parent's pages until it execs.
+    torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
     ceilings = {t: ceiling(t) for t in threads}
     print(f"sgemm ceilings (raw cblas_sgemm, GFLOPS): " + ", ".join(f"{t} thread(s) {c:.1f}" for t, c in ceilings.items()))
     work = tempfile.mkdtemp(prefix="ringgan-wholerun-")
@@ -132,6 +137,27 @@ def main():
                   f"speed {row['speed_ratio']:.2f}x  RSS {row['ringgan_rss_mb']:.0f}/{row['torch_rss_mb']:.0f} MB "
                   f"({row['rss_ratio']:.2f}x)  first step {row['ringgan_first_step_s']:.2f}/{row['torch_first_step_s']:.2f} s  "
                   f"ceiling {100 * row['ceiling_fraction']:.0f}%", flush=True)
+    dp_results = []
+    for name in [n for n in a.dp.split(",") if n]:
+        gflags, _, steps = RUNS[name]
+        steps = max(1, int(round(steps * a.scale)))
+        one, two = [], []
+        for r in range(a.rounds):
+            for side in (["one", "two"] if r % 2 == 0 else ["two", "one"]):
+                common = [*gflags, "--steps", str(steps), "--runs-dir", work, "--sample-every", "0", "--checkpoint-every", "0"]
+                if side == "one":
+                    s, _, _, _, _ = run_process([GAN, "train", *common, "--threads", "2", "--name", f"dp1-{name}-{r}", "--json"], env)
+                    one.append(s)
+                else:
+                    s, _, _, _, _ = run_process([COORD, "--workers", "2", "--spawn", "--worker-threads", "1", "--port", "0",
+                                                 *common, "--name", f"dp2-{name}-{r}", "--json"], env)
+                    two.append(s)
+        row = {"run": name, "steps": steps, "one_process_2_threads_s": statistics.median(one),
+               "two_workers_1_thread_s": statistics.median(two)}
+        row["ratio"] = row["two_workers_1_thread_s"] / row["one_process_2_threads_s"]
+        dp_results.append(row)
+        print(f"{name:15s} 1 process x 2 threads {row['one_process_2_threads_s']:.2f} s, 2 workers x 1 thread "
+              f"{row['two_workers_1_thread_s']:.2f} s: the single process is {row['ratio']:.2f}x as fast", flush=True)
     cpu = "unknown"
     try:
         for line in open("/proc/cpuinfo"):
@@ -144,14 +170,14 @@ def main():
     kernels = re.search(r"openblas core:\s*(\S+)", core)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
             "cores": os.cpu_count(), "openblas_kernels": kernels.group(1) if kernels else "see gan info",
-            "torch": torch.__version__, "rounds": a.rounds, "ceilings_gflops": ceilings}
+            "torch": torch_version, "rounds": a.rounds, "ceilings_gflops": ceilings}
     with open(a.out, "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    write_results(a.results, meta, results)
+        json.dump({"meta": meta, "results": results, "data_parallel": dp_results}, f, indent=1)
+    write_results(a.results, meta, results, dp_results)
     print(f"wrote {a.out} and the whole-run section of {a.results}")
 
 
-def write_results(path, meta, results):
+def write_results(path, meta, results, dp_results):
     lines = ["## Whole runs against PyTorch (`bash bench/wholerun.sh`)", "",
              f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores), OpenBLAS kernels {meta['openblas_kernels']}, "
              f"PyTorch {meta['torch']}; medians of {meta['rounds']} alternating rounds, whole processes (start to exit); "
@@ -164,6 +190,12 @@ def write_results(path, meta, results):
                      f"{r['ringgan_img_s']:.0f} | {r['torch_img_s']:.0f} | **{r['speed_ratio']:.2f}x** | "
                      f"{r['ringgan_rss_mb']:.0f} / {r['torch_rss_mb']:.0f} | {r['rss_ratio']:.2f} | "
                      f"{r['ringgan_first_step_s']:.2f} / {r['torch_first_step_s']:.2f} | {100 * r['ceiling_fraction']:.0f}% |")
+    if dp_results:
+        lines += ["", "One process of 2 threads against 2 workers of 1 thread (`gan-coordinator --workers 2 --spawn`) on the same 2 cores:", "",
+                  "| run | steps | 1 process x 2 threads s | 2 workers x 1 thread s | single process speed |", "|---|---|---|---|---|"]
+        for r in dp_results:
+            lines.append(f"| {r['run']} | {r['steps']} | {r['one_process_2_threads_s']:.2f} | {r['two_workers_1_thread_s']:.2f} | "
+                         f"**{r['ratio']:.2f}x** |")
     section = "\n".join(lines) + "\n"
     text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
     start = text.find("## Whole runs against PyTorch")

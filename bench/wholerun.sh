@@ -11,5 +11,7 @@ if ! python3 -c 'import torch' 2>/dev/null; then
         || python3 -m pip install --quiet --break-system-packages 'torch==2.13.0+cpu'
 fi
 swift build -c release --product gan 2>&1 | tail -n 1
+swift build -c release --product gan-coordinator 2>&1 | tail -n 1
+swift build -c release --product gan-worker 2>&1 | tail -n 1
 swift build -c release --product gan-bench 2>&1 | tail -n 1
 python3 bench/wholerun.py "$@"

@@ -15,6 +15,8 @@ public struct CoordinatorOptions: Sendable {
     public var config: GANConfig
     public var runDir: String
     public var sampleEvery = 100
+    /// Rank 0's metrics lines and TensorBoard scalars every K steps (gradient norms only then).
+    public var logEvery = 1
     public var checkpointEvery = 500
     public var keep = 3
     public var resume: String?
@@ -174,7 +176,8 @@ public final class Coordinator {
             let s = StartMessage(config: c, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
                                  runDir: options.runDir, sampleEvery: options.sampleEvery, checkpointEvery: options.checkpointEvery,
                                  keep: options.keep, resume: resume, codec: options.codec, level: options.level,
-                                 checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat)
+                                 checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
+                                 logEvery: options.logEvery)
             try m.conn.send(.start, json: s)
             m.lastSeen = monotonic()
         }

@@ -31,6 +31,8 @@ public struct StartMessage: Codable, Sendable {
     /// Seconds any network wait may last.
     public var timeout: Double
     public var heartbeat: Double
+    /// Rank 0's metrics cadence (absent from older coordinators: every step).
+    public var logEvery: Int? = nil
 }
 
 /// Header of a `batch` frame; the shard's pixels (uint8, count x height x width) follow it.

@@ -192,6 +192,7 @@ public final class WorkerProcess {
         let folder = RunFolder(path: start.runDir, keep: start.keep)
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
+        session.logEvery = max(1, start.logEvery ?? 1)
         var stepStart = Date()
         do {
             try session.run { m in

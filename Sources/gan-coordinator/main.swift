@@ -69,7 +69,7 @@ struct CoordinatorCommand: ParsableCommand {
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
         o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
-        o.sampleEvery = output.sampleEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
+        o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         let coordinator = try Coordinator(options: o, logger: log)
