@@ -27,7 +27,11 @@ public final class TensorStorage {
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 256 << 10
-    static let maxCachedBytes = 1 << 30
+    /// 1 GiB, or `RINGGAN_BLOCK_CACHE_MB` megabytes.
+    static let maxCachedBytes: Int = {
+        if let v = getenv("RINGGAN_BLOCK_CACHE_MB"), let mb = Int(String(cString: v)), mb >= 0 { return mb << 20 }
+        return 1 << 30
+    }()
 
     private var pool: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0
