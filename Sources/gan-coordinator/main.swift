@@ -84,6 +84,7 @@ struct CoordinatorCommand: ParsableCommand {
             try coordinator.run { done, total, kv in
                 if json {
                     print("{\"step\":\(done)," + kv.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",") + "}")
+                    fflush(nil)   // a line per step as it happens, also into a pipe
                 } else {
                     progress.update(done, kv)
                 }
