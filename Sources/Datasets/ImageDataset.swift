@@ -78,13 +78,13 @@ public enum DatasetName: String, CaseIterable, Sendable {
     /// Fashion-MNIST, from the Debian package `dataset-fashion-mnist`.
     case fashionMnist = "fashion-mnist"
 
-    /// mnist: `$RINGGAN_DATA/mnist-5k`, or `data/mnist-5k` relative to the current directory;
-    /// fashion-mnist: `/usr/share/datasets/fashion-mnist`.
+    /// mnist: `mnist-5k` in the data folder (`DataRoot`: `$RINGGAN_DATA`, `./data`, an
+    /// installation's or the source tree's, or the per-user one); fashion-mnist:
+    /// `/usr/share/datasets/fashion-mnist`.
     public var defaultFolder: String {
         switch self {
         case .mnist:
-            let root = ProcessInfo.processInfo.environment["RINGGAN_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
-            return (root as NSString).appendingPathComponent("mnist-5k")
+            return (DataRoot.path as NSString).appendingPathComponent("mnist-5k")
         case .fashionMnist:
             return "/usr/share/datasets/fashion-mnist"
         }
@@ -93,7 +93,10 @@ public enum DatasetName: String, CaseIterable, Sendable {
     /// How to get the data when the folder is missing.
     public var howToGet: String {
         switch self {
-        case .mnist: return "run scripts/setup.sh (or python3 scripts/fetch_mnist.py --out \(defaultFolder))"
+        case .mnist:
+            return "run scripts/setup.sh in the repository (or python3 scripts/fetch_mnist.py --out \(defaultFolder)), "
+                + "install with scripts/install.sh, or point RINGGAN_DATA at a folder holding mnist-5k "
+                + "(looked in: \(DataRoot.searched.joined(separator: ", ")))"
         case .fashionMnist: return "install the Debian package dataset-fashion-mnist (scripts/setup.sh does)"
         }
     }

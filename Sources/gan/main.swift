@@ -288,7 +288,7 @@ struct StyleMix: ParsableCommand {
     }
 }
 
-func classifierPath(_ dataset: String) -> String { "data/classifier-\(dataset).safetensors" }
+func classifierPath(_ dataset: String) -> String { DataRoot.path + "/classifier-\(dataset).safetensors" }
 
 struct TrainClassifier: ParsableCommand {
     static let configuration = CommandConfiguration(
