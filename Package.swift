@@ -48,14 +48,15 @@ let package = Package(
             "Collectives", "Tensors", "NN", "GAN", "Datasets", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "TrainingCLI", dependencies: ["GAN", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "TrainingCLI", dependencies: ["GAN", "Telemetry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                   .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
             "Cluster", "Collectives", "GAN", "Tensors", "Telemetry", "TrainingCLI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-worker", dependencies: [
-            "Cluster", "Collectives", "Tensors", "Telemetry",
+            "Cluster", "Collectives", "Tensors", "Telemetry", "TrainingCLI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -29,7 +29,7 @@ BELOW = {
     # executables, on top
     "gan": ["TrainingCLI"],
     "gan-coordinator": ["TrainingCLI", "Cluster"],
-    "gan-worker": ["Cluster"],
+    "gan-worker": ["TrainingCLI", "Cluster"],
 }
 # Ours are the folders under Sources/; any other import (Foundation, Glibc, Synchronization,
 # Logging, Crypto, ArgumentParser, ...) is the toolchain's or a package's, and any layer may use it.

@@ -39,13 +39,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
     @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        guard let level = parseLogLevel(logLevel) else { throw ValidationError("unknown --log-level '\(logLevel)'") }
-        _ = bootstrapLogging(level: level, rank: nil)
-        let log = Logger(label: "gan-coordinator")
+        let log = logging.bootstrap("gan-coordinator")
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...\(workers)") }
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Telemetry
 import Tensors
+import TrainingCLI
 
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,14 +27,12 @@ struct Worker: ParsableCommand {
     var advertise: String?
     @Option(help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
     @Option(help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @OptionGroup var logging: LogOptions
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        guard let level = parseLogLevel(logLevel) else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         guard let r = rank ?? env["RANK"].flatMap(Int.init) else { throw ValidationError("no --rank given and RANK is not set") }
-        _ = bootstrapLogging(level: level, rank: r)
-        let log = Logger(label: "gan-worker")
+        let log = logging.bootstrap("gan-worker", rank: r)
         let address = coordinator ?? env["MASTER_ADDR"].map { "\($0):\(env["MASTER_PORT"] ?? "29500")" } ?? "127.0.0.1:29500"
         let (host, port) = try parseAddress(address)
         guard let token = try Authenticator.loadToken(file: tokenFile) else {

@@ -15,24 +15,6 @@ struct Gan: ParsableCommand {
                       Export.self, Import.self, Info.self])
 }
 
-/// `--log-level`, on every subcommand.
-struct LogOptions: ParsableArguments {
-    @Option(help: "Log level: \(logLevelNames.joined(separator: ", ")). Log lines go to standard error.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard parseLogLevel(logLevel) != nil else {
-            throw ValidationError("unknown --log-level '\(logLevel)' (one of \(logLevelNames.joined(separator: ", ")))")
-        }
-    }
-
-    /// Sets up swift-log and returns the command's logger.
-    func bootstrap(_ label: String = "gan") -> Logger {
-        bootstrapLogging(level: parseLogLevel(logLevel) ?? .info)
-        return Logger(label: label)
-    }
-}
-
 /// Writes to standard error as it comes (progress displays of --json commands).
 func writeToStandardError(_ s: String) {
     FileHandle.standardError.write(Data(s.utf8))
@@ -174,7 +156,7 @@ struct Sample: ParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func run() throws {
-        let log = logging.bootstrap()
+        let log = logging.bootstrap("gan")
         let (models, ckpt, path) = loadModels(checkpoint)
         let d = ckpt.config.latentDim
         let z: Tensor
@@ -231,7 +213,7 @@ struct Interpolate: ParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func run() throws {
-        _ = logging.bootstrap()
+        _ = logging.bootstrap("gan")
         guard mode == "lerp" || mode == "slerp" else { fail("--mode must be lerp or slerp") }
         guard steps >= 2 && rows >= 1 else { fail("--steps must be at least 2 and --rows at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
@@ -263,7 +245,7 @@ struct StyleMix: ParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func run() throws {
-        _ = logging.bootstrap()
+        _ = logging.bootstrap("gan")
         let (models, ckpt, path) = loadModels(checkpoint)
         guard let g = models.generator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         let k = crossover ?? g.numLayers / 2
@@ -597,7 +579,7 @@ struct Info: ParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func run() {
-        _ = logging.bootstrap()
+        _ = logging.bootstrap("gan")
         let flags = BLASRuntime.cpuFlags
         print("openblas core:     \(BLASRuntime.coreName)")
         print("selection:         \(BLASRuntime.selectionNote)")
