@@ -340,11 +340,19 @@ struct TrainClassifier: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "FID, classifier score and mode coverage of a checkpoint's generator against real images.")
+        abstract: "FID, classifier score and mode coverage of a checkpoint's generator against real images.",
+        discussion: """
+        The real reference is a seeded draw from the train split, stratified by class (every digit in its \
+        proportion of the split: 200 of each for 2,000 of the 4,500 real digits), fixed by --reference-seed. \
+        Beside the FID it prints the real-vs-real floor: the FID of a second, disjoint real draw of the same \
+        size against the reference, what real data itself scores at this sample size.
+        """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Option(help: "Classifier (default: data/classifier-<dataset>.safetensors from gan train-classifier).") var classifier: String?
-    @Option(help: "Generated samples (real: the same number from the train split, at most all of it).") var samples: Int = 2000
+    @Option(help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
+    var samples: Int = 2000
     @Option(help: "Seed for the latents.") var seed: UInt64 = 4
+    @Option(help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
     @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
     @Option(help: "Folder for the TensorBoard event file with eval/fid, eval/classifier_score, eval/mode_entropy at the checkpoint's step (default: the checkpoint's run folder).")
     var logdir: String?
@@ -353,7 +361,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan.evaluate")
-        guard samples > 0 else { fail("--samples must be at least 1") }
+        guard samples >= 2 else { fail("--samples must be at least 2 (FID needs a covariance)") }
         let (models, ckpt, path) = loadModels(checkpoint)
         let cp = classifier ?? classifierPath(ckpt.config.dataset)
         var rng = RandomGenerator(seed: 0)
@@ -364,29 +372,17 @@ struct Evaluate: ParsableCommand {
         } catch { fail("\(error) (train one with: gan train-classifier --dataset \(ckpt.config.dataset))") }
         let real: ImageDataset
         do { real = try loadTrainingData(ckpt.config) } catch { fail("\(error)") }
+        guard real.count >= 2 else { fail("\(real.source): \(real.count) images; FID needs at least 2") }
         let n = min(samples, real.count)
-        // Features in chunks of 250 images (as featureRows batches them), with a progress display.
-        var progress = makeProgress(total: n, label: "real features", json: json)
-        var realParts: [Tensor] = []
-        for s in stride(from: 0, to: n, by: 250) {
-            realParts.append(clf.featureRows(batch(real, indices: Array(s..<min(s + 250, n)), size: 28)))
-            progress.update(min(s + 250, n))
-        }
+        var progress = makeProgress(total: n + min(n, real.count - n), label: "real features", json: json)
+        let evaluator = FIDEvaluator(classifier: clf, dataset: real, count: samples, seed: referenceSeed) { done, _ in progress.update(done) }
         progress.finish()
-        let realStats = FeatureStatistics(features: concat(realParts, dim: 0))
+        let ref = evaluator.reference
         func score(_ m: GANModels, _ label: String) -> (Double, ClassDistributionScores) {
             progress = makeProgress(total: samples, label: label, json: json)
-            var feats: [Tensor] = [], probs: [Tensor] = []
-            for s in stride(from: 0, to: samples, by: 250) {
-                let z = latents(seed: seed, .fixedNoise, step: 2, indices: Array(s..<min(s + 250, samples)), dim: ckpt.config.latentDim)
-                let fake = m.sample(z)
-                feats.append(clf.featureRows(fake))
-                probs.append(clf.probabilities(fake))
-                progress.update(min(s + 250, samples))
-            }
+            let r = evaluator.score(m, count: samples, seed: seed) { done, _ in progress.update(done) }
             progress.finish()
-            return (frechetDistance(FeatureStatistics(features: concat(feats, dim: 0)), realStats),
-                    classDistributionScores(probabilities: concat(probs, dim: 0)))
+            return (r.fid, r.classes)
         }
         let (fid, cls) = score(models, "generate+score")
         var base: (Double, ClassDistributionScores)?
@@ -396,7 +392,7 @@ struct Evaluate: ParsableCommand {
         do {
             let events = try EventWriter(directory: dir)
             var values: [(String, Float)] = [("eval/fid", Float(fid)), ("eval/classifier_score", Float(cls.classifierScore)),
-                                             ("eval/mode_entropy", Float(cls.modeEntropy))]
+                                             ("eval/mode_entropy", Float(cls.modeEntropy)), ("eval/real_floor_fid", Float(evaluator.floor))]
             if let b = base { values += [("eval/baseline_fid", Float(b.0)), ("eval/baseline_classifier_score", Float(b.1.classifierScore))] }
             events.scalars(values, step: ckpt.step)
             events.close()
@@ -404,15 +400,24 @@ struct Evaluate: ParsableCommand {
         } catch {
             log.warning("no TensorBoard events written: \(error)")
         }
+        let floorNote = ref.floorIndices.count >= 2
+            ? "\(evaluator.floorSize) other train images drawn the same way vs the reference"
+            : "the reference's two halves (\(evaluator.floorSize) each): no train images left over"
         if json {
             var o: [String: Any] = ["checkpoint": path, "step": ckpt.step, "fid": fid, "classifier_score": cls.classifierScore,
-                                    "mode_entropy": cls.modeEntropy, "histogram": cls.histogram, "samples": samples]
+                                    "mode_entropy": cls.modeEntropy, "histogram": cls.histogram, "samples": samples,
+                                    "real_floor_fid": evaluator.floor, "real_floor_size": evaluator.floorSize,
+                                    "reference": ["split": "train", "count": ref.indices.count, "per_class": ref.perClass,
+                                                  "seed": ref.seed, "split_count": ref.splitCount,
+                                                  "description": ref.describe()] as [String: Any]]
             if let b = base { o["baseline_fid"] = b.0; o["baseline_classifier_score"] = b.1.classifierScore }
             print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
             return
         }
-        print("checkpoint \(path) (step \(ckpt.step)), \(samples) samples vs \(n) real, classifier \(cp)")
-        print(String(format: "FID %.2f   classifier score %.3f (of 10)   mode entropy %.3f (of %.3f)", fid, cls.classifierScore,
+        print("checkpoint \(path) (step \(ckpt.step)), \(samples) samples, classifier \(cp)")
+        print("reference: \(ref.describe())")
+        print(String(format: "FID %.2f   (real-vs-real floor %.2f: %@)", fid, evaluator.floor, floorNote))
+        print(String(format: "classifier score %.3f (of 10)   mode entropy %.3f (of %.3f)", cls.classifierScore,
                      cls.modeEntropy, Foundation.log(10.0)))
         print("predicted classes: \(cls.histogram)")
         if let b = base {

@@ -100,6 +100,15 @@ final class CLITests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(ev.split(separator: "\n").last!.utf8)) as! [String: Any]
         XCTAssertNotNil(json["fid"] as? Double, ev)
         XCTAssertNotNil(json["mode_entropy"] as? Double, ev)
+        // The reference: 64 train images drawn from every class (6 or 7 each), and the floor.
+        let ref = json["reference"] as? [String: Any]
+        XCTAssertEqual((ref?["per_class"] as? [Int])?.reduce(0, +), 64, ev)
+        XCTAssertEqual((ref?["per_class"] as? [Int])?.allSatisfy { $0 == 6 || $0 == 7 }, true, ev)
+        XCTAssertNotNil(json["real_floor_fid"] as? Double, ev)
+        let text = try run(["evaluate", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000006.rgan", "--classifier", "clf.safetensors",
+                            "--samples", "40", "--reference-seed", "5"])
+        XCTAssertTrue(text.contains("reference: 40 of 4500 train images, 4 per class over 10 classes, stratified draw with seed 5"), text)
+        XCTAssertTrue(text.contains("real-vs-real floor"), text)
     }
 
     func testBadInputGetsClearErrors() throws {
