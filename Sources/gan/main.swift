@@ -270,9 +270,7 @@ struct StyleMix: ParsableCommand {
         g.eval()
         let (a, b, mixed): (Tensor, Tensor, Tensor) = withNoGrad {
             // Every pair (row i, column j): coarse from A_i, fine from B_j.
-            let rowsA = concat((0..<count).map { i in za.narrow(0, i, 1).expand([count, d]) }, dim: 0)
-            let colsB = concat(Array(repeating: zb, count: count), dim: 0)
-            return (g.generate(za), g.generate(zb), g.mix(rowsA, colsB, crossover: k))
+            (g.generate(za), g.generate(zb), g.mixingGrid(rows: za, columns: zb, crossover: k))
         }
         // Layout (count + 1)^2: top row B sources, left column A sources, blank corner.
         let (c, h, w) = (a.shape[1], a.shape[2], a.shape[3])
