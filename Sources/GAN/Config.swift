@@ -72,6 +72,9 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if steps < 0 { return "--steps must not be negative" }
         if nCritic < 1 { return "--n-critic must be at least 1" }
         if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1]" }
+        if labelSmoothing != nil && noisyLabels {
+            return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
+        }
         if (labelSmoothing != nil || noisyLabels) && !(loss == .bce || loss == .bceSaturating) {
             return "label smoothing and noisy labels apply to the BCE losses"
         }

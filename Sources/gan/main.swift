@@ -206,16 +206,6 @@ struct Sample: ParsableCommand {
     }
 }
 
-/// Spherical interpolation as the tutorial's `slerp` (on the whole vector).
-func slerp(_ a: [Float], _ b: [Float], _ t: Float) -> [Float] {
-    let dotp = zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-    let na = a.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-    let omega = acosf(min(max(dotp / (na * nb), -1), 1))
-    if omega < 1e-6 { return zip(a, b).map { (1 - t) * $0 + t * $1 } }
-    let s = sinf(omega)
-    return zip(a, b).map { sinf((1 - t) * omega) / s * $0 + sinf(t * omega) / s * $1 }
-}
-
 struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write rows of latent interpolations (lerp or slerp) as a PNG.")
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
@@ -238,7 +228,7 @@ struct Interpolate: ParsableCommand {
             let a = Array(ends[(2 * r * d)..<((2 * r + 1) * d)]), b = Array(ends[((2 * r + 1) * d)..<((2 * r + 2) * d)])
             for s in 0..<steps {
                 let t = Float(s) / Float(steps - 1)
-                zs += mode == "lerp" ? zip(a, b).map { (1 - t) * $0 + t * $1 } : slerp(a, b, t)
+                zs += mode == "lerp" ? GAN.lerp(a, b, t) : GAN.slerp(a, b, t)
             }
         }
         let o = out ?? defaultOut(path, "interpolate-\(mode).png")

@@ -116,6 +116,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e.contains("unknown --model 'nope'"), e)
         e = try run(["train", "--model", "mlp", "--image-size", "32"], expect: 1)
         XCTAssertTrue(e.contains("28x28"), e)
+        e = try run(["train", "--label-smoothing", "0.9", "--noisy-labels", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--label-smoothing and --noisy-labels"), e)
         e = try run(["train", "--data", work + "/nowhere", "--steps", "1"], expect: 1)
         XCTAssertTrue(e.contains("nowhere"), e)
         // A truncated images file in an otherwise valid folder.
