@@ -143,6 +143,17 @@ func loadModels(_ path: String?) -> (GANModels, Checkpoint, String) {
     } catch { fail("\(error)") }
 }
 
+/// StyleGAN's truncation trick for sampling commands: psi < 1 pulls every w towards the mean w
+/// (typical images, less variety); other models refuse it.
+func applyTruncation(_ psi: Float?, to models: GANModels, _ path: String) {
+    guard let psi else { return }
+    guard let g = models.generator as? StyleGenerator else {
+        fail("--truncation applies to stylegan; \(path) is a \(models.config.model.rawValue) model")
+    }
+    guard psi.isFinite && psi >= 0 else { fail("--truncation must be a number >= 0 (1: none)") }
+    g.truncation = psi
+}
+
 /// `name` in the run folder of a checkpoint (`<run>/checkpoints/step_X.rgan` -> `<run>/name`;
 /// a checkpoint elsewhere: beside it).
 func defaultOut(_ ckptPath: String, _ name: String) -> String {
@@ -167,11 +178,13 @@ struct Sample: ParsableCommand {
     @Option(help: "Latents from a .npy file, shape [N, latent_dim].") var latents: String?
     @Option(help: "Write the latents used to this .npy file ([N, latent_dim] float32).") var latentsOut: String?
     @Option(help: "Images per row of the PNG grid.") var nrow: Int = 8
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
         let log = logging.bootstrap()
         let (models, ckpt, path) = loadModels(checkpoint)
+        applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let z: Tensor
         if let lp = latents {
@@ -214,6 +227,7 @@ struct Interpolate: ParsableCommand {
     @Option(help: "Images per row.") var steps: Int = 10
     @Option(help: "Seed for the endpoints.") var seed: UInt64 = 2
     @Option(help: "Output PNG (default: <run>/interpolate-<mode>.png).") var out: String?
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
@@ -221,6 +235,7 @@ struct Interpolate: ParsableCommand {
         guard mode == "lerp" || mode == "slerp" else { fail("--mode must be lerp or slerp") }
         guard steps >= 2 && rows >= 1 else { fail("--steps must be at least 2 and --rows at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
+        applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let ends = latents(seed: seed, .interpolate, step: 0, indices: Array(0..<(2 * rows)), dim: d).toArray()
         var zs: [Float] = []
@@ -246,12 +261,14 @@ struct StyleMix: ParsableCommand {
     @Option(help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
     @Option(help: "Seed.") var seed: UInt64 = 3
     @Option(help: "Output PNG (default: <run>/style-mix.png).") var out: String?
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
         _ = logging.bootstrap()
         let (models, ckpt, path) = loadModels(checkpoint)
         guard let g = models.generator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
+        applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2
         guard k >= 0 && k <= g.numLayers else { fail("--crossover must be in 0...\(g.numLayers)") }
         let d = ckpt.config.latentDim

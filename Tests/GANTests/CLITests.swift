@@ -81,7 +81,10 @@ final class CLITests: XCTestCase {
         try run(["interpolate", "--checkpoint", ck, "--mode", "lerp", "--rows", "2", "--steps", "4", "--out", "lerp.png"])
         try run(["interpolate", "--checkpoint", ck, "--mode", "slerp", "--rows", "2", "--steps", "4", "--out", "slerp.png"])
         try run(["style-mix", "--checkpoint", ck, "--count", "3", "--out", "mix.png"])
-        for f in ["s.png", "lerp.png", "slerp.png", "mix.png"] {
+        try run(["sample", "--checkpoint", ck, "--truncation", "0.7", "--out", "trunc.png"])
+        let t = try run(["sample", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--truncation", "0.7"], expect: 1)
+        XCTAssertTrue(t.contains("--truncation applies to stylegan"), t)
+        for f in ["s.png", "lerp.png", "slerp.png", "mix.png", "trunc.png"] {
             let d = try Data(contentsOf: URL(fileURLWithPath: work + "/" + f))
             XCTAssertEqual(Array(d.prefix(4)), [0x89, 0x50, 0x4E, 0x47], f)
         }

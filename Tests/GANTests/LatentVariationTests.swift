@@ -95,4 +95,32 @@ final class LatentVariationTests: XCTestCase {
             assertClose(cell, grid.narrow(0, 2 * k + 1, 1), atol: 1e-5, rtol: 1e-4, "grid cell (2, 1)")
         }
     }
+
+    /// StyleGAN's truncation (gan sample / interpolate / style-mix --truncation psi): psi 1 changes
+    /// nothing, psi 0 maps every z to the mean w (one image while the noise strengths are still
+    /// 0, as at init), psi 0.5 lies between; training ignores it.
+    func testTruncationPullsTowardsTheMeanW() {
+        var c = smallConfig(.stylegan, .bce)
+        c.mappingLayers = 8
+        let models = GANModels(config: c)
+        let g = models.generator as! StyleGenerator
+        let z = latents(seed: 3, .fixedNoise, step: 0, indices: Array(0..<16), dim: c.latentDim)
+        let full = models.sample(z)
+        g.truncation = 1
+        XCTAssertEqual(models.sample(z).toArray(), full.toArray())
+        g.truncation = 0
+        let zero = models.sample(z)
+        XCTAssertLessThan(LatentVariationTests.perPixelSpread(zero), 1e-5, "psi 0: not the mean w's image")
+        g.truncation = 0.5
+        let half = LatentVariationTests.perPixelSpread(models.sample(z)), all = LatentVariationTests.perPixelSpread(full)
+        print("truncation: per-pixel std psi 1 \(all), psi 0.5 \(half)")
+        XCTAssertLessThan(half, 0.9 * all)
+        XCTAssertGreaterThan(half, 0.1 * all)
+        // Training mode (the trainer's fakes) ignores it.
+        g.truncation = 0
+        g.train()
+        let trainOut = withNoGrad { g.generate(z) }
+        g.truncation = 1
+        XCTAssertEqual(withNoGrad { g.generate(z) }.toArray(), trainOut.toArray())
+    }
 }
