@@ -70,6 +70,11 @@ public final class TrainingSession {
     public let folder: RunFolder
     public var sampleEvery: Int
     public var checkpointEvery: Int
+    /// Stop after the step that reaches this time (writing the final grid and checkpoint then),
+    /// even before `config.steps` (`gan train --time-limit`).
+    public var deadline: Date?
+    /// Whether the last `run` ended at the deadline rather than at `config.steps`.
+    public private(set) var stoppedByDeadline = false
     /// Only this rank writes files (rank 0 in a distributed run).
     public let writes: Bool
     /// The TensorBoard event file (nil when this rank does not write).
@@ -188,6 +193,8 @@ public final class TrainingSession {
         let total = trainer.config.steps
         defer { events?.flush() }
         while trainer.step < total {
+            // A time limit ends the run after the step that reaches it, as if it were the last.
+            let timeUp = { self.deadline.map { Date() >= $0 } ?? false }
             let t0 = Date()
             let m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
@@ -197,9 +204,15 @@ public final class TrainingSession {
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.
-            if writes && (s == total || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
-            if writes && (s == total || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
+            let last = s == total || timeUp()
+            if writes && (last || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
+            if writes && (last || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
             events?.flush()
+            if last && s < total {
+                stoppedByDeadline = true
+                logger.info("time limit reached", metadata: ["step": .stringConvertible(s)])
+                break
+            }
         }
     }
 }

@@ -69,10 +69,18 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
+    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), writing the final checkpoint and grid then, even before --steps.")
+    var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let started = Date()
         let log = logging.bootstrap("gan.train")
+        var deadline: Date?
+        if let t = timeLimit {
+            guard let seconds = parseDuration(t) else { fail("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m") }
+            deadline = started.addingTimeInterval(seconds)
+        }
         if let t = threads { BLASRuntime.setThreads(t) }
         var config: GANConfig
         if let r = output.resume {
@@ -80,14 +88,14 @@ struct Train: ParsableCommand {
             do { ckpt = try Checkpoint.read(path: r) } catch { fail("\(error)") }
             config = ckpt.config
             config.steps = max(training.steps, ckpt.step)
-            try trainLoop(config: config, resume: (ckpt, r), log: log)
+            try trainLoop(config: config, resume: (ckpt, r), deadline: deadline, log: log)
             return
         }
         do { config = try training.config() } catch { fail("\(error)") }
-        try trainLoop(config: config, resume: nil, log: log)
+        try trainLoop(config: config, resume: nil, deadline: deadline, log: log)
     }
 
-    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?, log: Logger) throws {
+    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?, deadline: Date?, log: Logger) throws {
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
         let models = GANModels(config: config)
@@ -105,6 +113,7 @@ struct Train: ParsableCommand {
             session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
+        session.deadline = deadline
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
             + "G \(models.gParams.count) and D \(models.dParams.count) parameters, OpenBLAS \(BLASRuntime.coreName) x\(BLASRuntime.threads)"
@@ -125,6 +134,7 @@ struct Train: ParsableCommand {
         }
         if !json { progress.finish() }
         session.events?.close()
+        if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
         log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)")
     }
 }

@@ -91,6 +91,12 @@ final class CLITests: XCTestCase {
         // Style mixing refuses a non-StyleGAN model.
         let e = try run(["style-mix", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000004.rgan"], expect: 1)
         XCTAssertTrue(e.contains("needs stylegan"), e)
+        // --time-limit 0: one step, then the final checkpoint and grid, long before --steps.
+        let tl = try run(["train", "--name", "timed", "--model", "mlp", "--steps", "500", "--batch", "8", "--data", mnist,
+                          "--time-limit", "0", "--json"])
+        XCTAssertTrue(tl.contains("time limit reached: stopped at step 1 of 500"), tl)
+        XCTAssertEqual(files("runs/timed/checkpoints"), ["step_00000001.rgan"])
+        XCTAssertEqual(files("runs/timed/samples"), ["step_00000001.png"])
         // Resume extends a run.
         try run(["train", "--resume", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--steps", "6", "--json",
                  "--sample-every", "0", "--checkpoint-every", "0"])
@@ -119,6 +125,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e.contains("unknown --model 'nope'"), e)
         e = try run(["train", "--model", "mlp", "--image-size", "32"], expect: 1)
         XCTAssertTrue(e.contains("28x28"), e)
+        e = try run(["train", "--time-limit", "5x", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--time-limit '5x'"), e)
         e = try run(["train", "--label-smoothing", "0.9", "--noisy-labels", "--steps", "1"], expect: 1)
         XCTAssertTrue(e.contains("--label-smoothing and --noisy-labels"), e)
         e = try run(["train", "--data", work + "/nowhere", "--steps", "1"], expect: 1)
