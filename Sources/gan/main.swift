@@ -157,7 +157,7 @@ func loadModels(_ path: String?) -> (GANModels, Checkpoint, String) {
 /// (typical images, less variety); other models refuse it.
 func applyTruncation(_ psi: Float?, to models: GANModels, _ path: String) {
     guard let psi else { return }
-    guard let g = models.generator as? StyleGenerator else {
+    guard let g = models.samplingGenerator as? StyleGenerator else {
         fail("--truncation applies to stylegan; \(path) is a \(models.config.model.rawValue) model")
     }
     guard psi.isFinite && psi >= 0 else { fail("--truncation must be a number >= 0 (1: none)") }
@@ -277,7 +277,7 @@ struct StyleMix: ParsableCommand {
     func run() throws {
         _ = logging.bootstrap()
         let (models, ckpt, path) = loadModels(checkpoint)
-        guard let g = models.generator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
+        guard let g = models.samplingGenerator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2
         guard k >= 0 && k <= g.numLayers else { fail("--crossover must be in 0...\(g.numLayers)") }
@@ -488,10 +488,10 @@ struct Export: ParsableCommand {
         let o = out ?? defaultOut(path, "generator.safetensors")
         let c = ckpt.config
         do {
-            try TorchInterop.write(models.generator, config: c, step: ckpt.step, to: o)
+            try TorchInterop.write(models.samplingGenerator, config: c, step: ckpt.step, to: o)
         } catch { fail("\(error)") }
         let cls = TorchInterop.pytorchClass(c, discriminator: false)
-        print("wrote \(o): generator, \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
+        print("wrote \(o): generator\(models.emaGenerator != nil ? " (the EMA of its weights)" : ""), \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
               + (cls.map { ", loads into \($0)" } ?? ""))
         if includeDiscriminator {
             let dp = discriminatorOut ?? Export.discriminatorPath(for: o)

@@ -1,4 +1,6 @@
 import Foundation
+import GAN
+import Tensors
 import XCTest
 
 /// Runs the `gan` executable the way a user does: every model trains from the command line for a
@@ -61,6 +63,7 @@ final class CLITests: XCTestCase {
             ("sndcgan-hinge-ttur", ["--model", "sndcgan", "--loss", "hinge", "--image-size", "16", "--lr-d", "4e-4", "--lr-g", "1e-4",
                                     "--beta1", "0", "--beta2", "0.9"]),
             ("stylegan", ["--model", "stylegan", "--loss", "bce", "--image-size", "16", "--w-dim", "16", "--mapping-layers", "2"]),
+            ("dcgan-ema", ["--model", "dcgan", "--loss", "bce", "--image-size", "16", "--g-ema", "0.9"]),
             ("progressive", ["--model", "dcgan", "--progressive", "--loss", "bce", "--image-size", "16"]),
         ]
         for (name, args) in runs {
@@ -97,6 +100,16 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(tl.contains("time limit reached: stopped at step 1 of 500"), tl)
         XCTAssertEqual(files("runs/timed/checkpoints"), ["step_00000001.rgan"])
         XCTAssertEqual(files("runs/timed/samples"), ["step_00000001.png"])
+        // --g-ema: the checkpoint holds the average, and export writes it.
+        let ema = "runs/dcgan-ema/checkpoints/step_00000004.rgan"
+        let ex = try run(["export", "--checkpoint", ema, "--out", "ema.safetensors"])
+        XCTAssertTrue(ex.contains("(the EMA of its weights)"), ex)
+        let saved = try Checkpoint.read(path: work + "/" + ema).group("G_ema.")
+        let exported = try Safetensors.read(path: work + "/ema.safetensors").tensors
+        XCTAssertEqual(Set(saved.keys), Set(exported.keys))
+        XCTAssertEqual(saved["main.0.weight"]?.toArray(), exported["main.0.weight"]?.toArray())
+        XCTAssertNotEqual(try Checkpoint.read(path: work + "/" + ema).group("G.")["main.0.weight"]?.toArray(),
+                          exported["main.0.weight"]?.toArray(), "export wrote G, not its average")
         // Resume extends a run.
         try run(["train", "--resume", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--steps", "6", "--json",
                  "--sample-every", "0", "--checkpoint-every", "0"])
@@ -125,6 +138,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e.contains("unknown --model 'nope'"), e)
         e = try run(["train", "--model", "mlp", "--image-size", "32"], expect: 1)
         XCTAssertTrue(e.contains("28x28"), e)
+        e = try run(["train", "--g-ema", "1.5", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--g-ema must be in (0, 1)"), e)
         e = try run(["train", "--time-limit", "5x", "--steps", "1"], expect: 1)
         XCTAssertTrue(e.contains("--time-limit '5x'"), e)
         e = try run(["train", "--label-smoothing", "0.9", "--noisy-labels", "--steps", "1"], expect: 1)
