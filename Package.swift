@@ -26,47 +26,62 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
-        .target(name: "NN", dependencies: ["Tensors"]),
-        .target(name: "Data", dependencies: ["Tensors", "CZlib"]),
-        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "GAN", dependencies: ["Tensors", "NN", "Data", "Telemetry", "COpenBLAS", "CZlib"]),
-        // CRC-32C with the SSE4.2 instruction (a table elsewhere) for frame checksums.
+        // The one CRC-32C (SSE4.2 instruction, a table without it) and the frame checksum.
         .target(name: "CChecksum"),
-        .target(name: "Distributed", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "CZstd", "CZlib", "CChecksum",
+        // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
+        // imports; docs/ARCHITECTURE.md draws the picture).
+        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        // The contract between training and whatever sums across ranks (no dependencies).
+        .target(name: "DataParallel"),
+        .target(name: "NN", dependencies: ["Tensors", "DataParallel"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", "CChecksum", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Datasets", "Telemetry", "CZlib"]),
+        // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
+        // buffers only, no model in sight.
+        .target(name: "Collectives", dependencies: [
+            "DataParallel", "CZstd", "CChecksum",
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Coordinator, worker and their protocol: data-parallel GAN training over Collectives.
+        .target(name: "Cluster", dependencies: [
+            "Collectives", "Tensors", "NN", "GAN", "Datasets", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TrainingCLI", dependencies: ["GAN", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
-            "Distributed", "GAN", "Tensors", "Telemetry", "TrainingCLI",
+            "Cluster", "Collectives", "GAN", "Tensors", "Telemetry", "TrainingCLI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-worker", dependencies: [
-            "Distributed", "GAN", "Tensors", "Telemetry",
+            "Cluster", "Collectives", "Tensors", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan", dependencies: [
-            "Tensors", "NN", "GAN", "Data", "Telemetry", "Distributed", "TrainingCLI",
-            .product(name: "Logging", package: "swift-log"),
+            "Tensors", "NN", "GAN", "Datasets", "Telemetry", "TrainingCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gan-bench", dependencies: ["Tensors", "COpenBLAS"],
                           path: "bench/EngineBench"),
-        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed"],
+        .executableTarget(name: "gan-dist-bench", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives"],
                           path: "bench/DistBench"),
-        // Helpers shared by the test targets (fixture loading, tolerances, finite differences).
-        .target(name: "TestSupport", dependencies: ["Tensors", "Data"], path: "Tests/TestSupport"),
+        // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
+        // temporary folders, child processes and the Python interop probe, a ring on loopback).
+        .target(name: "TestSupport", dependencies: ["Tensors", "Datasets", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "DataTests", dependencies: ["Tensors", "Data", "Telemetry"]),
-        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"],
+        // Counts heap allocations (malloc and friends, interposed in the test executable).
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport", "CAllocCounter"], exclude: ["Fixtures"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Tensors", "Datasets", "TestSupport"]),
+        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Telemetry", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Tensors", "NN", "GAN", "Data", "Distributed", "TestSupport", "CChecksum"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
+        // ClusterTests runs the gan-coordinator and gan-worker binaries (swift build --build-tests
+        // builds them) and imports no Cluster code.
+        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "TestSupport"]),
     ]
 )

@@ -132,11 +132,15 @@ trap cleanup EXIT
 echo "local.sh: run $run_dir: coordinator on 127.0.0.1:$port, $n worker(s), binaries in $bindir"
 echo "local.sh: logs in $log_dir (coordinator.log, rank-0.log .. rank-$((n - 1)).log)"
 
+# The log exists (empty) before tail opens it: the coordinator's redirection runs in the
+# background job and may come after tail starts, which then gave up ("cannot open") and showed
+# nothing. -F also follows the file if it is replaced.
+: > "$log_dir/coordinator.log"
 "$bindir/gan-coordinator" --workers "$n" --host 127.0.0.1 --port "$port" --token-file "$token_file" \
     --runs-dir "$runs_dir" --name "$name" ${coord_flags[@]+"${coord_flags[@]}"} \
     > "$log_dir/coordinator.log" 2>&1 < /dev/null &
 coord_pid=$!
-tail -n +1 -s 0.2 --pid="$coord_pid" -f "$log_dir/coordinator.log" &
+tail -n +1 -s 0.2 --pid="$coord_pid" -F "$log_dir/coordinator.log" 2>/dev/null &
 tail_pid=$!
 
 for ((r = 0; r < n; r++)); do

@@ -21,6 +21,10 @@ else
     echo "test: WARNING: the TensorBoard-reader and PyTorch-interop tests will report themselves skipped"
 fi
 
+# Layers only point down (Sources/ imports against the graph in the script), and the index of
+# backward rules in docs/ARCHITECTURE.md is where the ops are.
+bash scripts/check-layers.sh
+python3 scripts/backward-index.py --check docs/ARCHITECTURE.md
 swift build --build-tests 2>&1 | tail -n 3
 xctest_log="$(mktemp)"
 trap 'rm -f "$xctest_log"' EXIT
@@ -44,6 +48,7 @@ ringgan_bin="$(swift build --show-bin-path)"
 if [ "$(id -u)" = 0 ]; then bash cluster/netns-test.sh --bin "$ringgan_bin"
 else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
 
-# One closing line for the whole suite: the XCTest cases plus the three checks above.
+# One closing line for the whole suite: the XCTest cases plus the five checks above (layers,
+# backward index, compose, manifests, network namespaces).
 skipped=${xcskipped:-0}
-echo "ringgan: $(( ${xctests:-0} - skipped + 3 )) passed, 0 failed, $skipped skipped"
+echo "ringgan: $(( ${xctests:-0} - skipped + 5 )) passed, 0 failed, $skipped skipped"

@@ -1,5 +1,5 @@
 import CZlib
-import Data
+import Datasets
 import Foundation
 import NN
 import Tensors

@@ -1,38 +1,7 @@
-import Data
+import Datasets
 import Foundation
 import NN
 import Tensors
-
-/// Mean cross-entropy of `logits` [N, K] against integer `labels`, computed stably
-/// (log-sum-exp with the row maximum held constant, which leaves the gradient exact).
-public func crossEntropy(_ logits: Tensor, labels: [Int]) -> Tensor {
-    let (n, k) = (logits.shape[0], logits.shape[1])
-    precondition(labels.count == n && labels.allSatisfy { $0 >= 0 && $0 < k }, "crossEntropy: labels must be \(n) classes in 0..<\(k)")
-    let rowMax = Tensor(uninitializedShape: [n, 1])
-    let oneHot = Tensor.zeros([n, k])
-    for i in 0..<n {
-        var m = -Float.infinity
-        for j in 0..<k { m = max(m, logits.data[i * k + j]) }
-        rowMax.data[i] = m
-        oneHot.data[i * k + labels[i]] = 1
-    }
-    let lse = (logits - rowMax).exp().sum(dim: 1, keepDim: true).log() + rowMax
-    return (lse - (logits * oneHot).sum(dim: 1, keepDim: true)).mean()
-}
-
-/// Row-wise softmax (no graph needed: used for scores).
-public func softmax(_ logits: Tensor) -> Tensor {
-    let (n, k) = (logits.shape[0], logits.shape[1])
-    let out = Tensor(uninitializedShape: logits.shape)
-    for i in 0..<n {
-        var m = -Float.infinity
-        for j in 0..<k { m = max(m, logits.data[i * k + j]) }
-        var s: Float = 0
-        for j in 0..<k { let e = expf(logits.data[i * k + j] - m); out.data[i * k + j] = e; s += e }
-        for j in 0..<k { out.data[i * k + j] /= s }
-    }
-    return out
-}
 
 /// The MNIST classifier whose features FID uses: two 3x3 conv + ReLU + 2x average-pool stages
 /// (32 and 64 channels), a 128-unit hidden layer (the features), 10 logits. Input [N, 1, 28, 28]
@@ -92,7 +61,7 @@ public final class DigitClassifier: Module {
         let opt = Adam(group, lr: 1e-3)
         var sampler = EpochSampler(count: train.count, batchSize: 64, seed: seed)
         let steps = epochs * sampler.batchesPerEpoch
-        train_()
+        self.train()   // the module's mode (`train` here is the data set)
         for s in 0..<steps {
             let idx = sampler.next()
             let x = batch(train, indices: idx, size: 28)
@@ -104,8 +73,6 @@ public final class DigitClassifier: Module {
         }
         return accuracy(test)
     }
-
-    private func train_() { train(true) }
 
     public func accuracy(_ ds: ImageDataset) -> Double {
         let x = batch(ds, indices: Array(0..<ds.count), size: 28)

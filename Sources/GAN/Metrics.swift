@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import NN
 import Tensors
@@ -18,11 +17,8 @@ public struct FeatureStatistics: Sendable {
         for j in 0..<d { mu[j] /= Double(n) }
         var centered = [Double](repeating: 0, count: n * d)
         for i in 0..<n { for j in 0..<d { centered[i * d + j] = Double(f[i * d + j]) - mu[j] } }
-        var cov = [Double](repeating: 0, count: d * d)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(d), Int32(n), 1 / Double(n - 1),
-                    centered, Int32(d), centered, Int32(d), 0, &cov, Int32(d))
         mean = mu
-        covariance = cov
+        covariance = matmul64(centered, centered, m: d, n: d, k: n, transA: true, alpha: 1 / Double(n - 1))
         dim = d
     }
 
@@ -32,35 +28,6 @@ public struct FeatureStatistics: Sendable {
         dim = mean.count
         precondition(covariance.count == dim * dim)
     }
-}
-
-/// Eigenvalues (ascending) and eigenvectors of a symmetric matrix through LAPACK's dsyev;
-/// row k of `vectors` (row-major) is the eigenvector of `values[k]`.
-func symmetricEigen(_ a: [Double], _ n: Int) -> (values: [Double], vectors: [Double]) {
-    // LAPACK is column-major; a symmetric matrix is its own transpose, and the eigenvectors come
-    // back as the columns of the column-major result, i.e. the rows of `vectors` read row-major.
-    var m = a, w = [Double](repeating: 0, count: n)
-    var nn = Int32(n), lda = Int32(n), info: Int32 = 0, lwork: Int32 = -1
-    var query = 0.0
-    "V".withCString { jobz in "U".withCString { uplo in dsyev_(jobz, uplo, &nn, &m, &lda, &w, &query, &lwork, &info) } }
-    lwork = Int32(query)
-    var work = [Double](repeating: 0, count: Int(lwork))
-    "V".withCString { jobz in "U".withCString { uplo in dsyev_(jobz, uplo, &nn, &m, &lda, &w, &work, &lwork, &info) } }
-    precondition(info == 0, "dsyev failed (info \(info))")
-    return (w, m)
-}
-
-/// The symmetric square root of a positive semi-definite matrix (negative eigenvalues from
-/// rounding are clamped to zero).
-func symmetricSqrt(_ a: [Double], _ n: Int) -> [Double] {
-    let (w, v) = symmetricEigen(a, n)   // v row k = eigenvector k
-    var out = [Double](repeating: 0, count: n * n)
-    for k in 0..<n {
-        let s = max(w[k], 0).squareRoot()
-        if s == 0 { continue }
-        for i in 0..<n { let vi = v[k * n + i] * s; for j in 0..<n { out[i * n + j] += vi * v[k * n + j] } }
-    }
-    return out
 }
 
 /// The Frechet distance between two Gaussians (FID on classifier features):
@@ -74,9 +41,7 @@ public func frechetDistance(_ a: FeatureStatistics, _ b: FeatureStatistics) -> D
     var tr1 = 0.0, tr2 = 0.0
     for j in 0..<d { tr1 += a.covariance[j * d + j]; tr2 += b.covariance[j * d + j] }
     let s1 = symmetricSqrt(a.covariance, d)
-    var t = [Double](repeating: 0, count: d * d), m = [Double](repeating: 0, count: d * d)
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, s1, Int32(d), b.covariance, Int32(d), 0, &t, Int32(d))
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, t, Int32(d), s1, Int32(d), 0, &m, Int32(d))
+    var m = matmul64(matmul64(s1, b.covariance, m: d, n: d, k: d), s1, m: d, n: d, k: d)
     // Symmetrise against rounding before the eigen-decomposition.
     for i in 0..<d { for j in (i + 1)..<d { let s = (m[i * d + j] + m[j * d + i]) / 2; m[i * d + j] = s; m[j * d + i] = s } }
     let trSqrt = symmetricEigen(m, d).values.reduce(0) { $0 + max($1, 0).squareRoot() }

@@ -64,11 +64,8 @@ public final class ProgressiveGenerator: Module, GeneratorModel {
         blocks = bs
         toRGB = (0...maxLevel).map { Conv2d(ch[$0], nc, kernelSize: 1, rng: &rng) }
         super.init()
-        let b = Module(), t = Module()
-        for (i, m) in bs.enumerated() { b.registerModule(String(i), m) }
-        for (i, m) in toRGB.enumerated() { t.registerModule(String(i), m) }
-        registerModule("blocks", b)
-        registerModule("to_rgb", t)
+        registerModule("blocks", ModuleList(bs))
+        registerModule("to_rgb", ModuleList(toRGB))
         dcganInit(self, rng: &rng)
     }
 
@@ -115,11 +112,8 @@ public final class ProgressiveDiscriminator: Module, DiscriminatorModel {
         blocks = bs
         final = conv(ch[0], 1, 4, 0, &rng)
         super.init()
-        let f = Module(), b = Module()
-        for (i, m) in fromRGB.enumerated() { f.registerModule(String(i), m) }
-        for (i, m) in bs.enumerated() { b.registerModule(String(i), m) }
-        registerModule("from_rgb", f)
-        registerModule("blocks", b)
+        registerModule("from_rgb", ModuleList(fromRGB))
+        registerModule("blocks", ModuleList(bs))
         registerModule("final", final)
         if !spectral { dcganInit(self, rng: &rng) }
     }

@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Foundation
 import NN
 import Telemetry
@@ -70,6 +70,9 @@ public final class TrainingSession {
     public let folder: RunFolder
     public var sampleEvery: Int
     public var checkpointEvery: Int
+    /// Metrics lines and TensorBoard scalars every K steps (and at the end); gradient norms are
+    /// measured only on those steps.
+    public var logEvery: Int = 1
     /// Stop after the step that reaches this time (writing the final grid and checkpoint then),
     /// even before `config.steps` (`gan train --time-limit`).
     public var deadline: Date?
@@ -196,11 +199,14 @@ public final class TrainingSession {
             // A time limit ends the run after the step that reaches it, as if it were the last.
             let timeUp = { self.deadline.map { Date() >= $0 } ?? false }
             let t0 = Date()
+            let next = trainer.step + 1
+            let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
+            trainer.measuresGradNorms = logs
             let m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
                 throw SessionError("training diverged at step \(trainer.step): d_loss \(m.dLoss), g_loss \(m.gLoss)")
             }
-            logStep(m, seconds: Date().timeIntervalSince(t0))
+            if logs { logStep(m, seconds: Date().timeIntervalSince(t0)) }
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.

@@ -70,9 +70,7 @@ public final class SynthesisNetwork: Module {
         toRGB = EqualizedConv2d(channels[n], nc, kernelSize: 1, rng: &rng)
         super.init()
         registerParameter("const", Tensor.ones([1, channels[0], 4, 4]))
-        let list = Module()
-        for (i, b) in bs.enumerated() { list.registerModule(String(i), b) }
-        registerModule("blocks", list)
+        registerModule("blocks", ModuleList(bs))
         registerModule("to_rgb", toRGB)
     }
 

@@ -1,17 +1,7 @@
-import Data
+import Datasets
+import DataParallel
 import NN
 import Tensors
-
-/// Sums a flat gradient buffer over the ranks of a data-parallel run (the distributed layer's
-/// ring all-reduce); a single process has none. Each rank has scaled its gradients by its share
-/// of the global batch first, so the sum is the gradient of the global batch's mean loss even
-/// when the shards differ in size.
-public protocol GradientReducer: AnyObject {
-    func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>, tag: String) throws
-    /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
-    /// statistics inside a forward pass).
-    func checkFailure() throws
-}
 
 /// What one training step measured (means over this rank's shard).
 public struct StepMetrics: Sendable, Equatable {
@@ -145,7 +135,7 @@ public final class LocalBatches: BatchSource {
 
     public func nextShard() throws -> (images: Tensor, positions: [Int]) {
         let global = sampler.next()
-        let mine = GANTrainer.shard(global.count, rank: rank, worldSize: worldSize)
+        let mine = EpochSampler.shard(global.count, rank: rank, worldSize: worldSize)
         return (batch(dataset, indices: Array(global[mine]), size: imageSize), Array(mine))
     }
 
@@ -164,6 +154,9 @@ public final class GANTrainer {
     public let rank: Int
     public let worldSize: Int
     public var reducer: GradientReducer?
+    /// Whether the next steps measure the gradients' norms (a pass over both flat gradient
+    /// buffers). The session turns it on only for the steps whose metrics it logs.
+    public var measuresGradNorms = true
 
     public init(models: GANModels, source: BatchSource, rank: Int = 0, worldSize: Int = 1) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
@@ -183,14 +176,6 @@ public final class GANTrainer {
     public func restore(step: Int, sampler: EpochSampler) {
         self.step = step
         source.restore(sampler)
-    }
-
-    /// This rank's slice of a global batch of `b` samples: contiguous, sizes differing by at most
-    /// one when `b` does not divide by the world size (the first `b % n` ranks take one more).
-    public static func shard(_ b: Int, rank: Int, worldSize n: Int) -> Range<Int> {
-        let base = b / n, extra = b % n
-        let start = rank * base + min(rank, extra)
-        return start..<(start + base + (rank < extra ? 1 : 0))
     }
 
     /// Real images of this rank's shard of the next global batch, at `resolution`.
@@ -236,10 +221,10 @@ public final class GANTrainer {
     }
 
     /// Sums this rank's gradients over the ranks.
-    func reduce(_ group: ParameterGroup, tag: String) throws {
+    func reduce(_ group: ParameterGroup) throws {
         guard let r = reducer else { return }
         try r.checkFailure()
-        try r.allReduceGradients(group.gradBuffer, tag: tag)
+        try r.allReduceGradients(group.gradBuffer)
     }
 
     /// One step: `nCritic` discriminator updates, then one generator update.
@@ -274,8 +259,8 @@ public final class GANTrainer {
                 dLoss = dLoss + gp * c.gpLambda
             }
             try scaled(dLoss, positions.count).backward()
-            try reduce(models.dParams, tag: "D")
-            metrics.dGradNorm = models.dParams.gradNorm()
+            try reduce(models.dParams)
+            if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
             if c.loss == .wgan { models.dParams.clamp(c.clip) }
             metrics.dLoss = dLoss.item
@@ -288,8 +273,8 @@ public final class GANTrainer {
         let gLoss = generatorLoss(c.loss, fake: D.score(fake))
         try scaled(gLoss, fake.shape[0]).backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
-        try reduce(models.gParams, tag: "G")
-        metrics.gGradNorm = models.gParams.gradNorm()
+        try reduce(models.gParams)
+        if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
         metrics.gLoss = gLoss.item
         step += 1

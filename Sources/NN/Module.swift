@@ -160,3 +160,18 @@ public final class Sequential: Module {
         return h
     }
 }
+
+/// Modules held in order, with no forward of their own; children are named "0", "1", ... as in
+/// `nn.ModuleList`, so `blocks.2.weight` names the same tensor in both.
+public final class ModuleList<Element: Module>: Module {
+    public let elements: [Element]
+
+    public init(_ elements: [Element]) {
+        self.elements = elements
+        super.init()
+        for (i, m) in elements.enumerated() { registerModule(String(i), m) }
+    }
+
+    public var count: Int { elements.count }
+    public subscript(i: Int) -> Element { elements[i] }
+}

@@ -1,14 +1,5 @@
+import DataParallel
 import Tensors
-
-/// Sums per-channel statistics over every rank of a data-parallel run (SyncBatchNorm). The
-/// distributed layer provides one; a single process needs none.
-public protocol BatchNormSynchronizer: AnyObject {
-    var rank: Int { get }
-    var worldSize: Int { get }
-    /// Returns the element-wise sum of `values` over all ranks. Every rank calls it in the same
-    /// order with the same length.
-    func allReduceSum(_ values: [Float]) -> [Float]
-}
 
 /// Sums `t` over all ranks; its backward sums the incoming gradients over all ranks too (each
 /// rank's output depends on every rank's input), so it is differentiable again.
@@ -50,6 +41,18 @@ public final class BatchNorm: Module {
         let rm = buffer("running_mean"), rv = buffer("running_var")
         guard training else {
             return (x - rm.reshape(bshape)) / (rv.reshape(bshape) + eps).sqrt() * w + b
+        }
+        if synchronizer == nil || synchronizer!.worldSize <= 1 {
+            // One process: the fused op (one pass each for mean, variance and output).
+            let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps)
+            let unbias = stats.count > 1 ? Float(stats.count) / Float(stats.count - 1) : 1
+            let rmp = rm.data, rvp = rv.data
+            for c in 0..<numFeatures {
+                rmp[c] = (1 - momentum) * rmp[c] + momentum * stats.mean[c]
+                rvp[c] = (1 - momentum) * rvp[c] + momentum * stats.variance[c] * unbias
+            }
+            buffer("num_batches_tracked").data[0] += 1
+            return y
         }
         let mean: Tensor, variance: Tensor
         var n = x.count / numFeatures

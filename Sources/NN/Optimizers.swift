@@ -51,16 +51,10 @@ public final class Adam: Optimizer {
         let bc1 = 1 - Foundation_pow(beta1, t), bc2 = 1 - Foundation_pow(beta2, t)
         let stepSize = learningRate / bc1
         let bc2Sqrt = bc2.squareRoot()
-        let p = group.values.pointer, g = group.grads.pointer, mp = m.pointer, vp = v.pointer
-        let (b1, b2, e, wd) = (beta1, beta2, eps, weightDecay)
-        for i in 0..<group.count {
-            var gi = g[i]
-            if wd != 0 { gi += wd * p[i] }
-            mp[i] += (gi - mp[i]) * (1 - b1)              // exp_avg.lerp_(grad, 1 - beta1)
-            vp[i] = vp[i] * b2 + (1 - b2) * gi * gi       // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
-            let denom = vp[i].squareRoot() / bc2Sqrt + e
-            p[i] -= stepSize * (mp[i] / denom)
-        }
+        var args = AdamKernel(p: group.values.pointer, g: group.grads.pointer, m: m.pointer, v: v.pointer, count: group.count,
+                              beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, stepSize: stepSize, bc2Sqrt: bc2Sqrt)
+        let pool = ThreadPool.shared
+        pool.run(parts: pool.parts(count: group.count, grain: optimizerGrain), argument: &args, kernel: AdamKernel.run)
     }
 
     public func stateTensors() -> [(String, Tensor)] {
@@ -95,12 +89,10 @@ public final class RMSprop: Optimizer {
     }
 
     public func step() {
-        let p = group.values.pointer, g = group.grads.pointer, s = sq.pointer
-        let (a, e, lr) = (alpha, eps, learningRate)
-        for i in 0..<group.count {
-            s[i] = s[i] * a + (1 - a) * g[i] * g[i]
-            p[i] -= lr * (g[i] / (s[i].squareRoot() + e))
-        }
+        var args = RMSpropKernel(p: group.values.pointer, g: group.grads.pointer, s: sq.pointer, count: group.count,
+                                 alpha: alpha, eps: eps, lr: learningRate)
+        let pool = ThreadPool.shared
+        pool.run(parts: pool.parts(count: group.count, grain: optimizerGrain), argument: &args, kernel: RMSpropKernel.run)
     }
 
     public func stateTensors() -> [(String, Tensor)] { [("square_avg", Tensor(shape: [group.count], storage: sq))] }
@@ -128,19 +120,11 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
-        let p = group.values.pointer, g = group.grads.pointer, b = buf.pointer
-        let (mu, lr) = (momentum, learningRate)
-        if mu == 0 {
-            for i in 0..<group.count { p[i] -= lr * g[i] }
-            return
-        }
-        if !started {
-            b.update(from: g, count: group.count)
-            started = true
-        } else {
-            for i in 0..<group.count { b[i] = mu * b[i] + g[i] }
-        }
-        for i in 0..<group.count { p[i] -= lr * b[i] }
+        var args = SGDKernel(p: group.values.pointer, g: group.grads.pointer, b: buf.pointer, count: group.count,
+                             momentum: momentum, lr: learningRate, first: !started)
+        if momentum != 0 { started = true }
+        let pool = ThreadPool.shared
+        pool.run(parts: pool.parts(count: group.count, grain: optimizerGrain), argument: &args, kernel: SGDKernel.run)
     }
 
     public func stateTensors() -> [(String, Tensor)] {
@@ -152,6 +136,112 @@ public final class SGD: Optimizer {
         buf.pointer.update(from: a.data, count: group.count)
         started = try requireState(state, "started", count: 1).item != 0
     }
+}
+
+// MARK: the fused update loops
+//
+// Each optimizer's update is one pass over the flat buffers, 8 lanes at a time, split over the
+// engine's threads through `ThreadPool.run(parts:argument:kernel:)`, which allocates nothing
+// (a test counts): the arguments travel in a struct on the caller's stack.
+
+struct AdamKernel {
+    let p, g, m, v: UnsafeMutablePointer<Float>
+    let count: Int
+    let beta1, beta2, eps, weightDecay, stepSize, bc2Sqrt: Float
+
+    static let run: ThreadPool.Kernel = { argument, part, parts in
+        let a = argument!.assumingMemoryBound(to: AdamKernel.self).pointee
+        let r = ThreadPool.range(of: part, parts, count: a.count)
+        let (p, g, mp, vp) = (a.p, a.g, a.m, a.v)
+        let (b1, b2, e, wd, stepSize, bc2Sqrt) = (a.beta1, a.beta2, a.eps, a.weightDecay, a.stepSize, a.bc2Sqrt)
+        var i = r.lowerBound
+        let hi = r.upperBound
+        let vb1 = SIMD8<Float>(repeating: 1 - b1), vb2 = SIMD8<Float>(repeating: b2), vc2 = SIMD8<Float>(repeating: 1 - b2)
+        let vbc = SIMD8<Float>(repeating: bc2Sqrt), veps = SIMD8<Float>(repeating: e)
+        let vstep = SIMD8<Float>(repeating: stepSize), vwd = SIMD8<Float>(repeating: wd)
+        while i + 8 <= hi {
+            var gi = load8(g + i)
+            let pi = load8(p + i)
+            if wd != 0 { gi += vwd * pi }
+            var mi = load8(mp + i), vi = load8(vp + i)
+            mi += (gi - mi) * vb1                          // exp_avg.lerp_(grad, 1 - beta1)
+            vi = vi * vb2 + vc2 * gi * gi                  // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
+            let denom = vi.squareRoot() / vbc + veps
+            store8(mi, mp + i); store8(vi, vp + i)
+            store8(pi - vstep * (mi / denom), p + i)
+            i += 8
+        }
+        while i < hi {
+            var gi = g[i]
+            if wd != 0 { gi += wd * p[i] }
+            mp[i] += (gi - mp[i]) * (1 - b1)
+            vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
+            let denom = vp[i].squareRoot() / bc2Sqrt + e
+            p[i] -= stepSize * (mp[i] / denom)
+            i += 1
+        }
+    }
+}
+
+struct RMSpropKernel {
+    let p, g, s: UnsafeMutablePointer<Float>
+    let count: Int
+    let alpha, eps, lr: Float
+
+    static let run: ThreadPool.Kernel = { argument, part, parts in
+        let k = argument!.assumingMemoryBound(to: RMSpropKernel.self).pointee
+        let r = ThreadPool.range(of: part, parts, count: k.count)
+        let (p, g, s, a, e, lr) = (k.p, k.g, k.s, k.alpha, k.eps, k.lr)
+        var i = r.lowerBound
+        let hi = r.upperBound
+        let va = SIMD8<Float>(repeating: a), vc = SIMD8<Float>(repeating: 1 - a)
+        let ve = SIMD8<Float>(repeating: e), vlr = SIMD8<Float>(repeating: lr)
+        while i + 8 <= hi {
+            let gi = load8(g + i)
+            let si = load8(s + i) * va + vc * gi * gi
+            store8(si, s + i)
+            store8(load8(p + i) - vlr * (gi / (si.squareRoot() + ve)), p + i)
+            i += 8
+        }
+        while i < hi {
+            s[i] = s[i] * a + (1 - a) * g[i] * g[i]
+            p[i] -= lr * (g[i] / (s[i].squareRoot() + e))
+            i += 1
+        }
+    }
+}
+
+struct SGDKernel {
+    let p, g, b: UnsafeMutablePointer<Float>
+    let count: Int
+    let momentum, lr: Float
+    let first: Bool
+
+    static let run: ThreadPool.Kernel = { argument, part, parts in
+        let k = argument!.assumingMemoryBound(to: SGDKernel.self).pointee
+        let (p, g, b, mu, lr) = (k.p, k.g, k.b, k.momentum, k.lr)
+        let r = ThreadPool.range(of: part, parts, count: k.count)
+        if mu == 0 {
+            for i in r { p[i] -= lr * g[i] }
+        } else if k.first {
+            for i in r { b[i] = g[i]; p[i] -= lr * b[i] }
+        } else {
+            for i in r {
+                b[i] = mu * b[i] + g[i]
+                p[i] -= lr * b[i]
+            }
+        }
+    }
+}
+
+/// Optimizer loops shorter than this run on the calling thread.
+let optimizerGrain = 1 << 14
+
+@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 #if canImport(Glibc)

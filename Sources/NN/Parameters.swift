@@ -46,19 +46,60 @@ public final class ParameterGroup {
     /// The values as one tensor (a window onto the value buffer).
     public var valueTensor: Tensor { Tensor(shape: [count], storage: values, offset: 0) }
 
-    public func zeroGrad() { grads.pointer.update(repeating: 0, count: count) }
+    public func zeroGrad() {
+        var k = BufferKernel(pointer: grads.pointer, count: count)
+        let pool = ThreadPool.shared
+        pool.run(parts: pool.parts(count: count, grain: 1 << 16), argument: &k) { argument, part, parts in
+            let k = argument!.assumingMemoryBound(to: BufferKernel.self).pointee
+            let r = ThreadPool.range(of: part, parts, count: k.count)
+            (k.pointer + r.lowerBound).update(repeating: 0, count: r.count)
+        }
+    }
 
     /// Clamps every value to [-c, c] (WGAN weight clipping).
     public func clamp(_ c: Float) {
-        let p = values.pointer
-        for i in 0..<count { p[i] = min(max(p[i], -c), c) }
+        var k = BufferKernel(pointer: values.pointer, count: count, bound: c)
+        let pool = ThreadPool.shared
+        pool.run(parts: pool.parts(count: count, grain: 1 << 15), argument: &k) { argument, part, parts in
+            let k = argument!.assumingMemoryBound(to: BufferKernel.self).pointee
+            let (p, c) = (k.pointer, k.bound)
+            for i in ThreadPool.range(of: part, parts, count: k.count) { p[i] = min(max(p[i], -c), c) }
+        }
     }
 
-    /// L2 norm of the gradients (for logging).
+    /// L2 norm of the gradients (for logging): squares summed in double precision, 8 lanes at a
+    /// time, per thread, then in thread order. Allocates nothing.
     public func gradNorm() -> Float {
-        var acc: Double = 0
-        let g = grads.pointer
-        for i in 0..<count { acc += Double(g[i]) * Double(g[i]) }
-        return Float(acc.squareRoot())
+        let pool = ThreadPool.shared
+        let parts = pool.parts(count: count, grain: 1 << 15)
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
+            var k = BufferKernel(pointer: grads.pointer, count: count, sums: partial.baseAddress!)
+            pool.run(parts: parts, argument: &k) { argument, part, parts in
+                let k = argument!.assumingMemoryBound(to: BufferKernel.self).pointee
+                let g = k.pointer
+                let r = ThreadPool.range(of: part, parts, count: k.count)
+                var v = SIMD8<Double>()
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    let x = SIMD8<Double>(UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self))
+                    v += x * x
+                    i += 8
+                }
+                var s = v.sum()
+                while i < r.upperBound { s += Double(g[i]) * Double(g[i]); i += 1 }
+                k.sums![part] = s
+            }
+            var total: Double = 0
+            for i in 0..<parts { total += partial[i] }
+            return Float(total.squareRoot())
+        }
     }
+}
+
+/// The arguments of the flat-buffer loops above.
+struct BufferKernel {
+    var pointer: UnsafeMutablePointer<Float>
+    var count: Int
+    var bound: Float = 0
+    var sums: UnsafeMutablePointer<Double>? = nil
 }

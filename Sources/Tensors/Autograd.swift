@@ -49,37 +49,24 @@ final class Node {
     let name: String
     let inputs: [Tensor]
     let backward: Backward
-    /// False for fused ops whose backward is not built from differentiable ops.
-    let supportsDoubleBackward: Bool
 
-    init(name: String, inputs: [Tensor], supportsDoubleBackward: Bool = true, backward: @escaping Backward) {
+    init(name: String, inputs: [Tensor], backward: @escaping Backward) {
         self.name = name
         self.inputs = inputs
         self.backward = backward
-        self.supportsDoubleBackward = supportsDoubleBackward
     }
 }
 
 /// Attaches a node to `output` when grad mode is on and an input requires gradients.
 @inline(__always)
-func record(_ output: Tensor, _ name: String, _ inputs: [Tensor], doubleBackward: Bool = true,
-            _ backward: @escaping Node.Backward) -> Tensor {
+func record(_ output: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping Node.Backward) -> Tensor {
     guard GradMode.isEnabled else { return output }
     var any = false
     for t in inputs where t.requiresGrad { any = true; break }
     guard any else { return output }
-    output.node = Node(name: name, inputs: inputs, supportsDoubleBackward: doubleBackward, backward: backward)
+    output.node = Node(name: name, inputs: inputs, backward: backward)
     output.requiresGrad = true
     return output
-}
-
-/// Error raised (as a precondition failure with this text) when create-graph reaches a fused op
-/// whose backward cannot be differentiated again.
-public struct DoubleBackwardUnsupported: Error, CustomStringConvertible {
-    public let op: String
-    public var description: String {
-        "\(op) does not support double backward (createGraph: true); use the composite op instead"
-    }
 }
 
 // MARK: the engine
@@ -145,9 +132,6 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
             guard let node = t.node else {
                 if accumulateLeaves && t.requiresGrad { accumulate(g, into: t, createGraph: createGraph) }
                 continue
-            }
-            if createGraph && !node.supportsDoubleBackward {
-                preconditionFailure(DoubleBackwardUnsupported(op: node.name).description)
             }
             let needs = node.inputs.map { $0.requiresGrad && (visit.relevant[ObjectIdentifier($0)] ?? false) }
             if !needs.contains(true) { continue }

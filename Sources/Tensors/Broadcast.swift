@@ -32,15 +32,39 @@ public enum Broadcast {
 @inline(__always)
 func forEachRow(_ shape: [Int], _ strides: [[Int]], _ body: (_ offsets: UnsafeMutablePointer<Int>, _ inner: Int) -> Void) {
     let r = shape.count
+    if r == 0 {
+        let offsets = UnsafeMutablePointer<Int>.allocate(capacity: max(strides.count, 1))
+        defer { offsets.deallocate() }
+        offsets.initialize(repeating: 0, count: max(strides.count, 1))
+        body(offsets, 1)
+        return
+    }
+    let rows = Tensor.elementCount(shape) / max(shape[r - 1], 1)
+    forEachRow(shape, strides, rows: 0..<rows, body)
+}
+
+/// `forEachRow` over the rows (runs of the last dimension) `rows` only, for splitting a loop
+/// over threads. `shape` has rank >= 1.
+@inline(__always)
+func forEachRow(_ shape: [Int], _ strides: [[Int]], rows: Range<Int>,
+                _ body: (_ offsets: UnsafeMutablePointer<Int>, _ inner: Int) -> Void) {
+    let r = shape.count
     let nOps = strides.count
+    if rows.isEmpty || Tensor.elementCount(shape) == 0 { return }
+    let inner = shape[r - 1]
     let offsets = UnsafeMutablePointer<Int>.allocate(capacity: max(nOps, 1))
     defer { offsets.deallocate() }
     offsets.initialize(repeating: 0, count: max(nOps, 1))
-    if r == 0 { body(offsets, 1); return }
-    let inner = shape[r - 1]
-    if Tensor.elementCount(shape) == 0 { return }
-    var idx = [Int](repeating: 0, count: r)
-    while true {
+    // The outer index of the first row, and the operands' offsets there.
+    let idx = UnsafeMutablePointer<Int>.allocate(capacity: max(r, 1))
+    defer { idx.deallocate() }
+    var rem = rows.lowerBound
+    for d in stride(from: r - 2, through: 0, by: -1) {
+        idx[d] = rem % shape[d]
+        rem /= shape[d]
+        for k in 0..<nOps { offsets[k] += idx[d] * strides[k][d] }
+    }
+    for _ in rows {
         body(offsets, inner)
         // advance the outer counter (dims 0..<r-1)
         var d = r - 2
@@ -52,6 +76,5 @@ func forEachRow(_ shape: [Int], _ strides: [[Int]], _ body: (_ offsets: UnsafeMu
             idx[d] = 0
             d -= 1
         }
-        if d < 0 { return }
     }
 }

@@ -112,26 +112,63 @@ private func scatterRows(_ m: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int
     }
 }
 
+/// Splits the batch into chunks of at most `g.chunk` images and spreads them over the engine's
+/// threads: `body(part, n0, m)` runs for every chunk, each part (0..<parts) on one thread with
+/// its chunks in order, so per-part scratch needs no locking. Returns the number of parts. With
+/// one part the GEMMs inside split themselves over the threads instead.
+private func forEachChunk(_ g: ConvGeometry, _ body: (_ part: Int, _ n0: Int, _ m: Int) -> Void) -> Int {
+    let threads = engineThreads
+    var nc = g.chunk
+    if threads > 1 && g.n >= threads && (g.n + nc - 1) / nc < threads { nc = (g.n + threads - 1) / threads }
+    let chunks = (g.n + nc - 1) / nc
+    let parts = min(threads, chunks)
+    if parts <= 1 {
+        var n0 = 0
+        while n0 < g.n { body(0, n0, min(nc, g.n - n0)); n0 += nc }
+        return 1
+    }
+    ThreadPool.shared.run(parts: parts) { part in
+        // Contiguous runs of chunks per part.
+        let lo = chunks * part / parts, hi = chunks * (part + 1) / parts
+        for c in lo..<hi {
+            let n0 = c * nc
+            body(part, n0, min(nc, g.n - n0))
+        }
+    }
+    return parts
+}
+
+/// Per-part scratch buffers for the chunk loops (allocated once per call, reused by every chunk
+/// of that part).
+private final class ChunkScratch {
+    let cols: TensorStorage
+    let tmp: TensorStorage?
+    init(_ g: ConvGeometry, _ nc: Int) {
+        cols = TensorStorage(count: g.k * nc * g.p)
+        tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
+    }
+}
+
 private func convForwardKernel(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let y = Tensor(uninitializedShape: g.yShape)
     if g.isFullyConnected {   // y[n, co] = sum_k x[n, k] W[co, k]
         sgemm(false, true, g.n, g.cout, g.k, x.data, g.k, w.data, g.k, y.data, g.cout)
         return y
     }
-    let nc = g.chunk
-    let cols = TensorStorage(count: g.k * nc * g.p)
-    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
-    var n0 = 0
-    while n0 < g.n {
-        let m = min(nc, g.n - n0)
-        im2col(x.data, g, n0, m, cols.pointer)
-        if m == 1 {
-            sgemm(false, false, g.cout, g.p, g.k, w.data, g.k, cols.pointer, g.p, y.data + n0 * g.cout * g.p, g.p)
-        } else {
-            sgemm(false, false, g.cout, m * g.p, g.k, w.data, g.k, cols.pointer, m * g.p, tmp!.pointer, m * g.p)
-            scatterRows(tmp!.pointer, g, n0, m, y.data)
+    let xp = x.data, wp = w.data, yp = y.data
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    scratch.withUnsafeMutableBufferPointer { sc in
+        _ = forEachChunk(g) { part, n0, m in
+            if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
+            let s = sc[part]!
+            im2col(xp, g, n0, m, s.cols.pointer)
+            if m == 1 {
+                sgemm(false, false, g.cout, g.p, g.k, wp, g.k, s.cols.pointer, g.p, yp + n0 * g.cout * g.p, g.p)
+            } else {
+                sgemm(false, false, g.cout, m * g.p, g.k, wp, g.k, s.cols.pointer, m * g.p, s.tmp!.pointer, m * g.p)
+                scatterRows(s.tmp!.pointer, g, n0, m, yp)
+            }
         }
-        n0 += m
     }
     return y
 }
@@ -142,21 +179,23 @@ private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -
         sgemm(false, false, g.n, g.k, g.cout, gy.data, g.cout, w.data, g.k, dx.data, g.k)
         return dx
     }
-    let dx = Tensor.zeros(g.xShape)
-    let nc = g.chunk
-    let cols = TensorStorage(count: g.k * nc * g.p)
-    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
-    var n0 = 0
-    while n0 < g.n {
-        let m = min(nc, g.n - n0)
-        let gm: UnsafePointer<Float>
-        if m == 1 { gm = UnsafePointer(gy.data + n0 * g.cout * g.p) } else {
-            gatherRows(gy.data, g, n0, m, tmp!.pointer)
-            gm = UnsafePointer(tmp!.pointer)
+    let dx = Tensor(uninitializedShape: g.xShape)
+    let gp = gy.data, wp = w.data, dxp = dx.data
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    scratch.withUnsafeMutableBufferPointer { sc in
+        _ = forEachChunk(g) { part, n0, m in
+            if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
+            let s = sc[part]!
+            let gm: UnsafePointer<Float>
+            if m == 1 { gm = UnsafePointer(gp + n0 * g.cout * g.p) } else {
+                gatherRows(gp, g, n0, m, s.tmp!.pointer)
+                gm = UnsafePointer(s.tmp!.pointer)
+            }
+            sgemm(true, false, g.k, m * g.p, g.cout, wp, g.k, gm, m * g.p, s.cols.pointer, m * g.p)
+            // This chunk's images of dx: zeroed here (by the thread that fills them), then summed into.
+            (dxp + n0 * g.cin * g.h * g.w).update(repeating: 0, count: m * g.cin * g.h * g.w)
+            col2im(s.cols.pointer, g, n0, m, dxp)
         }
-        sgemm(true, false, g.k, m * g.p, g.cout, w.data, g.k, gm, m * g.p, cols.pointer, m * g.p)
-        col2im(cols.pointer, g, n0, m, dx.data)
-        n0 += m
     }
     return dx
 }
@@ -167,22 +206,45 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) 
         sgemm(true, false, g.cout, g.k, g.n, gy.data, g.cout, x.data, g.k, dw.data, g.k)
         return dw
     }
-    let nc = g.chunk
-    let cols = TensorStorage(count: g.k * nc * g.p)
-    let tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
-    var n0 = 0
-    while n0 < g.n {
-        let m = min(nc, g.n - n0)
-        im2col(x.data, g, n0, m, cols.pointer)
-        let gm: UnsafePointer<Float>
-        if m == 1 { gm = UnsafePointer(gy.data + n0 * g.cout * g.p) } else {
-            gatherRows(gy.data, g, n0, m, tmp!.pointer)
-            gm = UnsafePointer(tmp!.pointer)
+    if g.n == 0 { dw.buffer.update(repeating: 0); return dw }
+    let xp = x.data, gp = gy.data
+    let wCount = g.cout * g.k
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    // Part 0 sums into dw, every other part into its own partial, added at the end.
+    var partials: [TensorStorage?] = Array(repeating: nil, count: engineThreads)
+    var started = [Bool](repeating: false, count: engineThreads)
+    let dwp = dw.data
+    let parts = scratch.withUnsafeMutableBufferPointer { sc in
+        partials.withUnsafeMutableBufferPointer { pa in
+            started.withUnsafeMutableBufferPointer { st in
+                forEachChunk(g) { part, n0, m in
+                    if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
+                    let s = sc[part]!
+                    let out: UnsafeMutablePointer<Float>
+                    if part == 0 { out = dwp } else {
+                        if pa[part] == nil { pa[part] = TensorStorage(count: wCount) }
+                        out = pa[part]!.pointer
+                    }
+                    im2col(xp, g, n0, m, s.cols.pointer)
+                    let gm: UnsafePointer<Float>
+                    if m == 1 { gm = UnsafePointer(gp + n0 * g.cout * g.p) } else {
+                        gatherRows(gp, g, n0, m, s.tmp!.pointer)
+                        gm = UnsafePointer(s.tmp!.pointer)
+                    }
+                    sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, s.cols.pointer, m * g.p, out, g.k,
+                          beta: st[part] ? 1 : 0)
+                    st[part] = true
+                }
+            }
         }
-        sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, cols.pointer, m * g.p, dw.data, g.k, beta: n0 == 0 ? 0 : 1)
-        n0 += m
     }
-    if g.n == 0 { dw.buffer.update(repeating: 0) }
+    for part in 1..<max(parts, 1) {
+        guard let p = partials[part] else { continue }
+        let src = p.pointer
+        parallelFor(wCount, grain: 1 << 15) { r in
+            for i in r { dwp[i] += src[i] }
+        }
+    }
     return dw
 }
 

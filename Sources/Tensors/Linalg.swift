@@ -1,15 +1,52 @@
 import COpenBLAS
+import Synchronization
 
 /// C[m,n] = op(A) op(B) for row-major A, B through cblas_sgemm.
-@inline(__always)
 func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, beta: Float = 0, alpha: Float = 1) {
     if m == 0 || n == 0 { return }
+    EngineCounters.gemmMultiplyAdds.add(m * n * k, ordering: .relaxed)
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
         return
     }
+    // Split the larger side of C over the engine's threads (each block is one single-threaded
+    // OpenBLAS call); small products run whole on the caller.
+    let pool = ThreadPool.shared
+    if pool.threads > 1 && m * n * k >= sgemmSplitFlops {
+        if n >= m {
+            pool.parallelFor(n, grain: 64, align: 16) { r in
+                sgemmBlock(transA, transB, m, r.count, k, a, lda,
+                           transB ? b + r.lowerBound * ldb : b + r.lowerBound, ldb, c + r.lowerBound, ldc, beta, alpha)
+            }
+        } else {
+            pool.parallelFor(m, grain: 16, align: 8) { r in
+                sgemmBlock(transA, transB, r.count, n, k, transA ? a + r.lowerBound : a + r.lowerBound * lda, lda,
+                           b, ldb, c + r.lowerBound * ldc, ldc, beta, alpha)
+            }
+        }
+        return
+    }
+    sgemmBlock(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, beta, alpha)
+}
+
+/// Work counters of the engine (for benchmarks: the fraction of the sgemm ceiling a run reaches).
+public enum EngineCounters {
+    /// Multiply-adds done by GEMM calls since the process started (2 flops each).
+    public static let gemmMultiplyAdds = Atomic<Int>(0)
+    /// GEMM work so far in GFLOP.
+    public static var gemmGFLOP: Double { Double(gemmMultiplyAdds.load(ordering: .relaxed)) * 2e-9 }
+}
+
+/// Products of at least this many multiply-adds are split over the engine's threads.
+let sgemmSplitFlops = 1 << 18
+
+@inline(__always)
+private func sgemmBlock(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
+                        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ alpha: Float) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -1,4 +1,4 @@
-// Numerically stable binary cross-entropy losses (mean reduction, as PyTorch's defaults).
+// Numerically stable cross-entropy losses (mean reduction, as PyTorch's defaults), and softmax.
 
 /// `F.binary_cross_entropy_with_logits(x, target)`: mean(softplus(x) - x * target).
 public func bceWithLogits(_ logits: Tensor, target: Tensor) -> Tensor {
@@ -25,4 +25,35 @@ public func bce(_ p: Tensor, target: Tensor) -> Tensor {
     return record(out, "binary_cross_entropy", [p]) { g, _, _ in
         [g * ((p - target) / (p * (1 - p)).clamp(min: 1e-12)) * (1 / n)]
     }
+}
+
+/// Mean cross-entropy of `logits` [N, K] against integer `labels`, computed stably
+/// (log-sum-exp with the row maximum held constant, which leaves the gradient exact).
+public func crossEntropy(_ logits: Tensor, labels: [Int]) -> Tensor {
+    let (n, k) = (logits.shape[0], logits.shape[1])
+    precondition(labels.count == n && labels.allSatisfy { $0 >= 0 && $0 < k }, "crossEntropy: labels must be \(n) classes in 0..<\(k)")
+    let rowMax = Tensor(uninitializedShape: [n, 1])
+    let oneHot = Tensor.zeros([n, k])
+    for i in 0..<n {
+        var m = -Float.infinity
+        for j in 0..<k { m = max(m, logits.data[i * k + j]) }
+        rowMax.data[i] = m
+        oneHot.data[i * k + labels[i]] = 1
+    }
+    let lse = (logits - rowMax).exp().sum(dim: 1, keepDim: true).log() + rowMax
+    return (lse - (logits * oneHot).sum(dim: 1, keepDim: true)).mean()
+}
+
+/// Row-wise softmax (no graph needed: used for scores).
+public func softmax(_ logits: Tensor) -> Tensor {
+    let (n, k) = (logits.shape[0], logits.shape[1])
+    let out = Tensor(uninitializedShape: logits.shape)
+    for i in 0..<n {
+        var m = -Float.infinity
+        for j in 0..<k { m = max(m, logits.data[i * k + j]) }
+        var s: Float = 0
+        for j in 0..<k { let e = libm_expf(logits.data[i * k + j] - m); out.data[i * k + j] = e; s += e }
+        for j in 0..<k { out.data[i * k + j] /= s }
+    }
+    return out
 }

@@ -27,7 +27,11 @@ public final class TensorStorage {
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 256 << 10
-    static let maxCachedBytes = 1 << 30
+    /// 1 GiB, or `RINGGAN_BLOCK_CACHE_MB` megabytes.
+    static let maxCachedBytes: Int = {
+        if let v = getenv("RINGGAN_BLOCK_CACHE_MB"), let mb = Int(String(cString: v)), mb >= 0 { return mb << 20 }
+        return 1 << 30
+    }()
 
     private var pool: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0
@@ -71,15 +75,6 @@ final class BlockCache: @unchecked Sendable {
             pthread_mutex_unlock(lock)
         }
         free(p)
-    }
-
-    /// Returns every cached block to the system.
-    func trim() {
-        pthread_mutex_lock(lock)
-        for (_, blocks) in pool { for b in blocks { free(b) } }
-        pool.removeAll()
-        cachedBytes = 0
-        pthread_mutex_unlock(lock)
     }
 }
 

@@ -78,6 +78,8 @@ public struct RunFlags: ParsableArguments {
     @Option(help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
     @Option(help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
     @Option(help: "Checkpoints to keep.") public var keep: Int = 3
+    @Option(help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
+    public var logEvery: Int = 1
     @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") public var resume: String?
 
     /// The folder of a new run: `<runs-dir>/<name>`, the name defaulting to model-loss-time.

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Distributed
+import Collectives
+import Cluster
 import Foundation
 import GAN
 import Logging
@@ -36,7 +37,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
     @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
-    @Option(help: "OpenBLAS threads per spawned worker.") var workerThreads: Int = 1
+    @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
@@ -68,9 +69,9 @@ struct CoordinatorCommand: ParsableCommand {
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
         o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
-        o.sampleEvery = output.sampleEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
+        o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
-        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout; o.json = json
+        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         let coordinator = try Coordinator(options: o, logger: log)
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
         var children: [Process] = []
@@ -83,6 +84,7 @@ struct CoordinatorCommand: ParsableCommand {
             try coordinator.run { done, total, kv in
                 if json {
                     print("{\"step\":\(done)," + kv.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",") + "}")
+                    fflush(nil)   // a line per step as it happens, also into a pipe
                 } else {
                     progress.update(done, kv)
                 }
@@ -103,7 +105,8 @@ struct CoordinatorCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: runDir + "/logs", withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
         env["RINGGAN_TOKEN"] = token
-        env["OPENBLAS_NUM_THREADS"] = "\(workerThreads)"
+        env["RINGGAN_THREADS"] = "\(workerThreads)"
+        env["OPENBLAS_NUM_THREADS"] = "1"
         return try (0..<count).map { r in
             let p = Process()
             p.executableURL = exe

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Distributed
+import Collectives
+import Cluster
 import Foundation
 import Logging
 import Telemetry
@@ -13,7 +14,7 @@ struct Worker: ParsableCommand {
         Flags fall back to torchrun-style environment variables, so the same command runs under \
         Kubernetes (Kubeflow PyTorchJob, StatefulSet), Slurm and docker-compose: RANK for --rank, \
         MASTER_ADDR and MASTER_PORT for --coordinator, RINGGAN_TOKEN for the shared token. \
-        OpenBLAS runs one thread per worker unless --threads or OPENBLAS_NUM_THREADS says otherwise.
+        The engine runs one thread per worker unless --threads or RINGGAN_THREADS says otherwise.
         """)
 
     @Option(help: "This worker's rank (default: $RANK).") var rank: Int?
@@ -23,7 +24,7 @@ struct Worker: ParsableCommand {
     @Option(help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
     @Option(help: "Address other workers use to reach this one (default: the address this worker reaches the coordinator from; $POD_IP when set).")
     var advertise: String?
-    @Option(help: "OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1).") var threads: Int?
+    @Option(help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
     @Option(help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
@@ -38,7 +39,7 @@ struct Worker: ParsableCommand {
         guard let token = try Authenticator.loadToken(file: tokenFile) else {
             throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN")
         }
-        BLASRuntime.setThreads(threads ?? env["OPENBLAS_NUM_THREADS"].flatMap(Int.init) ?? 1)
+        ThreadPool.setThreads(threads ?? env["RINGGAN_THREADS"].flatMap(Int.init) ?? 1)
         var o = WorkerOptions(rank: r, coordinatorHost: host, coordinatorPort: port, token: token)
         o.ringHost = ringHost
         o.ringPort = ringPort

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import Datasets
 import Foundation
 import GAN
 import NN
@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Threads (cores) the engine uses (default: $RINGGAN_THREADS, else all cores).") var threads: Int?
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
@@ -81,7 +81,7 @@ struct Train: ParsableCommand {
             guard let seconds = parseDuration(t) else { fail("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m") }
             deadline = started.addingTimeInterval(seconds)
         }
-        if let t = threads { BLASRuntime.setThreads(t) }
+        ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         var config: GANConfig
         if let r = output.resume {
             let ckpt: Checkpoint
@@ -114,9 +114,11 @@ struct Train: ParsableCommand {
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
         session.deadline = deadline
+        guard output.logEvery >= 1 else { fail("--log-every must be at least 1, got \(output.logEvery)") }
+        session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
-            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, OpenBLAS \(BLASRuntime.coreName) x\(BLASRuntime.threads)"
+            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
         log.info("\(summary)")
         if let e = session.events { log.info("TensorBoard events: \(e.path)") }
         let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
@@ -125,6 +127,7 @@ struct Train: ParsableCommand {
             if json {
                 print(String(format: "{\"step\":%d,\"d_loss\":%.5f,\"g_loss\":%.5f,\"d_x\":%.4f,\"d_g_z\":%.4f,\"gp\":%.5f}",
                              trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty))
+                fflush(nil)   // one line per step as it happens, also into a pipe
             } else {
                 var kv: [(String, String)] = [("d_loss", fmt(m.dLoss)), ("g_loss", fmt(m.gLoss)), ("D(x)", fmt(m.dReal)), ("D(G(z))", fmt(m.dFake))]
                 if config.loss == .wganGP { kv.append(("gp", fmt(m.gradientPenalty))) }
@@ -135,7 +138,8 @@ struct Train: ParsableCommand {
         if !json { progress.finish() }
         session.events?.close()
         if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
-        log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)")
+        log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
+                 metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])
     }
 }
 
@@ -618,7 +622,7 @@ struct Info: ParsableCommand {
         print("openblas core:     \(BLASRuntime.coreName)")
         print("selection:         \(BLASRuntime.selectionNote)")
         print("best for this CPU: \(BLASRuntime.bestCoreType(flags: flags) ?? "generic")")
-        print("openblas threads:  \(BLASRuntime.threads)")
+        print("engine threads:    \(ThreadPool.shared.threads) (RINGGAN_THREADS or --threads; OpenBLAS runs 1 per call, the engine splits GEMMs)")
         print("openblas config:   \(BLASRuntime.config)")
         let simd = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"].filter(flags.contains)
         print("cpu features:      \(simd.joined(separator: " "))")

@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Foundation
 import GAN
 import NN
@@ -88,6 +88,33 @@ final class TrainingTests: XCTestCase {
 
     /// Training 3 steps, checkpointing to disk, restoring into fresh models and training 3 more
     /// gives bit-identical parameters, buffers, optimizer state and metrics to 6 uninterrupted steps.
+    /// `logEvery` K: metrics lines at every K-th step and the last; gradient norms measured only
+    /// for those steps (zero in the others' metrics), and the same training either way.
+    func testLogEveryMeasuresGradNormsOnlyWhenLogged() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-logevery-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = smallConfig(.mlp, .bce)
+        c.steps = 5
+        var runs: [[StepMetrics]] = []
+        for k in [1, 2] {
+            let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+            let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/k\(k)"), sampleEvery: 0, checkpointEvery: 0)
+            session.logEvery = k
+            var seen: [StepMetrics] = []
+            try session.run { seen.append($0) }
+            runs.append(seen)
+            let lines = try String(contentsOfFile: dir + "/k\(k)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            let steps = lines.map { (try! JSONSerialization.jsonObject(with: Foundation.Data($0.utf8)) as! [String: Any])["step"] as! Int }
+            XCTAssertEqual(steps, k == 1 ? [1, 2, 3, 4, 5] : [2, 4, 5])
+            for (i, m) in seen.enumerated() {
+                let logged = k == 1 || (i + 1) % k == 0 || i + 1 == c.steps
+                XCTAssertEqual(m.gGradNorm > 0 && m.dGradNorm > 0, logged, "k \(k) step \(i + 1)")
+            }
+        }
+        XCTAssertEqual(runs[0].map { $0.dLoss }, runs[1].map { $0.dLoss })
+        XCTAssertEqual(runs[0].map { $0.gLoss }, runs[1].map { $0.gLoss })
+    }
+
     func testResumeIsBitIdentical() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-resume-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -2,6 +2,7 @@ import Foundation
 import GAN
 import NN
 import Tensors
+import TestSupport
 import XCTest
 
 /// `gan export` for the models beyond the tutorial's generators: the spectral-norm
@@ -19,7 +20,7 @@ final class ExportBeyondTutorialTests: XCTestCase {
 
     func testExportedSNDiscriminatorProgressiveAndStyleGANMatchPyTorch() throws {
         try InteropSupport.require(["torch", "numpy", "safetensors"])
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let cases: [(name: String, train: [String], check: [String])] = [
             ("sndcgan", ["--model", "sndcgan", "--loss", "hinge", "--image-size", "64", "--ngf", "4", "--ndf", "4", "--latent-dim", "16"],
              ["--model", "sndcgan", "--image-size", "64", "--ngf", "4", "--ndf", "4", "--latent-dim", "16"]),

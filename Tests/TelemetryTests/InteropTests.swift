@@ -2,6 +2,7 @@ import Foundation
 import GAN
 import NN
 import Tensors
+import TestSupport
 import XCTest
 
 /// Weights between RingGAN and PyTorch: `gan export` loads into the tutorial's own classes with
@@ -9,7 +10,7 @@ import XCTest
 /// PyTorch saves with `safetensors.torch.save_file` comes back through `gan import`.
 final class InteropTests: XCTestCase {
     func testSafetensorsInt64ForNumBatchesTracked() throws {
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         var rng = RandomGenerator(seed: 1)
         let g = DCGANGenerator(latentDim: 6, ngf: 2, nc: 1, imageSize: 16, rng: &rng)
         for (n, t) in g.stateDict() where n.hasSuffix("num_batches_tracked") { t.data[0] = 12 }
@@ -21,9 +22,9 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(f.tensors["main.1.num_batches_tracked"]?.item, 12)
         XCTAssertEqual(f.dtypes["main.0.weight"], .f32)
         // The raw bytes: an int64 12, little-endian, where the header says.
-        let bytes = [UInt8](try Foundation.Data(contentsOf: URL(fileURLWithPath: p)))
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
         let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16
-        let header = try JSONSerialization.jsonObject(with: Foundation.Data(bytes[8..<(8 + n)])) as! [String: Any]
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as! [String: Any]
         let e = header["main.4.num_batches_tracked"] as! [String: Any]
         XCTAssertEqual(e["dtype"] as? String, "I64")
         let off = (e["data_offsets"] as! [Int])[0]
@@ -61,7 +62,7 @@ final class InteropTests: XCTestCase {
     func testExportedGeneratorsGiveTheSameImagesInPyTorch() throws {
         try InteropSupport.require(["torch", "numpy", "safetensors"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let cases: [(name: String, train: [String], check: [String])] = [
             ("mlp", ["--model", "mlp"], ["--model", "mlp"]),
             ("dcgan", ["--model", "dcgan", "--image-size", "32", "--ngf", "8", "--ndf", "8"],
@@ -96,7 +97,7 @@ final class InteropTests: XCTestCase {
     /// too), saved by safetensors.torch.save_file; latents from numpy (float32 and float64).
     func testPyTorchGeneratorsImportAndGiveTheSameImages() throws {
         try InteropSupport.require(["torch", "numpy", "safetensors"])
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let cases: [(name: String, args: [String], dtype: String)] = [
             ("pt-mlp", ["--model", "mlp"], "float32"),
             ("pt-dcgan32", ["--model", "dcgan", "--image-size", "32", "--latent-dim", "16", "--ngf", "4"], "float64"),

@@ -1,5 +1,6 @@
 import Foundation
 import Telemetry
+import TestSupport
 import XCTest
 
 final class LogTests: XCTestCase {
@@ -47,7 +48,7 @@ final class LogTests: XCTestCase {
     /// --log-level on the command line: validated, and it filters.
     func testLogLevelFlag() throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let bad = try gan(["info", "--log-level", "loud"], cwd: work, expect: 64)
         XCTAssertTrue(bad.stderr.contains("unknown --log-level 'loud'"), bad.stderr)
         let common = ["train", "--model", "mlp", "--steps", "2", "--batch", "8", "--data", mnistFolder, "--sample-every", "1"]

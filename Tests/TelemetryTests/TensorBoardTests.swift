@@ -1,4 +1,4 @@
-import Data
+import Datasets
 import Foundation
 import GAN
 import Telemetry
@@ -45,13 +45,13 @@ final class TensorBoardTests: XCTestCase {
     }
 
     func testTFRecordFramingRoundTripAndCorruption() throws {
-        let payloads = [Foundation.Data(), Foundation.Data("hello".utf8), Foundation.Data((0..<1000).map { UInt8($0 % 251) })]
-        var file = Foundation.Data()
+        let payloads = [Data(), Data("hello".utf8), Data((0..<1000).map { UInt8($0 % 251) })]
+        var file = Data()
         for p in payloads { file.append(TFRecord.frame(p)) }
         XCTAssertEqual(file.count, payloads.reduce(0) { $0 + $1.count + 16 })
         XCTAssertEqual(try TFRecord.records(file), payloads)
         // The framing of an empty record: length 0, its masked CRC, no data, the masked CRC of nothing.
-        let empty = [UInt8](TFRecord.frame(Foundation.Data()))
+        let empty = [UInt8](TFRecord.frame(Data()))
         XCTAssertEqual(Array(empty[0..<8]), [0, 0, 0, 0, 0, 0, 0, 0])
         let lenCRC = CRC32C.mask(CRC32C.checksum([UInt8](repeating: 0, count: 8)))
         XCTAssertEqual(Array(empty[8..<12]), [UInt8(lenCRC & 0xFF), UInt8(lenCRC >> 8 & 0xFF), UInt8(lenCRC >> 16 & 0xFF), UInt8(lenCRC >> 24)])
@@ -63,7 +63,7 @@ final class TensorBoardTests: XCTestCase {
     }
 
     func testEventWriterFileNameFirstRecordAndFlushing() throws {
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         final class Clock: @unchecked Sendable { var t = 1_700_000_000.25 }
         let clock = Clock()
         let w = try EventWriter(directory: dir + "/run", flushEvery: 5, clock: { clock.t })
@@ -71,24 +71,24 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertTrue(name.hasPrefix("events.out.tfevents.1700000000."), name)
         XCTAssertFalse(name.hasSuffix("."), name)
         // The file_version record is there at once.
-        var records = try TFRecord.records(Foundation.Data(contentsOf: URL(fileURLWithPath: w.path)))
+        var records = try TFRecord.records(Data(contentsOf: URL(fileURLWithPath: w.path)))
         XCTAssertEqual(records.count, 1)
         XCTAssertEqual(records[0], TensorBoardEvent.fileVersionEvent(wallTime: 1_700_000_000.25))
-        XCTAssertNotNil(records[0].range(of: Foundation.Data("brain.Event:2".utf8)))
+        XCTAssertNotNil(records[0].range(of: Data("brain.Event:2".utf8)))
         // Buffered until flushEvery seconds have passed...
         w.scalar("a", 1, step: 1)
         clock.t += 1
         w.scalar("a", 2, step: 2)
-        records = try TFRecord.records(Foundation.Data(contentsOf: URL(fileURLWithPath: w.path)))
+        records = try TFRecord.records(Data(contentsOf: URL(fileURLWithPath: w.path)))
         XCTAssertEqual(records.count, 1)
         clock.t += 5
         w.scalar("a", 3, step: 3)
-        records = try TFRecord.records(Foundation.Data(contentsOf: URL(fileURLWithPath: w.path)))
+        records = try TFRecord.records(Data(contentsOf: URL(fileURLWithPath: w.path)))
         XCTAssertEqual(records.count, 4)
         // ... or flush() is called.
         w.scalar("a", 4, step: 4)
         w.flush()
-        records = try TFRecord.records(Foundation.Data(contentsOf: URL(fileURLWithPath: w.path)))
+        records = try TFRecord.records(Data(contentsOf: URL(fileURLWithPath: w.path)))
         XCTAssertEqual(records.count, 5)
         XCTAssertEqual(records[4], TensorBoardEvent.summaryEvent(wallTime: clock.t, step: 4, values: [(tag: "a", value: .scalar(4))]))
         // A second writer in the same second gets a file of its own.
@@ -96,14 +96,14 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertNotEqual(w2.path, w.path)
         w.close()
         w.scalar("ignored", 1, step: 5)
-        XCTAssertEqual(try TFRecord.records(Foundation.Data(contentsOf: URL(fileURLWithPath: w.path))).count, 5)
+        XCTAssertEqual(try TFRecord.records(Data(contentsOf: URL(fileURLWithPath: w.path))).count, 5)
     }
 
     // MARK: read back by TensorBoard itself
 
     func testTheRealTensorBoardReaderReadsOurScalarsAndImages() throws {
         try InteropSupport.require(["tensorboard"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let w = try EventWriter(directory: dir)
         for s in 1...5 { w.scalars([("loss/d", Float(s) * 0.5), ("loss/g", -Float(s) / 3)], step: s) }
         w.scalar("lonely", 3.25, step: 7)
@@ -143,7 +143,7 @@ final class TensorBoardTests: XCTestCase {
     /// logScalars (the distributed layer's dist/* figures).
     func testTrainingSessionEventsReadByTensorBoard() throws {
         try InteropSupport.require(["tensorboard"])
-        let dir = try makeWorkDir(self)
+        let dir = try makeTempDir(self)
         let data = blobs(32)
         for (name, config) in [("mlp-bce", tinyConfig(.mlp, .bce)), ("prog-gp", tinyConfig(.dcgan, .wganGP, progressive: true))] {
             let trainer = GANTrainer(models: GANModels(config: config), dataset: data)
@@ -205,7 +205,7 @@ final class TensorBoardTests: XCTestCase {
     func testCommandLineRunsOpenInTensorBoard() throws {
         try InteropSupport.require(["tensorboard"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnistFolder), "\(mnistFolder) is missing: run scripts/setup.sh")
-        let work = try makeWorkDir(self)
+        let work = try makeTempDir(self)
         let t = try gan(["train", "--model", "mlp", "--steps", "3", "--batch", "8", "--data", mnistFolder, "--name", "e2e",
                          "--sample-every", "2", "--checkpoint-every", "0"], cwd: work)
         // Logs on standard error, the progress display on standard output.
@@ -223,7 +223,7 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertFalse(r.scalarTags.contains("wgan_gp/penalty"))
         // The same values as metrics.jsonl.
         let lines = try String(contentsOfFile: work + "/runs/e2e/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let dLoss = lines.map { (try! JSONSerialization.jsonObject(with: Foundation.Data($0.utf8)) as! [String: Any])["d_loss"] as! Double }
+        let dLoss = lines.map { (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["d_loss"] as! Double }
         XCTAssertEqual(zip(r.scalars("loss/d"), dLoss).map { abs($0.0.value - $0.1) < 1e-5 }, [true, true, true])
         XCTAssertEqual(r.images("samples").map { $0.step }, [2, 3])
         XCTAssertEqual(r.images("samples").first?.width, 242)
@@ -235,7 +235,7 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertTrue(c.stdout.contains("held-out accuracy"), c.stdout)
         let cj = try gan(["train-classifier", "--data", mnistFolder, "--epochs", "1", "--max-train", "192", "--out", "clf.safetensors", "--json"],
                          cwd: work)
-        let objs = cj.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Foundation.Data($0.utf8)) as? [String: Any] }
+        let objs = cj.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertEqual(objs.count, 4, cj.stdout)
         XCTAssertTrue(objs.allSatisfy { $0 != nil }, "every stdout line is JSON:\n\(cj.stdout)")
         XCTAssertEqual(objs.prefix(3).map { $0?["step"] as? Int }, [1, 2, 3])
@@ -244,7 +244,7 @@ final class TensorBoardTests: XCTestCase {
         let ev = try gan(["evaluate", "--checkpoint", "runs/e2e/checkpoints/step_00000003.rgan", "--classifier", "clf.safetensors",
                           "--samples", "300", "--json"], cwd: work)
         XCTAssertEqual(ev.stdout.split(separator: "\n").count, 1, "only the JSON object on standard output:\n\(ev.stdout)")
-        let result = try JSONSerialization.jsonObject(with: Foundation.Data(ev.stdout.utf8)) as! [String: Any]
+        let result = try JSONSerialization.jsonObject(with: Data(ev.stdout.utf8)) as! [String: Any]
         XCTAssertTrue(ev.stderr.contains("generate+score 300/300 (100%)"), ev.stderr)
         XCTAssertTrue(ev.stderr.contains("real features 600/600 (100%)"), ev.stderr)   // reference and floor set
         r = try InteropSupport.readEvents(work + "/runs/e2e")
@@ -263,7 +263,7 @@ final class TensorBoardTests: XCTestCase {
         let j = try gan(["train", "--model", "mlp", "--steps", "2", "--batch", "8", "--data", mnistFolder, "--name", "j", "--logdir", "tb/j",
                          "--json", "--sample-every", "0"], cwd: work)
         XCTAssertEqual(j.stdout.split(separator: "\n").count, 2, j.stdout)
-        XCTAssertTrue(j.stdout.split(separator: "\n").allSatisfy { (try? JSONSerialization.jsonObject(with: Foundation.Data($0.utf8))) != nil }, j.stdout)
+        XCTAssertTrue(j.stdout.split(separator: "\n").allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil }, j.stdout)
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: work + "/runs/j").contains { $0.hasPrefix("events.out") })
         r = try InteropSupport.readEvents(work + "/tb/j")
         XCTAssertEqual(r.scalars("loss/d").map { $0.step }, [1, 2])

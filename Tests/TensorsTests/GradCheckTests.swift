@@ -191,4 +191,42 @@ final class GradCheckTests: XCTestCase {
             bceWithLogits(ins[0], target: Tensor(shape: [6, 1], values: [1, 0, 0.9, 0.7, 1, 0]))
         }
     }
+
+    // MARK: the fused batch norm
+
+    func testBatchNormFirstAndSecondOrder() {
+        // Odd sizes so the 8-lane loops have tails; the second output term keeps the loss from
+        // being invariant (sum of a normalised output has zero gradient).
+        let x = sample([3, 2, 3, 3]), w = sample([2], seed: 2, positive: true), b = sample([2], seed: 3)
+        let probe = sample([3, 2, 3, 3], seed: 4, requiresGrad: false)
+        gradCheck("batch norm", [x, w, b], eps: 3e-3) { batchNormTraining($0[0], weight: $0[1], bias: $0[2], eps: 1e-5).0 * probe }
+        gradCheck("batch norm 1d", [sample([5, 3], seed: 5), sample([3], seed: 6, positive: true), sample([3], seed: 7)], eps: 3e-3) {
+            batchNormTraining($0[0], weight: $0[1], bias: $0[2], eps: 1e-5).0.pow(3)
+        }
+        // The WGAN-GP path: the input gradient of a critic with batch norm, differentiated again.
+        gradGradCheck("batch norm critic", [x, w, b], eps: 3e-3) {
+            (batchNormTraining($0[0], weight: $0[1], bias: $0[2], eps: 1e-5).0 * probe).tanh()
+        }
+    }
+
+    func testBatchNormMatchesComposedOps() {
+        // Against the composition it replaced: statistics, output and all three gradients.
+        let x = sample([16, 8, 9, 9], seed: 11), w = sample([8], seed: 12, positive: true), b = sample([8], seed: 13)
+        let g = sample([16, 8, 9, 9], seed: 14, requiresGrad: false)
+        let (y, stats) = batchNormTraining(x, weight: w, bias: b, eps: 1e-5)
+        (y * g).sum().backward()
+        let fused = [y.toArray(), x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray()]
+        let x2 = x.detach(), w2 = w.detach(), b2 = b.detach()
+        for t in [x2, w2, b2] { t.requiresGrad = true }
+        let mean = x2.mean(dims: [0, 2, 3], keepDim: true), v = x2.variance(dims: [0, 2, 3], keepDim: true)
+        let y2 = (x2 - mean) / (v + 1e-5).sqrt() * w2.reshape([1, 8, 1, 1]) + b2.reshape([1, 8, 1, 1])
+        (y2 * g).sum().backward()
+        let composed = [y2.toArray(), x2.grad!.toArray(), w2.grad!.toArray(), b2.grad!.toArray()]
+        for (k, name) in ["y", "dx", "dw", "db"].enumerated() {
+            for (a, e) in zip(fused[k], composed[k]) { XCTAssertEqual(a, e, accuracy: 2e-4 * max(1, abs(e)), name) }
+        }
+        for (a, e) in zip(stats.mean, mean.toArray()) { XCTAssertEqual(a, e, accuracy: 1e-5) }
+        for (a, e) in zip(stats.variance, v.toArray()) { XCTAssertEqual(a, e, accuracy: 1e-4) }
+        XCTAssertEqual(stats.count, 16 * 81)
+    }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Data
+import Datasets
 import Tensors
 
 /// Fixtures written by the scripts in tools/fixtures (PyTorch 2.13 CPU), stored beside each test

@@ -9,8 +9,8 @@
 // 2. Every codec on real gradients (a DCGAN 32x32 step on MNIST digits): compression ratio,
 //    encode and decode MB/s, and the bytes a rank puts on the wire per training step.
 // 3. Training images/s for 1, 2 and 4 ranks (DCGAN 32x32, batch 64, ngf = ndf = 64).
-import Data
-import Distributed
+import Datasets
+import Collectives
 import Foundation
 import GAN
 import NN

@@ -1,0 +1,297 @@
+import Collectives
+import Datasets
+import Foundation
+import GAN
+import Logging
+import Telemetry
+import Tensors
+
+public struct CoordinatorOptions: Sendable {
+    public var workers: Int
+    public var minWorkers: Int?
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 29500
+    public var token: String
+    public var config: GANConfig
+    public var runDir: String
+    public var sampleEvery = 100
+    /// Rank 0's metrics lines and TensorBoard scalars every K steps (gradient norms only then).
+    public var logEvery = 1
+    public var checkpointEvery = 500
+    public var keep = 3
+    public var resume: String?
+    public var codec: GradientCodec = .shuffleZstd
+    public var level: Int32 = 1
+    public var checksumEvery = 10
+    /// Steps of shards sent ahead of the slowest worker.
+    public var prefetch = 3
+    /// Seconds a worker may be silent (no step, no heartbeat) before it counts as dead.
+    public var deadAfter: Double = 15
+    public var heartbeat: Double = 1
+    /// Seconds to wait for workers to join.
+    public var rendezvousTimeout: Double = 120
+    /// Seconds any network wait may last.
+    public var ioTimeout: Double = 60
+    public init(workers: Int, token: String, config: GANConfig, runDir: String) {
+        self.workers = workers
+        self.token = token
+        self.config = config
+        self.runDir = runDir
+    }
+}
+
+/// What ended a run.
+public struct CoordinatorFailure: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The coordinator: rendezvous, ring assignment, per-step shards sent ahead, progress,
+/// replica checksums, failure detection and re-formation.
+public final class Coordinator {
+    let options: CoordinatorOptions
+    var log: Logger
+    let auth: Authenticator
+    let listener: Listener
+    public var port: UInt16 { listener.port }
+
+    final class Member: @unchecked Sendable {
+        let requestedRank: Int
+        var rank: Int
+        let conn: Connection
+        let ringHost: String
+        let ringPort: UInt16
+        var lastSeen = monotonic()
+        init(requestedRank: Int, conn: Connection, ringHost: String, ringPort: UInt16) {
+            self.requestedRank = requestedRank
+            rank = requestedRank
+            self.conn = conn
+            self.ringHost = ringHost
+            self.ringPort = ringPort
+        }
+    }
+
+    enum Event { case frame(Int, Frame), lost(Int, String) }
+    final class Events: @unchecked Sendable {
+        let cond = NSCondition()
+        var items: [Event] = []
+        func push(_ e: Event) { cond.lock(); items.append(e); cond.signal(); cond.unlock() }
+        func pop(timeout: Double) -> Event? {
+            cond.lock(); defer { cond.unlock() }
+            if items.isEmpty { _ = cond.wait(until: Date().addingTimeInterval(timeout)) }
+            return items.isEmpty ? nil : items.removeFirst()
+        }
+    }
+
+    public init(options: CoordinatorOptions, logger: Logger) throws {
+        self.options = options
+        log = logger
+        auth = Authenticator(token: options.token)
+        listener = try Listener(host: options.host, port: options.port)
+        ignoreSigpipe()
+    }
+
+    /// Accepts workers until `count` have joined (refusing bad ones) or the timeout passes.
+    func rendezvous(count: Int, ranks allowed: Set<Int>?) throws -> [Member] {
+        var members: [Int: Member] = [:]
+        let deadline = monotonic() + options.rendezvousTimeout
+        log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)")
+        while members.count < count {
+            let left = deadline - monotonic()
+            guard left > 0 else {
+                throw CoordinatorFailure(description: "only \(members.count) of \(count) workers joined within \(Int(options.rendezvousTimeout)) s (ranks \(members.keys.sorted()))")
+            }
+            guard let c = try listener.accept(timeout: min(left, 1), ioTimeout: 5) else { continue }
+            do {
+                let outcome = try Handshake.accept(c, claim: .hello, as: HelloMessage.self, auth: auth,
+                                                   context: { "worker \($0.rank)" }, wrongToken: "authentication failed: wrong token") { hello in
+                    let valid = allowed.map { $0.contains(hello.rank) } ?? (hello.rank >= 0 && hello.rank < options.workers)
+                    guard valid else { return "rank \(hello.rank) is out of range for \(options.workers) workers" }
+                    guard members[hello.rank] == nil else { return "rank \(hello.rank) has already joined" }
+                    return nil
+                }
+                guard case .admitted(let hello) = outcome else {
+                    if case .refused(let why) = outcome { log.warning("refused \(c.peer): \(why)") }
+                    continue
+                }
+                members[hello.rank] = Member(requestedRank: hello.rank, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
+                log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
+            } catch {
+                log.warning("dropped a connection from \(c.peer): \(error)")
+                c.close()
+            }
+        }
+        // Dense ranks in order of the requested ones.
+        let ordered = members.keys.sorted().map { members[$0]! }
+        for (i, m) in ordered.enumerated() { m.rank = i }
+        return ordered
+    }
+
+    /// Runs the whole job; returns normally when the run completes.
+    public func run(progress: ((Int, Int, [(String, String)]) -> Void)? = nil) throws {
+        let c = options.config
+        let dataset = try loadTrainingData(c)
+        log.info("\(dataset.count) training images from \(dataset.source); \(c.steps) steps of a global batch of \(c.batchSize)")
+        var resume = options.resume
+        var members = try rendezvous(count: options.workers, ranks: nil)
+        var formation = 0
+        while true {
+            formation += 1
+            do {
+                try train(members: members, dataset: dataset, resume: resume, progress: progress)
+                return
+            } catch let f as MemberFailure {
+                let survivors = members.filter { !f.dead.contains($0.rank) }
+                for m in members { m.conn.close() }
+                guard let minW = options.minWorkers, survivors.count >= minW else {
+                    throw CoordinatorFailure(description: "\(f.reason); stopping the run (no --min-workers, or fewer than it survive)"
+                        + lastCheckpointNote())
+                }
+                log.error("\(f.reason); re-forming the ring with the \(survivors.count) survivor(s) (at least \(minW)) from the last checkpoint")
+                resume = CheckpointStore(directory: options.runDir + "/checkpoints").latest()
+                // Survivors rejoin with their ranks; a replacement may take a dead rank.
+                members = try rendezvous(count: max(minW, survivors.count), ranks: Set(0..<options.workers))
+            }
+        }
+    }
+
+    func lastCheckpointNote() -> String {
+        if let p = CheckpointStore(directory: options.runDir + "/checkpoints").latest() { return "; the last checkpoint is \(p)" }
+        return "; no checkpoint was written yet"
+    }
+
+    struct MemberFailure: Error { let reason: String; let dead: Set<Int> }
+
+    func train(members: [Member], dataset: ImageDataset, resume: String?, progress: ((Int, Int, [(String, String)]) -> Void)?) throws {
+        let c = options.config
+        let n = members.count
+        let source = LocalBatches(dataset: dataset, config: c)
+        var step = 0
+        if let r = resume {
+            let ck = try Checkpoint.read(path: r)
+            source.restore(ck.sampler)
+            step = ck.step
+        }
+        for m in members {
+            let right = members[(m.rank + 1) % n]
+            let s = StartMessage(config: c, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
+                                 runDir: options.runDir, sampleEvery: options.sampleEvery, checkpointEvery: options.checkpointEvery,
+                                 keep: options.keep, resume: resume, codec: options.codec, level: options.level,
+                                 checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
+                                 logEvery: options.logEvery)
+            try m.conn.send(.start, json: s)
+            m.lastSeen = monotonic()
+        }
+        log.info("started \(n) worker(s) at step \(step)\(resume.map { " from \($0)" } ?? "")")
+        let events = Events()
+        for (i, m) in members.enumerated() {
+            m.conn.timeout = 3600   // liveness is judged by heartbeats, not by the read timeout
+            Thread {
+                while true {
+                    do { events.push(.frame(i, try m.conn.receive(maxPayload: 1 << 20))) } catch {
+                        events.push(.lost(i, "\(error)")); return
+                    }
+                }
+            }.start()
+        }
+        var sent = step            // steps whose shards are all sent
+        var done = [Int: [StepDoneMessage]]()
+        var completed = step
+        var finished = Set<Int>()
+        let t0 = monotonic()
+        func stopAll(_ reason: String, reform: Bool) {
+            for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform)) }
+        }
+        while true {
+            // Send shards ahead.
+            while sent < c.steps && sent < completed + options.prefetch {
+                for it in 0..<c.nCritic {
+                    let global = source.nextGlobal()
+                    let sampler = it == c.nCritic - 1 ? source.samplerState : nil
+                    for m in members {
+                        let mine = EpochSampler.shard(global.count, rank: m.rank, worldSize: n)
+                        var px = [UInt8]()
+                        px.reserveCapacity(mine.count * dataset.height * dataset.width)
+                        let plane = dataset.height * dataset.width
+                        for j in mine { px += dataset.pixels[(global[j] * plane)..<((global[j] + 1) * plane)] }
+                        let h = BatchHeader(step: sent + 1, iteration: it, positions: Array(mine), height: dataset.height,
+                                            width: dataset.width, sampler: sampler)
+                        do { try m.conn.send(Frame(.batch, tag: UInt64(sent + 1), payload: try packPayload(h, px))) } catch {
+                            stopAll("rank \(m.rank) is unreachable", reform: options.minWorkers != nil)
+                            throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank])
+                        }
+                    }
+                }
+                sent += 1
+            }
+            guard let e = events.pop(timeout: 0.2) else {
+                let now = monotonic()
+                let silent = members.filter { now - $0.lastSeen > options.deadAfter && !finished.contains($0.rank) }
+                if !silent.isEmpty {
+                    let ranks = silent.map { $0.rank }
+                    stopAll("rank(s) \(ranks) stopped responding", reform: options.minWorkers != nil)
+                    throw MemberFailure(reason: "rank(s) \(ranks) sent nothing for \(Int(options.deadAfter)) s (hung or dead) at step \(completed + 1)",
+                                        dead: Set(ranks))
+                }
+                continue
+            }
+            switch e {
+            case .lost(let i, let why):
+                if finished.count == n { return }
+                let r = members[i].rank
+                stopAll("rank \(r) was lost", reform: options.minWorkers != nil)
+                throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r])
+            case .frame(let i, let f):
+                let m = members[i]
+                m.lastSeen = monotonic()
+                switch f.type {
+                case .heartbeat: break
+                case .failure:
+                    let why = String(decoding: f.payload, as: UTF8.self)
+                    // The reporting rank may be healthy and its ring neighbour dead: wait a moment
+                    // for the dead one's connection to drop, and decide who survives before the
+                    // stop goes out (after it, survivors close their connections to rejoin).
+                    var dead: Set<Int> = []
+                    let until = monotonic() + 2
+                    while monotonic() < until {
+                        if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
+                    }
+                    stopAll("a worker failed", reform: options.minWorkers != nil)
+                    throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
+                case .stepDone:
+                    let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)
+                    done[d.step, default: []].append(d)
+                    while let all = done[completed + 1], all.count == n {
+                        completed += 1
+                        done[completed] = nil
+                        let sums = all.filter { $0.checksum != nil }
+                        if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {
+                            stopAll("replicas diverged", reform: false)
+                            throw CoordinatorFailure(description: "replicas diverged at step \(completed): parameter checksums "
+                                + all.map { String(format: "%08x", $0.checksum ?? 0) }.joined(separator: ", ") + lastCheckpointNote())
+                        }
+                        let total = Float(all.reduce(0) { $0 + $1.shard })
+                        func mean(_ k: KeyPath<StepDoneMessage, Float>) -> Float { all.reduce(0) { $0 + $1[keyPath: k] * Float($1.shard) } / total }
+                        let wire = all.reduce(0) { $0 + $1.wireBytes }, raw = all.reduce(0) { $0 + $1.rawBytes }
+                        let ips = Double(c.batchSize * (completed - step)) / max(monotonic() - t0, 1e-9)
+                        var kv: [(String, String)] = [("d_loss", String(format: "%.4f", mean(\.dLoss))), ("g_loss", String(format: "%.4f", mean(\.gLoss))),
+                                                      ("D(x)", String(format: "%.3f", mean(\.dReal))), ("D(G(z))", String(format: "%.3f", mean(\.dFake))),
+                                                      ("img/s", String(format: "%.0f", ips))]
+                        if c.loss == .wganGP { kv.append(("gp", String(format: "%.4f", mean(\.gradientPenalty)))) }
+                        if n > 1 { kv.append(("wire MB", String(format: "%.1f", Double(wire) / 1e6))); kv.append(("ratio", String(format: "%.2f", raw > 0 ? Double(raw) / Double(max(wire, 1)) : 1))) }
+                        progress?(completed, c.steps, kv)
+                    }
+                case .finished:
+                    finished.insert(m.rank)
+                    if finished.count == n {
+                        for mm in members { try? mm.conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                        log.info("run complete: \(completed) steps")
+                        return
+                    }
+                default:
+                    stopAll("protocol error", reform: false)
+                    throw CoordinatorFailure(description: "rank \(m.rank) sent an unexpected \(f.type) frame")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Collectives
+import Datasets
+import Foundation
+import GAN
+import Telemetry
+
+/// Control messages between the coordinator and the workers (JSON frame payloads).
+public struct HelloMessage: HandshakeClaim, Sendable {
+    public var rank: Int
+    public var ringHost: String
+    public var ringPort: UInt16
+    public var mac: [UInt8]
+    public var pid: Int32
+}
+
+public struct StartMessage: Codable, Sendable {
+    public var config: GANConfig
+    public var rank: Int
+    public var worldSize: Int
+    public var rightHost: String
+    public var rightPort: UInt16
+    public var runDir: String
+    public var sampleEvery: Int
+    public var checkpointEvery: Int
+    public var keep: Int
+    /// Checkpoint every rank loads before training (a resumed or re-formed run).
+    public var resume: String?
+    public var codec: GradientCodec
+    public var level: Int32
+    public var checksumEvery: Int
+    /// Seconds any network wait may last.
+    public var timeout: Double
+    public var heartbeat: Double
+    /// Rank 0's metrics cadence (absent from older coordinators: every step).
+    public var logEvery: Int? = nil
+}
+
+/// Header of a `batch` frame; the shard's pixels (uint8, count x height x width) follow it.
+public struct BatchHeader: Codable, Sendable {
+    public var step: Int
+    public var iteration: Int
+    /// Positions of the shard's samples within the global batch.
+    public var positions: [Int]
+    public var height: Int
+    public var width: Int
+    /// The data position after this step (on the step's last iteration): saved in checkpoints.
+    public var sampler: EpochSampler?
+}
+
+public struct StepDoneMessage: Codable, Sendable {
+    public var step: Int
+    public var shard: Int
+    public var dLoss: Float, gLoss: Float, dReal: Float, dFake: Float, gradientPenalty: Float
+    public var checksum: UInt32?
+    public var wireBytes: Int
+    public var rawBytes: Int
+    public var seconds: Double
+}
+
+public struct StopMessage: Codable, Sendable {
+    public var reason: String
+    /// The coordinator re-forms the ring: reconnect and wait for a new start.
+    public var reform: Bool
+}
+
+/// Packs a JSON header and raw bytes into one payload: u32 header length, header, bytes.
+func packPayload<T: Encodable>(_ header: T, _ bytes: [UInt8]) throws -> [UInt8] {
+    let h = Array(try JSONEncoder().encode(header))
+    var out = [UInt8]()
+    out.reserveCapacity(4 + h.count + bytes.count)
+    withUnsafeBytes(of: UInt32(h.count).littleEndian) { out += $0 }
+    out += h
+    out += bytes
+    return out
+}
+
+func unpackPayload<T: Decodable>(_ t: T.Type, _ payload: [UInt8], peer: String) throws -> (T, ArraySlice<UInt8>) {
+    guard payload.count >= 4 else { throw NetError(peer, "truncated message") }
+    let n = Int(UInt32(payload[0]) | UInt32(payload[1]) << 8 | UInt32(payload[2]) << 16 | UInt32(payload[3]) << 24)
+    guard 4 + n <= payload.count else { throw NetError(peer, "message header of \(n) bytes overruns the frame") }
+    do {
+        let h = try JSONDecoder().decode(t, from: Data(payload[4..<(4 + n)]))
+        return (h, payload[(4 + n)...])
+    } catch { throw NetError(peer, "malformed message header (\(error))") }
+}
+
+/// CRC-32C of a model's parameters and buffers: replicas that agree have equal checksums.
+public func replicaChecksum(_ models: GANModels) -> UInt32 {
+    var crc: UInt32 = 0
+    for t in [models.gParams.valueTensor, models.dParams.valueTensor]
+        + (models.generator.namedBuffers() + models.discriminator.namedBuffers()).map({ $0.1 }) {
+        crc = UInt32(truncatingIfNeeded: t.buffer.withMemoryRebound(to: UInt8.self) { b in
+            CRC32C.checksum(UnsafeRawBufferPointer(b), crc: crc)
+        })
+    }
+    return crc
+}

@@ -1,0 +1,238 @@
+import Collectives
+import Datasets
+import Foundation
+import GAN
+import Logging
+import NN
+import Tensors
+
+/// A bounded hand-off of shards from the coordinator's reader thread to the training thread.
+final class ShardQueue: BatchSource, @unchecked Sendable {
+    private let cond = NSCondition()
+    private var items: [(BatchHeader, [UInt8])] = []
+    private var closedReason: String?
+    private var lastSampler: EpochSampler
+    let imageSize: Int
+    let timeout: Double
+
+    init(initial: EpochSampler, imageSize: Int, timeout: Double) {
+        lastSampler = initial
+        self.imageSize = imageSize
+        self.timeout = timeout
+    }
+
+    func push(_ h: BatchHeader, _ px: [UInt8]) {
+        cond.lock(); items.append((h, px)); cond.broadcast(); cond.unlock()
+    }
+
+    func close(_ reason: String) {
+        cond.lock(); if closedReason == nil { closedReason = reason }; cond.broadcast(); cond.unlock()
+    }
+
+    func nextShard() throws -> (images: Tensor, positions: [Int]) {
+        cond.lock()
+        defer { cond.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while items.isEmpty && closedReason == nil {
+            if !cond.wait(until: deadline) { throw NetError("coordinator", "no batch arrived within \(Int(timeout)) s") }
+        }
+        if items.isEmpty, let r = closedReason { throw WorkerStop(reason: r) }
+        let (h, px) = items.removeFirst()
+        if let s = h.sampler { lastSampler = s }
+        let ds = ImageDataset(pixels: px, count: h.positions.count, height: h.height, width: h.width,
+                              labels: [UInt8](repeating: 0, count: h.positions.count), source: "coordinator")
+        return (batch(ds, indices: Array(0..<h.positions.count), size: imageSize), h.positions)
+    }
+
+    var samplerState: EpochSampler {
+        cond.lock(); defer { cond.unlock() }
+        return lastSampler
+    }
+
+    func restore(_ sampler: EpochSampler) {
+        cond.lock(); lastSampler = sampler; cond.unlock()
+    }
+}
+
+/// The coordinator told this worker to stop (or the connection to it ended).
+struct WorkerStop: Error, CustomStringConvertible {
+    let reason: String
+    var reform = false
+    var description: String { reason }
+}
+
+public struct WorkerOptions: Sendable {
+    public var rank: Int
+    public var coordinatorHost: String
+    public var coordinatorPort: UInt16
+    public var ringHost: String = "0.0.0.0"
+    public var ringPort: UInt16 = 0
+    /// The address other workers should use to reach this one (defaults to ringHost).
+    public var advertiseHost: String?
+    public var token: String
+    public var connectTimeout: Double = 60
+    public init(rank: Int, coordinatorHost: String, coordinatorPort: UInt16, token: String) {
+        self.rank = rank
+        self.coordinatorHost = coordinatorHost
+        self.coordinatorPort = coordinatorPort
+        self.token = token
+    }
+}
+
+/// One worker process: rendezvous with the coordinator, form the ring, train on the shards it
+/// is sent; after a re-formation, do it again. Returns when the run is finished.
+public final class WorkerProcess {
+    let options: WorkerOptions
+    var log: Logger
+    let auth: Authenticator
+
+    public init(options: WorkerOptions, logger: Logger) {
+        self.options = options
+        log = logger
+        auth = Authenticator(token: options.token)
+    }
+
+    public func run() throws {
+        ignoreSigpipe()
+        let ringListener = try Listener(host: options.ringHost, port: options.ringPort)
+        while true {
+            do {
+                try session(ringListener)
+                return
+            } catch let s as WorkerStop where s.reform {
+                log.notice("the coordinator is re-forming the ring (\(s.reason)); rejoining")
+                continue
+            }
+        }
+    }
+
+    /// One membership of the ring, from rendezvous to finish (or a stop).
+    func session(_ ringListener: Listener) throws {
+        let conn = try connect(to: options.coordinatorHost, options.coordinatorPort, within: options.connectTimeout,
+                               ioTimeout: 30, name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)")
+        defer { conn.close() }
+        // Other workers reach this one at the address it reaches the coordinator from, unless told.
+        let advertise = options.advertiseHost ?? (options.ringHost == "0.0.0.0" ? conn.localAddress : options.ringHost)
+        try Handshake.join(conn, claim: .hello, auth: auth, context: "worker \(options.rank)") {
+            HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, mac: $0, pid: getpid())
+        }
+        log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
+        conn.timeout = 3600   // the start waits for every worker to join
+        let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
+        conn.timeout = start.timeout
+        log[metadataKey: "rank"] = "\(start.rank)"
+        let c = start.config
+        let models = GANModels(config: c)
+        var startStep = 0
+        var sampler = EpochSampler(count: 1, batchSize: 1, seed: 0)
+        if let r = start.resume {
+            let ckpt = try Checkpoint.read(path: r)
+            try ckpt.restore(into: models, path: r)
+            startStep = ckpt.step
+            sampler = ckpt.sampler
+            log.info("resumed from \(r) at step \(startStep)")
+        }
+        let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
+                                 rightAddress: (start.rightHost, start.rightPort), auth: auth, codec: start.codec, level: start.level,
+                                 timeout: start.timeout)
+        defer { ring.close() }
+        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)")
+        if start.worldSize > 1 {
+            for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
+        }
+        let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout)
+        let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
+        trainer.restore(step: startStep, sampler: sampler)
+        trainer.reducer = start.worldSize > 1 ? ring : nil
+
+        // Reader: shards into the queue; stop and finish notices.
+        final class Flags: @unchecked Sendable { var stop: WorkerStop?; var finished = false; let lock = NSLock() }
+        let flags = Flags()
+        let reader = Thread {
+            while true {
+                do {
+                    let f = try conn.receive(maxPayload: 1 << 28)
+                    switch f.type {
+                    case .batch:
+                        let (h, px) = try unpackPayload(BatchHeader.self, f.payload, peer: conn.peer)
+                        guard px.count == h.positions.count * h.height * h.width else {
+                            throw NetError(conn.peer, "batch of \(px.count) bytes for \(h.positions.count) images")
+                        }
+                        queue.push(h, Array(px))
+                    case .stop:
+                        let s = try f.decode(StopMessage.self, from: conn.peer)
+                        flags.lock.lock(); flags.stop = WorkerStop(reason: s.reason, reform: s.reform); flags.lock.unlock()
+                        queue.close(s.reason)
+                        return
+                    case .finished:
+                        flags.lock.lock(); flags.finished = true; flags.lock.unlock()
+                        return
+                    default:
+                        throw NetError(conn.peer, "unexpected \(f.type) frame from the coordinator")
+                    }
+                } catch {
+                    let reason = "lost the coordinator: \(error)"
+                    flags.lock.lock(); if flags.stop == nil && !flags.finished { flags.stop = WorkerStop(reason: reason) }; flags.lock.unlock()
+                    queue.close(reason)
+                    return
+                }
+            }
+        }
+        reader.start()
+        let heartbeat = Thread {
+            while true {
+                flags.lock.lock(); let done = flags.finished || flags.stop != nil; flags.lock.unlock()
+                if done { return }
+                do { try conn.send(.heartbeat, payload: UnsafeRawBufferPointer(start: nil, count: 0)) } catch { return }
+                Thread.sleep(forTimeInterval: start.heartbeat)
+            }
+        }
+        heartbeat.start()
+
+        let folder = RunFolder(path: start.runDir, keep: start.keep)
+        let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
+                                          checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
+        session.logEvery = max(1, start.logEvery ?? 1)
+        var stepStart = Date()
+        do {
+            try session.run { m in
+                let s = trainer.step
+                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(models) : nil
+                let done = StepDoneMessage(step: s, shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
+                                           dLoss: m.dLoss, gLoss: m.gLoss, dReal: m.dReal, dFake: m.dFake, gradientPenalty: m.gradientPenalty,
+                                           checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes,
+                                           seconds: Date().timeIntervalSince(stepStart))
+                stepStart = Date()
+                try? conn.send(.stepDone, json: done)
+                if start.rank == 0 && start.worldSize > 1 {
+                    // Rank 0's share of the ring traffic so far (every rank moves the same amount).
+                    session.logScalars([("dist/bytes_on_wire", Float(ring.stats.wireBytes)),
+                                        ("dist/compression_ratio", Float(ring.stats.compressionRatio))], step: s)
+                }
+            }
+        } catch {
+            flags.lock.lock(); let stop = flags.stop; flags.lock.unlock()
+            if let s = stop { throw s }
+            // Tell the coordinator, then follow its decision (a stop comes back to every rank).
+            log.error("step \(trainer.step + 1) failed: \(error)")
+            try? conn.send(.failure, bytes: Array("rank \(start.rank) at step \(trainer.step + 1): \(error)".utf8))
+            let deadline = Date().addingTimeInterval(start.timeout)
+            while Date() < deadline {
+                flags.lock.lock(); let s = flags.stop; flags.lock.unlock()
+                if let s { throw s }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            throw error
+        }
+        // Everything written (rank 0's last checkpoint is on disk): say so and wait for the end.
+        try conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        let deadline = Date().addingTimeInterval(start.timeout)
+        while Date() < deadline {
+            flags.lock.lock(); let f = flags.finished, s = flags.stop; flags.lock.unlock()
+            if f { log.info("run finished at step \(trainer.step)"); return }
+            if let s { throw s }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw NetError(conn.peer, "the coordinator did not confirm the end of the run")
+    }
+}

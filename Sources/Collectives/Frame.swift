@@ -1,0 +1,122 @@
+import CChecksum
+import Foundation
+
+/// Every message on every RingGAN connection is a frame: a 24-byte header, then the payload.
+///
+///     magic "RGAN" | version u8 | type u8 | flags u16 | tag u64 | length u32 | checksum u32
+///
+/// little-endian; the checksum covers the payload. The length is checked against a limit before
+/// anything is allocated, and anything malformed closes the connection with an error naming
+/// the peer.
+public enum FrameType: UInt8, Sendable {
+    // control (coordinator <-> worker)
+    case challenge = 1, hello = 2, welcome = 3, reject = 4, start = 5, batch = 6, stepDone = 7, heartbeat = 8
+    case stop = 9, finished = 10, failure = 11
+    // ring (worker <-> worker)
+    case ringHello = 20, ringSegment = 21
+}
+
+public struct Frame: Sendable {
+    public static let magic: [UInt8] = Array("RGAN".utf8)
+    public static let version: UInt8 = 1
+    public static let headerSize = 24
+    /// The largest payload accepted unless a connection says otherwise.
+    public static let defaultMaxPayload = 256 << 20
+
+    public var type: FrameType
+    public var tag: UInt64
+    public var payload: [UInt8]
+
+    public init(_ type: FrameType, tag: UInt64 = 0, payload: [UInt8] = []) {
+        self.type = type
+        self.tag = tag
+        self.payload = payload
+    }
+
+    /// A frame carrying a JSON-encoded value.
+    public init<T: Encodable>(_ type: FrameType, tag: UInt64 = 0, json: T) throws {
+        self.init(type, tag: tag, payload: Array(try JSONEncoder().encode(json)))
+    }
+
+    public func decode<T: Decodable>(_ t: T.Type, from peer: String) throws -> T {
+        do { return try JSONDecoder().decode(t, from: Data(payload)) } catch {
+            throw NetError(peer, "malformed \(type) message (\(error))")
+        }
+    }
+}
+
+/// The frame checksum (`ringgan_frame_checksum`): CRC-32C of each third of the payload, run as
+/// three interleaved streams of the SSE4.2 instruction (23 GB/s here against 9.6 for one
+/// stream: one stream cost the ring about a third of its bandwidth, measured with
+/// gan-dist-bench), combined by rotation and xor. Not a plain CRC-32C of the payload (that is
+/// Telemetry's `CRC32C`, over the same C code).
+public func frameChecksum(_ p: UnsafeRawBufferPointer) -> UInt32 {
+    guard let base = p.baseAddress, p.count > 0 else { return 0 }
+    return ringgan_frame_checksum(base, p.count)
+}
+
+func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8] {
+    var h = Frame.magic
+    h.append(Frame.version)
+    h.append(type.rawValue)
+    h += [0, 0]
+    withUnsafeBytes(of: tag.littleEndian) { h += $0 }
+    withUnsafeBytes(of: UInt32(length).littleEndian) { h += $0 }
+    withUnsafeBytes(of: crc.littleEndian) { h += $0 }
+    return h
+}
+
+extension Connection {
+    /// Sends a frame whose payload is raw memory (no copy).
+    public func send(_ type: FrameType, tag: UInt64 = 0, payload: UnsafeRawBufferPointer) throws {
+        let h = header(type, tag: tag, length: payload.count, crc: frameChecksum(payload))
+        try h.withUnsafeBytes { hb in try write([hb, payload]) }
+    }
+
+    public func send(_ type: FrameType, tag: UInt64 = 0, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try send(type, tag: tag, payload: $0) }
+    }
+
+    public func send(_ frame: Frame) throws {
+        try frame.payload.withUnsafeBytes { try send(frame.type, tag: frame.tag, payload: $0) }
+    }
+
+    public func send<T: Encodable>(_ type: FrameType, tag: UInt64 = 0, json: T) throws {
+        try send(try Frame(type, tag: tag, json: json))
+    }
+
+    /// Reads one frame header and checks it; returns type, tag and payload length.
+    public func readHeader(maxPayload: Int = Frame.defaultMaxPayload) throws -> (FrameType, UInt64, Int, UInt32) {
+        let h = try read(Frame.headerSize)
+        guard Array(h[0..<4]) == Frame.magic else {
+            throw NetError(peer, "not a RingGAN peer (bad frame magic \(h[0..<4].map { String(format: "%02x", $0) }.joined()))")
+        }
+        guard h[4] == Frame.version else { throw NetError(peer, "frame version \(h[4]); this build speaks version \(Frame.version)") }
+        guard let type = FrameType(rawValue: h[5]) else { throw NetError(peer, "unknown frame type \(h[5])") }
+        let tag = h[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let length = Int(h[16..<20].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) })
+        let crc = h[20..<24].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+        guard length <= maxPayload else {
+            throw NetError(peer, "frame of \(length) bytes exceeds the \(maxPayload)-byte limit")
+        }
+        return (type, tag, length, crc)
+    }
+
+    /// Reads a whole frame (payload checked against its CRC).
+    public func receive(maxPayload: Int = Frame.defaultMaxPayload) throws -> Frame {
+        let (type, tag, length, crc) = try readHeader(maxPayload: maxPayload)
+        let payload = try read(length)
+        guard payload.withUnsafeBytes({ frameChecksum($0) }) == crc else { throw NetError(peer, "frame checksum mismatch (corrupt \(type) frame)") }
+        return Frame(type, tag: tag, payload: payload)
+    }
+
+    /// Reads a frame of an expected type.
+    public func receive(_ expected: FrameType, maxPayload: Int = Frame.defaultMaxPayload) throws -> Frame {
+        let f = try receive(maxPayload: maxPayload)
+        if f.type == .failure || f.type == .reject {
+            throw NetError(peer, String(decoding: f.payload, as: UTF8.self))
+        }
+        guard f.type == expected else { throw NetError(peer, "expected a \(expected) frame, got \(f.type)") }
+        return f
+    }
+}

@@ -1,0 +1,313 @@
+import DataParallel
+import Foundation
+
+/// The ring's sender: runs send jobs in order on its own thread, so a rank receives (and adds)
+/// the next chunk while the previous ones are still going out.
+final class SendQueue: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var jobs: [() throws -> Int] = []
+    private var queued = 0
+    private var completed = 0
+    private var stopping = false
+    private(set) var error: Error?
+    private(set) var rawBytes = 0
+
+    init(name: String) {
+        let t = Thread { [self] in self.loop() }   // the thread keeps the queue until stop()
+        t.name = name
+        t.start()
+    }
+
+    private func loop() {
+        while true {
+            cond.lock()
+            while jobs.isEmpty && !stopping { cond.wait() }
+            if jobs.isEmpty { cond.unlock(); return }
+            let job = jobs.removeFirst()
+            let failed = error != nil
+            cond.unlock()
+            var sent = 0
+            var err: Error?
+            if !failed { do { sent = try job() } catch { err = error } }
+            cond.lock()
+            if let e = err, error == nil { error = e }
+            rawBytes += sent
+            completed += 1
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    /// Queues a job (returning the raw bytes it sent); returns its number.
+    func enqueue(_ job: @escaping () throws -> Int) -> Int {
+        cond.lock()
+        defer { cond.unlock() }
+        jobs.append(job)
+        queued += 1
+        cond.broadcast()
+        return queued
+    }
+
+    /// Waits until job `n` (and all before it) has run.
+    func wait(for n: Int) {
+        cond.lock()
+        while completed < n { cond.wait() }
+        cond.unlock()
+    }
+
+    func waitAll() {
+        cond.lock()
+        let n = queued
+        cond.unlock()
+        wait(for: n)
+    }
+
+    func stop() {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        cond.unlock()
+    }
+}
+
+/// Bytes a ring has moved, for bandwidth and compression figures.
+public struct RingStats: Sendable {
+    /// Float bytes handed to the codec (what an uncompressed ring would send).
+    public var rawBytes = 0
+    /// Frame bytes written to the right neighbour (headers included).
+    public var wireBytes = 0
+    public var compressionRatio: Double { wireBytes > 0 ? Double(rawBytes) / Double(wireBytes) : 1 }
+}
+
+/// A ring of workers over TCP: each rank sends to rank + 1 and receives from rank - 1.
+///
+/// `allReduce` is a reduce-scatter followed by an all-gather (as gloo's ring all-reduce): the
+/// buffer is cut into one chunk per rank; in N - 1 steps every rank passes a chunk on and adds
+/// the one it receives, leaving each rank owning one fully summed chunk; N - 1 more steps pass
+/// the summed chunks round. Every chunk moves as segments, each a frame, encoded by the codec on
+/// the sender's thread while the previous segment is on the wire and the receiver decodes and
+/// adds. Each rank sends 2 (N - 1) / N of the buffer in all: the bandwidth-optimal amount.
+public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Sendable {
+    public let rank: Int
+    public let worldSize: Int
+    /// The gradients' codec, fixed when the ring forms (every rank must use the same one).
+    public let codec: GradientCodec
+    public let level: Int32
+    /// Floats per segment frame.
+    public let segmentFloats: Int
+    public private(set) var stats = RingStats()
+    /// The first network failure; after it every collective is a no-op and training stops.
+    public private(set) var failure: Error?
+
+    let right: Connection?
+    let left: Connection?
+    private let sender = SendQueue(name: "ring-sender")
+
+    /// The codec's two ends (encoding on the sender thread, decoding on the caller's), and the
+    /// raw codec's for exact collectives (SyncBatchNorm statistics): made once, at formation.
+    private let coders: (send: SegmentCoder, receive: SegmentCoder)
+    private let exactCoders: (send: SegmentCoder, receive: SegmentCoder)
+    private var op: UInt64 = 0
+
+    init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.right = right
+        self.left = left
+        self.codec = codec
+        self.level = level
+        self.segmentFloats = max(1024, segmentFloats)
+        coders = (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level))
+        exactCoders = codec == .none ? coders : (SegmentCoder(codec: .none), SegmentCoder(codec: .none))
+    }
+
+    deinit { sender.stop() }
+
+    /// A ring of one: collectives are identities.
+    public static func single() -> Ring {
+        Ring(rank: 0, worldSize: 1, right: nil, left: nil, codec: .none, level: 1, segmentFloats: 1 << 18)
+    }
+
+    /// Forms the ring: accepts the left neighbour on `listener` while connecting to the right
+    /// one at `rightAddress`; both directions authenticate with the shared token. Connections that
+    /// fail the handshake are dropped and the wait goes on (until `timeout`).
+    public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16), auth: Authenticator,
+                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double) throws -> Ring {
+        precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
+        if worldSize == 1 { return single() }
+        let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
+        let refusal = "ring handshake refused: expected rank \(leftRank) with the shared token"
+        final class Box: @unchecked Sendable { var conn: Connection?; var error: Error? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let acceptor = Thread {
+            defer { done.signal() }
+            let deadline = monotonic() + timeout
+            while monotonic() < deadline {
+                do {
+                    guard let c = try listener.accept(timeout: min(1, max(0.01, deadline - monotonic())), ioTimeout: timeout) else { continue }
+                    let outcome = try Handshake.accept(c, claim: .ringHello, as: RingHello.self, auth: auth,
+                                                       context: { "ring \($0.rank)->\(rank) of \(worldSize)" }, wrongToken: refusal,
+                                                       admit: { $0.rank == leftRank && $0.worldSize == worldSize ? nil : refusal })
+                    guard case .admitted = outcome else { continue }
+                    box.conn = c
+                    return
+                } catch {
+                    continue   // a bad or broken connection does not disturb the wait
+                }
+            }
+            box.error = NetError("ring listener :\(listener.port)", "rank \(leftRank) did not connect within \(Int(timeout)) s")
+        }
+        acceptor.start()
+        let r: Connection
+        do {
+            r = try connect(to: rightAddress.0, rightAddress.1, within: timeout, ioTimeout: timeout,
+                            name: "rank \(rightRank) at \(rightAddress.0):\(rightAddress.1)")
+            try Handshake.join(r, claim: .ringHello, auth: auth, context: "ring \(rank)->\(rightRank) of \(worldSize)") {
+                RingHello(rank: rank, worldSize: worldSize, mac: $0)
+            }
+        } catch {
+            done.wait()
+            throw error
+        }
+        done.wait()
+        if let e = box.error { throw e }
+        return Ring(rank: rank, worldSize: worldSize, right: r, left: box.conn!, codec: codec, level: level, segmentFloats: segmentFloats)
+    }
+
+    struct RingHello: HandshakeClaim { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+
+    public func close() {
+        right?.close()
+        left?.close()
+        sender.stop()
+    }
+
+    /// Chunk c of a buffer of n floats: contiguous, sizes differing by at most one (the first
+    /// n % worldSize chunks take one more).
+    func chunk(_ c: Int, _ n: Int) -> Range<Int> {
+        let base = n / worldSize, extra = n % worldSize
+        let start = c * base + min(c, extra)
+        return start..<(start + base + (c < extra ? 1 : 0))
+    }
+
+    private func tag(_ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
+        (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
+    }
+
+    /// Floats [lo, lo + m) of segment `k` of chunk `c`.
+    private func segment(_ c: Int, _ n: Int, _ k: Int) -> (lo: Int, m: Int) {
+        let range = chunk(c, n)
+        let lo = range.lowerBound + k * segmentFloats
+        return (lo, max(0, min(segmentFloats, range.upperBound - lo)))
+    }
+
+    private func segments(_ c: Int, _ n: Int) -> Int { max(1, (chunk(c, n).count + segmentFloats - 1) / segmentFloats) }
+
+    /// Queues segment `k` of chunk `c` for the right neighbour (sent in order on the sender thread).
+    private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+                           enc: SegmentCoder) {
+        let right = self.right!
+        let (lo, m) = segment(c, n, k)
+        let t = tag(phase, step, k)
+        _ = sender.enqueue {
+            try enc.send(p + lo, m, as: .ringSegment, tag: t, over: right)
+            return m * 4
+        }
+    }
+
+    /// Receives segment `k` of chunk `c` from the left neighbour and adds it into (or stores it
+    /// in) the buffer.
+    private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+                                add: Bool, dec: SegmentCoder) throws {
+        let left = self.left!
+        let (lo, m) = segment(c, n, k)
+        let (type, t, length, checksum) = try left.readHeader(maxPayload: 16 + segmentFloats * 8)
+        guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
+        guard t == tag(phase, step, k) else {
+            throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
+        }
+        try dec.receive(length: length, checksum: checksum, from: left, m, into: p + lo, add: add)
+    }
+
+    /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
+    /// `average` the sum is divided by the world size; with `exact` it travels uncompressed
+    /// whatever the ring's codec.
+    ///
+    /// The steps are pipelined by segment: the chunk a rank receives at one step is the chunk it
+    /// sends at the next, so each received segment is queued for sending as soon as it is added
+    /// (or, at the last reduce-scatter step, as soon as it is final), while later segments are
+    /// still arriving.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, exact: Bool = false) throws {
+        if let f = failure { throw f }
+        let n = buffer.count
+        guard worldSize > 1, n > 0, let p = buffer.baseAddress else {
+            if average && worldSize > 1 { for i in 0..<n { buffer[i] /= Float(worldSize) } }
+            return
+        }
+        let (enc, dec) = exact ? exactCoders : coders
+        op &+= 1
+        let before = right!.bytesWritten
+        let N = worldSize, r = rank
+        let inv = 1 / Float(N)
+        do {
+            // Reduce-scatter step 0 sends chunk r as it is.
+            for k in 0..<segments(r, n) { queueSend(p, n, chunk: r, segment: k, phase: 0, step: 0, enc: enc) }
+            for s in 0..<(N - 1) {
+                let rc = (r - s - 1 + 2 * N) % N
+                for k in 0..<segments(rc, n) {
+                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 0, step: s, add: true, dec: dec)
+                    if s < N - 2 {
+                        queueSend(p, n, chunk: rc, segment: k, phase: 0, step: s + 1, enc: enc)
+                    } else {
+                        // Chunk r + 1 is now final here: scale and round it as the codec will,
+                        // then it opens the all-gather.
+                        let (lo, m) = segment(rc, n, k)
+                        if average { for i in lo..<(lo + m) { p[i] *= inv } }
+                        SegmentCoder.quantize(p + lo, m, enc.codec)
+                        queueSend(p, n, chunk: rc, segment: k, phase: 1, step: 0, enc: enc)
+                    }
+                }
+                if let e = sender.error { throw e }
+            }
+            for s in 0..<(N - 1) {
+                let rc = (r - s + N) % N
+                for k in 0..<segments(rc, n) {
+                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 1, step: s, add: false, dec: dec)
+                    if s < N - 2 { queueSend(p, n, chunk: rc, segment: k, phase: 1, step: s + 1, enc: enc) }
+                }
+                if let e = sender.error { throw e }
+            }
+            // The buffer is the caller's again only when every send from it has gone out.
+            sender.waitAll()
+            if let e = sender.error { throw e }
+        } catch {
+            left?.close(); right?.close()   // unblock the sender
+            sender.waitAll()
+            failure = error
+            throw error
+        }
+        stats.wireBytes += right!.bytesWritten - before
+        stats.rawBytes = sender.rawBytes
+    }
+
+    // MARK: GradientReducer, BatchNormSynchronizer
+
+    public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try allReduce(buffer)
+    }
+
+    public func checkFailure() throws {
+        if let f = failure { throw f }
+    }
+
+    /// SyncBatchNorm's statistics: exact (no lossy codec), small.
+    public func allReduceSum(_ values: [Float]) -> [Float] {
+        var v = values
+        if failure != nil { return v }
+        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) } } catch {
+            failure = error   // surfaced by checkFailure() after the step
+        }
+        return v
+    }
+}

@@ -1,0 +1,23 @@
+/// What data-parallel training needs from whatever joins the ranks, and nothing more: the trainer
+/// (GAN) and BatchNorm (NN) call these; the ring all-reduce (Collectives) provides them. This
+/// target sits below both sides, so the trainer never imports sockets and the ring never imports
+/// a model. A single process needs neither.
+
+/// Sums a flat gradient buffer over the ranks of a data-parallel run. Each rank has scaled its
+/// gradients by its share of the global batch first, so the sum is the gradient of the global
+/// batch's mean loss even when the shards differ in size.
+public protocol GradientReducer: AnyObject {
+    func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
+    /// statistics inside a forward pass).
+    func checkFailure() throws
+}
+
+/// Sums per-channel statistics over every rank of a data-parallel run (SyncBatchNorm).
+public protocol BatchNormSynchronizer: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// Returns the element-wise sum of `values` over all ranks, exactly (no lossy codec). Every
+    /// rank calls it in the same order with the same length.
+    func allReduceSum(_ values: [Float]) -> [Float]
+}

@@ -1,0 +1,90 @@
+import Tensors
+
+/// Batches of data set indices, epoch by epoch: epoch `e` visits `RandomGenerator(seed: seed,
+/// stream: e).permutation(count)` in consecutive batches of `batchSize`, dropping the last
+/// incomplete batch (PyTorch's `DataLoader(shuffle=True, drop_last=True)`), so batches never
+/// straddle epochs. The state is `epoch` and `position`: encode it in a checkpoint and a decoded
+/// sampler continues with exactly the batches the original would have given.
+public struct EpochSampler: Sendable, Codable, Equatable {
+    public let count: Int
+    public let batchSize: Int
+    public let seed: UInt64
+    /// The epoch the next batch comes from, unless the current one is used up (0 at the start).
+    public private(set) var epoch: Int
+    /// Position of the next batch in the current epoch's permutation.
+    public private(set) var position: Int
+    private var order: [Int]
+
+    public init(count: Int, batchSize: Int, seed: UInt64) {
+        self.init(count: count, batchSize: batchSize, seed: seed, epoch: 0, position: 0)
+    }
+
+    /// A sampler at a given point (for instance one read from a checkpoint).
+    public init(count: Int, batchSize: Int, seed: UInt64, epoch: Int, position: Int) {
+        precondition(batchSize > 0 && count >= batchSize,
+                     "EpochSampler: batch size \(batchSize) needs 1...\(count) (the data set has \(count) items)")
+        precondition(epoch >= 0 && position >= 0 && position <= count,
+                     "EpochSampler: bad state epoch \(epoch), position \(position)")
+        self.count = count
+        self.batchSize = batchSize
+        self.seed = seed
+        self.epoch = epoch
+        self.position = position
+        order = EpochSampler.permutation(count: count, seed: seed, epoch: epoch)
+    }
+
+    /// Full batches per epoch.
+    public var batchesPerEpoch: Int { count / batchSize }
+
+    /// The next batch: `batchSize` distinct indices in 0..<count.
+    public mutating func next() -> [Int] {
+        if position + batchSize > count {
+            epoch += 1
+            position = 0
+            order = EpochSampler.permutation(count: count, seed: seed, epoch: epoch)
+        }
+        defer { position += batchSize }
+        return Array(order[position..<(position + batchSize)])
+    }
+
+    static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var rng = RandomGenerator(seed: seed, stream: UInt64(epoch))
+        return rng.permutation(count)
+    }
+
+    private enum CodingKeys: String, CodingKey { case count, batchSize, seed, epoch, position }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let count = try c.decode(Int.self, forKey: .count)
+        let batchSize = try c.decode(Int.self, forKey: .batchSize)
+        let epoch = try c.decode(Int.self, forKey: .epoch)
+        let position = try c.decode(Int.self, forKey: .position)
+        guard batchSize > 0, count >= batchSize, epoch >= 0, position >= 0, position <= count else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "EpochSampler: inconsistent state count \(count), batchSize \(batchSize), epoch \(epoch), position \(position)"))
+        }
+        self.init(count: count, batchSize: batchSize, seed: try c.decode(UInt64.self, forKey: .seed),
+                  epoch: epoch, position: position)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(position, forKey: .position)
+    }
+}
+
+extension EpochSampler {
+    /// Rank `rank`'s slice of a global batch of `b` samples in a world of `n`: contiguous, sizes
+    /// differing by at most one when `b` does not divide by `n` (the first `b % n` ranks take one
+    /// more). The trainer's shard of each batch, and the coordinator's.
+    public static func shard(_ b: Int, rank: Int, worldSize n: Int) -> Range<Int> {
+        let base = b / n, extra = b % n
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+}

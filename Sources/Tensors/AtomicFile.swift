@@ -1,0 +1,40 @@
+import Foundation
+
+/// Writes a file so that it is either wholly there or not at all: a temporary file in the same
+/// folder, fsync, rename over the target, fsync of the folder.
+public enum AtomicFile {
+    public struct WriteError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "cannot write \(path): \(reason)" }
+    }
+
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let w = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if w <= 0 { if errno == EINTR { continue }; ok = false; return }
+                done += w
+            }
+        }
+        let err = String(cString: strerror(errno))
+        if !ok || fsync(fd) != 0 {
+            close(fd); unlink(tmp)
+            throw WriteError(path: path, reason: ok ? "fsync failed" : err)
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let e = String(cString: strerror(errno)); unlink(tmp)
+            throw WriteError(path: path, reason: e)
+        }
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import GAN
+import TestSupport
+import XCTest
+@testable import Tensors
+
+/// Coordinator and workers as separate processes over loopback: a full run, resume, killed and
+/// hung workers, re-formation, and bad peers.
+final class ClusterTests: XCTestCase {
+    var work = ""
+    var procs: [Process] = []
+    static let portLock = NSLock()
+    nonisolated(unsafe) static var nextPort: UInt16 = UInt16(20000 + Int(getpid()) % 20000)
+
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-cluster-\(getpid())-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try "test-token\n".write(toFile: work + "/token", atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() {
+        for p in procs where p.isRunning { kill(p.processIdentifier, SIGCONT); p.terminate() }
+        try? FileManager.default.removeItem(atPath: work)
+    }
+
+    func port() -> UInt16 {
+        Self.portLock.lock(); defer { Self.portLock.unlock() }
+        Self.nextPort += 7
+        return Self.nextPort
+    }
+
+
+    /// Starts a process whose output goes to `log` (in the work folder).
+    @discardableResult
+    func launch(_ exe: String, _ args: [String], log: String, env extra: [String: String] = [:]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: builtExecutable(exe))
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: work)
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { env[k] = v }
+        p.environment = env
+        FileManager.default.createFile(atPath: work + "/" + log, contents: nil)
+        let h = FileHandle(forWritingAtPath: work + "/" + log)
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        procs.append(p)
+        return p
+    }
+
+    func wait(_ p: Process, within seconds: Double, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning { XCTFail("process did not exit within \(seconds) s", file: file, line: line); p.terminate(); return nil }
+        return p.terminationStatus
+    }
+
+    /// Waits (up to a minute) until the run has written `path` (relative to the work folder).
+    func waitForFile(_ path: String) {
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: work + "/" + path) && Date() < deadline { usleep(20_000) }
+    }
+
+    func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }
+
+    func trainArgs(steps: Int, name: String) -> [String] {
+        ["--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch", "12", "--steps", "\(steps)",
+         "--data", mnistFolder, "--runs-dir", "runs", "--name", name, "--sample-every", "5", "--checkpoint-every", "5", "--seed", "7"]
+    }
+
+    func checkpointTensors(_ path: String) throws -> [String: [Float]] {
+        let c = try Checkpoint.read(path: work + "/" + path)
+        return Dictionary(uniqueKeysWithValues: c.tensors.map { ($0.name, $0.tensor.toArray()) })
+    }
+
+    func workers(_ n: Int, port p: UInt16, from: Int = 0, prefix: String = "w") throws -> [Process] {
+        try (from..<(from + n)).map { r in
+            try launch("gan-worker", ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(p)", "--token-file", "token", "--ring-host", "127.0.0.1"],
+                       log: "\(prefix)\(r).log")
+        }
+    }
+
+    /// A 3-worker run over separate processes, then a resume from its step-5 checkpoint, ends
+    /// bit-identical to the uninterrupted run; and it equals one process with the same batch.
+    func testClusterRunResumeAndSingleProcessEquivalence() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p)", "--token-file", "token"] + trainArgs(steps: 10, name: "full"),
+                               log: "coord.log")
+        let ws = try workers(3, port: p)
+        XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log") + text("w0.log"))
+        for w in ws { XCTAssertEqual(wait(w, within: 20), 0) }
+        let ckpts = try FileManager.default.contentsOfDirectory(atPath: work + "/runs/full/checkpoints").sorted()
+        XCTAssertEqual(ckpts, ["step_00000005.rgan", "step_00000010.rgan"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/runs/full/samples/step_00000010.png"))
+
+        // Resume from step 5 in a copy of the run: bit-identical end.
+        try FileManager.default.createDirectory(atPath: work + "/runs/resumed/checkpoints", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: work + "/runs/full/checkpoints/step_00000005.rgan",
+                                         toPath: work + "/runs/resumed/checkpoints/step_00000005.rgan")
+        let p2 = port()
+        let coord2 = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p2)", "--token-file", "token", "--steps", "10",
+                                                    "--resume", "runs/resumed/checkpoints/step_00000005.rgan"], log: "coord2.log")
+        let ws2 = try workers(3, port: p2, prefix: "r")
+        XCTAssertEqual(wait(coord2, within: 120), 0, text("coord2.log") + text("r0.log"))
+        for w in ws2 { _ = wait(w, within: 20) }
+        let a = try checkpointTensors("runs/full/checkpoints/step_00000010.rgan")
+        let b = try checkpointTensors("runs/resumed/checkpoints/step_00000010.rgan")
+        XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
+        for (k, v) in a { XCTAssertTrue(v == b[k], "resumed run differs in \(k)") }
+
+        // One process, same flags: equal to float tolerance (gradients summed in another order).
+        let single = Process()
+        single.executableURL = URL(fileURLWithPath: builtExecutable("gan"))
+        single.arguments = ["train"] + trainArgs(steps: 10, name: "single") + ["--json"]
+        single.currentDirectoryURL = URL(fileURLWithPath: work)
+        single.standardOutput = FileHandle.nullDevice
+        single.standardError = FileHandle.nullDevice
+        try single.run()
+        single.waitUntilExit()
+        XCTAssertEqual(single.terminationStatus, 0)
+        let s = try checkpointTensors("runs/single/checkpoints/step_00000010.rgan")
+        for k in a.keys where k.hasPrefix("G.") || k.hasPrefix("D.") {
+            let scale = max(s[k]!.map { Swift.abs($0) }.max() ?? 0, 1e-3)
+            let worst = zip(a[k]!, s[k]!).map { Swift.abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-3 * scale + 8e-4, "\(k): cluster vs single process")
+        }
+    }
+
+    /// A killed worker stops the run with a clear message naming the rank and the last
+    /// checkpoint, which is intact; with --min-workers the survivors re-form and finish.
+    func testKilledWorker() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p)", "--token-file", "token", "--dead-after", "5"]
+                               + trainArgs(steps: 400, name: "killed"), log: "coord.log")
+        let ws = try workers(3, port: p)
+        // Wait for the first checkpoint, then kill rank 1.
+        waitForFile("runs/killed/checkpoints/step_00000005.rgan")
+        kill(ws[1].processIdentifier, SIGKILL)
+        let code = wait(coord, within: 60)
+        XCTAssertNotEqual(code, 0)
+        let log = text("coord.log")
+        XCTAssertTrue(log.contains("rank 1"), log)
+        XCTAssertTrue(log.contains("last checkpoint is"), log)
+        for w in [ws[0], ws[2]] { XCTAssertNotNil(wait(w, within: 60), "survivors exit too") }
+        // Every checkpoint left behind reads back (none half-written).
+        for f in try FileManager.default.contentsOfDirectory(atPath: work + "/runs/killed/checkpoints") {
+            XCTAssertTrue(f.hasSuffix(".rgan"), "stray file \(f)")
+            XCTAssertNoThrow(try Checkpoint.read(path: work + "/runs/killed/checkpoints/" + f))
+        }
+    }
+
+    func testReformsWithSurvivors() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "3", "--min-workers", "2", "--port", "\(p)", "--token-file", "token",
+                                                   "--dead-after", "5"] + trainArgs(steps: 30, name: "reform"), log: "coord.log")
+        let ws = try workers(3, port: p)
+        waitForFile("runs/reform/checkpoints/step_00000005.rgan")
+        kill(ws[2].processIdentifier, SIGKILL)
+        XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log"))
+        let log = text("coord.log")
+        XCTAssertTrue(log.contains("re-forming the ring"), log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/runs/reform/checkpoints/step_00000030.rgan"), log)
+        XCTAssertNoThrow(try Checkpoint.read(path: work + "/runs/reform/checkpoints/step_00000030.rgan"))
+    }
+
+    /// A hung worker (stopped with SIGSTOP) is detected by its silence within --dead-after.
+    func testHungWorkerIsDetected() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "2", "--port", "\(p)", "--token-file", "token", "--dead-after", "3"]
+                               + trainArgs(steps: 2000, name: "hung"), log: "coord.log")
+        let ws = try workers(2, port: p)
+        waitForFile("runs/hung/checkpoints/step_00000005.rgan")
+        let t0 = Date()
+        kill(ws[0].processIdentifier, SIGSTOP)
+        XCTAssertNotEqual(wait(coord, within: 60), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 30, "detected in bounded time")
+        XCTAssertTrue(text("coord.log").contains("rank"), text("coord.log"))
+        kill(ws[0].processIdentifier, SIGCONT)
+    }
+
+    /// Wrong token, duplicate and out-of-range ranks, and garbage bytes are refused; the run
+    /// completes regardless.
+    func testBadPeersAreRefused() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "2", "--port", "\(p)", "--token-file", "token"] + trainArgs(steps: 6, name: "bad"),
+                               log: "coord.log")
+        // Garbage first.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = p.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var connected = false
+        for _ in 0..<100 where !connected {
+            connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+            if !connected { usleep(50_000) }
+        }
+        XCTAssertTrue(connected)
+        let junk = Array("\u{0}\u{1}GARBAGE GARBAGE GARBAGE GARBAGE".utf8)
+        _ = junk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close(fd)
+        try "wrong\n".write(toFile: work + "/badtoken", atomically: true, encoding: .utf8)
+        let wrong = try launch("gan-worker", ["--rank", "0", "--coordinator", "127.0.0.1:\(p)", "--token-file", "badtoken"], log: "wrong.log")
+        XCTAssertEqual(wait(wrong, within: 30), 1)
+        XCTAssertTrue(text("wrong.log").contains("wrong token"), text("wrong.log"))
+        let out = try launch("gan-worker", ["--rank", "7", "--coordinator", "127.0.0.1:\(p)", "--token-file", "token"], log: "range.log")
+        XCTAssertEqual(wait(out, within: 30), 1)
+        XCTAssertTrue(text("range.log").contains("out of range"), text("range.log"))
+        let ws = try workers(1, port: p)
+        usleep(300_000)
+        let dup = try launch("gan-worker", ["--rank", "0", "--coordinator", "127.0.0.1:\(p)", "--token-file", "token"], log: "dup.log")
+        XCTAssertEqual(wait(dup, within: 30), 1)
+        XCTAssertTrue(text("dup.log").contains("already joined"), text("dup.log"))
+        let last = try workers(1, port: p, from: 1)
+        XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log"))
+        for w in ws + last { XCTAssertEqual(wait(w, within: 20), 0) }
+        XCTAssertTrue(text("coord.log").contains("refused"), text("coord.log"))
+    }
+}

@@ -1,0 +1,104 @@
+import Collectives
+import Foundation
+import TestSupport
+import XCTest
+@testable import Tensors
+
+final class RingTests: XCTestCase {
+    /// Sum over world sizes 1-5, odd lengths, every codec; the lossy codec within its bound; all
+    /// ranks end with identical values.
+    func testAllReduceEqualsTheSum() throws {
+        for codec in GradientCodec.allCases {
+            for n in 1...5 {
+                for length in [1, 7, 1000, 65_537, 200_003] {
+                    final class Out: @unchecked Sendable { var results = [[Float]](); let lock = NSLock() }
+                    let out = Out()
+                    let inputs: [[Float]] = (0..<n).map { r in
+                        var g = RandomGenerator(seed: UInt64(r), stream: UInt64(length))
+                        // Gradient-like: small values with a spread of exponents.
+                        return (0..<length).map { _ in g.normal() * 1e-3 }
+                    }
+                    var want = [Double](repeating: 0, count: length)
+                    for v in inputs { for i in 0..<length { want[i] += Double(v[i]) } }
+                    try withRing(n, codec: codec, segment: 4096) { ring in
+                        var mine = inputs[ring.rank]
+                        try mine.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
+                        out.lock.lock(); out.results.append(mine); out.lock.unlock()
+                    }
+                    XCTAssertEqual(out.results.count, n)
+                    guard let first = out.results.first else { continue }
+                    for r in out.results { XCTAssertTrue(r == first, "\(codec) n=\(n) len=\(length): ranks disagree") }
+                    var worst = 0.0
+                    for i in 0..<length {
+                        let scale = inputs.reduce(0.0) { $0 + Double(Swift.abs($1[i])) }
+                        worst = max(worst, Swift.abs(Double(first[i]) - want[i]) / max(scale, 1e-30))
+                    }
+                    // Lossless: float rounding of n additions. bf16: one rounding per hop.
+                    let bound = codec.isLossy ? Double(n) * 2.0 / 256 : 1e-6
+                    XCTAssertLessThanOrEqual(worst, bound, "\(codec) n=\(n) len=\(length): relative error \(worst)")
+                }
+            }
+        }
+    }
+
+    /// SyncBatchNorm's statistics travel uncompressed and exact even when gradients use the
+    /// lossy codec.
+    func testBatchNormSumsAreExactWithTheLossyCodec() throws {
+        try withRing(3, codec: .bf16ShuffleZstd) { ring in
+            // 1 + k 2^-20 is exact in float32 but rounds to 1 in bfloat16; the sums are exact too.
+            let v: [Float] = [1 + Float(ring.rank + 1) * 0x1p-20, -0.5 - Float(ring.rank) * 0x1p-18]
+            XCTAssertEqual(ring.allReduceSum(v), [3 + 6 * 0x1p-20, -1.5 - 3 * 0x1p-18])
+            XCTAssertNil(ring.failure)
+        }
+    }
+
+    func testAverageAndStats() throws {
+        final class S: @unchecked Sendable { var ratio = 0.0; var raw = 0 }
+        let s = S()
+        try withRing(4, codec: .shuffleZstd) { ring in
+            var v = [Float](repeating: Float(ring.rank + 1), count: 10_000)
+            try v.withUnsafeMutableBufferPointer { try ring.allReduce($0, average: true) }
+            XCTAssertTrue(v.allSatisfy { $0 == 2.5 })
+            if ring.rank == 0 { s.ratio = ring.stats.compressionRatio; s.raw = ring.stats.rawBytes }
+        }
+        // Each rank sends 2 (N - 1) / N of the buffer.
+        XCTAssertEqual(s.raw, 2 * 3 * 2500 * 4)
+        XCTAssertGreaterThan(s.ratio, 10, "constant data compresses")
+    }
+
+    func testWrongTokenCannotJoinTheRing() throws {
+        // Rank 1 starts forming the ring; an impostor with the wrong token and a client sending
+        // garbage reach its listener first and are refused; then the real rank 0 joins and the
+        // ring works.
+        let l0 = try Listener(host: "127.0.0.1", port: 0), l1 = try Listener(host: "127.0.0.1", port: 0)
+        final class Box: @unchecked Sendable { var sums: [[Float]] = []; let lock = NSLock() }
+        let box = Box()
+        let g = DispatchGroup()
+        func start(_ r: Int, _ l: Listener, _ other: UInt16) {
+            g.enter()
+            Thread {
+                defer { g.leave() }
+                do {
+                    let ring = try Ring.form(rank: r, worldSize: 2, listener: l, rightAddress: ("127.0.0.1", other),
+                                             auth: Authenticator(token: "secret"), codec: .zstd, timeout: 20)
+                    var v: [Float] = [Float(r), 1]
+                    try v.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
+                    box.lock.lock(); box.sums.append(v); box.lock.unlock()
+                } catch { XCTFail("rank \(r): \(error)") }
+            }.start()
+        }
+        start(1, l1, l0.port)
+        let impostor = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
+        let ch = try impostor.receive(.challenge)
+        let bad = Authenticator(token: "wrong").answer(ch.payload, context: "ring 0->1 of 2")
+        struct Hello: Codable { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+        try impostor.send(.ringHello, json: Hello(rank: 0, worldSize: 2, mac: bad))
+        XCTAssertThrowsError(try impostor.receive(.welcome)) { e in XCTAssertTrue("\(e)".contains("refused"), "\(e)") }
+        let garbage = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
+        _ = try garbage.receive(.challenge)
+        try Array("GET / HTTP/1.0\r\n\r\n and some more bytes".utf8).withUnsafeBytes { try garbage.write([$0]) }
+        start(0, l0, l1.port)
+        XCTAssertEqual(g.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(box.sums, [[1, 2], [1, 2]])
+    }
+}

@@ -1,0 +1,80 @@
+import Datasets
+import Foundation
+import Tensors
+import XCTest
+
+final class EpochSamplerTests: XCTestCase {
+    func testEpochsArePermutationsWithDropLast() {
+        var s = EpochSampler(count: 10, batchSize: 3, seed: 42)
+        XCTAssertEqual(s.batchesPerEpoch, 3)
+        for epoch in 0..<4 {
+            var seen: [Int] = []
+            for _ in 0..<3 {
+                let b = s.next()
+                XCTAssertEqual(b.count, 3)
+                XCTAssertEqual(s.epoch, epoch)
+                seen += b
+            }
+            XCTAssertEqual(Set(seen).count, 9, "no repeats within epoch \(epoch)")
+            XCTAssertTrue(seen.allSatisfy { (0..<10).contains($0) })
+            XCTAssertEqual(s.position, 9)
+        }
+        _ = s.next()
+        XCTAssertEqual(s.epoch, 4)
+        XCTAssertEqual(s.position, 3)
+    }
+
+    func testEpochUsesTheSeededPermutation() {
+        var s = EpochSampler(count: 8, batchSize: 4, seed: 7)
+        for e in 0..<3 {
+            var rng = RandomGenerator(seed: 7, stream: UInt64(e))
+            let p = rng.permutation(8)
+            XCTAssertEqual(s.next() + s.next(), p)
+        }
+    }
+
+    func testDeterministicPerSeed() {
+        var a = EpochSampler(count: 100, batchSize: 16, seed: 1)
+        var b = EpochSampler(count: 100, batchSize: 16, seed: 1)
+        var c = EpochSampler(count: 100, batchSize: 16, seed: 2)
+        let aa = (0..<20).map { _ in a.next() }
+        XCTAssertEqual(aa, (0..<20).map { _ in b.next() })
+        XCTAssertNotEqual(aa, (0..<20).map { _ in c.next() })
+        // Different epochs give different orders.
+        XCTAssertNotEqual(aa[0], aa[6])
+    }
+
+    func testCodableRoundTripResumesIdentically() throws {
+        var s = EpochSampler(count: 50, batchSize: 8, seed: 99)
+        for _ in 0..<9 { _ = s.next() }          // into epoch 1
+        let json = try JSONEncoder().encode(s)
+        var r = try JSONDecoder().decode(EpochSampler.self, from: json)
+        XCTAssertEqual(r, s)
+        XCTAssertEqual(r.epoch, 1)
+        XCTAssertEqual(r.position, 24)
+        for _ in 0..<30 { XCTAssertEqual(r.next(), s.next()) }
+        // Also at an epoch boundary.
+        var t = EpochSampler(count: 50, batchSize: 8, seed: 99)
+        for _ in 0..<6 { _ = t.next() }
+        var u = try JSONDecoder().decode(EpochSampler.self, from: try JSONEncoder().encode(t))
+        XCTAssertEqual(u.next(), t.next())
+        XCTAssertEqual(u.epoch, 1)
+    }
+
+    func testDecodingRejectsInconsistentState() {
+        let bad = #"{"count": 10, "batchSize": 3, "seed": 1, "epoch": 0, "position": 11}"#
+        XCTAssertThrowsError(try JSONDecoder().decode(EpochSampler.self, from: bad.data(using: .utf8)!))
+    }
+
+    func testShardsCoverTheBatch() {
+        for n in 1...5 {
+            for b in [1, 7, 64, 65] where b >= n {
+                let shards = (0..<n).map { EpochSampler.shard(b, rank: $0, worldSize: n) }
+                XCTAssertEqual(shards.map { $0.count }.reduce(0, +), b)
+                XCTAssertEqual(shards.first!.lowerBound, 0)
+                XCTAssertEqual(shards.last!.upperBound, b)
+                XCTAssertLessThanOrEqual(shards.map { $0.count }.max()! - shards.map { $0.count }.min()!, 1)
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+
+public struct ProcessResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var both: String { stdout + stderr }
+}
+
+/// Runs `executable args` in `cwd` with separate stdout and stderr (read concurrently).
+public func runProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:]) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    var env = ProcessInfo.processInfo.environment
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    for (k, v) in extra { env[k] = v }
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Drain stderr on another thread so that neither pipe fills up and blocks the child.
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    p.waitUntilExit()
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// An executable of this package (`gan`, `gan-coordinator`, `gan-worker`) built beside this
+/// test bundle (`swift build --build-tests` builds them all).
+public func builtExecutable(_ name: String) -> String {
+    var dir = Bundle(for: InteropSupport.self).bundleURL
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) && dir.pathComponents.count > 1 {
+        dir.deleteLastPathComponent()
+    }
+    return dir.appendingPathComponent(name).path
+}
+
+/// The `gan` binary built beside this test bundle.
+public var ganBinary: String { builtExecutable("gan") }
+
+/// Runs `gan args` in `cwd`, failing the test when the exit status is not `expect`.
+@discardableResult
+public func gan(_ args: [String], cwd: String, expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+    let r = try runProcess(ganBinary, args, cwd: cwd)
+    XCTAssertEqual(r.status, expect, "gan \(args.joined(separator: " ")) exited \(r.status):\n\(r.stdout)\n\(r.stderr)",
+                   file: file, line: line)
+    return r
+}
+
+/// Python with the packages the interop tests need (tensorboard, torch, safetensors, numpy).
+/// Where they are missing the tests are skipped, unless RINGGAN_REQUIRE_INTEROP=1 (scripts/test.sh
+/// sets it after installing them), where that is a failure.
+public final class InteropSupport {
+    public static let python = ProcessInfo.processInfo.environment["RINGGAN_PYTHON"] ?? "python3"
+    nonisolated(unsafe) static var checked: [String: String?] = [:]
+
+    /// nil when `modules` import, else why not.
+    public static func missing(_ modules: [String]) -> String? {
+        let key = modules.joined(separator: ",")
+        if let c = checked[key] { return c }
+        let r = try? runProcess("/usr/bin/env", [python, "-c", "import " + key], cwd: NSTemporaryDirectory())
+        let why: String? = r == nil ? "cannot run \(python)" : r!.status == 0 ? nil : r!.stderr.split(separator: "\n").last.map(String.init) ?? "import failed"
+        checked[key] = why
+        return why
+    }
+
+    public static func require(_ modules: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        guard let why = missing(modules) else { return }
+        let msg = "\(python) lacks \(modules.joined(separator: ", ")) (\(why)); bash scripts/test.sh installs them"
+        if ProcessInfo.processInfo.environment["RINGGAN_REQUIRE_INTEROP"] == "1" {
+            XCTFail(msg, file: file, line: line)
+            throw XCTSkip(msg)
+        }
+        throw XCTSkip(msg)
+    }
+
+    /// Runs a script of tools/interop and parses the JSON object it prints last.
+    public static func script(_ name: String, _ args: [String], cwd: String, expect: Int32 = 0,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let path = repoRoot + "/tools/interop/" + name
+        let r = try runProcess("/usr/bin/env", [python, path] + args, cwd: cwd)
+        XCTAssertEqual(r.status, expect, "\(name) \(args.joined(separator: " ")) exited \(r.status):\n\(r.stdout)\n\(r.stderr)",
+                       file: file, line: line)
+        guard let last = r.stdout.split(separator: "\n").last,
+              let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
+            XCTFail("\(name) printed no JSON object:\n\(r.stdout)\n\(r.stderr)", file: file, line: line)
+            return [:]
+        }
+        return obj
+    }
+}

@@ -1,0 +1,30 @@
+import Collectives
+import Foundation
+import XCTest
+
+/// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
+public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret",
+              _ body: @escaping @Sendable (Ring) throws -> Void) throws {
+    let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
+    let ports = listeners.map { $0.port }
+    final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
+    let errors = Errors()
+    let group = DispatchGroup()
+    for r in 0..<n {
+        group.enter()
+        let l = listeners[r]
+        Thread {
+            defer { group.leave() }
+            do {
+                let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
+                                         auth: Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
+                try body(ring)
+                ring.close()
+            } catch {
+                errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
+            }
+        }.start()
+    }
+    XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ring of \(n) timed out")
+    XCTAssertEqual(errors.list, [], "ring errors")
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The tutorial's DCGAN loop under torch.distributed DDP (gloo), one process per rank, for the
+link benchmark (bench/link.sh): the same model (DCGAN 32x32, ngf = ndf = 64), loss (BCE), Adam
+and per-rank batch as RingGAN's workers. Environment as torchrun sets it: RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT (GLOO_SOCKET_IFNAME picks the interface).
+
+  python3 bench/torch_ddp_gan.py --steps N --batch 64 [--threads 1]
+
+D and G are each wrapped in DistributedDataParallel. The discriminator step scores real and fake
+images in one forward (DDP allows one forward per backward), as DDP GAN code usually does; the
+generator step's backward runs through D, so DDP all-reduces D's gradients a second time (the
+optimizer does not use them). Rank 0 prints one JSON line per step, flushed, and a summary.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_train import DCGAN3Discriminator, DCGAN3Generator, read_idx_images  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=64, help="global batch (split over the ranks)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist-5k"))
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(rank)
+    x = F.pad(read_idx_images(os.path.join(a.data, "train-images-idx3-ubyte.gz")).float() / 127.5 - 1, (2, 2, 2, 2), value=-1.0)
+    b = a.batch // world
+    torch.manual_seed(0)
+    G, D = DDP(DCGAN3Generator()), DDP(DCGAN3Discriminator())
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCELoss()
+    gen = torch.Generator().manual_seed(1000 + rank)
+    t_prev = time.time()
+    for step in range(a.steps):
+        real = x[torch.randint(0, x.shape[0], (b,), generator=gen)]
+        z = torch.randn(b, 100, generator=gen)
+        fake = G(z)
+        opt_d.zero_grad()
+        out = D(torch.cat([real, fake.detach()]))
+        d_loss = bce(out[:b], torch.ones(b, 1)) + bce(out[b:], torch.zeros(b, 1))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = bce(D(fake), torch.ones(b, 1))
+        g_loss.backward()
+        opt_g.step()
+        now = time.time()
+        if rank == 0:
+            print(json.dumps({"step": step + 1, "seconds": now - t_prev, "d_loss": d_loss.item()}), flush=True)
+        t_prev = now
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
