@@ -53,6 +53,7 @@ public struct Checkpoint {
         ts += m.discriminator.stateDict(prefix: "D.").map { ($0.0, $0.1.copy()) }
         ts += m.optG.stateTensors().map { ("optG." + $0.0, $0.1.copy()) }
         ts += m.optD.stateTensors().map { ("optD." + $0.0, $0.1.copy()) }
+        if let e = m.emaGenerator { ts += e.stateDict(prefix: "G_ema.").map { ($0.0, $0.1.copy()) } }
         self.init(config: trainer.config, step: trainer.step, sampler: trainer.sampler, tensors: ts.map { (name: $0.0, tensor: $0.1) })
     }
 
@@ -72,6 +73,11 @@ public struct Checkpoint {
             try models.discriminator.loadStateDict(group("D."))
             try models.optG.loadState(group("optG."))
             try models.optD.loadState(group("optD."))
+            if let e = models.emaGenerator {
+                // A checkpoint without the average (imported weights): it starts at G's.
+                let ema = group("G_ema.")
+                try e.loadStateDict(ema.isEmpty ? group("G.") : ema)
+            }
         } catch {
             throw Error(path: path, reason: "does not fit the model it describes: \(error)")
         }

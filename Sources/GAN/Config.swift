@@ -46,6 +46,8 @@ public struct GANConfig: Codable, Equatable, Sendable {
     public var labelSmoothing: Float? = nil
     /// Noisy real labels, uniform in [0.7, 1.0] per sample.
     public var noisyLabels = false
+    /// Decay of the exponential moving average of G's weights used for sampling (nil: none).
+    public var gEMA: Float? = nil
 
     public init() {}
 
@@ -72,6 +74,10 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if steps < 0 { return "--steps must not be negative" }
         if nCritic < 1 { return "--n-critic must be at least 1" }
         if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1]" }
+        if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999)" }
+        if labelSmoothing != nil && noisyLabels {
+            return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
+        }
         if (labelSmoothing != nil || noisyLabels) && !(loss == .bce || loss == .bceSaturating) {
             return "label smoothing and noisy labels apply to the BCE losses"
         }

@@ -92,7 +92,7 @@ public enum TorchInterop {
     public static func load(config: GANConfig, generator g: [String: Tensor], discriminator d: [String: Tensor]?,
                             generatorPath: String, discriminatorPath: String?) throws -> GANModels {
         let models = GANModels(config: config)
-        do { try models.generator.loadStateDict(g) } catch {
+        do { try models.generator.loadStateDict(g); try models.emaGenerator?.loadStateDict(g) } catch {
             throw Error("\(generatorPath) does not fit a \(describe(config)) generator: \(error)")
         }
         if let d {

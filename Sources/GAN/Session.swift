@@ -73,6 +73,11 @@ public final class TrainingSession {
     /// Metrics lines and TensorBoard scalars every K steps (and at the end); gradient norms are
     /// measured only on those steps.
     public var logEvery: Int = 1
+    /// Stop after the step that reaches this time (writing the final grid and checkpoint then),
+    /// even before `config.steps` (`gan train --time-limit`).
+    public var deadline: Date?
+    /// Whether the last `run` ended at the deadline rather than at `config.steps`.
+    public private(set) var stoppedByDeadline = false
     /// Only this rank writes files (rank 0 in a distributed run).
     public let writes: Bool
     /// The TensorBoard event file (nil when this rank does not write).
@@ -191,6 +196,8 @@ public final class TrainingSession {
         let total = trainer.config.steps
         defer { events?.flush() }
         while trainer.step < total {
+            // A time limit ends the run after the step that reaches it, as if it were the last.
+            let timeUp = { self.deadline.map { Date() >= $0 } ?? false }
             let t0 = Date()
             let next = trainer.step + 1
             let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
@@ -203,9 +210,15 @@ public final class TrainingSession {
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.
-            if writes && (s == total || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
-            if writes && (s == total || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
+            let last = s == total || timeUp()
+            if writes && (last || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
+            if writes && (last || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
             events?.flush()
+            if last && s < total {
+                stoppedByDeadline = true
+                logger.info("time limit reached", metadata: ["step": .stringConvertible(s)])
+                break
+            }
         }
     }
 }

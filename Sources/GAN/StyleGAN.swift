@@ -1,73 +1,114 @@
 import NN
 import Tensors
 
-/// One synthesis layer: (upsample x2), 3x3 conv, LeakyReLU(0.2), AdaIN from w.
+/// StyleGAN's mapping network z -> w as the paper trains it: z normalised (pixel norm), then
+/// `numLayers` x (equalised-learning-rate Linear at 0.01x the learning rate, LeakyReLU(0.2)),
+/// as `mapping.0.weight`, `mapping.2.weight`, ... The tutorial's `MappingNetwork` (NN/Style.swift)
+/// has the same layers at PyTorch's default init, where w barely depends on z.
+public final class StyleMappingNetwork: Module {
+    public let pixelNorm = PixelNorm()
+    public let mapping: Sequential
+
+    public init(latentDim: Int, wDim: Int, numLayers: Int = 8, lrMul: Float = 0.01, rng: inout RandomGenerator) {
+        var layers: [Module] = []
+        for i in 0..<numLayers {
+            layers.append(EqualizedLinear(i == 0 ? latentDim : wDim, wDim, gain: Float(2).squareRoot(), lrMul: lrMul, rng: &rng))
+            layers.append(LeakyReLU(0.2))
+        }
+        mapping = Sequential(layers)
+        super.init()
+        registerModule("mapping", mapping)
+    }
+
+    public override func forward(_ z: Tensor) -> Tensor { mapping(pixelNorm(z)) }
+}
+
+/// One synthesis layer: (upsample x2), 3x3 conv (equalised learning rate), noise input,
+/// LeakyReLU(0.2), AdaIN from w with its scale centred on 1.
 public final class StyleBlock: Module {
     public let upsample: Bool
-    public let conv: Conv2d
-    public let adain: AdaIN
+    public let conv: EqualizedConv2d
+    public let noise: NoiseInjection
+    public let adain: StyleModulation
 
     init(_ inCh: Int, _ outCh: Int, wDim: Int, upsample: Bool, rng: inout RandomGenerator) {
         self.upsample = upsample
-        conv = Conv2d(inCh, outCh, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
-        adain = AdaIN(numFeatures: outCh, wDim: wDim, rng: &rng)
+        conv = EqualizedConv2d(inCh, outCh, kernelSize: 3, padding: 1, gain: Float(2).squareRoot(), rng: &rng)
+        noise = NoiseInjection(channels: outCh)
+        adain = StyleModulation(numFeatures: outCh, wDim: wDim, rng: &rng)
         super.init()
         registerModule("conv", conv)
+        registerModule("noise", noise)
         registerModule("adain", adain)
     }
 
-    public func forward(_ x: Tensor, _ w: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, _ w: Tensor, noise n: Tensor) -> Tensor {
         let h = upsample ? x.upsampleNearest(2) : x
-        return adain(conv(h).leakyRelu(0.2), w)
+        return adain(noise.forward(conv(h), noise: n).leakyRelu(0.2), w)
     }
 }
 
 /// The synthesis network: a learned constant 4x4 input, one `StyleBlock` per resolution
-/// (4, 8, ..., imageSize), each styled by its own w, and a 1x1 conv to image channels + tanh.
+/// (4, 8, ..., imageSize), each styled by its own w and fed its own noise, and a 1x1 conv to
+/// image channels + tanh.
 public final class SynthesisNetwork: Module {
     public let blocks: [StyleBlock]
-    public let toRGB: Conv2d
+    public let toRGB: EqualizedConv2d
     public let channels: [Int]
+    /// The side of each block's output (4, 8, ...).
+    public let resolutions: [Int]
 
     init(wDim: Int, ngf: Int, nc: Int, imageSize: Int, rng: inout RandomGenerator) {
         let n = stages(imageSize)
         channels = (0...n).map { max((ngf * 4) >> $0, 8) }
+        resolutions = (0...n).map { 4 << $0 }
         var bs: [StyleBlock] = []
         for i in 0...n {
             bs.append(StyleBlock(i == 0 ? channels[0] : channels[i - 1], channels[i], wDim: wDim, upsample: i > 0, rng: &rng))
         }
         blocks = bs
-        toRGB = Conv2d(channels[n], nc, kernelSize: 1, rng: &rng)
+        toRGB = EqualizedConv2d(channels[n], nc, kernelSize: 1, rng: &rng)
         super.init()
         registerParameter("const", Tensor.ones([1, channels[0], 4, 4]))
         registerModule("blocks", ModuleList(bs))
         registerModule("to_rgb", toRGB)
     }
 
-    /// One w per block (`ws.count == blocks.count`), each [N, wDim].
-    public func synthesize(_ ws: [Tensor]) -> Tensor {
+    /// One w per block (`ws.count == blocks.count`), each [N, wDim], and one noise image per
+    /// block ([N, 1, r, r] at the block's resolution r).
+    public func synthesize(_ ws: [Tensor], noise: [Tensor]) -> Tensor {
         precondition(ws.count == blocks.count, "synthesis needs \(blocks.count) styles, got \(ws.count)")
+        precondition(noise.count == blocks.count, "synthesis needs \(blocks.count) noise inputs, got \(noise.count)")
         let n = ws[0].shape[0]
         var h = parameter("const").expand([n, channels[0], 4, 4])
-        for (b, w) in zip(blocks, ws) { h = b.forward(h, w) }
+        for (b, (w, nz)) in zip(blocks, zip(ws, noise)) { h = b.forward(h, w, noise: nz) }
         return toRGB(h).tanh()
     }
 }
 
-/// StyleGAN's generator as the tutorial sketches it: an 8-layer mapping network z -> w, and a
-/// synthesis network from a learned constant with AdaIN at every layer. Style mixing feeds w1 to
-/// the layers before a crossover and w2 to the rest (coarse styles from w1, fine from w2).
+/// StyleGAN's generator: a mapping network z -> w and a synthesis network from a learned
+/// constant with AdaIN at every layer, trained as the paper does (normalised z, equalised
+/// learning rate with the mapping network at 0.01x, AdaIN's scale centred on 1, per-layer noise
+/// inputs). Style mixing feeds w1 to the layers before a crossover and w2 to the rest (coarse
+/// styles from w1, fine from w2).
+///
+/// The noise inputs are drawn from a generator keyed by the bits of each sample's latent, so an
+/// image is a function of its z alone: samples are reproducible, and one process and N workers
+/// (each with its shard of the batch) draw the same noise for the same sample.
 public final class StyleGenerator: Module, GeneratorModel {
     public let latentDim: Int
     public let wDim: Int
-    public let mapping: MappingNetwork
+    public let mapping: StyleMappingNetwork
     public let synthesis: SynthesisNetwork
+    /// Truncation (psi < 1 pulls every w towards the mean w, trading variety for typical
+    /// images); 1 is none. Applied when sampling in eval mode only.
+    public var truncation: Float = 1
 
     public init(latentDim: Int = 100, wDim: Int = 128, mappingLayers: Int = 8, ngf: Int = 64, nc: Int = 1,
                 imageSize: Int = 32, rng: inout RandomGenerator) {
         self.latentDim = latentDim
         self.wDim = wDim
-        mapping = MappingNetwork(latentDim: latentDim, wDim: wDim, numLayers: mappingLayers, rng: &rng)
+        mapping = StyleMappingNetwork(latentDim: latentDim, wDim: wDim, numLayers: mappingLayers, rng: &rng)
         synthesis = SynthesisNetwork(wDim: wDim, ngf: ngf, nc: nc, imageSize: imageSize, rng: &rng)
         super.init()
         registerModule("mapping", mapping)
@@ -76,16 +117,56 @@ public final class StyleGenerator: Module, GeneratorModel {
 
     public var numLayers: Int { synthesis.blocks.count }
 
-    public func generate(_ z: Tensor) -> Tensor {
-        let w = mapping(z)
-        return synthesis.synthesize(Array(repeating: w, count: numLayers))
+    /// Each sample's noise inputs, one [N, 1, r, r] per block, from its latent's bits.
+    public func noiseInputs(for z: Tensor) -> [Tensor] {
+        let (n, d) = (z.shape[0], z.shape[1])
+        let zs = z.toArray()
+        let keys: [UInt64] = (0..<n).map { i in
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325   // FNV-1a over the float bits
+            for k in 0..<d { h = (h ^ UInt64(zs[i * d + k].bitPattern)) &* 0x0000_0100_0000_01B3 }
+            return h
+        }
+        return synthesis.resolutions.enumerated().map { b, r in
+            let t = Tensor(uninitializedShape: [n, 1, r, r])
+            for i in 0..<n {
+                var g = RandomGenerator(seed: keys[i], stream: 0x401 + UInt64(b))
+                for k in 0..<(r * r) { t.data[i * r * r + k] = g.normal() }
+            }
+            return t
+        }
     }
 
-    /// Layers `0..<crossover` take their style from z1, the rest from z2.
+    /// The mean w over 4,096 fixed latents (the centre truncation pulls towards).
+    public func meanW() -> Tensor {
+        withNoGrad { mapping(latents(seed: 0x7A, .fixedNoise, step: 0x7A, indices: Array(0..<4096), dim: latentDim)).mean(dims: [0], keepDim: true) }
+    }
+
+    func styles(_ z: Tensor) -> Tensor {
+        let w = mapping(z)
+        guard truncation != 1 && !training else { return w }
+        let avg = meanW()
+        return avg + (w - avg) * truncation
+    }
+
+    public func generate(_ z: Tensor) -> Tensor {
+        let w = styles(z)
+        return synthesis.synthesize(Array(repeating: w, count: numLayers), noise: noiseInputs(for: z))
+    }
+
+    /// Layers `0..<crossover` take their style from z1, the rest from z2 (noise from z1).
     public func mix(_ z1: Tensor, _ z2: Tensor, crossover: Int) -> Tensor {
         precondition(crossover >= 0 && crossover <= numLayers, "crossover \(crossover) outside 0...\(numLayers)")
-        let w1 = mapping(z1), w2 = mapping(z2)
-        return synthesis.synthesize((0..<numLayers).map { $0 < crossover ? w1 : w2 })
+        let w1 = styles(z1), w2 = styles(z2)
+        return synthesis.synthesize((0..<numLayers).map { $0 < crossover ? w1 : w2 }, noise: noiseInputs(for: z1))
+    }
+
+    /// The style-mixing grid's cells: image `i * cols + j` takes its coarse styles (layers before
+    /// `crossover`) from row latent i and its fine styles from column latent j.
+    public func mixingGrid(rows za: Tensor, columns zb: Tensor, crossover: Int) -> Tensor {
+        let (r, c, d) = (za.shape[0], zb.shape[0], za.shape[1])
+        let rowsA = concat((0..<r).map { i in za.narrow(0, i, 1).expand([c, d]) }, dim: 0)
+        let colsB = concat(Array(repeating: zb, count: r), dim: 0)
+        return mix(rowsA, colsB, crossover: crossover)
     }
 
     public override func forward(_ z: Tensor) -> Tensor { generate(z) }

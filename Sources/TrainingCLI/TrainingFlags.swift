@@ -32,8 +32,10 @@ public struct TrainingFlags: ParsableArguments {
     @Option(help: "Discriminator updates per generator update.") public var nCritic: Int?
     @Option(help: "WGAN weight clipping bound.") public var clip: Float = 0.01
     @Option(help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
-    @Option(help: "One-sided label smoothing: real targets (e.g. 0.9).") public var labelSmoothing: Float?
-    @Flag(help: "Noisy real labels, uniform in [0.7, 1.0].") public var noisyLabels = false
+    @Option(help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
+    @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
+    @Option(help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it.")
+    public var gEma: Float?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
 
@@ -60,6 +62,7 @@ public struct TrainingFlags: ParsableArguments {
         if let v = nCritic { config.nCritic = v }
         config.clip = clip; config.gpLambda = gpLambda
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
+        config.gEMA = gEma
         config.dataset = dataset; config.dataDir = data
         if let problem = config.validate() { throw ValidationError(problem) }
         return config

@@ -51,10 +51,18 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
+    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), writing the final checkpoint and grid then, even before --steps.")
+    var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let started = Date()
         let log = logging.bootstrap("gan.train")
+        var deadline: Date?
+        if let t = timeLimit {
+            guard let seconds = parseDuration(t) else { fail("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m") }
+            deadline = started.addingTimeInterval(seconds)
+        }
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         var config: GANConfig
         if let r = output.resume {
@@ -62,14 +70,14 @@ struct Train: ParsableCommand {
             do { ckpt = try Checkpoint.read(path: r) } catch { fail("\(error)") }
             config = ckpt.config
             config.steps = max(training.steps, ckpt.step)
-            try trainLoop(config: config, resume: (ckpt, r), log: log)
+            try trainLoop(config: config, resume: (ckpt, r), deadline: deadline, log: log)
             return
         }
         do { config = try training.config() } catch { fail("\(error)") }
-        try trainLoop(config: config, resume: nil, log: log)
+        try trainLoop(config: config, resume: nil, deadline: deadline, log: log)
     }
 
-    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?, log: Logger) throws {
+    func trainLoop(config: GANConfig, resume: (Checkpoint, String)?, deadline: Date?, log: Logger) throws {
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
         let models = GANModels(config: config)
@@ -87,6 +95,7 @@ struct Train: ParsableCommand {
             session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
+        session.deadline = deadline
         guard output.logEvery >= 1 else { fail("--log-every must be at least 1, got \(output.logEvery)") }
         session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
@@ -110,6 +119,7 @@ struct Train: ParsableCommand {
         }
         if !json { progress.finish() }
         session.events?.close()
+        if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
         log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
                  metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])
     }
@@ -127,6 +137,17 @@ func loadModels(_ path: String?) -> (GANModels, Checkpoint, String) {
         if let s = models.growthSchedule { models.setGrowth(s.state(at: max(ckpt.step - 1, 0))) }
         return (models, ckpt, p)
     } catch { fail("\(error)") }
+}
+
+/// StyleGAN's truncation trick for sampling commands: psi < 1 pulls every w towards the mean w
+/// (typical images, less variety); other models refuse it.
+func applyTruncation(_ psi: Float?, to models: GANModels, _ path: String) {
+    guard let psi else { return }
+    guard let g = models.samplingGenerator as? StyleGenerator else {
+        fail("--truncation applies to stylegan; \(path) is a \(models.config.model.rawValue) model")
+    }
+    guard psi.isFinite && psi >= 0 else { fail("--truncation must be a number >= 0 (1: none)") }
+    g.truncation = psi
 }
 
 /// `name` in the run folder of a checkpoint (`<run>/checkpoints/step_X.rgan` -> `<run>/name`;
@@ -153,11 +174,13 @@ struct Sample: ParsableCommand {
     @Option(help: "Latents from a .npy file, shape [N, latent_dim].") var latents: String?
     @Option(help: "Write the latents used to this .npy file ([N, latent_dim] float32).") var latentsOut: String?
     @Option(help: "Images per row of the PNG grid.") var nrow: Int = 8
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
         let log = logging.bootstrap("gan")
         let (models, ckpt, path) = loadModels(checkpoint)
+        applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let z: Tensor
         if let lp = latents {
@@ -192,16 +215,6 @@ struct Sample: ParsableCommand {
     }
 }
 
-/// Spherical interpolation as the tutorial's `slerp` (on the whole vector).
-func slerp(_ a: [Float], _ b: [Float], _ t: Float) -> [Float] {
-    let dotp = zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-    let na = a.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-    let omega = acosf(min(max(dotp / (na * nb), -1), 1))
-    if omega < 1e-6 { return zip(a, b).map { (1 - t) * $0 + t * $1 } }
-    let s = sinf(omega)
-    return zip(a, b).map { sinf((1 - t) * omega) / s * $0 + sinf(t * omega) / s * $1 }
-}
-
 struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write rows of latent interpolations (lerp or slerp) as a PNG.")
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
@@ -210,6 +223,7 @@ struct Interpolate: ParsableCommand {
     @Option(help: "Images per row.") var steps: Int = 10
     @Option(help: "Seed for the endpoints.") var seed: UInt64 = 2
     @Option(help: "Output PNG (default: <run>/interpolate-<mode>.png).") var out: String?
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
@@ -217,6 +231,7 @@ struct Interpolate: ParsableCommand {
         guard mode == "lerp" || mode == "slerp" else { fail("--mode must be lerp or slerp") }
         guard steps >= 2 && rows >= 1 else { fail("--steps must be at least 2 and --rows at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
+        applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let ends = latents(seed: seed, .interpolate, step: 0, indices: Array(0..<(2 * rows)), dim: d).toArray()
         var zs: [Float] = []
@@ -224,7 +239,7 @@ struct Interpolate: ParsableCommand {
             let a = Array(ends[(2 * r * d)..<((2 * r + 1) * d)]), b = Array(ends[((2 * r + 1) * d)..<((2 * r + 2) * d)])
             for s in 0..<steps {
                 let t = Float(s) / Float(steps - 1)
-                zs += mode == "lerp" ? zip(a, b).map { (1 - t) * $0 + t * $1 } : slerp(a, b, t)
+                zs += mode == "lerp" ? GAN.lerp(a, b, t) : GAN.slerp(a, b, t)
             }
         }
         let o = out ?? defaultOut(path, "interpolate-\(mode).png")
@@ -242,12 +257,14 @@ struct StyleMix: ParsableCommand {
     @Option(help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
     @Option(help: "Seed.") var seed: UInt64 = 3
     @Option(help: "Output PNG (default: <run>/style-mix.png).") var out: String?
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
         _ = logging.bootstrap("gan")
         let (models, ckpt, path) = loadModels(checkpoint)
-        guard let g = models.generator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
+        guard let g = models.samplingGenerator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
+        applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2
         guard k >= 0 && k <= g.numLayers else { fail("--crossover must be in 0...\(g.numLayers)") }
         let d = ckpt.config.latentDim
@@ -256,9 +273,7 @@ struct StyleMix: ParsableCommand {
         g.eval()
         let (a, b, mixed): (Tensor, Tensor, Tensor) = withNoGrad {
             // Every pair (row i, column j): coarse from A_i, fine from B_j.
-            let rowsA = concat((0..<count).map { i in za.narrow(0, i, 1).expand([count, d]) }, dim: 0)
-            let colsB = concat(Array(repeating: zb, count: count), dim: 0)
-            return (g.generate(za), g.generate(zb), g.mix(rowsA, colsB, crossover: k))
+            (g.generate(za), g.generate(zb), g.mixingGrid(rows: za, columns: zb, crossover: k))
         }
         // Layout (count + 1)^2: top row B sources, left column A sources, blank corner.
         let (c, h, w) = (a.shape[1], a.shape[2], a.shape[3])
@@ -326,11 +341,19 @@ struct TrainClassifier: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "FID, classifier score and mode coverage of a checkpoint's generator against real images.")
+        abstract: "FID, classifier score and mode coverage of a checkpoint's generator against real images.",
+        discussion: """
+        The real reference is a seeded draw from the train split, stratified by class (every digit in its \
+        proportion of the split: 200 of each for 2,000 of the 4,500 real digits), fixed by --reference-seed. \
+        Beside the FID it prints the real-vs-real floor: the FID of a second, disjoint real draw of the same \
+        size against the reference, what real data itself scores at this sample size.
+        """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Option(help: "Classifier (default: data/classifier-<dataset>.safetensors from gan train-classifier).") var classifier: String?
-    @Option(help: "Generated samples (real: the same number from the train split, at most all of it).") var samples: Int = 2000
+    @Option(help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
+    var samples: Int = 2000
     @Option(help: "Seed for the latents.") var seed: UInt64 = 4
+    @Option(help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
     @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
     @Option(help: "Folder for the TensorBoard event file with eval/fid, eval/classifier_score, eval/mode_entropy at the checkpoint's step (default: the checkpoint's run folder).")
     var logdir: String?
@@ -339,7 +362,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan.evaluate")
-        guard samples > 0 else { fail("--samples must be at least 1") }
+        guard samples >= 2 else { fail("--samples must be at least 2 (FID needs a covariance)") }
         let (models, ckpt, path) = loadModels(checkpoint)
         let cp = classifier ?? classifierPath(ckpt.config.dataset)
         var rng = RandomGenerator(seed: 0)
@@ -350,29 +373,17 @@ struct Evaluate: ParsableCommand {
         } catch { fail("\(error) (train one with: gan train-classifier --dataset \(ckpt.config.dataset))") }
         let real: ImageDataset
         do { real = try loadTrainingData(ckpt.config) } catch { fail("\(error)") }
+        guard real.count >= 2 else { fail("\(real.source): \(real.count) images; FID needs at least 2") }
         let n = min(samples, real.count)
-        // Features in chunks of 250 images (as featureRows batches them), with a progress display.
-        var progress = makeProgress(total: n, label: "real features", json: json)
-        var realParts: [Tensor] = []
-        for s in stride(from: 0, to: n, by: 250) {
-            realParts.append(clf.featureRows(batch(real, indices: Array(s..<min(s + 250, n)), size: 28)))
-            progress.update(min(s + 250, n))
-        }
+        var progress = makeProgress(total: n + min(n, real.count - n), label: "real features", json: json)
+        let evaluator = FIDEvaluator(classifier: clf, dataset: real, count: samples, seed: referenceSeed) { done, _ in progress.update(done) }
         progress.finish()
-        let realStats = FeatureStatistics(features: concat(realParts, dim: 0))
+        let ref = evaluator.reference
         func score(_ m: GANModels, _ label: String) -> (Double, ClassDistributionScores) {
             progress = makeProgress(total: samples, label: label, json: json)
-            var feats: [Tensor] = [], probs: [Tensor] = []
-            for s in stride(from: 0, to: samples, by: 250) {
-                let z = latents(seed: seed, .fixedNoise, step: 2, indices: Array(s..<min(s + 250, samples)), dim: ckpt.config.latentDim)
-                let fake = m.sample(z)
-                feats.append(clf.featureRows(fake))
-                probs.append(clf.probabilities(fake))
-                progress.update(min(s + 250, samples))
-            }
+            let r = evaluator.score(m, count: samples, seed: seed) { done, _ in progress.update(done) }
             progress.finish()
-            return (frechetDistance(FeatureStatistics(features: concat(feats, dim: 0)), realStats),
-                    classDistributionScores(probabilities: concat(probs, dim: 0)))
+            return (r.fid, r.classes)
         }
         let (fid, cls) = score(models, "generate+score")
         var base: (Double, ClassDistributionScores)?
@@ -382,7 +393,7 @@ struct Evaluate: ParsableCommand {
         do {
             let events = try EventWriter(directory: dir)
             var values: [(String, Float)] = [("eval/fid", Float(fid)), ("eval/classifier_score", Float(cls.classifierScore)),
-                                             ("eval/mode_entropy", Float(cls.modeEntropy))]
+                                             ("eval/mode_entropy", Float(cls.modeEntropy)), ("eval/real_floor_fid", Float(evaluator.floor))]
             if let b = base { values += [("eval/baseline_fid", Float(b.0)), ("eval/baseline_classifier_score", Float(b.1.classifierScore))] }
             events.scalars(values, step: ckpt.step)
             events.close()
@@ -390,15 +401,24 @@ struct Evaluate: ParsableCommand {
         } catch {
             log.warning("no TensorBoard events written: \(error)")
         }
+        let floorNote = ref.floorIndices.count >= 2
+            ? "\(evaluator.floorSize) other train images drawn the same way vs the reference"
+            : "the reference's two halves (\(evaluator.floorSize) each): no train images left over"
         if json {
             var o: [String: Any] = ["checkpoint": path, "step": ckpt.step, "fid": fid, "classifier_score": cls.classifierScore,
-                                    "mode_entropy": cls.modeEntropy, "histogram": cls.histogram, "samples": samples]
+                                    "mode_entropy": cls.modeEntropy, "histogram": cls.histogram, "samples": samples,
+                                    "real_floor_fid": evaluator.floor, "real_floor_size": evaluator.floorSize,
+                                    "reference": ["split": "train", "count": ref.indices.count, "per_class": ref.perClass,
+                                                  "seed": ref.seed, "split_count": ref.splitCount,
+                                                  "description": ref.describe()] as [String: Any]]
             if let b = base { o["baseline_fid"] = b.0; o["baseline_classifier_score"] = b.1.classifierScore }
             print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
             return
         }
-        print("checkpoint \(path) (step \(ckpt.step)), \(samples) samples vs \(n) real, classifier \(cp)")
-        print(String(format: "FID %.2f   classifier score %.3f (of 10)   mode entropy %.3f (of %.3f)", fid, cls.classifierScore,
+        print("checkpoint \(path) (step \(ckpt.step)), \(samples) samples, classifier \(cp)")
+        print("reference: \(ref.describe())")
+        print(String(format: "FID %.2f   (real-vs-real floor %.2f: %@)", fid, evaluator.floor, floorNote))
+        print(String(format: "classifier score %.3f (of 10)   mode entropy %.3f (of %.3f)", cls.classifierScore,
                      cls.modeEntropy, Foundation.log(10.0)))
         print("predicted classes: \(cls.histogram)")
         if let b = base {
@@ -454,10 +474,10 @@ struct Export: ParsableCommand {
         let o = out ?? defaultOut(path, "generator.safetensors")
         let c = ckpt.config
         do {
-            try TorchInterop.write(models.generator, config: c, step: ckpt.step, to: o)
+            try TorchInterop.write(models.samplingGenerator, config: c, step: ckpt.step, to: o)
         } catch { fail("\(error)") }
         let cls = TorchInterop.pytorchClass(c, discriminator: false)
-        print("wrote \(o): generator, \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
+        print("wrote \(o): generator\(models.emaGenerator != nil ? " (the EMA of its weights)" : ""), \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
               + (cls.map { ", loads into \($0)" } ?? ""))
         if includeDiscriminator {
             let dp = discriminatorOut ?? Export.discriminatorPath(for: o)

@@ -1,4 +1,6 @@
 import Foundation
+import GAN
+import Tensors
 import XCTest
 
 /// Runs the `gan` executable the way a user does: every model trains from the command line for a
@@ -61,6 +63,7 @@ final class CLITests: XCTestCase {
             ("sndcgan-hinge-ttur", ["--model", "sndcgan", "--loss", "hinge", "--image-size", "16", "--lr-d", "4e-4", "--lr-g", "1e-4",
                                     "--beta1", "0", "--beta2", "0.9"]),
             ("stylegan", ["--model", "stylegan", "--loss", "bce", "--image-size", "16", "--w-dim", "16", "--mapping-layers", "2"]),
+            ("dcgan-ema", ["--model", "dcgan", "--loss", "bce", "--image-size", "16", "--g-ema", "0.9"]),
             ("progressive", ["--model", "dcgan", "--progressive", "--loss", "bce", "--image-size", "16"]),
         ]
         for (name, args) in runs {
@@ -81,13 +84,32 @@ final class CLITests: XCTestCase {
         try run(["interpolate", "--checkpoint", ck, "--mode", "lerp", "--rows", "2", "--steps", "4", "--out", "lerp.png"])
         try run(["interpolate", "--checkpoint", ck, "--mode", "slerp", "--rows", "2", "--steps", "4", "--out", "slerp.png"])
         try run(["style-mix", "--checkpoint", ck, "--count", "3", "--out", "mix.png"])
-        for f in ["s.png", "lerp.png", "slerp.png", "mix.png"] {
+        try run(["sample", "--checkpoint", ck, "--truncation", "0.7", "--out", "trunc.png"])
+        let t = try run(["sample", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--truncation", "0.7"], expect: 1)
+        XCTAssertTrue(t.contains("--truncation applies to stylegan"), t)
+        for f in ["s.png", "lerp.png", "slerp.png", "mix.png", "trunc.png"] {
             let d = try Data(contentsOf: URL(fileURLWithPath: work + "/" + f))
             XCTAssertEqual(Array(d.prefix(4)), [0x89, 0x50, 0x4E, 0x47], f)
         }
         // Style mixing refuses a non-StyleGAN model.
         let e = try run(["style-mix", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000004.rgan"], expect: 1)
         XCTAssertTrue(e.contains("needs stylegan"), e)
+        // --time-limit 0: one step, then the final checkpoint and grid, long before --steps.
+        let tl = try run(["train", "--name", "timed", "--model", "mlp", "--steps", "500", "--batch", "8", "--data", mnist,
+                          "--time-limit", "0", "--json"])
+        XCTAssertTrue(tl.contains("time limit reached: stopped at step 1 of 500"), tl)
+        XCTAssertEqual(files("runs/timed/checkpoints"), ["step_00000001.rgan"])
+        XCTAssertEqual(files("runs/timed/samples"), ["step_00000001.png"])
+        // --g-ema: the checkpoint holds the average, and export writes it.
+        let ema = "runs/dcgan-ema/checkpoints/step_00000004.rgan"
+        let ex = try run(["export", "--checkpoint", ema, "--out", "ema.safetensors"])
+        XCTAssertTrue(ex.contains("(the EMA of its weights)"), ex)
+        let saved = try Checkpoint.read(path: work + "/" + ema).group("G_ema.")
+        let exported = try Safetensors.read(path: work + "/ema.safetensors").tensors
+        XCTAssertEqual(Set(saved.keys), Set(exported.keys))
+        XCTAssertEqual(saved["main.0.weight"]?.toArray(), exported["main.0.weight"]?.toArray())
+        XCTAssertNotEqual(try Checkpoint.read(path: work + "/" + ema).group("G.")["main.0.weight"]?.toArray(),
+                          exported["main.0.weight"]?.toArray(), "export wrote G, not its average")
         // Resume extends a run.
         try run(["train", "--resume", "runs/mlp-bce/checkpoints/step_00000004.rgan", "--steps", "6", "--json",
                  "--sample-every", "0", "--checkpoint-every", "0"])
@@ -100,6 +122,15 @@ final class CLITests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(ev.split(separator: "\n").last!.utf8)) as! [String: Any]
         XCTAssertNotNil(json["fid"] as? Double, ev)
         XCTAssertNotNil(json["mode_entropy"] as? Double, ev)
+        // The reference: 64 train images drawn from every class (6 or 7 each), and the floor.
+        let ref = json["reference"] as? [String: Any]
+        XCTAssertEqual((ref?["per_class"] as? [Int])?.reduce(0, +), 64, ev)
+        XCTAssertEqual((ref?["per_class"] as? [Int])?.allSatisfy { $0 == 6 || $0 == 7 }, true, ev)
+        XCTAssertNotNil(json["real_floor_fid"] as? Double, ev)
+        let text = try run(["evaluate", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000006.rgan", "--classifier", "clf.safetensors",
+                            "--samples", "40", "--reference-seed", "5"])
+        XCTAssertTrue(text.contains("reference: 40 of 4500 train images, 4 per class over 10 classes, stratified draw with seed 5"), text)
+        XCTAssertTrue(text.contains("real-vs-real floor"), text)
     }
 
     func testBadInputGetsClearErrors() throws {
@@ -107,6 +138,12 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e.contains("unknown --model 'nope'"), e)
         e = try run(["train", "--model", "mlp", "--image-size", "32"], expect: 1)
         XCTAssertTrue(e.contains("28x28"), e)
+        e = try run(["train", "--g-ema", "1.5", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--g-ema must be in (0, 1)"), e)
+        e = try run(["train", "--time-limit", "5x", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--time-limit '5x'"), e)
+        e = try run(["train", "--label-smoothing", "0.9", "--noisy-labels", "--steps", "1"], expect: 1)
+        XCTAssertTrue(e.contains("--label-smoothing and --noisy-labels"), e)
         e = try run(["train", "--data", work + "/nowhere", "--steps", "1"], expect: 1)
         XCTAssertTrue(e.contains("nowhere"), e)
         // A truncated images file in an otherwise valid folder.

@@ -246,7 +246,7 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(ev.stdout.split(separator: "\n").count, 1, "only the JSON object on standard output:\n\(ev.stdout)")
         let result = try JSONSerialization.jsonObject(with: Data(ev.stdout.utf8)) as! [String: Any]
         XCTAssertTrue(ev.stderr.contains("generate+score 300/300 (100%)"), ev.stderr)
-        XCTAssertTrue(ev.stderr.contains("real features 300/300 (100%)"), ev.stderr)
+        XCTAssertTrue(ev.stderr.contains("real features 600/600 (100%)"), ev.stderr)   // reference and floor set
         r = try InteropSupport.readEvents(work + "/runs/e2e")
         for (tag, key) in [("eval/fid", "fid"), ("eval/classifier_score", "classifier_score"), ("eval/mode_entropy", "mode_entropy")] {
             XCTAssertEqual(r.scalars(tag).map { $0.step }, [3], tag)

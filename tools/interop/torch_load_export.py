@@ -20,7 +20,10 @@ object; `check` exits 1 when an image differs by --tol or more (max abs differen
 Models (copied verbatim from the tutorial, ../shared/seeds/000_c290097a8ca967c7.txt, as in
 tools/fixtures/make_nn_fixtures.py): mlp = Generator(latent_dim, img_shape=(nc, 28, 28)) and
 Discriminator; dcgan at 64x64 = DCGANGenerator(latent_dim, ngf, nc) and DCGANDiscriminator; dcgan
-at 32x32 = the project's 32x32 variant DCGAN32Generator / DCGAN32Discriminator.
+at 32x32 = the project's 32x32 variant DCGAN32Generator / DCGAN32Discriminator; sndcgan at 64x64 =
+DCGANGenerator and SNDiscriminator. From tools/ringgan_models.py: --progressive (dcgan/sndcgan) =
+ProgressiveGenerator at full resolution; stylegan = StyleGenerator (--w-dim, --mapping-layers), its
+noise inputs from --noise-prefix. --d-images / --d-outputs also compare the discriminator's outputs.
 
 Needs torch and numpy; uses safetensors.torch when installed and a small reader otherwise.
 """
@@ -47,9 +50,18 @@ torch.set_num_threads(1)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tutorial_models import (AdaIN, DCGAN32Discriminator, DCGAN32Generator, DCGANDiscriminator,  # noqa: E402
                              DCGANGenerator, Discriminator, Generator, MappingNetwork, SNDiscriminator)
+from ringgan_models import ProgressiveGenerator, StyleGenerator  # noqa: E402
 
 
 def build(args, discriminator=False):
+    if args.model == "stylegan" and not discriminator:
+        return StyleGenerator(latent_dim=args.latent_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers, ngf=args.ngf,
+                              nc=args.nc, image_size=args.image_size)
+    if args.progressive and not discriminator:
+        return ProgressiveGenerator(latent_dim=args.latent_dim, ngf=args.ngf, nc=args.nc, image_size=args.image_size)
+    if args.model == "sndcgan" and args.image_size == 64:
+        return SNDiscriminator(nc=args.nc, ndf=args.ndf) if discriminator else \
+            DCGANGenerator(latent_dim=args.latent_dim, ngf=args.ngf, nc=args.nc)
     if args.model == "mlp":
         shape = (args.nc, 28, 28)
         return Discriminator(img_shape=shape) if discriminator else Generator(latent_dim=args.latent_dim, img_shape=shape)
@@ -115,16 +127,27 @@ def check(args):
         d.load_state_dict(dsd, strict=True)
         result["discriminator"] = type(d).__name__
         result["discriminator_keys"] = len(dsd)
+        if args.d_images:
+            # The discriminator's outputs (its class's forward, eval mode) on the same images.
+            d.eval()
+            with torch.no_grad():
+                scores = d(torch.from_numpy(np.load(args.d_images).astype(np.float32))).numpy()
+            want = np.load(args.d_outputs)
+            result["d_max_abs_diff"] = float(np.abs(scores - want).max()) if scores.shape == want.shape else float("inf")
     g.eval()
     z = torch.from_numpy(np.load(args.latents).astype(np.float32))
     expected = np.load(args.images)
     with torch.no_grad():
-        images = g(z).numpy()
+        if args.model == "stylegan":
+            noise = [torch.from_numpy(np.load(args.noise_prefix + "%d.npy" % i)) for i in range(len(g.synthesis.blocks))]
+            images = g(z, noise).numpy()
+        else:
+            images = g(z).numpy()
     result["shape"] = list(images.shape)
     result["expected_shape"] = list(expected.shape)
     diff = float(np.abs(images - expected).max()) if images.shape == expected.shape else float("inf")
     result["max_abs_diff"] = diff
-    result["ok"] = diff < args.tol
+    result["ok"] = diff < args.tol and result.get("d_max_abs_diff", 0) < args.tol
     print(json.dumps(result, sort_keys=True))
     return 0 if result["ok"] else 1
 
@@ -155,7 +178,10 @@ def main():
     sub = p.add_subparsers(dest="command", required=True)
     for name in ("check", "make"):
         s = sub.add_parser(name)
-        s.add_argument("--model", choices=["mlp", "dcgan"], required=True)
+        s.add_argument("--model", choices=["mlp", "dcgan", "sndcgan", "stylegan"], required=True)
+        s.add_argument("--progressive", action="store_true")
+        s.add_argument("--w-dim", type=int, default=128)
+        s.add_argument("--mapping-layers", type=int, default=8)
         s.add_argument("--image-size", type=int, default=32)
         s.add_argument("--latent-dim", type=int, default=100)
         s.add_argument("--ngf", type=int, default=64)
@@ -167,6 +193,9 @@ def main():
             s.add_argument("--latents", required=True)
             s.add_argument("--images", required=True)
             s.add_argument("--tol", type=float, default=1e-4)
+            s.add_argument("--d-images", help="images (.npy) to score with the discriminator")
+            s.add_argument("--d-outputs", help="RingGAN's discriminator outputs on --d-images (.npy)")
+            s.add_argument("--noise-prefix", help="stylegan: the noise inputs, PREFIX0.npy, PREFIX1.npy, ...")
         else:
             s.add_argument("--out", required=True)
             s.add_argument("--latents-out", required=True)
