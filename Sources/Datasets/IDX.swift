@@ -45,8 +45,12 @@ public enum IDX {
     /// Reads the file at `path` (raw or gzip), checks the magic and that the body holds exactly the
     /// product of the dimensions; `what` names the body in messages ("pixels", "labels").
     static func read(path: String, magic: UInt32, what: String) throws -> (dims: [Int], body: [UInt8]) {
-        let file = try readFile(path)
-        return try file.withUnsafeBufferPointer { bytes in
+        try parse(try readFile(path), path: path, magic: magic, what: what)
+    }
+
+    /// Parses a file's bytes, raw or gzip (`path` names it in errors; the fuzzers call this).
+    static func parse(_ file: [UInt8], path: String, magic: UInt32, what: String) throws -> (dims: [Int], body: [UInt8]) {
+        try file.withUnsafeBufferPointer { bytes in
             if Gzip.isGzip(bytes) {
                 var acc = Accumulator(path: path, magic: magic, what: what)
                 try Gzip.inflate(bytes, path: path) { try acc.append($0) }
