@@ -120,6 +120,7 @@ public struct Checkpoint {
 
     /// Parses a checkpoint's bytes (`path` names it in errors).
     public static func decode(_ data: Data, path: String = "<checkpoint>") throws -> Checkpoint {
+        let data = data.startIndex == 0 ? data : Data(data)   // offsets below count from 0
         func fail(_ r: String) -> Error { Error(path: path, reason: r) }
         guard data.count >= 24, Array(data.prefix(8)) == magic else {
             throw fail("not a RingGAN checkpoint (it does not start with the RINGGAN magic)")

@@ -48,6 +48,7 @@ public enum Safetensors {
     /// Parses a file's bytes (`path` names it in errors).
     public static func decode(_ data: Data, path: String = "<safetensors>") throws
         -> (tensors: [String: Tensor], dtypes: [String: DType], metadata: [String: String]) {
+        let data = data.startIndex == 0 ? data : Data(data)   // offsets below count from 0
         func fail(_ r: String) -> FormatError { FormatError(path: path, reason: r) }
         guard data.count >= 8 else { throw fail("\(data.count) bytes is shorter than the 8-byte header length") }
         let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }

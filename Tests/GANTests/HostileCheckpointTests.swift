@@ -64,6 +64,8 @@ final class HostileCheckpointTests: XCTestCase {
         let good = try plainCheckpoint().encode()
         let same = try rewrite(good) { _ in }
         XCTAssertEqual(try Checkpoint.decode(same, path: "same.rgan").tensor("x")?.toArray(), (0..<16).map(Float.init))
+        XCTAssertEqual(try Checkpoint.decode((Data([1, 2]) + same).dropFirst(2), path: "slice.rgan").tensor("x")?.toArray(),
+                       (0..<16).map(Float.init))
     }
 
     /// Shapes whose element count overflows Int.

@@ -96,5 +96,7 @@ final class HostileFileTests: XCTestCase {
         let t = try Safetensors.decode(ok, path: "ok.safetensors").tensors
         XCTAssertEqual(t["a"]?.toArray(), [1])
         XCTAssertEqual(t["b"]?.toArray(), [2])
+        // A slice of a larger buffer (indices not starting at 0) reads the same.
+        XCTAssertEqual(try Safetensors.decode((Data([9, 9, 9]) + ok).dropFirst(3), path: "slice").tensors["b"]?.toArray(), [2])
     }
 }
