@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
         // ClusterTests runs the gan-coordinator and gan-worker binaries (swift build --build-tests
-        // builds them) and imports no Cluster code.
-        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "TestSupport"]),
+        // builds them); it imports Cluster only to check the protocol's message parsers.
+        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "Cluster", "TestSupport"]),
     ]
 )

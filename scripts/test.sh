@@ -48,7 +48,22 @@ ringgan_bin="$(swift build --show-bin-path)"
 if [ "$(id -u)" = 0 ]; then bash cluster/netns-test.sh --bin "$ringgan_bin"
 else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
 
+# A brief fuzz run of every parser of outside bytes (fuzz/run.sh: .npy, safetensors, IDX raw
+# and gzip, checkpoints, wire frames and the handshake), 15 s each from the committed seeds: a
+# crash, leak, timeout or out-of-memory input fails the suite. Where swiftc cannot build a
+# libFuzzer target the run reports itself skipped (exit 77) instead of failing.
+fuzz_rc=0
+bash fuzz/run.sh --time "${RINGGAN_FUZZ_SECONDS:-15}" || fuzz_rc=$?
+fuzz_passed=1; fuzz_skipped=0
+if [ "$fuzz_rc" = 77 ]; then
+    echo "test: fuzz: SKIPPED (the fuzzer toolchain is not usable on this machine)"
+    fuzz_passed=0; fuzz_skipped=1
+elif [ "$fuzz_rc" != 0 ]; then
+    echo "test: fuzz: FAILED (fuzz/run.sh exit $fuzz_rc; the inputs are under .build-fuzz/findings/)"
+    exit 1
+fi
+
 # One closing line for the whole suite: the XCTest cases plus the five checks above (layers,
-# backward index, compose, manifests, network namespaces).
-skipped=${xcskipped:-0}
-echo "ringgan: $(( ${xctests:-0} - skipped + 5 )) passed, 0 failed, $skipped skipped"
+# backward index, compose, manifests, network namespaces) and the fuzz run.
+skipped=$(( ${xcskipped:-0} + fuzz_skipped ))
+echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 5 + fuzz_passed )) passed, 0 failed, $skipped skipped"

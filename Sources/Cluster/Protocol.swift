@@ -63,6 +63,50 @@ public struct StopMessage: Codable, Sendable {
     public var reform: Bool
 }
 
+extension BatchHeader {
+    /// The largest image side a batch may declare.
+    public static let maxSide = 4096
+
+    /// Unpacks and checks a `batch` frame's payload (the header, then the shard's pixels) from
+    /// `peer`, for a run whose global batch is `batchSize`: sides in 1...maxSide, distinct
+    /// positions inside the global batch, and exactly count x height x width pixel bytes
+    /// (checked arithmetic). Anything else throws naming the peer.
+    public static func unpack(_ payload: [UInt8], peer: String, batchSize: Int) throws -> (BatchHeader, ArraySlice<UInt8>) {
+        let (h, px) = try unpackPayload(BatchHeader.self, payload, peer: peer)
+        guard (1...maxSide).contains(h.height) else { throw NetError(peer, "bad batch: height \(h.height) is not in 1...\(maxSide)") }
+        guard (1...maxSide).contains(h.width) else { throw NetError(peer, "bad batch: width \(h.width) is not in 1...\(maxSide)") }
+        guard h.positions.count <= batchSize, h.positions.allSatisfy({ (0..<batchSize).contains($0) }),
+              Set(h.positions).count == h.positions.count else {
+            throw NetError(peer, "bad batch: positions \(h.positions.prefix(16)) are not distinct positions in a batch of \(batchSize)")
+        }
+        // Sides are at most 4096 and positions at most batchSize, but the product is checked anyway.
+        let (plane, o1) = h.height.multipliedReportingOverflow(by: h.width)
+        let (need, o2) = plane.multipliedReportingOverflow(by: h.positions.count)
+        guard !o1, !o2, px.count == need else {
+            throw NetError(peer, "bad batch: \(px.count) pixel bytes for \(h.positions.count) images of \(h.height)x\(h.width)")
+        }
+        return (h, px)
+    }
+}
+
+extension StartMessage {
+    /// Checks what the coordinator sent before anything is built from it: a valid config
+    /// (`GANConfig.validate`, which bounds every size), a rank inside the world, positive
+    /// timings and counts.
+    public func check(peer: String) throws {
+        func fail(_ r: String) -> NetError { NetError(peer, "bad start message: \(r)") }
+        if let problem = config.validate() { throw fail("invalid config: \(problem)") }
+        guard (1...4096).contains(worldSize) else { throw fail("world size \(worldSize) is not in 1...4096") }
+        guard (0..<worldSize).contains(rank) else { throw fail("rank \(rank) is outside the world of \(worldSize)") }
+        guard timeout.isFinite, timeout > 0, heartbeat.isFinite, heartbeat > 0 else {
+            throw fail("timeout \(timeout) s and heartbeat \(heartbeat) s must be positive")
+        }
+        guard sampleEvery >= 0, checkpointEvery >= 0, keep >= 0, checksumEvery >= 0 else {
+            throw fail("negative intervals (sample every \(sampleEvery), checkpoint every \(checkpointEvery), keep \(keep), checksum every \(checksumEvery))")
+        }
+    }
+}
+
 /// Packs a JSON header and raw bytes into one payload: u32 header length, header, bytes.
 func packPayload<T: Encodable>(_ header: T, _ bytes: [UInt8]) throws -> [UInt8] {
     let h = Array(try JSONEncoder().encode(header))

@@ -119,6 +119,7 @@ public final class WorkerProcess {
         log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
         conn.timeout = 3600   // the start waits for every worker to join
         let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
+        try start.check(peer: conn.peer)
         conn.timeout = start.timeout
         log[metadataKey: "rank"] = "\(start.rank)"
         let c = start.config
@@ -154,10 +155,7 @@ public final class WorkerProcess {
                     let f = try conn.receive(maxPayload: 1 << 28)
                     switch f.type {
                     case .batch:
-                        let (h, px) = try unpackPayload(BatchHeader.self, f.payload, peer: conn.peer)
-                        guard px.count == h.positions.count * h.height * h.width else {
-                            throw NetError(conn.peer, "batch of \(px.count) bytes for \(h.positions.count) images")
-                        }
+                        let (h, px) = try BatchHeader.unpack(f.payload, peer: conn.peer, batchSize: c.batchSize)
                         queue.push(h, Array(px))
                     case .stop:
                         let s = try f.decode(StopMessage.self, from: conn.peer)

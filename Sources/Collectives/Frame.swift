@@ -66,6 +66,25 @@ func header(_ type: FrameType, tag: UInt64, length: Int, crc: UInt32) -> [UInt8]
     return h
 }
 
+extension Frame {
+    /// Checks a 24-byte frame header from `peer`; returns type, tag, payload length and checksum.
+    public static func parseHeader(_ h: [UInt8], maxPayload: Int, peer: String) throws -> (FrameType, UInt64, Int, UInt32) {
+        guard h.count == Frame.headerSize else { throw NetError(peer, "truncated frame header (\(h.count) bytes)") }
+        guard Array(h[0..<4]) == Frame.magic else {
+            throw NetError(peer, "not a RingGAN peer (bad frame magic \(h[0..<4].map { String(format: "%02x", $0) }.joined()))")
+        }
+        guard h[4] == Frame.version else { throw NetError(peer, "frame version \(h[4]); this build speaks version \(Frame.version)") }
+        guard let type = FrameType(rawValue: h[5]) else { throw NetError(peer, "unknown frame type \(h[5])") }
+        let tag = h[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let length = Int(h[16..<20].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) })
+        let crc = h[20..<24].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+        guard length <= maxPayload else {
+            throw NetError(peer, "frame of \(length) bytes exceeds the \(maxPayload)-byte limit")
+        }
+        return (type, tag, length, crc)
+    }
+}
+
 extension Connection {
     /// Sends a frame whose payload is raw memory (no copy).
     public func send(_ type: FrameType, tag: UInt64 = 0, payload: UnsafeRawBufferPointer) throws {
@@ -85,21 +104,9 @@ extension Connection {
         try send(try Frame(type, tag: tag, json: json))
     }
 
-    /// Reads one frame header and checks it; returns type, tag and payload length.
+    /// Reads one frame header and checks it; returns type, tag, payload length and checksum.
     public func readHeader(maxPayload: Int = Frame.defaultMaxPayload) throws -> (FrameType, UInt64, Int, UInt32) {
-        let h = try read(Frame.headerSize)
-        guard Array(h[0..<4]) == Frame.magic else {
-            throw NetError(peer, "not a RingGAN peer (bad frame magic \(h[0..<4].map { String(format: "%02x", $0) }.joined()))")
-        }
-        guard h[4] == Frame.version else { throw NetError(peer, "frame version \(h[4]); this build speaks version \(Frame.version)") }
-        guard let type = FrameType(rawValue: h[5]) else { throw NetError(peer, "unknown frame type \(h[5])") }
-        let tag = h[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        let length = Int(h[16..<20].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) })
-        let crc = h[20..<24].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
-        guard length <= maxPayload else {
-            throw NetError(peer, "frame of \(length) bytes exceeds the \(maxPayload)-byte limit")
-        }
-        return (type, tag, length, crc)
+        try Frame.parseHeader(try read(Frame.headerSize), maxPayload: maxPayload, peer: peer)
     }
 
     /// Reads a whole frame (payload checked against its CRC).

@@ -6,6 +6,10 @@ import Tensors
 /// straddle epochs. The state is `epoch` and `position`: encode it in a checkpoint and a decoded
 /// sampler continues with exactly the batches the original would have given.
 public struct EpochSampler: Sendable, Codable, Equatable {
+    /// The most items a sampler (and so a data set) may have: 2^24 (the permutation takes 128
+    /// MB; MNIST has 60,000). A decoded sampler beyond it is refused rather than allocated.
+    public static let maxCount = 1 << 24
+
     public let count: Int
     public let batchSize: Int
     public let seed: UInt64
@@ -60,9 +64,9 @@ public struct EpochSampler: Sendable, Codable, Equatable {
         let batchSize = try c.decode(Int.self, forKey: .batchSize)
         let epoch = try c.decode(Int.self, forKey: .epoch)
         let position = try c.decode(Int.self, forKey: .position)
-        guard batchSize > 0, count >= batchSize, epoch >= 0, position >= 0, position <= count else {
+        guard batchSize > 0, count >= batchSize, count <= EpochSampler.maxCount, epoch >= 0, position >= 0, position <= count else {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
-                "EpochSampler: inconsistent state count \(count), batchSize \(batchSize), epoch \(epoch), position \(position)"))
+                "EpochSampler: inconsistent state (count at most \(EpochSampler.maxCount)): count \(count), batchSize \(batchSize), epoch \(epoch), position \(position)"))
         }
         self.init(count: count, batchSize: batchSize, seed: try c.decode(UInt64.self, forKey: .seed),
                   epoch: epoch, position: position)

@@ -45,10 +45,14 @@ public enum IDX {
     /// Reads the file at `path` (raw or gzip), checks the magic and that the body holds exactly the
     /// product of the dimensions; `what` names the body in messages ("pixels", "labels").
     static func read(path: String, magic: UInt32, what: String) throws -> (dims: [Int], body: [UInt8]) {
-        let file = try readFile(path)
-        return try file.withUnsafeBufferPointer { bytes in
+        try parse(try readFile(path), path: path, magic: magic, what: what)
+    }
+
+    /// Parses a file's bytes, raw or gzip (`path` names it in errors; the fuzzers call this).
+    static func parse(_ file: [UInt8], path: String, magic: UInt32, what: String) throws -> (dims: [Int], body: [UInt8]) {
+        try file.withUnsafeBufferPointer { bytes in
             if Gzip.isGzip(bytes) {
-                var acc = Accumulator(path: path, magic: magic, what: what)
+                var acc = Accumulator(path: path, magic: magic, what: what, compressedBytes: bytes.count)
                 try Gzip.inflate(bytes, path: path) { try acc.append($0) }
                 return try acc.finish()
             }
@@ -122,9 +126,14 @@ public enum IDX {
         var parsed: Header?
         var body: [UInt8] = []
         var extra = 0
+        /// The most a deflate stream of the file's size can inflate to (deflate's ratio is at most
+        /// 1032:1): a header declaring more is refused before anything is reserved.
+        let maxInflated: Int
 
-        init(path: String, magic: UInt32, what: String) {
+        init(path: String, magic: UInt32, what: String, compressedBytes: Int) {
             self.path = path; self.magic = magic; self.what = what
+            let (m, o) = compressedBytes.multipliedReportingOverflow(by: 1032)
+            maxInflated = o ? Int.max : m
         }
 
         mutating func append(_ chunk: UnsafeBufferPointer<UInt8>) throws {
@@ -135,8 +144,13 @@ public enum IDX {
                 rest = rest.dropFirst(need)
                 let h = try head.withUnsafeBufferPointer { try IDX.header($0, path: path, magic: magic) }
                 guard let h else { return }
+                guard h.bodySize <= maxInflated else {
+                    throw DataError(.truncated, path: path,
+                                    "truncated: the header declares \(h.bodySize) bytes of \(what), more than \(maxInflated / 1032) compressed bytes can hold")
+                }
                 parsed = h
-                body.reserveCapacity(h.bodySize)
+                // Reserved as the data arrives beyond this, never from the header's word alone.
+                body.reserveCapacity(min(h.bodySize, 1 << 20))
             }
             let room = parsed!.bodySize - body.count
             body.append(contentsOf: rest.prefix(room))

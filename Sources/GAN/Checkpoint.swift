@@ -121,6 +121,13 @@ public struct Checkpoint {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw fail("cannot read the checkpoint (\(error.localizedDescription))")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Parses a checkpoint's bytes (`path` names it in errors).
+    public static func decode(_ data: Data, path: String = "<checkpoint>") throws -> Checkpoint {
+        let data = data.startIndex == 0 ? data : Data(data)   // offsets below count from 0
+        func fail(_ r: String) -> Error { Error(path: path, reason: r) }
         guard data.count >= 24, Array(data.prefix(8)) == magic else {
             throw fail("not a RingGAN checkpoint (it does not start with the RINGGAN magic)")
         }
@@ -139,14 +146,32 @@ public struct Checkpoint {
         do { header = try JSONDecoder().decode(Header.self, from: data.subdata(in: 20..<(20 + Int(hlen)))) } catch {
             throw fail("unreadable checkpoint header (\(error))")
         }
+        // What the header describes must be something a model can be built from...
+        if let problem = header.config.validate() { throw fail("invalid config in the checkpoint: \(problem)") }
+        guard header.step >= 0 else { throw fail("invalid step \(header.step) in the checkpoint") }
         let body = 20 + Int(hlen)
         let floats = (data.count - 4 - body) / 4
+        // ...and every tensor entry is checked (checked arithmetic, inside the data section, no
+        // two sharing values) before any is allocated, so what is allocated never exceeds the
+        // file's own size.
+        var spans: [(name: String, begin: Int, end: Int)] = []
+        for e in header.tensors {
+            guard e.shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(e.name)' has a negative dimension in \(e.shape)") }
+            guard let n = Tensor.checkedByteCount(e.shape, itemSize: 4).map({ $0 / 4 }) else {
+                throw fail("tensor '\(e.name)' of shape \(e.shape) is too large (its size overflows)")
+            }
+            guard e.offset >= 0, e.offset <= floats, n <= floats - e.offset else {
+                throw fail("tensor '\(e.name)' (offset \(e.offset), \(n) values) lies outside the data section of \(floats) values")
+            }
+            spans.append((e.name, e.offset, e.offset + n))
+        }
+        spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
+            throw fail("tensors '\(a.name)' [\(a.begin), \(a.end)) and '\(b.name)' [\(b.begin), \(b.end)) overlap")
+        }
         var ts: [(name: String, tensor: Tensor)] = []
         for e in header.tensors {
-            let n = e.shape.reduce(1, *)
-            guard e.offset >= 0, e.shape.allSatisfy({ $0 >= 0 }), e.offset + n <= floats else {
-                throw fail("tensor '\(e.name)' lies outside the data section")
-            }
+            let n = Tensor.elementCount(e.shape)
             let t = Tensor(uninitializedShape: e.shape)
             data.withUnsafeBytes { raw in
                 UnsafeMutableRawPointer(t.data).copyMemory(from: raw.baseAddress! + body + e.offset * 4, byteCount: n * 4)

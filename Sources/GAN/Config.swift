@@ -51,6 +51,9 @@ public struct GANConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The largest batch `validate` accepts.
+    public static let maxBatchSize = 1 << 16
+
     /// Applies the defaults a loss implies (the tutorial's settings) where the user gave none.
     public mutating func applyLossDefaults(lrGiven: Bool, betasGiven: Bool, nCriticGiven: Bool) {
         switch loss {
@@ -73,6 +76,18 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if batchSize < 1 { return "--batch must be at least 1" }
         if steps < 0 { return "--steps must not be negative" }
         if nCritic < 1 { return "--n-critic must be at least 1" }
+        // Upper bounds, so that a config from a file or a peer (a checkpoint, the coordinator's
+        // start message) cannot ask for an absurd model or an overflowing size.
+        for (name, value, range) in [("--batch", batchSize, 1...GANConfig.maxBatchSize), ("--steps", steps, 0...1_000_000_000),
+                                     ("--n-critic", nCritic, 1...1000), ("--nc", nc, 1...4),
+                                     ("--ngf", ngf, 1...4096), ("--ndf", ndf, 1...4096), ("--latent-dim", latentDim, 1...4096),
+                                     ("--w-dim", wDim, 1...4096), ("--mapping-layers", mappingLayers, 1...64)] where !range.contains(value) {
+            return "\(name) must be in \(range.lowerBound)...\(range.upperBound) (got \(value))"
+        }
+        for (name, value) in [("--lr-g", lrG), ("--lr-d", lrD), ("--beta1", beta1), ("--beta2", beta2), ("--clip", clip),
+                              ("--gp-lambda", gpLambda), ("--style-mixing-prob", styleMixingProb)] where !(value.isFinite && value >= 0) {
+            return "\(name) must be a finite non-negative number (got \(value))"
+        }
         if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1]" }
         if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999)" }
         if labelSmoothing != nil && noisyLabels {

@@ -24,6 +24,17 @@ func requireState(_ state: [String: Tensor], _ name: String, count: Int) throws 
     return t
 }
 
+/// The optimizer step count stored in `state["step"]`: a non-negative whole number below 10^15;
+/// anything else (NaN, infinite, negative, fractional, huge) throws instead of trapping in
+/// `Int(_:)`.
+func requireStepCount(_ state: [String: Tensor]) throws -> Int {
+    let s = try requireState(state, "step", count: 1).item
+    guard s.isFinite, s >= 0, s < 1e15, s == s.rounded() else {
+        throw OptimizerStateError(description: "optimizer state 'step' is \(s), not a step count")
+    }
+    return Int(s)
+}
+
 /// `torch.optim.Adam(lr, betas, eps, weight_decay)`.
 public final class Adam: Optimizer {
     public let group: ParameterGroup
@@ -65,10 +76,10 @@ public final class Adam: Optimizer {
     public func loadState(_ state: [String: Tensor]) throws {
         let a = try requireState(state, "exp_avg", count: group.count)
         let b = try requireState(state, "exp_avg_sq", count: group.count)
-        let s = try requireState(state, "step", count: 1)
+        let steps = try requireStepCount(state)
         m.pointer.update(from: a.data, count: group.count)
         v.pointer.update(from: b.data, count: group.count)
-        stepCount = Int(s.item)
+        stepCount = steps
     }
 }
 

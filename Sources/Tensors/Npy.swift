@@ -10,6 +10,9 @@ import Foundation
 /// file and what is wrong.
 public enum Npy {
     public static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+    /// The longest header accepted (NumPy's own `max_header_size` is 10,000 bytes; real headers
+    /// are under 200).
+    public static let maxHeader = 1 << 16
 
     public struct FormatError: Error, CustomStringConvertible {
         public let path: String
@@ -69,6 +72,9 @@ public enum Npy {
         default:
             throw fail(".npy format version \(major).\(minor) is not supported (1.0, 2.0 and 3.0 are)")
         }
+        guard headerLength <= maxHeader else {
+            throw fail("the header length \(headerLength) exceeds the \(maxHeader)-byte limit")
+        }
         guard headerStart + headerLength <= bytes.count else {
             throw fail("the header length \(headerLength) runs past the end of the \(bytes.count)-byte file")
         }
@@ -98,11 +104,15 @@ public enum Npy {
         if fortran && shape.count > 1 {
             throw fail("the array is stored in Fortran (column-major) order; save it in C order (numpy.ascontiguousarray)")
         }
-        let count = shape.reduce(1, *)
+        // Checked arithmetic: a shape's byte count must fit the file before anything is allocated.
         let body = headerStart + headerLength
         let have = bytes.count - body
-        guard have == count * itemSize else {
-            throw fail("shape \(shape) of \(descr) needs \(count * itemSize) data bytes, the file has \(have)")
+        guard let need = Tensor.checkedByteCount(shape, itemSize: itemSize) else {
+            throw fail("shape \(shape) of \(descr) is too large (its byte count overflows)")
+        }
+        let count = need / itemSize
+        guard have == need else {
+            throw fail("shape \(shape) of \(descr) needs \(need) data bytes, the file has \(have)")
         }
         let t = Tensor(uninitializedShape: shape)
         bytes.withUnsafeBytes { raw in
@@ -116,6 +126,23 @@ public enum Npy {
             }
         }
         return t
+    }
+}
+
+extension Tensor {
+    /// `itemSize` times `shape`'s dimensions, multiplied left to right with overflow checks: nil
+    /// when any partial product overflows Int or a dimension is negative. (A shape for which
+    /// this is not nil is one `Tensor.elementCount` multiplies out without trapping.) The file
+    /// parsers check this against the bytes the file actually has before allocating.
+    public static func checkedByteCount(_ shape: [Int], itemSize: Int) -> Int? {
+        var n = itemSize
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            n = p
+        }
+        return n
     }
 }
 
@@ -143,9 +170,14 @@ enum PyLiteral: Equatable {
         return out
     }
 
+    /// How deep tuples may nest (a shape is one level; recursion beyond this would only
+    /// serve to exhaust the stack).
+    static let maxDepth = 16
+
     struct Parser {
         let chars: [Character]
         var i = 0
+        var depth = 0
 
         mutating func skip() { while i < chars.count && chars[i].isWhitespace { i += 1 } }
         func peek(_ c: Character) -> Bool { i < chars.count && chars[i] == c }
@@ -166,6 +198,11 @@ enum PyLiteral: Equatable {
                 return .string(s)
             }
             if c == "(" {
+                guard depth < PyLiteral.maxDepth else {
+                    throw ParseError(reason: "tuples nested deeper than \(PyLiteral.maxDepth) levels")
+                }
+                depth += 1
+                defer { depth -= 1 }
                 i += 1
                 var items: [PyLiteral] = []
                 skip()

@@ -42,6 +42,13 @@ public enum Safetensors {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw FormatError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Parses a file's bytes (`path` names it in errors).
+    public static func decode(_ data: Data, path: String = "<safetensors>") throws
+        -> (tensors: [String: Tensor], dtypes: [String: DType], metadata: [String: String]) {
+        let data = data.startIndex == 0 ? data : Data(data)   // offsets below count from 0
         func fail(_ r: String) -> FormatError { FormatError(path: path, reason: r) }
         guard data.count >= 8 else { throw fail("\(data.count) bytes is shorter than the 8-byte header length") }
         let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
@@ -55,6 +62,10 @@ public enum Safetensors {
         var tensors: [String: Tensor] = [:]
         var dtypes: [String: DType] = [:]
         let body = headerEnd
+        let dataBytes = data.count - body
+        // Every entry is checked (checked arithmetic, inside the data, no two sharing bytes)
+        // before any tensor is allocated, so what is allocated never exceeds the file's size.
+        var entries: [(name: String, dt: DType, shape: [Int], begin: Int, end: Int)] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 if let m = value as? [String: Any] { for (k, v) in m { metadata[k] = "\(v)" } }
@@ -67,14 +78,24 @@ public enum Safetensors {
                 throw fail("tensor '\(name)' has dtype \(dtype); RingGAN reads F32, F64, I64 and I32 (converted to float32)")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has a negative dimension in \(shape)") }
-            let count = shape.reduce(1, *)
+            guard let need = Tensor.checkedByteCount(shape, itemSize: dt.size) else {
+                throw fail("tensor '\(name)' of shape \(shape) is too large (its byte count overflows)")
+            }
             let (b, e) = (offsets[0], offsets[1])
-            guard b >= 0, e >= b, body + e <= data.count else {
-                throw fail("tensor '\(name)' byte range [\(b), \(e)) lies outside the \(data.count - body) data bytes")
+            guard b >= 0, e >= b, e <= dataBytes else {
+                throw fail("tensor '\(name)' byte range [\(b), \(e)) lies outside the \(dataBytes) data bytes")
             }
-            guard e - b == count * dt.size else {
-                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(count * dt.size) bytes, its range has \(e - b)")
+            guard e - b == need else {
+                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(need) bytes, its range has \(e - b)")
             }
+            entries.append((name, dt, shape, b, e))
+        }
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        for (a, b) in zip(entries, entries.dropFirst()) where b.begin < a.end {
+            throw fail("tensors '\(a.name)' [\(a.begin), \(a.end)) and '\(b.name)' [\(b.begin), \(b.end)) overlap")
+        }
+        for (name, dt, shape, b, e) in entries {
+            let count = (e - b) / dt.size
             let t = Tensor(uninitializedShape: shape)
             data.withUnsafeBytes { raw in
                 let src = UnsafeRawPointer(raw.baseAddress! + body + b)
