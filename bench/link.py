@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 P = "rglink"
@@ -186,15 +189,7 @@ def main():
         vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp else "-"
         lines.append(f"| {r['side']} | {r['step_s'] * 1000:.1f} | {r['images_per_s']:.1f} | {r['tx_mb_per_rank_step']:.2f} | {vs} |")
     section = "\n".join(lines) + "\n"
-    text = open(a.results).read() if os.path.exists(a.results) else "# Benchmark results\n"
-    start = text.find("## Distributed on a shaped link")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(a.results, "w") as f:
-        f.write(text)
+    replace_section(a.results, "## Distributed on a shaped link", section)
     print(f"wrote the link section of {a.results}")
 
 

@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = os.path.join(ROOT, ".build", "release", "gan")
 BENCH = os.path.join(ROOT, ".build", "release", "gan-bench")
@@ -197,15 +200,7 @@ def write_results(path, meta, results, dp_results):
             lines.append(f"| {r['run']} | {r['steps']} | {r['one_process_2_threads_s']:.2f} | {r['two_workers_1_thread_s']:.2f} | "
                          f"**{r['ratio']:.2f}x** |")
     section = "\n".join(lines) + "\n"
-    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    start = text.find("## Whole runs against PyTorch")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
+    replace_section(path, "## Whole runs against PyTorch", section)
 
 
 if __name__ == "__main__":
