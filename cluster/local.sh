@@ -11,7 +11,7 @@
 # Logs: runs/<name>/logs/coordinator.log and runs/<name>/logs/rank-<r>.log (the coordinator's
 # output is also shown here). Samples and checkpoints: runs/<name>/samples, runs/<name>/checkpoints.
 # The script waits for the coordinator and exits with its status; if the coordinator fails, or
-# on Ctrl-C / SIGTERM, the workers are stopped. Each worker runs one OpenBLAS thread.
+# on Ctrl-C / SIGTERM, the workers are stopped. Each worker runs one engine thread (RINGGAN_THREADS=1).
 set -euo pipefail
 
 usage() {
@@ -144,7 +144,7 @@ tail -n +1 -s 0.2 --pid="$coord_pid" -F "$log_dir/coordinator.log" 2>/dev/null &
 tail_pid=$!
 
 for ((r = 0; r < n; r++)); do
-    OPENBLAS_NUM_THREADS=1 "$bindir/gan-worker" --rank "$r" --coordinator "127.0.0.1:$port" \
+    RINGGAN_THREADS=1 OPENBLAS_NUM_THREADS=1 "$bindir/gan-worker" --rank "$r" --coordinator "127.0.0.1:$port" \
         --token-file "$token_file" --ring-host 127.0.0.1 \
         > "$log_dir/rank-$r.log" 2>&1 < /dev/null &
     worker_pids+=($!)
