@@ -71,12 +71,9 @@ class DCGAN3Discriminator(nn.Module):
 
 
 def init_dcgan(model):
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.constant_(m.bias, 0)
+    """The tutorial's DCGAN initialisation (its generator's `_init_weights`: conv and transposed
+    conv N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0)."""
+    tm.DCGANGenerator._init_weights(model)
 
 
 def main():

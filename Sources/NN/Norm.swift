@@ -45,13 +45,7 @@ public final class BatchNorm: Module {
         if synchronizer == nil || synchronizer!.worldSize <= 1 {
             // One process: the fused op (one pass each for mean, variance and output).
             let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps)
-            let unbias = stats.count > 1 ? Float(stats.count) / Float(stats.count - 1) : 1
-            let rmp = rm.data, rvp = rv.data
-            for c in 0..<numFeatures {
-                rmp[c] = (1 - momentum) * rmp[c] + momentum * stats.mean[c]
-                rvp[c] = (1 - momentum) * rvp[c] + momentum * stats.variance[c] * unbias
-            }
-            buffer("num_batches_tracked").data[0] += 1
+            updateRunningStatistics(mean: stats.mean, variance: stats.variance, count: stats.count)
             return y
         }
         let mean: Tensor, variance: Tensor
@@ -89,16 +83,20 @@ public final class BatchNorm: Module {
             mean = x.mean(dims: dims, keepDim: true)
             variance = x.variance(dims: dims, keepDim: true)
         }
-        withNoGrad {
-            let m = mean.reshape([numFeatures]), v = variance.reshape([numFeatures])
-            let unbias = n > 1 ? Float(n) / Float(n - 1) : 1
-            for c in 0..<numFeatures {
-                rm.data[c] = (1 - momentum) * rm.data[c] + momentum * m.data[c]
-                rv.data[c] = (1 - momentum) * rv.data[c] + momentum * v.data[c] * unbias
-            }
-            buffer("num_batches_tracked").data[0] += 1
-        }
+        updateRunningStatistics(mean: mean.toArray(), variance: variance.toArray(), count: n)
         return (x - mean) / (variance + eps).sqrt() * w + b
+    }
+
+    /// The running estimates after a training batch of `count` values per channel (biased
+    /// `variance` in, unbiased into `running_var`), and one more batch tracked.
+    private func updateRunningStatistics(mean: [Float], variance: [Float], count n: Int) {
+        let rm = buffer("running_mean").data, rv = buffer("running_var").data
+        let unbias = n > 1 ? Float(n) / Float(n - 1) : 1
+        for c in 0..<numFeatures {
+            rm[c] = (1 - momentum) * rm[c] + momentum * mean[c]
+            rv[c] = (1 - momentum) * rv[c] + momentum * variance[c] * unbias
+        }
+        buffer("num_batches_tracked").data[0] += 1
     }
 }
 

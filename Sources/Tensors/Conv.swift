@@ -149,6 +149,15 @@ private final class ChunkScratch {
     }
 }
 
+/// Images n0..<n0+m of y [n, cout, p] as a [cout, m * p] matrix: y itself for one image, else
+/// gathered into the scratch.
+@inline(__always)
+private func chunkRows(_ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ m: Int, _ s: ChunkScratch) -> UnsafePointer<Float> {
+    if m == 1 { return UnsafePointer(y + n0 * g.cout * g.p) }
+    gatherRows(y, g, n0, m, s.tmp!.pointer)
+    return UnsafePointer(s.tmp!.pointer)
+}
+
 private func convForwardKernel(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let y = Tensor(uninitializedShape: g.yShape)
     if g.isFullyConnected {   // y[n, co] = sum_k x[n, k] W[co, k]
@@ -186,11 +195,7 @@ private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -
         _ = forEachChunk(g) { part, n0, m in
             if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
             let s = sc[part]!
-            let gm: UnsafePointer<Float>
-            if m == 1 { gm = UnsafePointer(gp + n0 * g.cout * g.p) } else {
-                gatherRows(gp, g, n0, m, s.tmp!.pointer)
-                gm = UnsafePointer(s.tmp!.pointer)
-            }
+            let gm = chunkRows(gp, g, n0, m, s)
             sgemm(true, false, g.k, m * g.p, g.cout, wp, g.k, gm, m * g.p, s.cols.pointer, m * g.p)
             // This chunk's images of dx: zeroed here (by the thread that fills them), then summed into.
             (dxp + n0 * g.cin * g.h * g.w).update(repeating: 0, count: m * g.cin * g.h * g.w)
@@ -226,11 +231,7 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) 
                         out = pa[part]!.pointer
                     }
                     im2col(xp, g, n0, m, s.cols.pointer)
-                    let gm: UnsafePointer<Float>
-                    if m == 1 { gm = UnsafePointer(gp + n0 * g.cout * g.p) } else {
-                        gatherRows(gp, g, n0, m, s.tmp!.pointer)
-                        gm = UnsafePointer(s.tmp!.pointer)
-                    }
+                    let gm = chunkRows(gp, g, n0, m, s)
                     sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, s.cols.pointer, m * g.p, out, g.k,
                           beta: st[part] ? 1 : 0)
                     st[part] = true
