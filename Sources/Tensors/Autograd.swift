@@ -116,6 +116,18 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
     }
     var grads: [ObjectIdentifier: Tensor] = [:]
     var results: [ObjectIdentifier: Tensor] = [:]
+    // Leaves whose gradient buffer ops may accumulate into directly (see `Tensor.directGrad`):
+    // only when nothing is recorded, so the contribution never needs to be a graph node.
+    var sinks: [Tensor] = []
+    if accumulateLeaves && !createGraph {
+        for t in visit.order where t.node == nil && t.requiresGrad && !wrtIDs.contains(ObjectIdentifier(t)) {
+            if let existing = t.grad, existing.shape == t.shape, existing.storage !== t.storage {
+                t.directGrad = existing
+                sinks.append(t)
+            }
+        }
+    }
+    defer { for t in sinks { t.directGrad = nil } }
 
     return withGradMode(createGraph) {
         for (r, g) in zip(roots, gradRoots) {

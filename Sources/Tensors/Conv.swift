@@ -205,13 +205,17 @@ private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -
     return dx
 }
 
-private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) -> Tensor {
-    let dw = Tensor(uninitializedShape: g.wShape)
+/// dW for `x` and the output gradient `gy`: a new tensor, or, with `into`, added into that
+/// existing buffer (a leaf's gradient; see `Tensor.directGrad`).
+private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, into: Tensor? = nil) -> Tensor {
+    let dw = into ?? Tensor(uninitializedShape: g.wShape)
+    precondition(dw.shape == g.wShape, "conv weight gradient: buffer of shape \(dw.shape) for weights \(g.wShape)")
+    let accumulate = into != nil
     if g.isFullyConnected {   // dW[co, k] = sum_n g[n, co] x[n, k]
-        sgemm(true, false, g.cout, g.k, g.n, gy.data, g.cout, x.data, g.k, dw.data, g.k)
+        sgemm(true, false, g.cout, g.k, g.n, gy.data, g.cout, x.data, g.k, dw.data, g.k, beta: accumulate ? 1 : 0)
         return dw
     }
-    if g.n == 0 { dw.buffer.update(repeating: 0); return dw }
+    if g.n == 0 { if !accumulate { dw.buffer.update(repeating: 0) }; return dw }
     let xp = x.data, gp = gy.data
     let wCount = g.cout * g.k
     var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
@@ -233,7 +237,7 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) 
                     im2col(xp, g, n0, m, s.cols.pointer)
                     let gm = chunkRows(gp, g, n0, m, s)
                     sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, s.cols.pointer, m * g.p, out, g.k,
-                          beta: st[part] ? 1 : 0)
+                          beta: st[part] || (part == 0 && accumulate) ? 1 : 0)
                     st[part] = true
                 }
             }
@@ -254,15 +258,25 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) 
 func convOp(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let y = convForwardKernel(x, w, g)
     return record(y, "conv2d", [x, w]) { gy, _, needs in
-        [needs[0] ? convTOp(gy, w, g) : nil, needs[1] ? convWGradOp(x, gy, g) : nil]
+        [needs[0] ? convTOp(gy, w, g) : nil, needs[1] ? weightGrad(x, gy, w, g) : nil]
     }
 }
 
 func convTOp(_ y: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let x = convInputGradKernel(y, w, g)
     return record(x, "conv_transpose2d", [y, w]) { gx, _, needs in
-        [needs[0] ? convOp(gx, w, g) : nil, needs[1] ? convWGradOp(gx, y, g) : nil]
+        [needs[0] ? convOp(gx, w, g) : nil, needs[1] ? weightGrad(gx, y, w, g) : nil]
     }
+}
+
+/// The weight gradient inside a backward rule: added straight into the weight's gradient buffer
+/// when backward offers one (nil returned: nothing left to accumulate), else a recorded op.
+private func weightGrad(_ x: Tensor, _ y: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor? {
+    if let sink = w.directGrad {
+        _ = convWeightGradKernel(x, y, g, into: sink)
+        return nil
+    }
+    return convWGradOp(x, y, g)
 }
 
 func convWGradOp(_ x: Tensor, _ y: Tensor, _ g: ConvGeometry) -> Tensor {

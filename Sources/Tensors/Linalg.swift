@@ -51,6 +51,16 @@ private func sgemmBlock(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k:
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// c += op(x) op(y) for 2-d operands: the arithmetic of `matmulT(x, y, transA: tx, transB: ty)`,
+/// written into an existing gradient buffer with beta = 1 (no temporary, no separate add pass).
+private func gemmAccumulate(into c: Tensor, _ x: Tensor, _ tx: Bool, _ y: Tensor, _ ty: Bool) {
+    let (m, k) = tx ? (x.shape[1], x.shape[0]) : (x.shape[0], x.shape[1])
+    let n = ty ? y.shape[0] : y.shape[1]
+    precondition(c.shape == [m, n] && (ty ? y.shape[1] : y.shape[0]) == k,
+                 "gemmAccumulate: \(x.shape) @ \(y.shape) does not give \(c.shape)")
+    sgemm(tx, ty, m, n, k, x.data, x.shape[1], y.data, y.shape[1], c.data, n, beta: 1)
+}
+
 /// Batched op(A) @ op(B) on the last two dims. A is [b, ., .] or 2-d; B likewise. A 2-d operand is
 /// shared by every batch entry. The backward rules are themselves `matmulT` calls, so they are
 /// differentiable again.
@@ -74,13 +84,19 @@ func matmulT(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool) -> Tensor {
     }
     return record(out, "matmul", [a, b]) { g, _, needs in
         var ga: Tensor? = nil, gb: Tensor? = nil
-        if needs[0] {
+        if needs[0], let sink = a.directGrad, a.rank == 2, b.rank == 2, g.rank == 2 {
+            // A is a leaf with a gradient buffer: the same product, added straight into it.
+            if transA { gemmAccumulate(into: sink, b, transB, g, true) } else { gemmAccumulate(into: sink, g, false, b, !transB) }
+        } else if needs[0] {
             // dA = g op(B)^T, or its transpose when A was transposed.
             var d = transA ? matmulT(b, g, transA: transB, transB: true) : matmulT(g, b, transA: false, transB: !transB)
             if a.rank == 2 && d.rank == 3 { d = d.sum(dim: 0) }
             ga = d
         }
-        if needs[1] {
+        if needs[1], let sink = b.directGrad, a.rank == 2, b.rank == 2, g.rank == 2 {
+            // B is a leaf with a gradient buffer (a Linear's weight): added straight into it.
+            if transB { gemmAccumulate(into: sink, g, true, a, transA) } else { gemmAccumulate(into: sink, a, !transA, g, false) }
+        } else if needs[1] {
             var d: Tensor
             if a.rank == 3 && b.rank == 2 && !transA {
                 // Shared B: fold the batch into rows, one GEMM instead of a batch and a sum.

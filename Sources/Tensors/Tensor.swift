@@ -99,6 +99,11 @@ public final class Tensor {
     public var grad: Tensor?
     /// The op that produced this tensor, if it was recorded.
     internal var node: Node?
+    /// Set by `backward()` (without create-graph) on a leaf that already has a gradient of its
+    /// shape, for the duration of the pass: an op whose backward rule is one product (matmul,
+    /// the convolutions' weight gradients) may add its contribution straight into this buffer
+    /// (a GEMM with beta = 1) and return nil for the input, saving a temporary and a pass.
+    internal var directGrad: Tensor?
 
     /// Wraps an existing storage window. `offset + product(shape)` must fit in the storage.
     public init(shape: [Int], storage: TensorStorage, offset: Int = 0) {

@@ -1,0 +1,65 @@
+import XCTest
+@testable import Tensors
+
+/// `backward()` lets matmul and the convolutions add a leaf's weight gradient straight into its
+/// existing `.grad` buffer (a GEMM with beta = 1; `Tensor.directGrad`). These tests give every
+/// weight a non-zero gradient first, so a kernel that overwrote the buffer (beta = 0), wrote the
+/// transposed product or wrote it twice would fail, and compare with `grad(of:wrt:)`, which never
+/// takes the direct path.
+final class DirectGradTests: XCTestCase {
+    private func randn(_ shape: [Int], _ seed: UInt64) -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        return Tensor.randn(shape, generator: &rng)
+    }
+
+    /// Runs `f(x, w)` both ways: accumulated by backward into a pre-filled grad, and by `grad`.
+    private func check(_ name: String, x: Tensor, w: Tensor, _ f: (Tensor, Tensor) -> Tensor,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        let wLeaf = w.copy(); wLeaf.requiresGrad = true
+        let prior = randn(w.shape, 99)
+        // A window onto a larger buffer, as a model's flat gradient buffer gives.
+        let flat = TensorStorage(count: w.count + 7)
+        let window = Tensor(shape: w.shape, storage: flat, offset: 7)
+        window.buffer.update(fromContentsOf: prior.buffer)
+        wLeaf.grad = window
+
+        let outWeights = randn(f(x, wLeaf).shape, 5)
+        (f(x, wLeaf) * outWeights).sum().backward()
+        XCTAssertTrue(wLeaf.grad === window, "\(name): the gradient buffer was replaced", file: file, line: line)
+        XCTAssertNil(wLeaf.directGrad, "\(name): directGrad left set after backward", file: file, line: line)
+
+        let w2 = w.copy(); w2.requiresGrad = true
+        let expected = grad(of: [(f(x, w2) * outWeights).sum()], wrt: [w2])[0]
+        let got = wLeaf.grad!.toArray(), want = zip(prior.toArray(), expected.toArray()).map { $0 + $1 }
+        var worst: Float = 0
+        for (a, b) in zip(got, want) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
+        XCTAssertLessThan(worst, 1e-5, "\(name): accumulated gradient differs by \(worst)", file: file, line: line)
+        // Twice: the second backward adds on top of the first.
+        (f(x, wLeaf) * outWeights).sum().backward()
+        let twice = wLeaf.grad!.toArray(), want2 = zip(want, expected.toArray()).map { $0 + $1 }
+        worst = 0
+        for (a, b) in zip(twice, want2) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
+        XCTAssertLessThan(worst, 1e-5, "\(name): second accumulation differs by \(worst)", file: file, line: line)
+    }
+
+    func testLinearAndMatmulAccumulateInPlace() {
+        let x = randn([6, 5], 1)
+        check("linear (W transposed)", x: x, w: randn([4, 5], 2)) { linear($0, $1) }
+        check("matmul x @ W", x: x, w: randn([5, 3], 3)) { matmul($0, $1) }
+        check("matmul W @ x^T (weight on the left)", x: x, w: randn([2, 6], 4)) { matmul($1, $0) }
+    }
+
+    func testConvolutionsAccumulateInPlace() {
+        // Several images, so the threaded chunks and their partial sums are exercised.
+        let x = randn([9, 3, 8, 8], 6)
+        check("conv2d", x: x, w: randn([4, 3, 4, 4], 7)) { conv2d($0, $1, stride: 2, padding: 1) }
+        check("conv_transpose2d", x: x, w: randn([3, 2, 4, 4], 8)) { convTranspose2d($0, $1, stride: 2, padding: 1) }
+        check("conv2d 1x1 output (fully connected)", x: x, w: randn([5, 3, 8, 8], 9)) { conv2d($0, $1) }
+    }
+
+    func testSharedWeightUsedTwice() {
+        // One leaf feeding two products: both contributions land in the buffer.
+        let x = randn([4, 4], 10)
+        check("W used twice", x: x, w: randn([4, 4], 11)) { linear(linear($0, $1), $1) }
+    }
+}
