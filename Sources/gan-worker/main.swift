@@ -12,14 +12,17 @@ struct Worker: ParsableCommand {
         commandName: "gan-worker",
         abstract: "A RingGAN data-parallel worker: joins the coordinator, forms the ring, trains on the shards it is sent.",
         discussion: """
-        Flags fall back to torchrun-style environment variables, so the same command runs under \
-        Kubernetes (Kubeflow PyTorchJob, StatefulSet), Slurm and docker-compose: RANK for --rank, \
-        MASTER_ADDR and MASTER_PORT for --coordinator, RINGGAN_TOKEN for the shared token. \
+        Flags fall back to the launcher's environment variables, so the same command runs under \
+        torchrun, Kubernetes (Kubeflow PyTorchJob, StatefulSet) and docker-compose (RANK, \
+        WORLD_SIZE, MASTER_ADDR, MASTER_PORT), OpenMPI's mpirun (OMPI_COMM_WORLD_RANK, \
+        OMPI_COMM_WORLD_SIZE) and Slurm's srun (SLURM_PROCID, SLURM_NTASKS, the coordinator on the \
+        first host of SLURM_JOB_NODELIST); RINGGAN_COORDINATOR=host:port names the coordinator \
+        under any of them. RINGGAN_TOKEN holds the shared token. \
         The engine runs one thread per worker unless --threads or RINGGAN_THREADS says otherwise.
         """)
 
-    @Option(help: "This worker's rank (default: $RANK).") var rank: Int?
-    @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29500).") var coordinator: String?
+    @Option(help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
+    @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else 127.0.0.1:29500).") var coordinator: String?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN).") var tokenFile: String?
     @Option(help: "Address the ring listener binds.") var ringHost: String = "0.0.0.0"
     @Option(help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
@@ -31,10 +34,14 @@ struct Worker: ParsableCommand {
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        guard let r = rank ?? env["RANK"].flatMap(Int.init) else { throw ValidationError("no --rank given and RANK is not set") }
+        // Rank and coordinator: the flags, else the launcher's variables (LauncherEnvironment.swift).
+        let launch: LauncherEnvironment
+        do { launch = try LauncherEnvironment.resolve(rank: rank, coordinator: coordinator, environment: env) }
+        catch { throw ValidationError("\(error)") }
+        let r = launch.rank
         let log = logging.bootstrap("gan-worker", rank: r)
-        let address = coordinator ?? env["MASTER_ADDR"].map { "\($0):\(env["MASTER_PORT"] ?? "29500")" } ?? "127.0.0.1:29500"
-        let (host, port) = try parseAddress(address)
+        log.info("rank \(r)\(launch.worldSize.map { " of \($0)" } ?? "") (\(launch.launcher)), coordinator \(launch.coordinatorHost):\(launch.coordinatorPort) (\(launch.coordinatorSource))")
+        let (host, port) = (launch.coordinatorHost, launch.coordinatorPort)
         guard let token = try Authenticator.loadToken(file: tokenFile) else {
             throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN")
         }
