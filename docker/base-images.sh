@@ -91,6 +91,13 @@ EOF
         "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* \
         "$dir"/var/log/* "$dir"/tmp/* "$dir"/root/.bash_history
     echo 'APT::Install-Recommends "false";' > "$dir/etc/apt/apt.conf.d/99no-recommends"
+    # The official Debian images' apt settings: no package cache files, no .debs kept after install.
+    cat > "$dir/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
 }
 
 import() {   # dir image label
