@@ -5,6 +5,13 @@
 set -euo pipefail
 
 APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-pip dataset-fashion-mnist iproute2 docker-compose)
+# With --test (scripts/test.sh): what the container and launcher tests need besides: Podman (its
+# Docker API stands in for a Docker daemon; runc, as crun fails on some kernels; netavark and
+# aardvark-dns, so containers on a compose network find each other by name; catatonit, compose's
+# `init: true`), debootstrap (the local base images where no registry is reachable) and OpenMPI's mpirun.
+TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit debootstrap openmpi-bin)
+for_tests=0
+[ "${1:-}" = --test ] && for_tests=1 && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
@@ -21,6 +28,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Podman's engine settings for docker/test.sh, written only where there are none: no default
+# ulimits (a sandbox may forbid raising rlimits, and every container start then fails), the
+# runc runtime and the netavark network backend (with CNI, Debian's Podman has no DNS between
+# containers). An existing containers.conf is left as it is.
+if [ $for_tests = 1 ] && [ ! -e /etc/containers/containers.conf ]; then
+    echo "setup: writing /etc/containers/containers.conf (default_ulimits = [], runtime = runc, network_backend = netavark)"
+    as_root mkdir -p /etc/containers
+    printf '%s\n' '# Written by RingGAN scripts/setup.sh --test.' '[containers]' 'default_ulimits = []' '' \
+        '[engine]' 'runtime = "runc"' '' '[network]' 'network_backend = "netavark"' | as_root tee /etc/containers/containers.conf >/dev/null
 fi
 
 if ! command -v swift >/dev/null; then
