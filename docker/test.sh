@@ -60,10 +60,17 @@ teardown() {
     docker rm -f $(docker ps -aq --filter "label=org.ringgan.test=$project") >/dev/null 2>&1 || true
     docker network rm "$project-k8s" >/dev/null 2>&1 || true
 }
+# Podman's API service keeps every uploaded build context and imported root as
+# /var/tmp/api_load.tar* (2.2 GB seen after one run); the ones this run made are removed.
+uploads_before="$(ls /var/tmp/api_load.tar* 2>/dev/null || true)"
 cleanup() {
     teardown
     [ -z "$podman_pid" ] || { kill "$podman_pid" 2>/dev/null; wait "$podman_pid" 2>/dev/null; }
     rm -rf "$tmp"
+    for f in /var/tmp/api_load.tar*; do
+        [ -e "$f" ] || continue
+        grep -qxF "$f" <<< "$uploads_before" || rm -f "$f"
+    done
 }
 trap cleanup EXIT
 trap 'echo "docker-test: interrupted"; exit 130' INT TERM
