@@ -161,48 +161,112 @@ public final class Coordinator {
 
     struct MemberFailure: Error { let reason: String; let dead: Set<Int> }
 
+    /// One formation of the ring, from the start messages to the end of the run (or a failure),
+    /// in the stages `train` runs top to bottom: join, then a loop of send-ahead, liveness and
+    /// step aggregation, until every rank has finished.
     func train(members: [Member], dataset: ImageDataset, resume: String?, progress: ((Int, Int, [(String, String)]) -> Void)?) throws {
-        let c = options.config
-        let n = members.count
-        let source = LocalBatches(dataset: dataset, config: c)
-        var step = 0
-        if let r = resume {
-            let ck = try Checkpoint.read(path: r)
-            source.restore(ck.sampler)
-            step = ck.step
+        let run = try Formation(coordinator: self, members: members, dataset: dataset, resume: resume, progress: progress)
+        try run.join()
+        let events = run.listen()
+        while true {
+            try run.sendAhead()
+            guard let e = events.pop(timeout: 0.2) else {
+                try run.checkLiveness()
+                continue
+            }
+            switch e {
+            case .lost(let i, let why):
+                if run.allFinished { return }
+                try run.lost(i, why)
+            case .frame(let i, let f):
+                if try run.receive(f, from: members[i], events: events) == .runComplete { return }
+            }
         }
-        for m in members {
-            let right = members[(m.rank + 1) % n]
-            let s = StartMessage(config: c, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
-                                 runDir: options.runDir, sampleEvery: options.sampleEvery, checkpointEvery: options.checkpointEvery,
-                                 keep: options.keep, resume: resume, codec: options.codec, level: options.level,
-                                 checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
-                                 logEvery: options.logEvery)
-            try m.conn.send(.start, json: s)
-            m.lastSeen = monotonic()
-        }
-        log.info("started \(n) worker(s) at step \(step)\(resume.map { " from \($0)" } ?? "")")
-        let events = Events()
-        for (i, m) in members.enumerated() {
-            m.conn.timeout = 3600   // liveness is judged by heartbeats, not by the read timeout
-            Thread {
-                while true {
-                    do { events.push(.frame(i, try m.conn.receive(maxPayload: 1 << 20))) } catch {
-                        events.push(.lost(i, "\(error)")); return
-                    }
-                }
-            }.start()
-        }
-        var sent = step            // steps whose shards are all sent
+    }
+
+    /// The state of one formation: the members, the data they are sent, and how far the steps
+    /// have got (sent ahead, completed by every rank, finished).
+    final class Formation {
+        let coordinator: Coordinator
+        let members: [Member]
+        let dataset: ImageDataset
+        let resume: String?
+        let progress: ((Int, Int, [(String, String)]) -> Void)?
+        let source: LocalBatches
+        /// The step the formation starts at (0, or a resumed checkpoint's).
+        let firstStep: Int
+        /// Steps whose shards are all sent.
+        var sent: Int
+        /// Steps every rank has reported done.
+        var completed: Int
+        /// Reports of steps not yet reported by every rank.
         var done = [Int: [StepDoneMessage]]()
-        var completed = step
         var finished = Set<Int>()
-        let t0 = monotonic()
+        var t0 = monotonic()
+        var options: CoordinatorOptions { coordinator.options }
+        var config: GANConfig { coordinator.options.config }
+        var log: Logger { coordinator.log }
+        var allFinished: Bool { finished.count == members.count }
+
+        init(coordinator: Coordinator, members: [Member], dataset: ImageDataset, resume: String?,
+             progress: ((Int, Int, [(String, String)]) -> Void)?) throws {
+            self.coordinator = coordinator
+            self.members = members
+            self.dataset = dataset
+            self.resume = resume
+            self.progress = progress
+            source = LocalBatches(dataset: dataset, config: coordinator.options.config)
+            var step = 0
+            if let r = resume {
+                let ck = try Checkpoint.read(path: r)
+                source.restore(ck.sampler)
+                step = ck.step
+            }
+            firstStep = step
+            sent = step
+            completed = step
+        }
+
+        /// Join: every member gets its start message (config, rank, right neighbour, resume).
+        func join() throws {
+            let n = members.count
+            for m in members {
+                let right = members[(m.rank + 1) % n]
+                let s = StartMessage(config: config, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
+                                     runDir: options.runDir, sampleEvery: options.sampleEvery, checkpointEvery: options.checkpointEvery,
+                                     keep: options.keep, resume: resume, codec: options.codec, level: options.level,
+                                     checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
+                                     logEvery: options.logEvery)
+                try m.conn.send(.start, json: s)
+                m.lastSeen = monotonic()
+            }
+            log.info("started \(n) worker(s) at step \(firstStep)\(resume.map { " from \($0)" } ?? "")")
+        }
+
+        /// A reader thread per member turns its frames (and its loss) into events.
+        func listen() -> Events {
+            let events = Events()
+            for (i, m) in members.enumerated() {
+                m.conn.timeout = 3600   // liveness is judged by heartbeats, not by the read timeout
+                Thread {
+                    while true {
+                        do { events.push(.frame(i, try m.conn.receive(maxPayload: 1 << 20))) } catch {
+                            events.push(.lost(i, "\(error)")); return
+                        }
+                    }
+                }.start()
+            }
+            t0 = monotonic()
+            return events
+        }
+
         func stopAll(_ reason: String, reform: Bool) {
             for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform)) }
         }
-        while true {
-            // Send shards ahead.
+
+        /// Send-ahead: every rank's shards of the steps up to `prefetch` beyond the last completed one.
+        func sendAhead() throws {
+            let c = config, n = members.count
             while sent < c.steps && sent < completed + options.prefetch {
                 for it in 0..<c.nCritic {
                     let global = source.nextGlobal()
@@ -223,75 +287,94 @@ public final class Coordinator {
                 }
                 sent += 1
             }
-            guard let e = events.pop(timeout: 0.2) else {
-                let now = monotonic()
-                let silent = members.filter { now - $0.lastSeen > options.deadAfter && !finished.contains($0.rank) }
-                if !silent.isEmpty {
-                    let ranks = silent.map { $0.rank }
-                    stopAll("rank(s) \(ranks) stopped responding", reform: options.minWorkers != nil)
-                    throw MemberFailure(reason: "rank(s) \(ranks) sent nothing for \(Int(options.deadAfter)) s (hung or dead) at step \(completed + 1)",
-                                        dead: Set(ranks))
-                }
-                continue
+        }
+
+        /// Liveness: a rank that has not finished and sent nothing (no step, no heartbeat) for
+        /// `deadAfter` seconds counts as dead.
+        func checkLiveness() throws {
+            let now = monotonic()
+            let silent = members.filter { now - $0.lastSeen > options.deadAfter && !finished.contains($0.rank) }
+            guard !silent.isEmpty else { return }
+            let ranks = silent.map { $0.rank }
+            stopAll("rank(s) \(ranks) stopped responding", reform: options.minWorkers != nil)
+            throw MemberFailure(reason: "rank(s) \(ranks) sent nothing for \(Int(options.deadAfter)) s (hung or dead) at step \(completed + 1)",
+                                dead: Set(ranks))
+        }
+
+        /// A member's connection ended before the run did.
+        func lost(_ i: Int, _ why: String) throws {
+            let r = members[i].rank
+            stopAll("rank \(r) was lost", reform: options.minWorkers != nil)
+            throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r])
+        }
+
+        enum Outcome { case running, runComplete }
+
+        /// One frame from a member: a heartbeat, a failure, a step report, or its finish.
+        func receive(_ f: Frame, from m: Member, events: Events) throws -> Outcome {
+            m.lastSeen = monotonic()
+            switch f.type {
+            case .heartbeat: return .running
+            case .failure: try failure(f, from: m, events: events)
+            case .stepDone:
+                let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)
+                done[d.step, default: []].append(d)
+                try aggregateSteps()
+                return .running
+            case .finished: return finish(m)
+            default:
+                stopAll("protocol error", reform: false)
+                throw CoordinatorFailure(description: "rank \(m.rank) sent an unexpected \(f.type) frame")
             }
-            switch e {
-            case .lost(let i, let why):
-                if finished.count == n { return }
-                let r = members[i].rank
-                stopAll("rank \(r) was lost", reform: options.minWorkers != nil)
-                throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r])
-            case .frame(let i, let f):
-                let m = members[i]
-                m.lastSeen = monotonic()
-                switch f.type {
-                case .heartbeat: break
-                case .failure:
-                    let why = String(decoding: f.payload, as: UTF8.self)
-                    // The reporting rank may be healthy and its ring neighbour dead: wait a moment
-                    // for the dead one's connection to drop, and decide who survives before the
-                    // stop goes out (after it, survivors close their connections to rejoin).
-                    var dead: Set<Int> = []
-                    let until = monotonic() + 2
-                    while monotonic() < until {
-                        if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
-                    }
-                    stopAll("a worker failed", reform: options.minWorkers != nil)
-                    throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
-                case .stepDone:
-                    let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)
-                    done[d.step, default: []].append(d)
-                    while let all = done[completed + 1], all.count == n {
-                        completed += 1
-                        done[completed] = nil
-                        let sums = all.filter { $0.checksum != nil }
-                        if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {
-                            stopAll("replicas diverged", reform: false)
-                            throw CoordinatorFailure(description: "replicas diverged at step \(completed): parameter checksums "
-                                + all.map { String(format: "%08x", $0.checksum ?? 0) }.joined(separator: ", ") + lastCheckpointNote())
-                        }
-                        let total = Float(all.reduce(0) { $0 + $1.shard })
-                        func mean(_ k: KeyPath<StepDoneMessage, Float>) -> Float { all.reduce(0) { $0 + $1[keyPath: k] * Float($1.shard) } / total }
-                        let wire = all.reduce(0) { $0 + $1.wireBytes }, raw = all.reduce(0) { $0 + $1.rawBytes }
-                        let ips = Double(c.batchSize * (completed - step)) / max(monotonic() - t0, 1e-9)
-                        var kv: [(String, String)] = [("d_loss", String(format: "%.4f", mean(\.dLoss))), ("g_loss", String(format: "%.4f", mean(\.gLoss))),
-                                                      ("D(x)", String(format: "%.3f", mean(\.dReal))), ("D(G(z))", String(format: "%.3f", mean(\.dFake))),
-                                                      ("img/s", String(format: "%.0f", ips))]
-                        if c.loss == .wganGP { kv.append(("gp", String(format: "%.4f", mean(\.gradientPenalty)))) }
-                        if n > 1 { kv.append(("wire MB", String(format: "%.1f", Double(wire) / 1e6))); kv.append(("ratio", String(format: "%.2f", raw > 0 ? Double(raw) / Double(max(wire, 1)) : 1))) }
-                        progress?(completed, c.steps, kv)
-                    }
-                case .finished:
-                    finished.insert(m.rank)
-                    if finished.count == n {
-                        for mm in members { try? mm.conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0)) }
-                        log.info("run complete: \(completed) steps")
-                        return
-                    }
-                default:
-                    stopAll("protocol error", reform: false)
-                    throw CoordinatorFailure(description: "rank \(m.rank) sent an unexpected \(f.type) frame")
-                }
+        }
+
+        /// A worker reported a failed step. The reporting rank may be healthy and its ring
+        /// neighbour dead: wait a moment for the dead one's connection to drop, and decide who
+        /// survives before the stop goes out (after it, survivors close their connections to rejoin).
+        func failure(_ f: Frame, from m: Member, events: Events) throws -> Never {
+            let why = String(decoding: f.payload, as: UTF8.self)
+            var dead: Set<Int> = []
+            let until = monotonic() + 2
+            while monotonic() < until {
+                if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
             }
+            stopAll("a worker failed", reform: options.minWorkers != nil)
+            throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
+        }
+
+        /// Step aggregation: each step every rank has reported is checked (replica checksums
+        /// agree) and shown (means weighted by shard size, throughput, traffic), in order.
+        func aggregateSteps() throws {
+            let c = config, n = members.count
+            while let all = done[completed + 1], all.count == n {
+                completed += 1
+                done[completed] = nil
+                let sums = all.filter { $0.checksum != nil }
+                if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {
+                    stopAll("replicas diverged", reform: false)
+                    throw CoordinatorFailure(description: "replicas diverged at step \(completed): parameter checksums "
+                        + all.map { String(format: "%08x", $0.checksum ?? 0) }.joined(separator: ", ") + coordinator.lastCheckpointNote())
+                }
+                let total = Float(all.reduce(0) { $0 + $1.shard })
+                func mean(_ k: KeyPath<StepDoneMessage, Float>) -> Float { all.reduce(0) { $0 + $1[keyPath: k] * Float($1.shard) } / total }
+                let wire = all.reduce(0) { $0 + $1.wireBytes }, raw = all.reduce(0) { $0 + $1.rawBytes }
+                let ips = Double(c.batchSize * (completed - firstStep)) / max(monotonic() - t0, 1e-9)
+                var kv: [(String, String)] = [("d_loss", String(format: "%.4f", mean(\.dLoss))), ("g_loss", String(format: "%.4f", mean(\.gLoss))),
+                                              ("D(x)", String(format: "%.3f", mean(\.dReal))), ("D(G(z))", String(format: "%.3f", mean(\.dFake))),
+                                              ("img/s", String(format: "%.0f", ips))]
+                if c.loss == .wganGP { kv.append(("gp", String(format: "%.4f", mean(\.gradientPenalty)))) }
+                if n > 1 { kv.append(("wire MB", String(format: "%.1f", Double(wire) / 1e6))); kv.append(("ratio", String(format: "%.2f", raw > 0 ? Double(raw) / Double(max(wire, 1)) : 1))) }
+                progress?(completed, c.steps, kv)
+            }
+        }
+
+        /// Finish: a rank has written everything; when all have, they are told the run is over.
+        func finish(_ m: Member) -> Outcome {
+            finished.insert(m.rank)
+            guard allFinished else { return .running }
+            for mm in members { try? mm.conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0)) }
+            log.info("run complete: \(completed) steps")
+            return .runComplete
         }
     }
 }

@@ -106,22 +106,45 @@ public final class WorkerProcess {
         }
     }
 
-    /// One membership of the ring, from rendezvous to finish (or a stop).
+    /// One membership of the ring, from rendezvous to finish (or a stop), in stages that run top
+    /// to bottom: join the coordinator, build the replica and the ring, listen for shards and
+    /// notices (and send heartbeats), train reporting every step, finish.
     func session(_ ringListener: Listener) throws {
+        let (conn, start) = try join(ringListener)
+        defer { conn.close() }
+        let (trainer, ring, queue) = try build(start, ringListener)
+        defer { ring.close() }
+        let notices = listen(conn, start, queue)
+        try train(trainer, ring, conn, start, notices)
+        try finish(conn, start, trainer, notices)
+    }
+
+    /// Join: connect to the coordinator, prove the token, wait for the start message and check it.
+    func join(_ ringListener: Listener) throws -> (Connection, StartMessage) {
         let conn = try connect(to: options.coordinatorHost, options.coordinatorPort, within: options.connectTimeout,
                                ioTimeout: 30, name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)")
-        defer { conn.close() }
-        // Other workers reach this one at the address it reaches the coordinator from, unless told.
-        let advertise = options.advertiseHost ?? (options.ringHost == "0.0.0.0" ? conn.localAddress : options.ringHost)
-        try Handshake.join(conn, claim: .hello, auth: auth, context: "worker \(options.rank)") {
-            HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, mac: $0, pid: getpid())
+        do {
+            // Other workers reach this one at the address it reaches the coordinator from, unless told.
+            let advertise = options.advertiseHost ?? (options.ringHost == "0.0.0.0" ? conn.localAddress : options.ringHost)
+            try Handshake.join(conn, claim: .hello, auth: auth, context: "worker \(options.rank)") {
+                HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, mac: $0, pid: getpid())
+            }
+            log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
+            conn.timeout = 3600   // the start waits for every worker to join
+            let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
+            try start.check(peer: conn.peer)
+            conn.timeout = start.timeout
+            log[metadataKey: "rank"] = "\(start.rank)"
+            return (conn, start)
+        } catch {
+            conn.close()
+            throw error
         }
-        log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
-        conn.timeout = 3600   // the start waits for every worker to join
-        let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
-        try start.check(peer: conn.peer)
-        conn.timeout = start.timeout
-        log[metadataKey: "rank"] = "\(start.rank)"
+    }
+
+    /// Build: the replica (resumed from the start's checkpoint if any), the ring to the right
+    /// neighbour, and a trainer fed by the queue of shards the coordinator sends.
+    func build(_ start: StartMessage, _ ringListener: Listener) throws -> (GANTrainer, Ring, ShardQueue) {
         let c = start.config
         let models = GANModels(config: c)
         var startStep = 0
@@ -136,7 +159,6 @@ public final class WorkerProcess {
         let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
                                  rightAddress: (start.rightHost, start.rightPort), auth: auth, codec: start.codec, level: start.level,
                                  timeout: start.timeout)
-        defer { ring.close() }
         log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)")
         if start.worldSize > 1 {
             for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
@@ -145,32 +167,52 @@ public final class WorkerProcess {
         let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
         trainer.restore(step: startStep, sampler: sampler)
         trainer.reducer = start.worldSize > 1 ? ring : nil
+        return (trainer, ring, queue)
+    }
 
-        // Reader: shards into the queue; stop and finish notices.
-        final class Flags: @unchecked Sendable { var stop: WorkerStop?; var finished = false; let lock = NSLock() }
-        let flags = Flags()
+    /// What the coordinator said outside the shards: stop (perhaps to re-form), or finished.
+    final class Notices: @unchecked Sendable {
+        private var stop: WorkerStop?
+        private var finished = false
+        private let lock = NSLock()
+        var stopped: WorkerStop? { lock.lock(); defer { lock.unlock() }; return stop }
+        /// Finished or stopped: the heartbeat ends.
+        var isOver: Bool { lock.lock(); defer { lock.unlock() }; return finished || stop != nil }
+        func setStop(_ s: WorkerStop) { lock.lock(); stop = s; lock.unlock() }
+        /// A lost connection counts as a stop unless the run already ended.
+        func setLost(_ s: WorkerStop) { lock.lock(); if stop == nil && !finished { stop = s }; lock.unlock() }
+        func setFinished() { lock.lock(); finished = true; lock.unlock() }
+        /// Both flags at once, as one observation.
+        var state: (finished: Bool, stop: WorkerStop?) { lock.lock(); defer { lock.unlock() }; return (finished, stop) }
+    }
+
+    /// Listen: a reader thread puts shards into the queue and records stop and finish notices;
+    /// a heartbeat thread tells the coordinator this worker is alive until either comes.
+    func listen(_ conn: Connection, _ start: StartMessage, _ queue: ShardQueue) -> Notices {
+        let notices = Notices()
+        let batchSize = start.config.batchSize
         let reader = Thread {
             while true {
                 do {
                     let f = try conn.receive(maxPayload: 1 << 28)
                     switch f.type {
                     case .batch:
-                        let (h, px) = try BatchHeader.unpack(f.payload, peer: conn.peer, batchSize: c.batchSize)
+                        let (h, px) = try BatchHeader.unpack(f.payload, peer: conn.peer, batchSize: batchSize)
                         queue.push(h, Array(px))
                     case .stop:
                         let s = try f.decode(StopMessage.self, from: conn.peer)
-                        flags.lock.lock(); flags.stop = WorkerStop(reason: s.reason, reform: s.reform); flags.lock.unlock()
+                        notices.setStop(WorkerStop(reason: s.reason, reform: s.reform))
                         queue.close(s.reason)
                         return
                     case .finished:
-                        flags.lock.lock(); flags.finished = true; flags.lock.unlock()
+                        notices.setFinished()
                         return
                     default:
                         throw NetError(conn.peer, "unexpected \(f.type) frame from the coordinator")
                     }
                 } catch {
                     let reason = "lost the coordinator: \(error)"
-                    flags.lock.lock(); if flags.stop == nil && !flags.finished { flags.stop = WorkerStop(reason: reason) }; flags.lock.unlock()
+                    notices.setLost(WorkerStop(reason: reason))
                     queue.close(reason)
                     return
                 }
@@ -179,14 +221,19 @@ public final class WorkerProcess {
         reader.start()
         let heartbeat = Thread {
             while true {
-                flags.lock.lock(); let done = flags.finished || flags.stop != nil; flags.lock.unlock()
-                if done { return }
+                if notices.isOver { return }
                 do { try conn.send(.heartbeat, payload: UnsafeRawBufferPointer(start: nil, count: 0)) } catch { return }
                 Thread.sleep(forTimeInterval: start.heartbeat)
             }
         }
         heartbeat.start()
+        return notices
+    }
 
+    /// Train: the training session (rank 0 writes the run folder), reporting every step to the
+    /// coordinator. A failed step is reported, then the coordinator's decision (a stop) followed.
+    func train(_ trainer: GANTrainer, _ ring: Ring, _ conn: Connection, _ start: StartMessage, _ notices: Notices) throws {
+        let c = start.config
         let folder = RunFolder(path: start.runDir, keep: start.keep)
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
@@ -195,7 +242,7 @@ public final class WorkerProcess {
         do {
             try session.run { m in
                 let s = trainer.step
-                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(models) : nil
+                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(trainer.models) : nil
                 let done = StepDoneMessage(step: s, shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
                                            dLoss: m.dLoss, gLoss: m.gLoss, dReal: m.dReal, dFake: m.dFake, gradientPenalty: m.gradientPenalty,
                                            checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes,
@@ -209,24 +256,26 @@ public final class WorkerProcess {
                 }
             }
         } catch {
-            flags.lock.lock(); let stop = flags.stop; flags.lock.unlock()
-            if let s = stop { throw s }
+            if let s = notices.stopped { throw s }
             // Tell the coordinator, then follow its decision (a stop comes back to every rank).
             log.error("step \(trainer.step + 1) failed: \(error)")
             try? conn.send(.failure, bytes: Array("rank \(start.rank) at step \(trainer.step + 1): \(error)".utf8))
             let deadline = Date().addingTimeInterval(start.timeout)
             while Date() < deadline {
-                flags.lock.lock(); let s = flags.stop; flags.lock.unlock()
-                if let s { throw s }
+                if let s = notices.stopped { throw s }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             throw error
         }
-        // Everything written (rank 0's last checkpoint is on disk): say so and wait for the end.
+    }
+
+    /// Finish: everything is written (rank 0's last checkpoint is on disk); say so and wait for
+    /// the coordinator to confirm the end of the run.
+    func finish(_ conn: Connection, _ start: StartMessage, _ trainer: GANTrainer, _ notices: Notices) throws {
         try conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0))
         let deadline = Date().addingTimeInterval(start.timeout)
         while Date() < deadline {
-            flags.lock.lock(); let f = flags.finished, s = flags.stop; flags.lock.unlock()
+            let (f, s) = notices.state
             if f { log.info("run finished at step \(trainer.step)"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
