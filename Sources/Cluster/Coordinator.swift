@@ -127,7 +127,7 @@ public final class Coordinator {
     }
 
     /// Runs the whole job; returns normally when the run completes.
-    public func run(progress: ((Int, Int, [(String, String)]) -> Void)? = nil) throws {
+    public func run(progress: ((ClusterStep) -> Void)? = nil) throws {
         let c = options.config
         let dataset = try loadTrainingData(c)
         log.info("\(dataset.count) training images from \(dataset.source); \(c.steps) steps of a global batch of \(c.batchSize)")
@@ -164,7 +164,7 @@ public final class Coordinator {
     /// One formation of the ring, from the start messages to the end of the run (or a failure),
     /// in the stages `train` runs top to bottom: join, then a loop of send-ahead, liveness and
     /// step aggregation, until every rank has finished.
-    func train(members: [Member], dataset: ImageDataset, resume: String?, progress: ((Int, Int, [(String, String)]) -> Void)?) throws {
+    func train(members: [Member], dataset: ImageDataset, resume: String?, progress: ((ClusterStep) -> Void)?) throws {
         let run = try Formation(coordinator: self, members: members, dataset: dataset, resume: resume, progress: progress)
         try run.join()
         let events = run.listen()
@@ -191,7 +191,7 @@ public final class Coordinator {
         let members: [Member]
         let dataset: ImageDataset
         let resume: String?
-        let progress: ((Int, Int, [(String, String)]) -> Void)?
+        let progress: ((ClusterStep) -> Void)?
         let source: LocalBatches
         /// The step the formation starts at (0, or a resumed checkpoint's).
         let firstStep: Int
@@ -209,7 +209,7 @@ public final class Coordinator {
         var allFinished: Bool { finished.count == members.count }
 
         init(coordinator: Coordinator, members: [Member], dataset: ImageDataset, resume: String?,
-             progress: ((Int, Int, [(String, String)]) -> Void)?) throws {
+             progress: ((ClusterStep) -> Void)?) throws {
             self.coordinator = coordinator
             self.members = members
             self.dataset = dataset
@@ -355,16 +355,10 @@ public final class Coordinator {
                     throw CoordinatorFailure(description: "replicas diverged at step \(completed): parameter checksums "
                         + all.map { String(format: "%08x", $0.checksum ?? 0) }.joined(separator: ", ") + coordinator.lastCheckpointNote())
                 }
-                let total = Float(all.reduce(0) { $0 + $1.shard })
-                func mean(_ k: KeyPath<StepDoneMessage, Float>) -> Float { all.reduce(0) { $0 + $1[keyPath: k] * Float($1.shard) } / total }
-                let wire = all.reduce(0) { $0 + $1.wireBytes }, raw = all.reduce(0) { $0 + $1.rawBytes }
                 let ips = Double(c.batchSize * (completed - firstStep)) / max(monotonic() - t0, 1e-9)
-                var kv: [(String, String)] = [("d_loss", String(format: "%.4f", mean(\.dLoss))), ("g_loss", String(format: "%.4f", mean(\.gLoss))),
-                                              ("D(x)", String(format: "%.3f", mean(\.dReal))), ("D(G(z))", String(format: "%.3f", mean(\.dFake))),
-                                              ("img/s", String(format: "%.0f", ips))]
-                if c.loss == .wganGP { kv.append(("gp", String(format: "%.4f", mean(\.gradientPenalty)))) }
-                if n > 1 { kv.append(("wire MB", String(format: "%.1f", Double(wire) / 1e6))); kv.append(("ratio", String(format: "%.2f", raw > 0 ? Double(raw) / Double(max(wire, 1)) : 1))) }
-                progress?(completed, c.steps, kv)
+                progress?(ClusterStep(metrics: StepMetrics.weightedMean(all.map { ($0.metrics, $0.shard) }), totalSteps: c.steps,
+                                      worldSize: n, imagesPerSecond: ips, wireBytes: all.reduce(0) { $0 + $1.wireBytes },
+                                      rawBytes: all.reduce(0) { $0 + $1.rawBytes }))
             }
         }
 

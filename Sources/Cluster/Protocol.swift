@@ -47,14 +47,45 @@ public struct BatchHeader: Codable, Sendable {
     public var sampler: EpochSampler?
 }
 
+/// A rank's report of a finished step: its metrics (over its shard), the shard's size, a replica
+/// checksum on the steps that compare them, and its ring traffic so far.
 public struct StepDoneMessage: Codable, Sendable {
-    public var step: Int
     public var shard: Int
-    public var dLoss: Float, gLoss: Float, dReal: Float, dFake: Float, gradientPenalty: Float
+    public var metrics: StepMetrics
     public var checksum: UInt32?
     public var wireBytes: Int
     public var rawBytes: Int
-    public var seconds: Double
+    public var step: Int { metrics.step }
+}
+
+/// A step every rank has finished, as the coordinator shows it: the global batch's metrics
+/// (shard means weighted by shard size), throughput and ring traffic.
+public struct ClusterStep: Sendable {
+    public var metrics: StepMetrics
+    public var totalSteps: Int
+    public var worldSize: Int
+    /// Real images per second since this formation started.
+    public var imagesPerSecond: Double
+    /// Ring traffic so far, summed over the ranks: bytes sent, and what they would have been raw.
+    public var wireBytes: Int
+    public var rawBytes: Int
+    public var compressionRatio: Double { rawBytes > 0 ? Double(rawBytes) / Double(max(wireBytes, 1)) : 1 }
+
+    /// The progress line: the metrics' fields, then throughput and (with several ranks) traffic.
+    public func progressFields(_ config: GANConfig) -> [(String, String)] {
+        var kv = metrics.progressFields(config)
+        kv.append(("img/s", String(format: "%.0f", imagesPerSecond)))
+        if worldSize > 1 {
+            kv.append(("wire MB", String(format: "%.1f", Double(wireBytes) / 1e6)))
+            kv.append(("ratio", String(format: "%.2f", compressionRatio)))
+        }
+        return kv
+    }
+
+    /// A `--json` line: the metrics' keys and `images_per_sec`, `wire_bytes`, `compression_ratio`.
+    public func jsonLine() -> String {
+        metrics.jsonLine(["images_per_sec": imagesPerSecond, "wire_bytes": Double(wireBytes), "compression_ratio": compressionRatio])
+    }
 }
 
 public struct StopMessage: Codable, Sendable {

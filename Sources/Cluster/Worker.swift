@@ -238,16 +238,12 @@ public final class WorkerProcess {
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
         session.logEvery = max(1, start.logEvery ?? 1)
-        var stepStart = Date()
         do {
             try session.run { m in
-                let s = trainer.step
+                let s = m.step
                 let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(trainer.models) : nil
-                let done = StepDoneMessage(step: s, shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
-                                           dLoss: m.dLoss, gLoss: m.gLoss, dReal: m.dReal, dFake: m.dFake, gradientPenalty: m.gradientPenalty,
-                                           checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes,
-                                           seconds: Date().timeIntervalSince(stepStart))
-                stepStart = Date()
+                let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
+                                           metrics: m, checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes)
                 try? conn.send(.stepDone, json: done)
                 if start.rank == 0 && start.worldSize > 1 {
                     // Rank 0's share of the ring traffic so far (every rank moves the same amount).

@@ -4,19 +4,6 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case mlp, dcgan, sndcgan, stylegan
 }
 
-public enum LossKind: String, Codable, CaseIterable, Sendable {
-    /// BCE, generator loss non-saturating (-log D(G(z))), as the tutorial trains.
-    case bce
-    /// BCE with the original, saturating generator loss log(1 - D(G(z))).
-    case bceSaturating = "bce-saturating"
-    /// WGAN: critic loss -E[D(x)] + E[D(G(z))], weight clipping, RMSprop, n_critic.
-    case wgan
-    /// WGAN-GP: the WGAN losses plus lambda * the gradient penalty, Adam(0, 0.9), n_critic.
-    case wganGP = "wgan-gp"
-    /// Hinge: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; generator -E[D(G(z))].
-    case hinge
-}
-
 /// Everything that defines a run; saved in every checkpoint.
 public struct GANConfig: Codable, Equatable, Sendable {
     public var model: ModelKind = .dcgan
@@ -54,18 +41,12 @@ public struct GANConfig: Codable, Equatable, Sendable {
     /// The largest batch `validate` accepts.
     public static let maxBatchSize = 1 << 16
 
-    /// Applies the defaults a loss implies (the tutorial's settings) where the user gave none.
+    /// Applies the defaults the loss implies (the tutorial's settings) where the user gave none.
     public mutating func applyLossDefaults(lrGiven: Bool, betasGiven: Bool, nCriticGiven: Bool) {
-        switch loss {
-        case .wgan:
-            if !lrGiven { lrG = 5e-5; lrD = 5e-5 }
-            if !nCriticGiven { nCritic = 5 }
-        case .wganGP:
-            if !betasGiven { beta1 = 0; beta2 = 0.9 }
-            if !lrGiven { lrG = 1e-4; lrD = 1e-4 }
-            if !nCriticGiven { nCritic = 5 }
-        default: break
-        }
+        let d = loss.loss.defaults
+        if !lrGiven, let lr = d.lr { lrG = lr; lrD = lr }
+        if !betasGiven, let b = d.betas { beta1 = b.0; beta2 = b.1 }
+        if !nCriticGiven, let n = d.nCritic { nCritic = n }
     }
 
     /// A problem with the combination of settings, or nil.
@@ -93,8 +74,9 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if labelSmoothing != nil && noisyLabels {
             return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
         }
-        if (labelSmoothing != nil || noisyLabels) && !(loss == .bce || loss == .bceSaturating) {
-            return "label smoothing and noisy labels apply to the BCE losses"
+        if (labelSmoothing != nil || noisyLabels) && !loss.loss.softRealLabels {
+            let which = GANLoss.all.filter { $0.softRealLabels }.map { $0.name }.joined(separator: ", ")
+            return "label smoothing and noisy labels apply to the losses with real targets (\(which)), not \(loss.rawValue)"
         }
         return nil
     }

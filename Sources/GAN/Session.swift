@@ -60,11 +60,8 @@ public func fixedNoise(_ config: GANConfig, count: Int = 64) -> Tensor {
 /// Drives a `GANTrainer`: sample grids and checkpoints every K steps, metrics lines, a
 /// TensorBoard event file, log lines, resume.
 ///
-/// TensorBoard scalars, every step: `loss/d`, `loss/g`, `d/real` (mean D(x)), `d/fake` (mean
-/// D(G(z))), `grad_norm/d`, `grad_norm/g`, `speed/images_per_sec` (real images through D per
-/// second: batch x n_critic / step time), `wgan_gp/penalty` for wgan-gp, `progressive/resolution`
-/// and `progressive/alpha` for progressive runs; the fixed-noise grid as the image `samples`
-/// whenever a grid is written. Other code adds its own with `logScalars`.
+/// TensorBoard: each logged step's `StepMetrics.scalars`; the fixed-noise grid as the image
+/// `samples` whenever a grid is written. Other code adds its own with `logScalars`.
 public final class TrainingSession {
     public let trainer: GANTrainer
     public let folder: RunFolder
@@ -162,31 +159,12 @@ public final class TrainingSession {
         events?.flush()
     }
 
-    /// The TensorBoard scalars of one step's metrics (see the type's documentation).
-    public func stepScalars(_ m: StepMetrics, seconds: Double) -> [(String, Float)] {
-        let c = trainer.config
-        var v: [(String, Float)] = [("loss/d", m.dLoss), ("loss/g", m.gLoss), ("d/real", m.dReal), ("d/fake", m.dFake),
-                                    ("grad_norm/d", m.dGradNorm), ("grad_norm/g", m.gGradNorm)]
-        if seconds > 0 { v.append(("speed/images_per_sec", Float(Double(c.batchSize * c.nCritic) / seconds))) }
-        if c.loss == .wganGP { v.append(("wgan_gp/penalty", m.gradientPenalty)) }
-        if c.progressive {
-            v.append(("progressive/resolution", Float(m.resolution)))
-            v.append(("progressive/alpha", m.alpha))
-        }
-        return v
-    }
-
-    /// Records one finished step (the trainer's current step): a `metrics.jsonl` line and the
-    /// TensorBoard scalars. `run` calls it; a driver with its own loop may too.
-    public func logStep(_ m: StepMetrics, seconds: Double) {
+    /// Records one finished step: its `metrics.jsonl` line (`StepMetrics.jsonLine`) and its
+    /// TensorBoard scalars (`StepMetrics.scalars`). `run` calls it; a driver with its own loop may too.
+    public func logStep(_ m: StepMetrics) {
         guard writes else { return }
-        if let h = metricsHandle {
-            let line = String(format: "{\"step\":%d,\"d_loss\":%.6g,\"g_loss\":%.6g,\"d_real\":%.6g,\"d_fake\":%.6g,\"gp\":%.6g,\"g_grad_norm\":%.6g,\"d_grad_norm\":%.6g,\"resolution\":%d,\"alpha\":%.4g,\"step_seconds\":%.4g}\n",
-                              trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty, m.gGradNorm, m.dGradNorm,
-                              m.resolution, m.alpha, seconds)
-            h.write(line.data(using: .utf8)!)
-        }
-        events?.scalars(stepScalars(m, seconds: seconds), step: trainer.step)
+        metricsHandle?.write(Data((m.jsonLine() + "\n").utf8))
+        events?.scalars(m.scalars(trainer.config), step: m.step)
     }
 
     /// Trains to `config.steps`, calling `report` after every step. Writes a grid and a
@@ -202,11 +180,12 @@ public final class TrainingSession {
             let next = trainer.step + 1
             let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
             trainer.measuresGradNorms = logs
-            let m = try trainer.trainStep()
+            var m = try trainer.trainStep()
             guard m.dLoss.isFinite && m.gLoss.isFinite else {
                 throw SessionError("training diverged at step \(trainer.step): d_loss \(m.dLoss), g_loss \(m.gLoss)")
             }
-            if logs { logStep(m, seconds: Date().timeIntervalSince(t0)) }
+            m.seconds = Date().timeIntervalSince(t0)
+            if logs { logStep(m) }
             report(m)
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.

@@ -3,21 +3,6 @@ import DataParallel
 import NN
 import Tensors
 
-/// What one training step measured (means over this rank's shard).
-public struct StepMetrics: Sendable, Equatable {
-    public var dLoss: Float = 0
-    public var gLoss: Float = 0
-    /// Mean D(x): probability for the BCE losses, raw critic score otherwise.
-    public var dReal: Float = 0
-    /// Mean D(G(z)), likewise.
-    public var dFake: Float = 0
-    public var gradientPenalty: Float = 0
-    public var gGradNorm: Float = 0
-    public var dGradNorm: Float = 0
-    public var resolution = 0
-    public var alpha: Float = 1
-}
-
 /// A generator and discriminator with their optimizers, built from a config.
 public final class GANModels {
     public let config: GANConfig
@@ -27,6 +12,8 @@ public final class GANModels {
     public let dParams: ParameterGroup
     public let optG: Optimizer
     public let optD: Optimizer
+    /// The config's loss.
+    public let loss: GANLoss
     /// With `--g-ema DECAY`: an exponential moving average of G's weights (BatchNorm buffers
     /// copied from G), which sampling, evaluation, grids and export use.
     public let emaGenerator: GeneratorModel?
@@ -48,13 +35,9 @@ public final class GANModels {
         }
         gParams = ParameterGroup(generator)
         dParams = ParameterGroup(discriminator)
-        if c.loss == .wgan {
-            optG = RMSprop(gParams, lr: c.lrG)
-            optD = RMSprop(dParams, lr: c.lrD)
-        } else {
-            optG = Adam(gParams, lr: c.lrG, betas: (c.beta1, c.beta2))
-            optD = Adam(dParams, lr: c.lrD, betas: (c.beta1, c.beta2))
-        }
+        loss = c.loss.loss
+        optG = loss.makeOptimizer(gParams, lr: c.lrG, config: c)
+        optD = loss.makeOptimizer(dParams, lr: c.lrD, config: c)
     }
 
     static func build(_ c: GANConfig, gRng: inout RandomGenerator, dRng: inout RandomGenerator)
@@ -186,7 +169,7 @@ public final class GANTrainer {
         return (x, positions)
     }
 
-    /// The real targets for the BCE losses.
+    /// The real targets (used by the losses with `softRealLabels`).
     func realTargets(_ positions: [Int], iteration: Int) -> Tensor {
         if config.noisyLabels {
             return perSampleUniform(seed: config.seed, .labelNoise, step: step, iteration: iteration, indices: positions,
@@ -238,7 +221,8 @@ public final class GANTrainer {
         metrics.alpha = growth.alpha
         let G = models.generator, D = models.discriminator
         G.train(); D.train()
-        let probs = c.loss == .bce || c.loss == .bceSaturating
+        let loss = models.loss
+        let probs = loss.scores == .probabilities
         var fake = Tensor.zeros([1])
         for it in 0..<c.nCritic {
             let (real, positions) = try nextReal(resolution: metrics.resolution)
@@ -250,8 +234,8 @@ public final class GANTrainer {
             models.dParams.zeroGrad()
             let realOut = D.score(real)
             let fakeOut = D.score(fake.detach())
-            var dLoss = discriminatorLoss(c.loss, real: realOut, fake: fakeOut, realTarget: realTargets(positions, iteration: it))
-            if c.loss == .wganGP {
+            var dLoss = loss.discriminatorLoss(realOut, fakeOut, realTargets(positions, iteration: it))
+            if loss.gradientPenalty {
                 let alpha = perSampleUniform(seed: c.seed, .gpAlpha, step: step, iteration: it, indices: positions,
                                              shape: [positions.count, 1, 1, 1])
                 let gp = gradientPenalty(critic: { D.score($0) }, real: real, fake: fake.detach(), alpha: alpha)
@@ -262,7 +246,7 @@ public final class GANTrainer {
             try reduce(models.dParams)
             if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
-            if c.loss == .wgan { models.dParams.clamp(c.clip) }
+            if loss.clipsWeights { models.dParams.clamp(c.clip) }
             metrics.dLoss = dLoss.item
             metrics.dReal = probs ? realOut.sigmoid().mean().item : realOut.mean().item
             metrics.dFake = probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item
@@ -270,7 +254,7 @@ public final class GANTrainer {
         // Generator step: D's parameters are frozen so backward skips their gradients.
         models.gParams.zeroGrad()
         for t in models.dParams.tensors { t.requiresGrad = false }
-        let gLoss = generatorLoss(c.loss, fake: D.score(fake))
+        let gLoss = loss.generatorLoss(D.score(fake))
         try scaled(gLoss, fake.shape[0]).backward()
         for t in models.dParams.tensors { t.requiresGrad = true }
         try reduce(models.gParams)
@@ -278,6 +262,7 @@ public final class GANTrainer {
         models.optG.step()
         metrics.gLoss = gLoss.item
         step += 1
+        metrics.step = step
         models.updateEMA()
         return metrics
     }

@@ -79,12 +79,12 @@ struct CoordinatorCommand: ParsableCommand {
         defer { for p in children where p.isRunning { p.terminate() } }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         do {
-            try coordinator.run { done, total, kv in
+            try coordinator.run { step in
                 if json {
-                    print("{\"step\":\(done)," + kv.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",") + "}")
+                    print(step.jsonLine())
                     fflush(nil)   // a line per step as it happens, also into a pipe
                 } else {
-                    progress.update(done, kv)
+                    progress.update(step.metrics.step, step.progressFields(config))
                 }
             }
             progress.finish()

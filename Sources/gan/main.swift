@@ -33,7 +33,6 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-func fmt(_ v: Float) -> String { String(format: "%.4f", v) }
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,9 +40,9 @@ struct Train: ParsableCommand {
         discussion: """
         Writes runs/<name>/: config.json, samples/step_*.png (8x8 grids from fixed noise), \
         checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Loss defaults follow the \
-        tutorial: wgan uses RMSprop lr 5e-5, clipping 0.01, n_critic 5; wgan-gp uses Adam(0, 0.9), lr 1e-4, \
-        lambda 10, n_critic 5; the others Adam(0.5, 0.999), lr 2e-4.
-        """)
+        tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
+
+        """ + GANLoss.summary)
 
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
@@ -107,14 +106,10 @@ struct Train: ParsableCommand {
         defer { if !json { progress.finish() } }
         try session.run { m in
             if json {
-                print(String(format: "{\"step\":%d,\"d_loss\":%.5f,\"g_loss\":%.5f,\"d_x\":%.4f,\"d_g_z\":%.4f,\"gp\":%.5f}",
-                             trainer.step, m.dLoss, m.gLoss, m.dReal, m.dFake, m.gradientPenalty))
+                print(m.jsonLine())
                 fflush(nil)   // one line per step as it happens, also into a pipe
             } else {
-                var kv: [(String, String)] = [("d_loss", fmt(m.dLoss)), ("g_loss", fmt(m.gLoss)), ("D(x)", fmt(m.dReal)), ("D(G(z))", fmt(m.dFake))]
-                if config.loss == .wganGP { kv.append(("gp", fmt(m.gradientPenalty))) }
-                if config.progressive { kv.append(("res", "\(m.resolution)")); kv.append(("alpha", String(format: "%.2f", m.alpha))) }
-                progress.update(trainer.step, kv)
+                progress.update(m.step, m.progressFields(config))
             }
         }
         if !json { progress.finish() }
@@ -320,7 +315,7 @@ struct TrainClassifier: ParsableCommand {
             if json {
                 print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
             } else {
-                progress.update(s, [("loss", fmt(loss))])
+                progress.update(s, [("loss", String(format: "%.4f", loss))])
             }
         }
         if !json { progress.finish() }
