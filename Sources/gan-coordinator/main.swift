@@ -47,18 +47,9 @@ struct CoordinatorCommand: ParsableCommand {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...\(workers)") }
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
-        var config: GANConfig
-        var runDir: String
-        if let r = output.resume {
-            let ck = try Checkpoint.read(path: r)
-            config = ck.config
-            config.steps = max(training.steps, ck.step)
-            runDir = URL(fileURLWithPath: r).deletingLastPathComponent().deletingLastPathComponent().path
-        } else {
-            config = try training.config()
-            runDir = output.newRunPath(config)
-        }
-        runDir = URL(fileURLWithPath: runDir).standardizedFileURL.path
+        let start = try RunStart(training: training, run: output)
+        let config = start.config
+        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
         guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import GAN
+import Telemetry
+import TrainingCLI
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "FID, classifier score and mode coverage of a checkpoint's generator against real images.",
+        discussion: """
+        The real reference is a seeded draw from the train split, stratified by class (every digit in its \
+        proportion of the split: 200 of each for 2,000 of the 4,500 real digits), fixed by --reference-seed. \
+        Beside the FID it prints the real-vs-real floor: the FID of a second, disjoint real draw of the same \
+        size against the reference, what real data itself scores at this sample size.
+        """)
+    @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Option(help: "Classifier (default: data/classifier-<dataset>.safetensors from gan train-classifier).") var classifier: String?
+    @Option(help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
+    var samples: Int = 2000
+    @Option(help: "Seed for the latents.") var seed: UInt64 = 4
+    @Option(help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
+    @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
+    @Option(help: "Folder for the TensorBoard event file with eval/fid, eval/classifier_score, eval/mode_entropy at the checkpoint's step (default: the checkpoint's run folder).")
+    var logdir: String?
+    @Flag(help: "Print one JSON object (the progress display goes to standard error).") var json = false
+    @OptionGroup var logging: LogOptions
+
+    func run() throws {
+        let log = logging.bootstrap("gan.evaluate")
+        guard samples >= 2 else { fail("--samples must be at least 2 (FID needs a covariance)") }
+        let (models, ckpt, path) = loadModels(checkpoint)
+        var current: Telemetry.Progress?
+        let progress = CheckpointEvaluation.Progress(
+            phase: { label, total in
+                let p = makeProgress(total: total, label: label, json: json)
+                current = p
+                return { p.update($0) }
+            },
+            phaseDone: { current?.finish() })
+        let result: CheckpointEvaluation
+        do {
+            result = try CheckpointEvaluation(models: models, checkpoint: ckpt, path: path, classifier: classifier, samples: samples,
+                                              seed: seed, referenceSeed: referenceSeed, baseline: baseline, progress: progress)
+        } catch { fail("\(error)") }
+        // The scores as TensorBoard scalars at the checkpoint's step, beside the run's curves.
+        do {
+            let events = try result.writeEvents(directory: logdir ?? runFolder(ofCheckpoint: path))
+            log.info("TensorBoard events: \(events)")
+        } catch {
+            log.warning("no TensorBoard events written: \(error)")
+        }
+        if json {
+            print(try result.json())
+        } else {
+            for line in result.report { print(line) }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import GAN
+import Telemetry
+import Tensors
+import TrainingCLI
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write samples from a checkpoint: an 8x8 PNG grid and/or the images as a .npy array.",
+        discussion: """
+        Each --out is chosen by its extension: NAME.npy gets the images as float32 [N, C, H, W] in [-1, 1] \
+        (C order, numpy.load reads it); any other name gets a PNG grid. Give --out twice for both. \
+        --latents z.npy uses those latents ([N, latent_dim], float32 or float64) instead of drawing --count \
+        of them from --seed; --latents-out writes the latents used. The generator runs in eval mode \
+        (BatchNorm running statistics), as PyTorch's model.eval().
+        """)
+    @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Option(help: "Output, by extension: .npy for the images as an array, otherwise a PNG grid; repeatable (default: <run>/sample.png).")
+    var out: [String] = []
+    @Option(help: "Number of samples (ignored with --latents).") var count: Int = 64
+    @Option(help: "Seed for the latents.") var seed: UInt64 = 1
+    @Option(help: "Latents from a .npy file, shape [N, latent_dim].") var latents: String?
+    @Option(help: "Write the latents used to this .npy file ([N, latent_dim] float32).") var latentsOut: String?
+    @Option(help: "Images per row of the PNG grid.") var nrow: Int = 8
+    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
+    @OptionGroup var logging: LogOptions
+
+    func run() throws {
+        let log = logging.bootstrap("gan")
+        let (models, ckpt, path) = loadModels(checkpoint)
+        applyTruncation(truncation, to: models, path)
+        let d = ckpt.config.latentDim
+        let z: Tensor
+        if let lp = latents {
+            do { z = try Npy.read(path: lp) } catch { fail("\(error)") }
+            guard z.rank == 2, z.shape[1] == d, z.shape[0] > 0 else {
+                fail("\(lp): latents of shape \(z.shape); this \(ckpt.config.model.rawValue) generator needs [N, \(d)]")
+            }
+        } else {
+            guard count > 0 else { fail("--count must be at least 1") }
+            z = GAN.latents(seed: seed, .fixedNoise, step: 1, indices: Array(0..<count), dim: d)
+        }
+        guard nrow > 0 else { fail("--nrow must be at least 1") }
+        let n = z.shape[0]
+        var parts: [Tensor] = []
+        for s in stride(from: 0, to: n, by: 256) { parts.append(models.sample(z.narrow(0, s, min(256, n - s)))) }
+        let images = parts.count == 1 ? parts[0] : concat(parts, dim: 0)
+        if let lo = latentsOut {
+            do { try Npy.write(z, to: lo) } catch { fail("\(error)") }
+            log.info("wrote latents \(lo) \(z.shape)")
+        }
+        let outs = out.isEmpty ? [defaultOut(path, "sample.png")] : out
+        for o in outs {
+            do {
+                if o.lowercased().hasSuffix(".npy") {
+                    try Npy.write(images, to: o)
+                } else {
+                    try saveImageGrid(images, to: o, nrow: nrow)
+                }
+            } catch { fail("\(error)") }
+            print("wrote \(o) (\(n) samples \(images.shape.dropFirst().map(String.init).joined(separator: "x")) from \(path), step \(ckpt.step))")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import GAN
+import Telemetry
+import Tensors
+import TrainingCLI
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a GAN in one process on real MNIST digits (or --dataset / --data).",
+        discussion: """
+        Writes runs/<name>/: config.json, samples/step_*.png (8x8 grids from fixed noise), \
+        checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Loss defaults follow the \
+        tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
+
+        """ + GANLoss.summary)
+
+    @OptionGroup var training: TrainingFlags
+    @OptionGroup var output: RunFlags
+    @Option(help: "Threads (cores) the engine uses (default: $RINGGAN_THREADS, else all cores).") var threads: Int?
+    @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
+    var logdir: String?
+    @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
+    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), writing the final checkpoint and grid then, even before --steps.")
+    var timeLimit: String?
+    @OptionGroup var logging: LogOptions
+
+    func run() throws {
+        let started = Date()
+        let log = logging.bootstrap("gan.train")
+        var deadline: Date?
+        if let t = timeLimit {
+            guard let seconds = parseDuration(t) else { fail("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m") }
+            deadline = started.addingTimeInterval(seconds)
+        }
+        ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
+        let start: RunStart
+        do { start = try RunStart(training: training, run: output) } catch { fail("\(error)") }
+        try trainLoop(start, deadline: deadline, log: log)
+    }
+
+    func trainLoop(_ start: RunStart, deadline: Date?, log: Logger) throws {
+        let config = start.config, runPath = start.path
+        let dataset: ImageDataset
+        do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
+        let models = GANModels(config: config)
+        let trainer = GANTrainer(models: models, dataset: dataset)
+        if let (ckpt, path) = start.resume {
+            do { try TrainingSession.resume(trainer, from: ckpt, path: path) } catch { fail("\(error)") }
+        }
+        let session: TrainingSession
+        do {
+            session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
+                                          sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
+        } catch { fail("\(error)") }
+        session.deadline = deadline
+        guard output.logEvery >= 1 else { fail("--log-every must be at least 1, got \(output.logEvery)") }
+        session.logEvery = output.logEvery
+        let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
+            + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
+            + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
+        log.info("\(summary)")
+        if let e = session.events { log.info("TensorBoard events: \(e.path)") }
+        let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
+        defer { if !json { progress.finish() } }
+        try session.run { m in
+            if json {
+                print(m.jsonLine())
+                fflush(nil)   // one line per step as it happens, also into a pipe
+            } else {
+                progress.update(m.step, m.progressFields(config))
+            }
+        }
+        if !json { progress.finish() }
+        session.events?.close()
+        if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
+        log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
+                 metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])
+    }
+}
