@@ -57,23 +57,25 @@ put("idx", "images-gz", b"\x01" + gzip.compress(images, mtime=0))
 put("idx", "labels-gz", b"\x00" + gzip.compress(labels, mtime=0))
 put("idx", "labels-gz-2members", b"\x00" + gzip.compress(labels[:6], mtime=0) + gzip.compress(labels[6:], mtime=0))
 
-# Frames: header "RGAN" | version 1 | type | flags u16 | tag u64 | length u32 | checksum u32,
-# then the payload. The fuzz target fixes checksums up (unless its first byte is 0xFF).
-def frame(ftype, payload, tag=0):
-    return b"RGAN" + bytes([1, ftype]) + b"\0\0" + struct.pack("<QII", tag, len(payload), 0) + payload
+# Frames: header "RGAN" | version 2 | type | flags u16 | tag u64 | length u32 | checksum u32,
+# then the payload; after the handshake's first frame (the claim: nonce 32 | MAC 32 | JSON), a
+# 16-byte tag follows each frame. The fuzz target fixes checksums, the claim's MAC and the tags
+# up (unless its first byte is 0xFF), so zeros stand in for them here.
+def frame(ftype, payload, tag=0, tagged=True):
+    return b"RGAN" + bytes([2, ftype]) + b"\0\0" + struct.pack("<QII", tag, len(payload), 0) + payload + (bytes(16) if tagged else b"")
 
-def hello(rank=0, mac=None):
-    mac = list(b"fuzz" + ("worker %d" % rank).encode()) if mac is None else mac
-    return frame(2, json.dumps({"rank": rank, "ringHost": "10.0.0.2", "ringPort": 7001, "mac": mac, "pid": 42}).encode())
+def hello(rank=0):
+    claim = json.dumps({"rank": rank, "ringHost": "10.0.0.2", "ringPort": 7001, "pid": 42}).encode()
+    return frame(2, bytes(32) + bytes(32) + claim, tagged=False)
 
 def batch(step, positions, h, w, pixels):
     head = json.dumps({"step": step, "iteration": 0, "positions": positions, "height": h, "width": w}).encode()
     return frame(6, struct.pack("<I", len(head)) + head + pixels)
 
 put("frames", "hello-admitted", b"\0" + hello())
-put("frames", "hello-wrong-mac", b"\0" + hello(mac=[1, 2, 3]))
+put("frames", "hello-wrong-mac", b"\xff" + hello())
 put("frames", "hello-then-frames", b"\0" + hello() + frame(8, b"") + batch(1, [0, 1], 2, 2, bytes(8))
     + frame(9, json.dumps({"reason": "done", "reform": False}).encode()) + frame(10, b""))
-put("frames", "reject", b"\0" + frame(4, b"authentication failed: wrong token"))
+put("frames", "reject", b"\0" + frame(4, b"authentication failed: wrong token", tagged=False))
 put("frames", "garbage-http", b"\0" + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 put("frames", "raw-checksums", b"\xff" + hello())

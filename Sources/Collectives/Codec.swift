@@ -68,16 +68,14 @@ public final class SegmentCoder {
         if codec == .none && !add {
             guard length == n * 4 else { throw NetError(conn.peer, "segment of \(length) bytes, expected \(n * 4)") }
             try conn.readExactly(dst, length)
-            guard frameChecksum(UnsafeRawBufferPointer(start: dst, count: length)) == checksum else {
-                throw NetError(conn.peer, "ring segment checksum mismatch")
-            }
+            try conn.checkPayload(UnsafeRawBufferPointer(start: dst, count: length), checksum: checksum, what: "ring segment")
             return
         }
         if received.count < length { received = [UInt8](repeating: 0, count: length) }
         try received.withUnsafeMutableBytes { sb in
             try conn.readExactly(sb.baseAddress!, length)
             let b = UnsafeRawBufferPointer(start: sb.baseAddress, count: length)
-            guard frameChecksum(b) == checksum else { throw NetError(conn.peer, "ring segment checksum mismatch") }
+            try conn.checkPayload(b, checksum: checksum, what: "ring segment")
             try decode(b, n, into: dst, add: add, peer: conn.peer)
         }
     }

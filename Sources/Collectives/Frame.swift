@@ -7,7 +7,9 @@ import Foundation
 ///
 /// little-endian; the checksum covers the payload. The length is checked against a limit before
 /// anything is allocated, and anything malformed closes the connection with an error naming
-/// the peer.
+/// the peer. After the handshake (`Handshake`) every frame is followed by a 16-byte tag
+/// (`FrameMAC`) over its sequence number, header and payload: the checksum catches corruption,
+/// the tag a forged, changed, replayed or reordered frame.
 public enum FrameType: UInt8, Sendable {
     // control (coordinator <-> worker)
     case challenge = 1, hello = 2, welcome = 3, reject = 4, start = 5, batch = 6, stepDone = 7, heartbeat = 8
@@ -18,7 +20,8 @@ public enum FrameType: UInt8, Sendable {
 
 public struct Frame: Sendable {
     public static let magic: [UInt8] = Array("RGAN".utf8)
-    public static let version: UInt8 = 1
+    /// 2: mutual authentication in the handshake and a tag on every frame after it.
+    public static let version: UInt8 = 2
     public static let headerSize = 24
     /// The largest payload accepted unless a connection says otherwise.
     public static let defaultMaxPayload = 256 << 20
@@ -88,8 +91,7 @@ extension Frame {
 extension Connection {
     /// Sends a frame whose payload is raw memory (no copy).
     public func send(_ type: FrameType, tag: UInt64 = 0, payload: UnsafeRawBufferPointer) throws {
-        let h = header(type, tag: tag, length: payload.count, crc: frameChecksum(payload))
-        try h.withUnsafeBytes { hb in try write([hb, payload]) }
+        try writeFrame(header: header(type, tag: tag, length: payload.count, crc: frameChecksum(payload)), payload: payload)
     }
 
     public func send(_ type: FrameType, tag: UInt64 = 0, bytes: [UInt8]) throws {
@@ -105,15 +107,32 @@ extension Connection {
     }
 
     /// Reads one frame header and checks it; returns type, tag, payload length and checksum.
+    /// The payload must then be read and passed to `checkPayload`.
     public func readHeader(maxPayload: Int = Frame.defaultMaxPayload) throws -> (FrameType, UInt64, Int, UInt32) {
-        try Frame.parseHeader(try read(Frame.headerSize), maxPayload: maxPayload, peer: peer)
+        try lastHeader.withUnsafeMutableBytes { try readExactly($0.baseAddress!, Frame.headerSize) }
+        return try Frame.parseHeader(lastHeader, maxPayload: maxPayload, peer: peer)
     }
 
-    /// Reads a whole frame (payload checked against its CRC).
+    /// Checks the payload of the frame whose header was read last: its checksum, then (once the
+    /// session is authenticated) the tag that follows it on the wire.
+    public func checkPayload(_ payload: UnsafeRawBufferPointer, checksum: UInt32, what: @autoclosure () -> String) throws {
+        guard frameChecksum(payload) == checksum else { throw NetError(peer, "\(what()) checksum mismatch (corrupt frame)") }
+        guard let mac = receiveMAC else { return }
+        var got = [UInt8](repeating: 0, count: FrameMAC.tagSize)
+        try got.withUnsafeMutableBytes { try readExactly($0.baseAddress!, FrameMAC.tagSize) }
+        let want = lastHeader.withUnsafeBytes { mac.next(header: $0, payload: payload) }
+        var diff: UInt8 = 0
+        for i in 0..<FrameMAC.tagSize { diff |= got[i] ^ want[i] }
+        guard diff == 0 else {
+            throw NetError(peer, "\(what()) failed authentication (frame \(mac.sequence - 1) of the session: forged, altered, replayed or out of order)")
+        }
+    }
+
+    /// Reads a whole frame (payload checked against its checksum and, after the handshake, its tag).
     public func receive(maxPayload: Int = Frame.defaultMaxPayload) throws -> Frame {
         let (type, tag, length, crc) = try readHeader(maxPayload: maxPayload)
         let payload = try read(length)
-        guard payload.withUnsafeBytes({ frameChecksum($0) }) == crc else { throw NetError(peer, "frame checksum mismatch (corrupt \(type) frame)") }
+        try payload.withUnsafeBytes { try checkPayload($0, checksum: crc, what: "\(type) frame") }
         return Frame(type, tag: tag, payload: payload)
     }
 

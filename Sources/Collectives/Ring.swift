@@ -42,6 +42,14 @@ final class SendQueue: @unchecked Sendable {
     func enqueue(_ job: @escaping () throws -> Int) -> Int {
         cond.lock()
         defer { cond.unlock() }
+        if stopping {
+            // The ring was closed (a stop from the coordinator): the thread may be gone, so the
+            // job fails here rather than wait for it forever.
+            if error == nil { error = NetError("ring", "the ring was closed") }
+            queued += 1
+            completed += 1
+            return queued
+        }
         jobs.append(job)
         queued += 1
         cond.broadcast()
@@ -129,53 +137,66 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     }
 
     /// Forms the ring: accepts the left neighbour on `listener` while connecting to the right
-    /// one at `rightAddress`; both directions authenticate with the shared token. Connections that
-    /// fail the handshake are dropped and the wait goes on (until `timeout`).
+    /// one at `rightAddress`; both directions authenticate mutually with the shared token, and
+    /// every frame after that carries a tag (`Handshake`). Handshakes on the listener run
+    /// concurrently under a hard deadline (`Admissions`), so strangers and idle connections there
+    /// are dropped without delaying the neighbour; a peer that proves the token but is not the
+    /// expected neighbour (a stale rank of an earlier formation) gets an authenticated refusal.
     public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16), auth: Authenticator,
-                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double) throws -> Ring {
+                            codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double,
+                            handshakeTimeout: Double = 5, log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Ring {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         if worldSize == 1 { return single() }
         let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
-        let refusal = "ring handshake refused: expected rank \(leftRank) with the shared token"
         final class Box: @unchecked Sendable { var conn: Connection?; var error: Error? }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
+        let admissions = Admissions(listener: listener, claim: .ringHello, as: RingHello.self, auth: auth, role: "ring",
+                                    wrongToken: "ring handshake refused: wrong token", handshakeTimeout: handshakeTimeout,
+                                    ioTimeout: timeout, log: log)
         let acceptor = Thread {
             defer { done.signal() }
             let deadline = monotonic() + timeout
             while monotonic() < deadline {
-                do {
-                    guard let c = try listener.accept(timeout: min(1, max(0.01, deadline - monotonic())), ioTimeout: timeout) else { continue }
-                    let outcome = try Handshake.accept(c, claim: .ringHello, as: RingHello.self, auth: auth,
-                                                       context: { "ring \($0.rank)->\(rank) of \(worldSize)" }, wrongToken: refusal,
-                                                       admit: { $0.rank == leftRank && $0.worldSize == worldSize ? nil : refusal })
-                    guard case .admitted = outcome else { continue }
-                    box.conn = c
-                    return
-                } catch {
-                    continue   // a bad or broken connection does not disturb the wait
+                guard let a = admissions.next(timeout: min(1, max(0.01, deadline - monotonic()))) else {
+                    if admissions.isStopped { return }   // the other direction failed
+                    continue
                 }
+                let h = a.claim
+                guard h.rank == leftRank, h.worldSize == worldSize, h.to == rank else {
+                    let why = "ring handshake refused: rank \(rank) of \(worldSize) expects rank \(leftRank), not rank \(h.rank) of \(h.worldSize) (for rank \(h.to))"
+                    log("\(a.conn.peer): \(why)")
+                    try? a.conn.send(.reject, bytes: Array(why.utf8))
+                    a.conn.close()
+                    continue
+                }
+                try? a.conn.send(.welcome, bytes: [])   // the ring's own admission (authenticated)
+                box.conn = a.conn
+                return
             }
             box.error = NetError("ring listener :\(listener.port)", "rank \(leftRank) did not connect within \(Int(timeout)) s")
         }
         acceptor.start()
         let r: Connection
         do {
-            r = try connect(to: rightAddress.0, rightAddress.1, within: timeout, ioTimeout: timeout,
-                            name: "rank \(rightRank) at \(rightAddress.0):\(rightAddress.1)")
-            try Handshake.join(r, claim: .ringHello, auth: auth, context: "ring \(rank)->\(rightRank) of \(worldSize)") {
-                RingHello(rank: rank, worldSize: worldSize, mac: $0)
-            }
+            r = try Handshake.dial(rightAddress.0, rightAddress.1, name: "rank \(rightRank) at \(rightAddress.0):\(rightAddress.1)",
+                                   claim: .ringHello, RingHello(rank: rank, worldSize: worldSize, to: rightRank), auth: auth, role: "ring",
+                                   within: timeout, ioTimeout: timeout, handshakeTimeout: handshakeTimeout)
+            // The right neighbour's own admission: a welcome, or an authenticated reject.
+            _ = try r.receive(.welcome, maxPayload: 0)
         } catch {
+            admissions.stop()
             done.wait()
+            box.conn?.close()
             throw error
         }
         done.wait()
-        if let e = box.error { throw e }
+        admissions.stop()
+        if let e = box.error { r.close(); throw e }
         return Ring(rank: rank, worldSize: worldSize, right: r, left: box.conn!, codec: codec, level: level, segmentFloats: segmentFloats)
     }
 
-    struct RingHello: HandshakeClaim { var rank: Int; var worldSize: Int; var mac: [UInt8] }
+    struct RingHello: Codable, Sendable { var rank: Int; var worldSize: Int; var to: Int }
 
     public func close() {
         right?.close()

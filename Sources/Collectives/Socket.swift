@@ -21,10 +21,19 @@ public final class Connection: @unchecked Sendable {
     public let peer: String
     /// Seconds a read or write may wait for progress before failing.
     public var timeout: Double
+    /// A hard deadline (monotonic seconds) that no progress extends, and what it bounds (a
+    /// handshake sets one, so a peer sending a byte at a time cannot hold it open).
+    public private(set) var hardDeadline: Double?
+    private var hardDeadlineWhat = ""
     private let writeLock = NSLock()
     private var closed = false
     public private(set) var bytesWritten = 0
     public private(set) var bytesRead = 0
+    /// Frame authentication after the handshake (one key per direction); nil before it.
+    private(set) var sendMAC: FrameMAC?
+    private(set) var receiveMAC: FrameMAC?
+    /// The header of the frame being read (its MAC covers it).
+    var lastHeader = [UInt8](repeating: 0, count: Frame.headerSize)
 
     init(fd: Int32, peer: String, timeout: Double) {
         self.fd = fd
@@ -43,6 +52,48 @@ public final class Connection: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// Every read and write fails once `seconds` have passed from now, whatever the progress;
+    /// nil lifts it. `what` names what was bounded, for the error.
+    public func setHardDeadline(_ seconds: Double?, what: String = "the exchange") {
+        hardDeadline = seconds.map { monotonic() + $0 }
+        hardDeadlineWhat = what
+    }
+
+    /// From now on every frame sent carries a tag under `send` and every frame received must
+    /// carry a valid one under `receive`.
+    func beginSession(send: FrameMAC, receive: FrameMAC) {
+        writeLock.lock()
+        sendMAC = send
+        receiveMAC = receive
+        writeLock.unlock()
+    }
+
+    /// Whether frames on this connection are authenticated.
+    public var isAuthenticated: Bool { receiveMAC != nil }
+
+    /// False when the peer has closed its end (checked without blocking or consuming data).
+    public var isOpen: Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 0) > 0 else { return true }
+        if p.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return false }
+        var b: UInt8 = 0
+        let r = recv(fd, &b, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    }
+
+    /// The deadline for the next wait: `timeout` from now, capped by the hard deadline.
+    private func nextDeadline() -> Double {
+        let soft = monotonic() + timeout
+        return hardDeadline.map { min($0, soft) } ?? soft
+    }
+
+    private func timedOut(_ doing: String) -> NetError {
+        if let h = hardDeadline, monotonic() >= h - 1e-3 {
+            return NetError(peer, "\(hardDeadlineWhat) did not complete in time (\(doing))")
+        }
+        return NetError(peer, "timed out after \(Int(timeout)) s \(doing)")
+    }
 
     /// This end's IPv4 address (the interface that reaches the peer).
     public var localAddress: String {
@@ -80,24 +131,23 @@ public final class Connection: @unchecked Sendable {
 
     public func readExactly(_ dst: UnsafeMutableRawPointer, _ n: Int) throws {
         var got = 0
-        var deadline = monotonic() + timeout
+        var deadline = nextDeadline()
         while got < n {
+            if closed { throw NetError(peer, "connection closed") }   // (its descriptor may be reused)
             // Try first; poll (with the deadline) only when nothing is there yet.
             let r = recv(fd, dst + got, n - got, Int32(MSG_DONTWAIT))
             if r == 0 { throw NetError(peer, "connection closed by the peer") }
             if r < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
-                    guard try wait(Int16(POLLIN), deadline) else {
-                        throw NetError(peer, "timed out after \(Int(timeout)) s waiting for data (\(got) of \(n) bytes read)")
-                    }
+                    guard try wait(Int16(POLLIN), deadline) else { throw timedOut("waiting for data (\(got) of \(n) bytes read)") }
                     continue
                 }
                 throw NetError(peer, "read failed: \(String(cString: strerror(errno)))")
             }
             got += r
             bytesRead += r
-            deadline = monotonic() + timeout   // progress resets the deadline
+            deadline = nextDeadline()   // progress resets the deadline (not the hard one)
         }
     }
 
@@ -107,29 +157,47 @@ public final class Connection: @unchecked Sendable {
         return out
     }
 
-    /// Writes all the parts as one unit (no other writer interleaves).
+    /// Writes all the parts as one unit (no other writer interleaves), unauthenticated: raw
+    /// bytes, for tests and probes. Frames go through `send`.
     public func write(_ parts: [UnsafeRawBufferPointer]) throws {
         writeLock.lock()
         defer { writeLock.unlock() }
+        try writeLocked(parts)
+    }
+
+    /// Writes a frame (header, payload, and its tag once the session is authenticated) as one
+    /// unit; the tag is made under the lock, so sequence numbers follow the order on the wire.
+    func writeFrame(header: [UInt8], payload: UnsafeRawBufferPointer) throws {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        try header.withUnsafeBytes { hb in
+            if let mac = sendMAC {
+                let tag = mac.next(header: hb, payload: payload)
+                try tag.withUnsafeBytes { try writeLocked([hb, payload, $0]) }
+            } else {
+                try writeLocked([hb, payload])
+            }
+        }
+    }
+
+    private func writeLocked(_ parts: [UnsafeRawBufferPointer]) throws {
         if closed { throw NetError(peer, "connection already closed") }
         for part in parts where part.count > 0 {
             var sent = 0
-            var deadline = monotonic() + timeout
+            var deadline = nextDeadline()
             while sent < part.count {
                 let r = Glibc.send(fd, part.baseAddress! + sent, part.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 if r < 0 {
                     if errno == EINTR { continue }
                     if errno == EAGAIN || errno == EWOULDBLOCK {
-                        guard try wait(Int16(POLLOUT), deadline) else {
-                            throw NetError(peer, "timed out after \(Int(timeout)) s sending (\(sent) of \(part.count) bytes sent)")
-                        }
+                        guard try wait(Int16(POLLOUT), deadline) else { throw timedOut("sending (\(sent) of \(part.count) bytes sent)") }
                         continue
                     }
                     throw NetError(peer, "write failed: \(String(cString: strerror(errno)))")
                 }
                 sent += r
                 bytesWritten += r
-                deadline = monotonic() + timeout
+                deadline = nextDeadline()
             }
         }
     }
@@ -161,6 +229,23 @@ private func resolve(_ host: String, _ port: UInt16) throws -> sockaddr_in {
     guard rc == 0, let r = res else { throw NetError("\(host):\(port)", "cannot resolve host (\(String(cString: gai_strerror(rc))))") }
     defer { freeaddrinfo(res) }
     return r.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
+}
+
+/// The local IPv4 address this host would use to reach `host:port` (a UDP socket is
+/// "connected" to it, which sends nothing, and asked for its own address).
+public func localAddress(toward host: String, _ port: UInt16) throws -> String {
+    var addr = try resolve(host, port)
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { throw NetError("\(host):\(port)", "socket failed: \(String(cString: strerror(errno)))") }
+    defer { Glibc.close(fd) }
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { throw NetError("\(host):\(port)", "no route to it: \(String(cString: strerror(errno)))") }
+    var local = sockaddr_in()
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    var ip = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+    inet_ntop(AF_INET, &local.sin_addr, &ip, socklen_t(INET_ADDRSTRLEN))
+    return String(cString: ip)
 }
 
 /// A listening TCP socket.

@@ -32,7 +32,7 @@ final class FrameTests: XCTestCase {
         let a = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 2)
         let b = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 2))
         // Oversized: refused before allocating.
-        var h: [UInt8] = Array("RGAN".utf8) + [1, FrameType.batch.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
+        var h: [UInt8] = Array("RGAN".utf8) + [Frame.version, FrameType.batch.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
         h += [0xff, 0xff, 0xff, 0x7f] + [0, 0, 0, 0]
         try h.withUnsafeBytes { try a.write([$0]) }
         XCTAssertThrowsError(try b.receive(maxPayload: 1 << 20)) { e in XCTAssertTrue("\(e)".contains("exceeds"), "\(e)") }
@@ -44,7 +44,7 @@ final class FrameTests: XCTestCase {
         // Corrupt payload: checksum mismatch.
         let e1 = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 2)
         let e2 = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 2))
-        var f = Array("RGAN".utf8) + [1, FrameType.heartbeat.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
+        var f = Array("RGAN".utf8) + [Frame.version, FrameType.heartbeat.rawValue, 0, 0] + [UInt8](repeating: 0, count: 8)
         f += [3, 0, 0, 0] + [1, 2, 3, 4] + [9, 9, 9]
         try f.withUnsafeBytes { try e1.write([$0]) }
         XCTAssertThrowsError(try e2.receive()) { e in XCTAssertTrue("\(e)".contains("checksum"), "\(e)") }

@@ -80,7 +80,7 @@ final class RingTests: XCTestCase {
                 defer { g.leave() }
                 do {
                     let ring = try Ring.form(rank: r, worldSize: 2, listener: l, rightAddress: ("127.0.0.1", other),
-                                             auth: Authenticator(token: "secret"), codec: .zstd, timeout: 20)
+                                             auth: try Authenticator(token: "secret-ring-token-for-tests"), codec: .zstd, timeout: 20)
                     var v: [Float] = [Float(r), 1]
                     try v.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
                     box.lock.lock(); box.sums.append(v); box.lock.unlock()
@@ -89,11 +89,11 @@ final class RingTests: XCTestCase {
         }
         start(1, l1, l0.port)
         let impostor = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
-        let ch = try impostor.receive(.challenge)
-        let bad = Authenticator(token: "wrong").answer(ch.payload, context: "ring 0->1 of 2")
-        struct Hello: Codable { var rank: Int; var worldSize: Int; var mac: [UInt8] }
-        try impostor.send(.ringHello, json: Hello(rank: 0, worldSize: 2, mac: bad))
-        XCTAssertThrowsError(try impostor.receive(.welcome)) { e in XCTAssertTrue("\(e)".contains("refused"), "\(e)") }
+        struct Hello: Codable { var rank: Int; var worldSize: Int; var to: Int }
+        XCTAssertThrowsError(try Handshake.join(impostor, claim: .ringHello, Hello(rank: 0, worldSize: 2, to: 1),
+                                                auth: try Authenticator(token: "the-wrong-token-0123456"), role: "ring")) { e in
+            XCTAssertTrue(e is HandshakeRefused && "\(e)".contains("wrong token"), "\(e)")
+        }
         let garbage = try connect(to: "127.0.0.1", l1.port, within: 5, ioTimeout: 10)
         _ = try garbage.receive(.challenge)
         try Array("GET / HTTP/1.0\r\n\r\n and some more bytes".utf8).withUnsafeBytes { try garbage.write([$0]) }

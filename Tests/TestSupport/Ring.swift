@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
-public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret",
+public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret-ring-token-for-tests",
               _ body: @escaping @Sendable (Ring) throws -> Void) throws {
     let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
     let ports = listeners.map { $0.port }
@@ -17,7 +17,7 @@ public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, tok
             defer { group.leave() }
             do {
                 let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
-                                         auth: Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
+                                         auth: try Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
                 try body(ring)
                 ring.close()
             } catch {

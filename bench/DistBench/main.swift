@@ -53,7 +53,7 @@ func onRing<T>(_ n: Int, codec: GradientCodec, _ body: @escaping @Sendable (Ring
             defer { g.leave() }
             do {
                 let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
-                                         auth: Authenticator(token: "bench"), codec: codec, timeout: 120)
+                                         auth: try Authenticator(token: "bench-token-0123456789"), codec: codec, timeout: 120)
                 let v = try body(ring)
                 ring.close()
                 if r == 0 { box.lock.lock(); box.value = v; box.lock.unlock() }
