@@ -32,6 +32,10 @@ public struct CoordinatorOptions: Sendable {
     public var rendezvousTimeout: Double = 120
     /// Seconds any network wait may last.
     public var ioTimeout: Double = 60
+    /// Seconds a connecting peer has, in all, to complete the handshake (bytes do not extend it).
+    public var handshakeTimeout: Double = 5
+    /// Handshakes in progress at once; a connection beyond that evicts the oldest pending one.
+    public var maxPendingHandshakes = 64
     public init(workers: Int, token: String, config: GANConfig, runDir: String) {
         self.workers = workers
         self.token = token
@@ -56,13 +60,15 @@ public final class Coordinator {
 
     final class Member: @unchecked Sendable {
         let requestedRank: Int
+        let pid: Int32
         var rank: Int
         let conn: Connection
         let ringHost: String
         let ringPort: UInt16
         var lastSeen = monotonic()
-        init(requestedRank: Int, conn: Connection, ringHost: String, ringPort: UInt16) {
+        init(requestedRank: Int, pid: Int32, conn: Connection, ringHost: String, ringPort: UInt16) {
             self.requestedRank = requestedRank
+            self.pid = pid
             rank = requestedRank
             self.conn = conn
             self.ringHost = ringHost
@@ -82,43 +88,62 @@ public final class Coordinator {
         }
     }
 
+    /// Handshakes with whoever connects, concurrently, for the coordinator's whole life (so
+    /// strangers that connect during training are served and dropped then, not at re-formation).
+    let admissions: Admissions<HelloMessage>
+
     public init(options: CoordinatorOptions, logger: Logger) throws {
         self.options = options
         log = logger
-        auth = Authenticator(token: options.token)
+        auth = try Authenticator(token: options.token, source: "the coordinator's token")
         listener = try Listener(host: options.host, port: options.port)
         ignoreSigpipe()
+        let l = logger
+        admissions = Admissions(listener: listener, claim: .hello, as: HelloMessage.self, auth: auth, role: "coordinator",
+                                wrongToken: "authentication failed: wrong token", maxPending: options.maxPendingHandshakes,
+                                handshakeTimeout: options.handshakeTimeout, ioTimeout: 30) { l.warning("\($0)") }
     }
 
-    /// Accepts workers until `count` have joined (refusing bad ones) or the timeout passes.
-    func rendezvous(count: Int, ranks allowed: Set<Int>?) throws -> [Member] {
+    deinit { admissions.stop() }
+
+    /// Admits workers until `count` have joined, or the timeout passes. The handshakes run
+    /// concurrently (`Admissions`); this decides about the claims of the peers that proved the
+    /// token, answering a refusal with an authenticated `reject`. A re-formation admits by
+    /// identity: `required` maps the survivors' ranks to their process ids, and a rank is given
+    /// only to its survivor (whoever connects first); `excluded` holds the ranks that failed, whose
+    /// same process is not readmitted (a restarted one may take the rank). It waits for every
+    /// survivor, and at the timeout goes on without the missing ones if at least `minimum` joined.
+    func rendezvous(count: Int, ranks allowed: Set<Int>?, required: [Int: Int32] = [:], excluded: [Int: Int32] = [:],
+                    minimum: Int? = nil) throws -> [Member] {
         var members: [Int: Member] = [:]
         let deadline = monotonic() + options.rendezvousTimeout
-        log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)")
-        while members.count < count {
+        log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)\(required.isEmpty ? "" : " (the surviving ranks \(required.keys.sorted()))")")
+        func done() -> Bool { members.count >= count && Set(required.keys).isSubset(of: Set(members.keys)) }
+        while !done() {
             let left = deadline - monotonic()
             guard left > 0 else {
+                if let m = minimum, members.count >= m {
+                    log.warning("surviving rank(s) \(Set(required.keys).subtracting(members.keys).sorted()) did not rejoin within \(Int(options.rendezvousTimeout)) s; going on with \(members.count)")
+                    break
+                }
                 throw CoordinatorFailure(description: "only \(members.count) of \(count) workers joined within \(Int(options.rendezvousTimeout)) s (ranks \(members.keys.sorted()))")
             }
-            guard let c = try listener.accept(timeout: min(left, 1), ioTimeout: 5) else { continue }
-            do {
-                let outcome = try Handshake.accept(c, claim: .hello, as: HelloMessage.self, auth: auth,
-                                                   context: { "worker \($0.rank)" }, wrongToken: "authentication failed: wrong token") { hello in
-                    let valid = allowed.map { $0.contains(hello.rank) } ?? (hello.rank >= 0 && hello.rank < options.workers)
-                    guard valid else { return "rank \(hello.rank) is out of range for \(options.workers) workers" }
-                    guard members[hello.rank] == nil else { return "rank \(hello.rank) has already joined" }
-                    return nil
-                }
-                guard case .admitted(let hello) = outcome else {
-                    if case .refused(let why) = outcome { log.warning("refused \(c.peer): \(why)") }
-                    continue
-                }
-                members[hello.rank] = Member(requestedRank: hello.rank, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
-                log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
-            } catch {
-                log.warning("dropped a connection from \(c.peer): \(error)")
+            guard let a = admissions.next(timeout: min(left, 1)) else { continue }
+            let (hello, c) = (a.claim, a.conn)
+            let valid = allowed.map { $0.contains(hello.rank) } ?? (hello.rank >= 0 && hello.rank < options.workers)
+            var why: String?
+            if !valid { why = "rank \(hello.rank) is out of range for \(options.workers) workers" }
+            else if members[hello.rank] != nil { why = "rank \(hello.rank) has already joined" }
+            else if let p = required[hello.rank], p != hello.pid { why = "rank \(hello.rank) belongs to its surviving worker (pid \(p)), not pid \(hello.pid)" }
+            else if let p = excluded[hello.rank], p == hello.pid { why = "rank \(hello.rank) (pid \(p)) failed; that process is not readmitted (restart it to rejoin)" }
+            if let why {
+                log.warning("refused \(c.peer): \(why)")
+                try? c.send(.reject, bytes: Array(why.utf8))
                 c.close()
+                continue
             }
+            members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
+            log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
         }
         // Dense ranks in order of the requested ones.
         let ordered = members.keys.sorted().map { members[$0]! }
@@ -147,11 +172,34 @@ public final class Coordinator {
                         + lastCheckpointNote())
                 }
                 log.error("\(f.reason); re-forming the ring with the \(survivors.count) survivor(s) (at least \(minW)) from the last checkpoint")
-                resume = CheckpointStore(directory: options.runDir + "/checkpoints").latest()
+                resume = newestVerifiedCheckpoint()
+                onDead?(members.filter { f.dead.contains($0.rank) }.map { $0.pid })
                 // Survivors rejoin with their ranks; a replacement may take a dead rank.
-                members = try rendezvous(count: max(minW, survivors.count), ranks: Set(0..<options.workers))
+                members = try rendezvous(count: max(minW, survivors.count), ranks: Set(0..<options.workers),
+                                         required: Dictionary(uniqueKeysWithValues: survivors.map { ($0.requestedRank, $0.pid) }),
+                                         excluded: Dictionary(uniqueKeysWithValues: members.filter { f.dead.contains($0.rank) }.map { ($0.requestedRank, $0.pid) }),
+                                         minimum: minW)
             }
         }
+    }
+
+    /// Called with the process ids of the workers declared dead (before a re-formation), so that
+    /// whoever started them (--spawn) can kill and reap them.
+    public var onDead: (([Int32]) -> Void)?
+
+    /// The newest checkpoint of the run that reads back whole (checksum, header, entries);
+    /// newer ones that do not are named in the log and skipped.
+    func newestVerifiedCheckpoint() -> String? {
+        for p in CheckpointStore(directory: options.runDir + "/checkpoints").list().reversed() {
+            do {
+                _ = try Checkpoint.read(path: p)
+                return p
+            } catch {
+                log.error("skipping checkpoint \(p): \(error)")
+            }
+        }
+        log.warning("no checkpoint of the run verifies: the ring re-forms from step 0")
+        return nil
     }
 
     func lastCheckpointNote() -> String {

@@ -5,12 +5,18 @@ import GAN
 import Telemetry
 
 /// Control messages between the coordinator and the workers (JSON frame payloads).
-public struct HelloMessage: HandshakeClaim, Sendable {
+/// A worker's claim in the handshake (all of it under the worker's MAC, `Handshake`).
+public struct HelloMessage: Codable, Sendable {
     public var rank: Int
     public var ringHost: String
     public var ringPort: UInt16
-    public var mac: [UInt8]
     public var pid: Int32
+    public init(rank: Int, ringHost: String, ringPort: UInt16, pid: Int32) {
+        self.rank = rank
+        self.ringHost = ringHost
+        self.ringPort = ringPort
+        self.pid = pid
+    }
 }
 
 public struct StartMessage: Codable, Sendable {

@@ -85,16 +85,33 @@ public final class WorkerProcess {
     let options: WorkerOptions
     var log: Logger
     let auth: Authenticator
+    var advertise = ""
 
-    public init(options: WorkerOptions, logger: Logger) {
+    public init(options: WorkerOptions, logger: Logger) throws {
         self.options = options
         log = logger
-        auth = Authenticator(token: options.token)
+        auth = try Authenticator(token: options.token, source: "the worker's token")
+    }
+
+    /// The address ring neighbours are told to reach this worker at: --advertise, else
+    /// --ring-host unless it is the wildcard, else the address this host reaches the coordinator
+    /// from. The ring listener binds that address (not every interface), unless --ring-host names
+    /// one.
+    func ringAddresses() throws -> (advertise: String, bind: String) {
+        let advertise = try options.advertiseHost
+            ?? (options.ringHost == "0.0.0.0" ? localAddress(toward: options.coordinatorHost, options.coordinatorPort) : options.ringHost)
+        return (advertise, options.ringHost == "0.0.0.0" ? advertise : options.ringHost)
     }
 
     public func run() throws {
         ignoreSigpipe()
-        let ringListener = try Listener(host: options.ringHost, port: options.ringPort)
+        let (advertise, bind) = try ringAddresses()
+        let ringListener: Listener
+        do { ringListener = try Listener(host: bind, port: options.ringPort) } catch {
+            throw NetError("ring listener", "\(error); the ring listener binds the advertised address \(bind) unless --ring-host names another (e.g. 0.0.0.0)")
+        }
+        log.info("ring listener on \(bind):\(ringListener.port), advertised as \(advertise)")
+        self.advertise = advertise
         while true {
             do {
                 try session(ringListener)
@@ -112,23 +129,26 @@ public final class WorkerProcess {
     func session(_ ringListener: Listener) throws {
         let (conn, start) = try join(ringListener)
         defer { conn.close() }
+        // Heartbeats from the start on: loading a checkpoint and forming the ring take time, and
+        // a neighbour held up by strangers on its port must not look dead meanwhile.
+        let notices = Notices()
+        defer { notices.end() }
+        heartbeat(conn, start, notices)
         let (trainer, ring, queue) = try build(start, ringListener)
         defer { ring.close() }
-        let notices = listen(conn, start, queue)
+        listen(conn, start, queue, notices, ring)
         try train(trainer, ring, conn, start, notices)
         try finish(conn, start, trainer, notices)
     }
 
     /// Join: connect to the coordinator, prove the token, wait for the start message and check it.
     func join(_ ringListener: Listener) throws -> (Connection, StartMessage) {
-        let conn = try connect(to: options.coordinatorHost, options.coordinatorPort, within: options.connectTimeout,
-                               ioTimeout: 30, name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)")
+        // Mutual: the coordinator proves the token too, before anything it sends is read.
+        let conn = try Handshake.dial(options.coordinatorHost, options.coordinatorPort,
+                                      name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)", claim: .hello,
+                                      HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid()),
+                                      auth: auth, role: "coordinator", within: options.connectTimeout, ioTimeout: 30)
         do {
-            // Other workers reach this one at the address it reaches the coordinator from, unless told.
-            let advertise = options.advertiseHost ?? (options.ringHost == "0.0.0.0" ? conn.localAddress : options.ringHost)
-            try Handshake.join(conn, claim: .hello, auth: auth, context: "worker \(options.rank)") {
-                HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, mac: $0, pid: getpid())
-            }
             log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
             conn.timeout = 3600   // the start waits for every worker to join
             let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
@@ -158,7 +178,7 @@ public final class WorkerProcess {
         }
         let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
                                  rightAddress: (start.rightHost, start.rightPort), auth: auth, codec: start.codec, level: start.level,
-                                 timeout: start.timeout)
+                                 timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") })
         log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)")
         if start.worldSize > 1 {
             for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
@@ -174,10 +194,13 @@ public final class WorkerProcess {
     final class Notices: @unchecked Sendable {
         private var stop: WorkerStop?
         private var finished = false
+        private var ended = false
         private let lock = NSLock()
+        /// The session is over, however it ended: the heartbeat ends.
+        func end() { lock.lock(); ended = true; lock.unlock() }
         var stopped: WorkerStop? { lock.lock(); defer { lock.unlock() }; return stop }
         /// Finished or stopped: the heartbeat ends.
-        var isOver: Bool { lock.lock(); defer { lock.unlock() }; return finished || stop != nil }
+        var isOver: Bool { lock.lock(); defer { lock.unlock() }; return finished || stop != nil || ended }
         func setStop(_ s: WorkerStop) { lock.lock(); stop = s; lock.unlock() }
         /// A lost connection counts as a stop unless the run already ended.
         func setLost(_ s: WorkerStop) { lock.lock(); if stop == nil && !finished { stop = s }; lock.unlock() }
@@ -186,10 +209,22 @@ public final class WorkerProcess {
         var state: (finished: Bool, stop: WorkerStop?) { lock.lock(); defer { lock.unlock() }; return (finished, stop) }
     }
 
-    /// Listen: a reader thread puts shards into the queue and records stop and finish notices;
-    /// a heartbeat thread tells the coordinator this worker is alive until either comes.
-    func listen(_ conn: Connection, _ start: StartMessage, _ queue: ShardQueue) -> Notices {
-        let notices = Notices()
+    /// Heartbeat: a thread tells the coordinator this worker is alive until the session is over.
+    func heartbeat(_ conn: Connection, _ start: StartMessage, _ notices: Notices) {
+        let heartbeat = Thread {
+            while true {
+                if notices.isOver { return }
+                do { try conn.send(.heartbeat, payload: UnsafeRawBufferPointer(start: nil, count: 0)) } catch { return }
+                Thread.sleep(forTimeInterval: start.heartbeat)
+            }
+        }
+        heartbeat.start()
+    }
+
+    /// Listen: a reader thread puts shards into the queue and records stop and finish notices.
+    /// A stop also closes the ring: a step blocked on a frozen neighbour (SIGSTOP keeps its
+    /// sockets open) fails at once instead of waiting out the ring's read timeout.
+    func listen(_ conn: Connection, _ start: StartMessage, _ queue: ShardQueue, _ notices: Notices, _ ring: Ring) {
         let batchSize = start.config.batchSize
         let reader = Thread {
             while true {
@@ -203,6 +238,7 @@ public final class WorkerProcess {
                         let s = try f.decode(StopMessage.self, from: conn.peer)
                         notices.setStop(WorkerStop(reason: s.reason, reform: s.reform))
                         queue.close(s.reason)
+                        ring.close()
                         return
                     case .finished:
                         notices.setFinished()
@@ -219,15 +255,6 @@ public final class WorkerProcess {
             }
         }
         reader.start()
-        let heartbeat = Thread {
-            while true {
-                if notices.isOver { return }
-                do { try conn.send(.heartbeat, payload: UnsafeRawBufferPointer(start: nil, count: 0)) } catch { return }
-                Thread.sleep(forTimeInterval: start.heartbeat)
-            }
-        }
-        heartbeat.start()
-        return notices
     }
 
     /// Train: the training session (rank 0 writes the run folder), reporting every step to the

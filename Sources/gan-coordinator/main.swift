@@ -67,7 +67,15 @@ struct CoordinatorCommand: ParsableCommand {
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
         }
-        defer { for p in children where p.isRunning { p.terminate() } }
+        // Workers declared dead are killed (a stopped one too) and reaped; at the end every child
+        // has exited or is killed, so the coordinator never waits on a frozen one.
+        coordinator.onDead = { pids in
+            for p in children where pids.contains(p.processIdentifier) && p.isRunning {
+                log.warning("killing spawned worker pid \(p.processIdentifier), declared dead")
+                kill(p.processIdentifier, SIGKILL)
+            }
+        }
+        defer { reap(children, within: 0, log: log) }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         do {
             try coordinator.run { step in
@@ -79,13 +87,28 @@ struct CoordinatorCommand: ParsableCommand {
                 }
             }
             progress.finish()
-            for p in children { p.waitUntilExit() }
+            reap(children, within: 30, log: log)
             log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
         } catch {
             progress.finish()
             log.critical("\(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// Waits up to `within` seconds for the children to exit, then kills the rest (SIGTERM, then
+    /// SIGKILL, which also ends a stopped process) and waits for them.
+    func reap(_ children: [Process], within: Double, log: Logger) {
+        let until = Date().addingTimeInterval(within)
+        while children.contains(where: { $0.isRunning }) && Date() < until { usleep(50_000) }
+        for p in children where p.isRunning { p.terminate() }
+        let grace = Date().addingTimeInterval(2)
+        while children.contains(where: { $0.isRunning }) && Date() < grace { usleep(50_000) }
+        for p in children where p.isRunning {
+            log.warning("worker pid \(p.processIdentifier) did not exit; killing it")
+            kill(p.processIdentifier, SIGKILL)
+        }
+        for p in children { p.waitUntilExit() }
     }
 
     func spawnWorkers(count: Int, port: UInt16, token: String, runDir: String, log: Logger) throws -> [Process] {

@@ -15,7 +15,8 @@ final class ClusterTests: XCTestCase {
     override func setUpWithError() throws {
         work = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-cluster-\(getpid())-\(UUID().uuidString.prefix(6))").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        try "test-token\n".write(toFile: work + "/token", atomically: true, encoding: .utf8)
+        try "cluster-test-token-0123456789\n".write(toFile: work + "/token", atomically: true, encoding: .utf8)
+        chmod(work + "/token", 0o600)   // a token file others may read is refused
     }
 
     override func tearDown() {
@@ -65,6 +66,21 @@ final class ClusterTests: XCTestCase {
 
     func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }
 
+    /// A raw TCP connection to the coordinator's port (retried until it listens) that sends nothing.
+    func rawConnection(_ p: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = p.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        for _ in 0..<200 {
+            if withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 { return fd }
+            usleep(50_000)
+        }
+        XCTFail("cannot connect to 127.0.0.1:\(p)")
+        return fd
+    }
+
     func trainArgs(steps: Int, name: String) -> [String] {
         ["--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch", "12", "--steps", "\(steps)",
          "--data", mnistFolder, "--runs-dir", "runs", "--name", name, "--sample-every", "5", "--checkpoint-every", "5", "--seed", "7"]
@@ -100,7 +116,7 @@ final class ClusterTests: XCTestCase {
         try FileManager.default.copyItem(atPath: work + "/runs/full/checkpoints/step_00000005.rgan",
                                          toPath: work + "/runs/resumed/checkpoints/step_00000005.rgan")
         let p2 = port()
-        let coord2 = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p2)", "--token-file", "token", "--steps", "10",
+        let coord2 = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p2)", "--token-file", "token",
                                                     "--resume", "runs/resumed/checkpoints/step_00000005.rgan"], log: "coord2.log")
         let ws2 = try workers(3, port: p2, prefix: "r")
         XCTAssertEqual(wait(coord2, within: 120), 0, text("coord2.log") + text("r0.log"))
@@ -157,6 +173,10 @@ final class ClusterTests: XCTestCase {
                                                    "--dead-after", "5"] + trainArgs(steps: 30, name: "reform"), log: "coord.log")
         let ws = try workers(3, port: p)
         waitForFile("runs/reform/checkpoints/step_00000005.rgan")
+        // Strangers connect during training and stay idle; they used to sit in the listen
+        // backlog and be served first (5 s each, one at a time) when the ring re-formed.
+        let idle = (0..<40).map { _ in rawConnection(p) }
+        defer { for fd in idle { close(fd) } }
         kill(ws[2].processIdentifier, SIGKILL)
         XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log"))
         let log = text("coord.log")
@@ -201,7 +221,8 @@ final class ClusterTests: XCTestCase {
         let junk = Array("\u{0}\u{1}GARBAGE GARBAGE GARBAGE GARBAGE".utf8)
         _ = junk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         close(fd)
-        try "wrong\n".write(toFile: work + "/badtoken", atomically: true, encoding: .utf8)
+        try "the-wrong-token-0123456789\n".write(toFile: work + "/badtoken", atomically: true, encoding: .utf8)
+        chmod(work + "/badtoken", 0o600)
         let wrong = try launch("gan-worker", ["--rank", "0", "--coordinator", "127.0.0.1:\(p)", "--token-file", "badtoken"], log: "wrong.log")
         XCTAssertEqual(wait(wrong, within: 30), 1)
         XCTAssertTrue(text("wrong.log").contains("wrong token"), text("wrong.log"))
