@@ -81,7 +81,13 @@ public final class TrainingSession {
     public let events: EventWriter?
     /// Log lines (run folder, grids and checkpoints written). Messages at info and above.
     public var logger: Logger
-    private var metricsHandle: FileHandle?
+    /// metrics.jsonl, opened for appending (-1 when this rank does not write).
+    private var metricsFD: Int32 = -1
+    /// metrics.jsonl lines lost to failed writes (a full disk); a warning names the first of
+    /// each run of failures, a notice the recovery.
+    public private(set) var droppedMetricLines = 0
+    private var metricsFailing = false
+    private var eventsFailing = false
 
     /// - logdir: the folder for the TensorBoard event file (default: the run folder).
     public init(trainer: GANTrainer, folder: RunFolder, sampleEvery: Int, checkpointEvery: Int, writes: Bool = true,
@@ -96,8 +102,8 @@ public final class TrainingSession {
             try folder.create(config: trainer.config)
             let mp = folder.path + "/metrics.jsonl"
             if !FileManager.default.fileExists(atPath: mp) { _ = FileManager.default.createFile(atPath: mp, contents: nil) }
-            metricsHandle = FileHandle(forWritingAtPath: mp)
-            metricsHandle?.seekToEndOfFile()
+            metricsFD = open(mp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard metricsFD >= 0 else { throw SessionError("\(mp): cannot open for appending: \(String(cString: strerror(errno)))") }
             events = try EventWriter(directory: logdir ?? folder.path)
         } else {
             events = nil
@@ -105,7 +111,7 @@ public final class TrainingSession {
     }
 
     deinit {
-        try? metricsHandle?.close()
+        if metricsFD >= 0 { close(metricsFD) }
         events?.close()
     }
 
@@ -163,8 +169,48 @@ public final class TrainingSession {
     /// TensorBoard scalars (`StepMetrics.scalars`). `run` calls it; a driver with its own loop may too.
     public func logStep(_ m: StepMetrics) {
         guard writes else { return }
-        metricsHandle?.write(Data((m.jsonLine() + "\n").utf8))
+        if metricsFD >= 0 { appendMetrics(m.jsonLine() + "\n") }
         events?.scalars(m.scalars(trainer.config), step: m.step)
+        checkEvents()
+    }
+
+    /// Appends one line to metrics.jsonl; a failed write (a full disk) loses that line only: the
+    /// partial line is cut off, the loss counted and reported, and training goes on.
+    private func appendMetrics(_ line: String) {
+        let start = lseek(metricsFD, 0, SEEK_END)
+        var failure: String?
+        Array(line.utf8).withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(metricsFD, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = String(cString: strerror(errno)); return }
+                done += n
+            }
+        }
+        if let f = failure {
+            if start >= 0 { _ = ftruncate(metricsFD, start) }
+            droppedMetricLines += 1
+            if !metricsFailing {
+                logger.warning("\(folder.path)/metrics.jsonl: cannot append the step \(trainer.step) line (\(f)); dropping metrics lines until writes succeed again (checkpoints are written separately)")
+            }
+            metricsFailing = true
+        } else if metricsFailing {
+            metricsFailing = false
+            logger.notice("\(folder.path)/metrics.jsonl: writing again; \(droppedMetricLines) line(s) were lost")
+        }
+    }
+
+    /// Reports the start and the end of a run of failed TensorBoard writes.
+    private func checkEvents() {
+        guard let e = events else { return }
+        if let f = e.writeError, !eventsFailing {
+            eventsFailing = true
+            logger.warning("\(e.path): cannot append TensorBoard events (\(f)); dropping them until writes succeed again")
+        } else if e.writeError == nil && eventsFailing {
+            eventsFailing = false
+            logger.notice("\(e.path): writing again; \(e.droppedEvents) event(s) were lost")
+        }
     }
 
     /// Trains to `config.steps`, calling `report` after every step. Writes a grid and a

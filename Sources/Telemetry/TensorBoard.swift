@@ -184,7 +184,15 @@ public final class EventWriter: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32
     private var pending = Data()
+    private var pendingRecords = 0
     private var lastFlush: Double
+    private var dropped = 0
+    private var failure: String?
+    /// Events lost to failed writes (a full disk): each failed flush drops what it held and
+    /// truncates the file back to its last whole record, so the file stays readable.
+    public var droppedEvents: Int { lock.lock(); defer { lock.unlock() }; return dropped }
+    /// Why the last flush failed; nil once one succeeds again.
+    public var writeError: String? { lock.lock(); defer { lock.unlock() }; return failure }
     private let clock: () -> Double
 
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -256,6 +264,7 @@ public final class EventWriter: @unchecked Sendable {
         defer { lock.unlock() }
         guard fd >= 0 else { return }
         pending.append(TFRecord.frame(event))
+        pendingRecords += 1
         if pending.count >= 1 << 20 || clock() - lastFlush >= flushEvery { try? flushLocked() }
     }
 
@@ -269,9 +278,11 @@ public final class EventWriter: @unchecked Sendable {
     private func flushLocked() throws {
         lastFlush = clock()
         guard fd >= 0, !pending.isEmpty else { return }
-        let data = pending
+        let data = pending, records = pendingRecords
         pending.removeAll(keepingCapacity: true)
+        pendingRecords = 0
         var failure: String?
+        let start = lseek(fd, 0, SEEK_END)
         data.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
@@ -281,7 +292,14 @@ public final class EventWriter: @unchecked Sendable {
                 done += n
             }
         }
-        if let f = failure { throw Error(path: path, reason: f) }
+        if let f = failure {
+            // Drop the partial record (a reader stops at one), keep what was whole.
+            if start >= 0 { _ = ftruncate(fd, start); _ = lseek(fd, start, SEEK_SET) }
+            dropped += records
+            self.failure = f
+            throw Error(path: path, reason: f)
+        }
+        self.failure = nil
     }
 
     /// Flushes and closes the file; later writes are ignored.

@@ -17,7 +17,7 @@ public struct RunStart {
         if let r = run.resume {
             let ckpt = try Checkpoint.read(path: r)
             config = ckpt.config
-            config.steps = max(training.steps, ckpt.step)
+            config.steps = training.resumedSteps(checkpointStep: ckpt.step, runSteps: ckpt.config.steps)
             // checkpoints/step_X.rgan -> the run folder
             path = runFolder(ofCheckpoint: r)
             resume = (ckpt, r)

@@ -21,7 +21,8 @@ public struct TrainingFlags: ParsableArguments {
     @Option(help: "StyleGAN: probability of style-mixing regularisation per step.") public var styleMixingProb: Float = 0.5
     @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
     public var progressive = false
-    @Option(help: "Training steps (each: n_critic D updates and one G update).") public var steps: Int = 1000
+    @Option(help: "Training steps (each: n_critic D updates and one G update; default 1000, or with --resume the checkpoint's run length).")
+    public var steps: Int?
     @Option(help: "Global batch size.") public var batch: Int = 64
     @Option(help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
     @Option(help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
@@ -39,6 +40,10 @@ public struct TrainingFlags: ParsableArguments {
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
 
+    /// The length of a resumed run: --steps when given (never less than the checkpoint's step),
+    /// else the length of the run that wrote the checkpoint.
+    public func resumedSteps(checkpointStep: Int, runSteps: Int) -> Int { max(steps ?? runSteps, checkpointStep) }
+
     /// The run's config, with the tutorial's defaults for the chosen loss; throws a validation
     /// error naming the flag that is wrong.
     public func config() throws -> GANConfig {
@@ -51,7 +56,7 @@ public struct TrainingFlags: ParsableArguments {
         config.ngf = ngf; config.ndf = ndf; config.nc = nc; config.latentDim = latentDim
         config.wDim = wDim; config.mappingLayers = mappingLayers; config.styleMixingProb = styleMixingProb
         config.progressive = progressive
-        config.steps = steps; config.batchSize = batch; config.seed = seed
+        config.steps = steps ?? 1000; config.batchSize = batch; config.seed = seed
         config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil, betasGiven: beta1 != nil || beta2 != nil,
                                  nCriticGiven: nCritic != nil)
         if let v = lr { config.lrG = v; config.lrD = v }
