@@ -56,7 +56,6 @@ final class DiskFullTests: XCTestCase {
             if trainer.step == 3 && !filled { self.fill(filler); filled = true }
         }) { e in XCTAssertTrue("\(e)".contains("No space left"), "\(e)") }
         XCTAssertNoThrow(try Checkpoint.read(path: mnt + "/run/checkpoints/step_00000002.rgan"))
-        XCTAssertGreaterThan(s.droppedMetricLines, 0)
     }
 
     func runMount(_ args: [String]) -> Bool {
