@@ -2,7 +2,7 @@ import Foundation
 import GAN
 
 /// The run a training command starts: a new one from the training flags in a new run folder, or
-/// one resumed from `--resume` (its checkpoint's config, `--steps` may extend it) in the
+/// one resumed from `--resume` (its checkpoint's config and length; `--steps` may change it) in the
 /// checkpoint's run folder.
 public struct RunStart {
     public var config: GANConfig
