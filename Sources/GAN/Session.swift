@@ -177,19 +177,8 @@ public final class TrainingSession {
     /// Appends one line to metrics.jsonl; a failed write (a full disk) loses that line only: the
     /// partial line is cut off, the loss counted and reported, and training goes on.
     private func appendMetrics(_ line: String) {
-        let start = lseek(metricsFD, 0, SEEK_END)
-        var failure: String?
-        Array(line.utf8).withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(metricsFD, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = String(cString: strerror(errno)); return }
-                done += n
-            }
-        }
+        let failure = Array(line.utf8).withUnsafeBytes { appendWhole(metricsFD, $0) }
         if let f = failure {
-            if start >= 0 { _ = ftruncate(metricsFD, start) }
             droppedMetricLines += 1
             if !metricsFailing {
                 logger.warning("\(folder.path)/metrics.jsonl: cannot append the step \(trainer.step) line (\(f)); dropping metrics lines until writes succeed again (checkpoints are written separately)")

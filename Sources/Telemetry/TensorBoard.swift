@@ -281,20 +281,9 @@ public final class EventWriter: @unchecked Sendable {
         let data = pending, records = pendingRecords
         pending.removeAll(keepingCapacity: true)
         pendingRecords = 0
-        var failure: String?
-        let start = lseek(fd, 0, SEEK_END)
-        data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = String(cString: strerror(errno)); return }
-                done += n
-            }
-        }
+        let failure = data.withUnsafeBytes { appendWhole(fd, $0) }
         if let f = failure {
-            // Drop the partial record (a reader stops at one), keep what was whole.
-            if start >= 0 { _ = ftruncate(fd, start); _ = lseek(fd, start, SEEK_SET) }
+            // The partial record is already cut off (a reader stops at one); what was whole stays.
             dropped += records
             self.failure = f
             throw Error(path: path, reason: f)
