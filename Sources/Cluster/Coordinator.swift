@@ -36,6 +36,10 @@ public struct CoordinatorOptions: Sendable {
     public var handshakeTimeout: Double = 5
     /// Handshakes in progress at once; a connection beyond that evicts the oldest pending one.
     public var maxPendingHandshakes = 64
+    /// End the run at this time even before `config.steps` (`--time-limit`): the next step whose
+    /// shards go out is marked the last, every rank ends after it, and rank 0 writes the final
+    /// grid and checkpoint. Steps already sent ahead (at most `prefetch`) are trained first.
+    public var deadline: Date?
     public init(workers: Int, token: String, config: GANConfig, runDir: String) {
         self.workers = workers
         self.token = token
@@ -57,6 +61,8 @@ public final class Coordinator {
     let auth: Authenticator
     let listener: Listener
     public var port: UInt16 { listener.port }
+    /// The step the run ended at when `deadline` ended it (nil: it ran to `config.steps`).
+    public internal(set) var stoppedByDeadlineAt: Int?
 
     final class Member: @unchecked Sendable {
         let requestedRank: Int
@@ -250,6 +256,8 @@ public final class Coordinator {
         /// Reports of steps not yet reported by every rank.
         var done = [Int: [StepDoneMessage]]()
         var finished = Set<Int>()
+        /// The last step, once the deadline has passed.
+        var endAt: Int?
         var t0 = monotonic()
         var options: CoordinatorOptions { coordinator.options }
         var config: GANConfig { coordinator.options.config }
@@ -315,7 +323,11 @@ public final class Coordinator {
         /// Send-ahead: every rank's shards of the steps up to `prefetch` beyond the last completed one.
         func sendAhead() throws {
             let c = config, n = members.count
-            while sent < c.steps && sent < completed + options.prefetch {
+            if endAt == nil, let d = options.deadline, Date() >= d, sent < c.steps {
+                endAt = sent + 1
+                log.info("time limit reached: step \(sent + 1) is the last (steps up to \(sent) were sent ahead)")
+            }
+            while sent < (endAt ?? c.steps) && sent < completed + options.prefetch {
                 for it in 0..<c.nCritic {
                     let global = source.nextGlobal()
                     let sampler = it == c.nCritic - 1 ? source.samplerState : nil
@@ -326,7 +338,7 @@ public final class Coordinator {
                         let plane = dataset.height * dataset.width
                         for j in mine { px += dataset.pixels[(global[j] * plane)..<((global[j] + 1) * plane)] }
                         let h = BatchHeader(step: sent + 1, iteration: it, positions: Array(mine), height: dataset.height,
-                                            width: dataset.width, sampler: sampler)
+                                            width: dataset.width, sampler: sampler, last: endAt == sent + 1 ? true : nil)
                         do { try m.conn.send(Frame(.batch, tag: UInt64(sent + 1), payload: try packPayload(h, px))) } catch {
                             stopAll("rank \(m.rank) is unreachable", reform: options.minWorkers != nil)
                             throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank])
@@ -415,7 +427,8 @@ public final class Coordinator {
             finished.insert(m.rank)
             guard allFinished else { return .running }
             for mm in members { try? mm.conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0)) }
-            log.info("run complete: \(completed) steps")
+            if let e = endAt { coordinator.stoppedByDeadlineAt = e }
+            log.info("run complete: \(completed) steps\(endAt != nil ? " (time limit; \(config.steps) were planned)" : "")")
             return .runComplete
         }
     }

@@ -51,6 +51,10 @@ public struct BatchHeader: Codable, Sendable {
     public var width: Int
     /// The data position after this step (on the step's last iteration): saved in checkpoints.
     public var sampler: EpochSampler?
+    /// Set on every shard of the run's last step when the coordinator ends the run before
+    /// `config.steps` (`--time-limit`): the workers write their final grid and checkpoint after
+    /// it. Absent otherwise.
+    public var last: Bool? = nil
 }
 
 /// A rank's report of a finished step: its metrics (over its shard), the shard's size, a replica

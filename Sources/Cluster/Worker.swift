@@ -12,6 +12,7 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     private var items: [(BatchHeader, [UInt8])] = []
     private var closedReason: String?
     private var lastSampler: EpochSampler
+    private var endStep: Int?
     let imageSize: Int
     let timeout: Double
 
@@ -39,9 +40,16 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
         if items.isEmpty, let r = closedReason { throw WorkerStop(reason: r) }
         let (h, px) = items.removeFirst()
         if let s = h.sampler { lastSampler = s }
+        if h.last == true { endStep = h.step }
         let ds = ImageDataset(pixels: px, count: h.positions.count, height: h.height, width: h.width,
                               labels: [UInt8](repeating: 0, count: h.positions.count), source: "coordinator")
         return (batch(ds, indices: Array(0..<h.positions.count), size: imageSize), h.positions)
+    }
+
+    /// The step the coordinator marked as the run's last (a time limit), once its shard is taken.
+    var lastStep: Int? {
+        cond.lock(); defer { cond.unlock() }
+        return endStep
     }
 
     var samplerState: EpochSampler {
@@ -265,10 +273,12 @@ public final class WorkerProcess {
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
         session.logEvery = max(1, start.logEvery ?? 1)
+        // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
+        session.shouldEnd = { queue.lastStep.map { trainer.step >= $0 } ?? false }
         do {
             try session.run { m in
                 let s = m.step
-                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps) ? replicaChecksum(trainer.models) : nil
+                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps || s == queue.lastStep) ? replicaChecksum(trainer.models) : nil
                 let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
                                            metrics: m, checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes)
                 try? conn.send(.stepDone, json: done)
@@ -299,7 +309,7 @@ public final class WorkerProcess {
         let deadline = Date().addingTimeInterval(start.timeout)
         while Date() < deadline {
             let (f, s) = notices.state
-            if f { log.info("run finished at step \(trainer.step)"); return }
+            if f { log.info("run finished at step \(trainer.step)\(session.stoppedByDeadline ? " (the coordinator's time limit)" : "")"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
         }

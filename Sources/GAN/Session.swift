@@ -73,7 +73,11 @@ public final class TrainingSession {
     /// Stop after the step that reaches this time (writing the final grid and checkpoint then),
     /// even before `config.steps` (`gan train --time-limit`).
     public var deadline: Date?
-    /// Whether the last `run` ended at the deadline rather than at `config.steps`.
+    /// Asked after every step: true ends the run there as the deadline does (final grid and
+    /// checkpoint written). A distributed worker uses it for the step its coordinator named last
+    /// (`gan-coordinator --time-limit`).
+    public var shouldEnd: (() -> Bool)?
+    /// Whether the last `run` ended at the deadline (or by `shouldEnd`) rather than at `config.steps`.
     public private(set) var stoppedByDeadline = false
     /// Only this rank writes files (rank 0 in a distributed run).
     public let writes: Bool
@@ -210,7 +214,7 @@ public final class TrainingSession {
         defer { events?.flush() }
         while trainer.step < total {
             // A time limit ends the run after the step that reaches it, as if it were the last.
-            let timeUp = { self.deadline.map { Date() >= $0 } ?? false }
+            let timeUp = { (self.deadline.map { Date() >= $0 } ?? false) || (self.shouldEnd?() ?? false) }
             let t0 = Date()
             let next = trainer.step + 1
             let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)

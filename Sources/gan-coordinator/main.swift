@@ -39,9 +39,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
     @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
+    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), the final checkpoint and grid written then, even before --steps (default: the preset's, if any).")
+    var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
+        let started = Date()
         let env = ProcessInfo.processInfo.environment
         let log = logging.bootstrap("gan-coordinator")
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -61,6 +64,7 @@ struct CoordinatorCommand: ParsableCommand {
         o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
+        o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
         let coordinator = try Coordinator(options: o, logger: log)
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
         var children: [Process] = []
@@ -88,6 +92,7 @@ struct CoordinatorCommand: ParsableCommand {
             }
             progress.finish()
             reap(children, within: 30, log: log)
+            if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
             log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
         } catch {
             progress.finish()

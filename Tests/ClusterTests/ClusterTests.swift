@@ -146,6 +146,41 @@ final class ClusterTests: XCTestCase {
 
     /// A killed worker stops the run with a clear message naming the rank and the last
     /// checkpoint, which is intact; with --min-workers the survivors re-form and finish.
+    /// `gan-coordinator --time-limit`: a run planned for 100,000 steps stops after the budget
+    /// (counted from the coordinator's start), every rank at the same step, with the final
+    /// checkpoint and grid of that step written and every process exiting 0.
+    func testCoordinatorTimeLimitEndsTheRunWithFinalCheckpointAndGrid() throws {
+        let p = port()
+        let started = Date()
+        let args = ["--model", "dcgan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch", "12", "--steps", "100000",
+                    "--data", mnistFolder, "--runs-dir", "runs", "--name", "timed", "--sample-every", "0", "--checkpoint-every", "0",
+                    "--seed", "7", "--time-limit", "4s"]
+        let coord = try launch("gan-coordinator", ["--workers", "2", "--port", "\(p)", "--token-file", "token"] + args, log: "coord.log")
+        let ws = try workers(2, port: p)
+        XCTAssertEqual(wait(coord, within: 90), 0, text("coord.log") + text("w0.log"))
+        let elapsed = Date().timeIntervalSince(started)
+        for w in ws { XCTAssertEqual(wait(w, within: 20), 0, text("w0.log") + text("w1.log")) }
+        XCTAssertGreaterThanOrEqual(elapsed, 4)
+        // Only the final checkpoint and grid (cadences 0), both of the same step, well short of 100,000.
+        let ckpts = try FileManager.default.contentsOfDirectory(atPath: work + "/runs/timed/checkpoints")
+        let grids = try FileManager.default.contentsOfDirectory(atPath: work + "/runs/timed/samples")
+        XCTAssertEqual(ckpts.count, 1, "\(ckpts)")
+        XCTAssertEqual(grids.count, 1, "\(grids)")
+        let step = try Checkpoint.read(path: work + "/runs/timed/checkpoints/" + ckpts[0]).step
+        XCTAssertGreaterThanOrEqual(step, 1)
+        XCTAssertLessThan(step, 100_000)
+        XCTAssertEqual(ckpts[0], String(format: "step_%08d.rgan", step))
+        XCTAssertEqual(grids[0], String(format: "step_%08d.png", step))
+        XCTAssertTrue(text("coord.log").contains("time limit reached: stopped at step \(step) of 100000"), text("coord.log"))
+        // Both ranks ended at that step (rank 1 writes nothing, so its log says it).
+        for r in 0..<2 { XCTAssertTrue(text("w\(r).log").contains("run finished at step \(step)"), text("w\(r).log")) }
+        // A malformed duration is refused before anything starts.
+        let bad = try launch("gan-coordinator", ["--workers", "1", "--port", "\(port())", "--token-file", "token", "--time-limit", "5 min"]
+                             + args.dropLast(2), log: "bad.log")
+        XCTAssertNotEqual(wait(bad, within: 30), 0)
+        XCTAssertTrue(text("bad.log").contains("--time-limit '5 min'"), text("bad.log"))
+    }
+
     func testKilledWorker() throws {
         let p = port()
         let coord = try launch("gan-coordinator", ["--workers", "3", "--port", "\(p)", "--token-file", "token", "--dead-after", "5"]
