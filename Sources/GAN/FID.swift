@@ -142,6 +142,37 @@ public final class FIDEvaluator {
         frechetDistance(FeatureStatistics(features: features), referenceStatistics)
     }
 
+    /// FID and class-distribution scores of generated images given as an array
+    /// ([N, 1, S, S] in [-1, 1]; `sampleImages(_:)` checks one read from a file).
+    public func score(images: Tensor) -> (fid: Double, classes: ClassDistributionScores) {
+        (fid(features: classifier.featureRows(images)), classDistributionScores(probabilities: classifier.probabilities(images)))
+    }
+
+    /// Checks generated images read from a file (`gan evaluate --npy`, e.g. samples exported
+    /// from PyTorch) and returns them as [N, 1, S, S]: the array is [N, 1, S, S] or [N, S, S],
+    /// S is 28, 32 or 64 (as the models make them: 32 is MNIST padded by 2, 64 resized), N >= 2,
+    /// every value finite and in [-1, 1] (a generator's tanh range; images in [0, 1] or [0, 255]
+    /// are refused, not silently rescaled). Throws a message naming what is wrong.
+    public static func sampleImages(_ t: Tensor, name: String) throws -> Tensor {
+        func fail(_ r: String) -> SessionError { SessionError("\(name): \(r)") }
+        var shape = t.shape
+        if shape.count == 3 { shape.insert(1, at: 1) }
+        guard shape.count == 4, shape[1] == 1, shape[2] == shape[3], [28, 32, 64].contains(shape[2]) else {
+            throw fail("shape \(t.shape): expected [N, 1, S, S] or [N, S, S] with S 28, 32 or 64")
+        }
+        guard shape[0] >= 2 else { throw fail("\(shape[0]) image(s); FID needs at least 2") }
+        var lo = Float.infinity, hi = -Float.infinity
+        for i in 0..<t.count {
+            let v = t.data[i]
+            guard v.isFinite else { throw fail("value \(v) at flat index \(i) is not finite") }
+            lo = min(lo, v); hi = max(hi, v)
+        }
+        guard lo >= -1.0001, hi <= 1.0001 else {
+            throw fail("values span [\(lo), \(hi)]; generated images must be in [-1, 1] (x * 2 - 1 for [0, 1] images)")
+        }
+        return t.reshape(shape)
+    }
+
     /// FID and class-distribution scores of `count` samples of `models`' generator (eval mode),
     /// latents from `seed` (purpose fixedNoise, step 2), in batches of 250.
     public func score(_ models: GANModels, count: Int, seed: UInt64, progress: ((Int, Int) -> Void)? = nil)

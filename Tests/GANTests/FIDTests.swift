@@ -114,6 +114,43 @@ final class FIDTests: XCTestCase {
         XCTAssertEqual(again.fid(images: batch(train, indices: threes, size: 28)), oneClass)
     }
 
+    /// `gan evaluate --npy`: images read from a .npy file score exactly as the same images in
+    /// memory (real digits drawn like the floor set score the floor), 32x32 padding is cropped
+    /// back, and arrays of the wrong shape or range are refused with the reason.
+    func testImagesFromANpyFileScoreLikeTheSameImages() throws {
+        let train = try loadTrain()
+        let clf = quickClassifier(train)
+        let n = 300
+        let ev = FIDEvaluator(classifier: clf, dataset: train, count: n, seed: 21)
+        let dir = try makeTempDir(self)
+        let floorImages = batch(train, indices: ev.reference.floorIndices, size: 28)
+        try Npy.write(floorImages.reshape([n, 28, 28]), to: dir + "/floor.npy")
+        let read = try FIDEvaluator.sampleImages(try Npy.read(path: dir + "/floor.npy"), name: "floor.npy")
+        XCTAssertEqual(read.shape, [n, 1, 28, 28])
+        let fromFile = ev.score(images: read)
+        XCTAssertEqual(fromFile.fid, ev.floor, accuracy: 1e-6 * max(1, ev.floor))
+        XCTAssertEqual(fromFile.classes.histogram.reduce(0, +), n)
+        // Padded to 32x32 (as the dcgan models draw digits): the same score.
+        try Npy.write(batch(train, indices: ev.reference.floorIndices, size: 32), to: dir + "/floor32.npy")
+        let padded = try FIDEvaluator.sampleImages(try Npy.read(path: dir + "/floor32.npy"), name: "floor32.npy")
+        XCTAssertEqual(ev.score(images: padded).fid, fromFile.fid, accuracy: 1e-6 * max(1, ev.floor))
+        // One class from a file scores far from the floor.
+        let threes = Array(train.labels.indices.filter { train.labels[$0] == 3 }.prefix(n))
+        XCTAssertGreaterThan(ev.score(images: batch(train, indices: threes, size: 28)).fid, 10 * ev.floor)
+        // Refused: wrong shape, size, range, too few, not finite.
+        func refused(_ t: Tensor, _ why: String) {
+            XCTAssertThrowsError(try FIDEvaluator.sampleImages(t, name: "x.npy")) { XCTAssertTrue("\($0)".contains(why), "\($0)") }
+        }
+        refused(Tensor.zeros([4, 3, 28, 28]), "expected [N, 1, S, S]")
+        refused(Tensor.zeros([4, 1, 16, 16]), "expected [N, 1, S, S]")
+        refused(Tensor.zeros([4, 784]), "expected [N, 1, S, S]")
+        refused(Tensor.zeros([1, 1, 28, 28]), "FID needs at least 2")
+        refused(Tensor(shape: [2, 28, 28], values: [Float](repeating: 0.5, count: 2 * 784).enumerated().map { $0.0 == 7 ? 255 : $0.1 }),
+                "must be in [-1, 1]")
+        refused(Tensor(shape: [2, 28, 28], values: [Float](repeating: 0, count: 2 * 784).enumerated().map { $0.0 == 9 ? .nan : $0.1 }),
+                "not finite")
+    }
+
     /// Fewer samples than feature dimensions (singular covariances): finite, and equal to the
     /// Frechet distance computed another way: tr((S1 S2)^(1/2)) as the sum of square roots of the
     /// eigenvalues of the small symmetric A S2 A^T / (n1 - 1) (A the centred features of the first
