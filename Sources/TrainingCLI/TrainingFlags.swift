@@ -6,24 +6,26 @@ import GAN
 public struct TrainingFlags: ParsableArguments {
     public init() {}
 
-    @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")).")
-    public var model: String = "dcgan"
-    @Option(help: "Loss: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")).")
-    public var loss: String = "bce"
+    @Option(help: "A named recipe: \(TrainingPreset.all.map { "\($0.name) (\($0.summary))" }.joined(separator: "; ")). Flags given explicitly override its values.")
+    public var preset: String?
+    @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")) (default: dcgan).")
+    public var model: String?
+    @Option(help: "Loss: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")) (default: bce).")
+    public var loss: String?
     @Option(help: "Image size: 28 for mlp; 32 (MNIST padded) or 64 (MNIST resized) for the conv models.")
     public var imageSize: Int?
-    @Option(help: "Generator feature maps (DCGAN's ngf).") public var ngf: Int = 64
-    @Option(help: "Discriminator feature maps (DCGAN's ndf).") public var ndf: Int = 64
+    @Option(help: "Generator feature maps (DCGAN's ngf; default: 64).") public var ngf: Int?
+    @Option(help: "Discriminator feature maps (DCGAN's ndf; default: 64).") public var ndf: Int?
     @Option(help: "Image channels.") public var nc: Int = 1
-    @Option(help: "Latent size.") public var latentDim: Int = 100
+    @Option(help: "Latent size (default: 100).") public var latentDim: Int?
     @Option(help: "StyleGAN: w size.") public var wDim: Int = 128
     @Option(help: "StyleGAN: mapping network layers.") public var mappingLayers: Int = 8
     @Option(help: "StyleGAN: probability of style-mixing regularisation per step.") public var styleMixingProb: Float = 0.5
     @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
     public var progressive = false
-    @Option(help: "Training steps (each: n_critic D updates and one G update; default 1000, or with --resume the checkpoint's run length).")
-    public var steps: Int?
-    @Option(help: "Global batch size.") public var batch: Int = 64
+    @Option(name: .customLong("steps"), help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
+    public var stepsGiven: Int?
+    @Option(help: "Global batch size (default: 64).") public var batch: Int?
     @Option(help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
     @Option(help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
     @Option(help: "Generator learning rate (TTUR).") public var lrG: Float?
@@ -35,29 +37,72 @@ public struct TrainingFlags: ParsableArguments {
     @Option(help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
     @Option(help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
-    @Option(help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it.")
+    @Option(help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it (0: none, also against a preset's).")
     public var gEma: Float?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
 
     /// The length of a resumed run: --steps when given (never less than the checkpoint's step),
     /// else the length of the run that wrote the checkpoint.
-    public func resumedSteps(checkpointStep: Int, runSteps: Int) -> Int { max(steps ?? runSteps, checkpointStep) }
+    public func resumedSteps(checkpointStep: Int, runSteps: Int) -> Int { max(stepsGiven ?? runSteps, checkpointStep) }
 
-    /// The run's config, with the tutorial's defaults for the chosen loss; throws a validation
+    /// --steps as given, else the preset's, else 1000.
+    public var steps: Int { stepsGiven ?? presetValue?.steps ?? 1000 }
+
+    /// The preset named by --preset (nil when none was given or the name is unknown; `config`
+    /// reports an unknown name).
+    public var presetValue: TrainingPreset? { preset.flatMap(TrainingPreset.named) }
+
+    /// The end of a run started at `started`: `timeLimit` (a --time-limit value) if given, else
+    /// the preset's budget, else none. Throws a validation error for a malformed duration.
+    public func deadline(timeLimit: String?, from started: Date) throws -> Date? {
+        if let t = timeLimit {
+            guard let seconds = parseDuration(t) else {
+                throw ValidationError("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m")
+            }
+            return started.addingTimeInterval(seconds)
+        }
+        return presetValue?.timeLimit.map { started.addingTimeInterval($0) }
+    }
+
+    /// The run's config: the preset's values (if any), then every flag given explicitly, with the
+    /// tutorial's defaults for the chosen loss where neither says otherwise; throws a validation
     /// error naming the flag that is wrong.
     public func config() throws -> GANConfig {
         var config = GANConfig()
-        guard let m = ModelKind(rawValue: model) else { throw ValidationError("unknown --model '\(model)'") }
-        guard let l = LossKind(rawValue: loss) else { throw ValidationError("unknown --loss '\(loss)'") }
+        var p: TrainingPreset?
+        if let name = preset {
+            guard let found = TrainingPreset.named(name) else {
+                throw ValidationError("unknown --preset '\(name)' (known: \(TrainingPreset.all.map { $0.name }.joined(separator: ", ")))")
+            }
+            p = found
+            found.apply(to: &config)
+        }
+        let modelName = model ?? p?.model.rawValue ?? ModelKind.dcgan.rawValue
+        let lossName = loss ?? p?.loss.rawValue ?? LossKind.bce.rawValue
+        guard let m = ModelKind(rawValue: modelName) else { throw ValidationError("unknown --model '\(modelName)'") }
+        guard let l = LossKind(rawValue: lossName) else { throw ValidationError("unknown --loss '\(lossName)'") }
+        // The preset's sizes belong to its model, its optimizer settings to its loss.
+        let presetModel = p?.model == m ? p : nil
+        let presetLoss = p?.loss == l ? p : nil
         config.model = m
         config.loss = l
-        config.imageSize = imageSize ?? (m == .mlp ? 28 : 32)
-        config.ngf = ngf; config.ndf = ndf; config.nc = nc; config.latentDim = latentDim
+        config.imageSize = imageSize ?? presetModel?.imageSize ?? (m == .mlp ? 28 : 32)
+        config.ngf = ngf ?? presetModel?.ngf ?? 64
+        config.ndf = ndf ?? presetModel?.ndf ?? 64
+        config.nc = nc
+        config.latentDim = latentDim ?? p?.latentDim ?? 100
         config.wDim = wDim; config.mappingLayers = mappingLayers; config.styleMixingProb = styleMixingProb
         config.progressive = progressive
-        config.steps = steps ?? 1000; config.batchSize = batch; config.seed = seed
-        config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil, betasGiven: beta1 != nil || beta2 != nil,
+        config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? 64; config.seed = seed
+        if let q = presetLoss {
+            config.lrG = q.lrG; config.lrD = q.lrD; config.beta1 = q.beta1; config.beta2 = q.beta2
+        } else {
+            config.lrG = 2e-4; config.lrD = 2e-4; config.beta1 = 0.5; config.beta2 = 0.999
+        }
+        config.nCritic = 1
+        config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil || presetLoss != nil,
+                                 betasGiven: beta1 != nil || beta2 != nil || presetLoss != nil,
                                  nCriticGiven: nCritic != nil)
         if let v = lr { config.lrG = v; config.lrD = v }
         if let v = lrG { config.lrG = v }
@@ -67,7 +112,7 @@ public struct TrainingFlags: ParsableArguments {
         if let v = nCritic { config.nCritic = v }
         config.clip = clip; config.gpLambda = gpLambda
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
-        config.gEMA = gEma
+        if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA }
         config.dataset = dataset; config.dataDir = data
         if let problem = config.validate() { throw ValidationError(problem) }
         return config

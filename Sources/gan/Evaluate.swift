@@ -20,6 +20,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Seed for the latents.") var seed: UInt64 = 4
     @Option(help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
     @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
+    @Option(help: "Score generated images from this .npy file instead of a checkpoint (float32 [N, 1, S, S] or [N, S, S] in [-1, 1], S 28, 32 or 64, e.g. PyTorch samples); the reference is N train images of --dataset.")
+    var npy: String?
+    @Option(help: "With --npy: the dataset whose train split is the reference.") var dataset: String = "mnist"
     @Option(help: "Folder for the TensorBoard event file with eval/fid, eval/classifier_score, eval/mode_entropy at the checkpoint's step (default: the checkpoint's run folder).")
     var logdir: String?
     @Flag(help: "Print one JSON object (the progress display goes to standard error).") var json = false
@@ -27,6 +30,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan.evaluate")
+        if let file = npy { return evaluateArray(file, log: log) }
         guard samples >= 2 else { fail("--samples must be at least 2 (FID needs a covariance)") }
         let (models, ckpt, path) = loadModels(checkpoint)
         var current: Telemetry.Progress?

@@ -13,7 +13,7 @@ extension Evaluate {
         let n = images.shape[0]
         var config = GANConfig()
         config.dataset = dataset
-        let cp = classifier ?? classifierPath(dataset)
+        let cp = classifier ?? CheckpointEvaluation.defaultClassifierPath(dataset)
         var rng = RandomGenerator(seed: 0)
         let clf = DigitClassifier(rng: &rng)
         do {

@@ -22,18 +22,15 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
-    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), writing the final checkpoint and grid then, even before --steps.")
+    @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), writing the final checkpoint and grid then, even before --steps (default: the preset's, if any).")
     var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan.train")
-        var deadline: Date?
-        if let t = timeLimit {
-            guard let seconds = parseDuration(t) else { fail("--time-limit '\(t)': give seconds (300) or a duration such as 45s, 5m, 1h30m") }
-            deadline = started.addingTimeInterval(seconds)
-        }
+        let deadline: Date?
+        do { deadline = try training.deadline(timeLimit: timeLimit, from: started) } catch { fail("\(error)") }
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         let start: RunStart
         do { start = try RunStart(training: training, run: output) } catch { fail("\(error)") }
