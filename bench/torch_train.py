@@ -13,6 +13,13 @@ WGAN-GP with Adam(1e-4, 0, 0.9), lambda 10, 5 critic steps per generator step, t
 the discriminator without its final Sigmoid. The generator step reuses the last critic
 iteration's fake images, as the tutorial's loop does. At the end it saves G's state_dict (as a
 run would) and prints one JSON line: seconds from process start, steps, images through D.
+
+For the five-minute quality comparison (bench/quality_5min.py): --time-limit SECONDS ends the loop
+after the step that reaches that many seconds from the process's start (as `gan train
+--time-limit` does; --steps is then an upper bound), and --samples-npy FILE writes --samples
+images of G (float32 [N, 1, S, S] in [-1, 1], latents from torch.manual_seed(--sample-seed)) for
+`gan evaluate --npy`, with G in eval mode (BatchNorm's running statistics, as RingGAN samples) and,
+with --train-mode-npy FILE, also in train mode (batch statistics over batches of 250).
 """
 import argparse
 import gzip
@@ -87,6 +94,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist-5k"))
     ap.add_argument("--out", default=None, help="where to save G's state_dict (default: a temporary file)")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after the step that reaches this many seconds from start")
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--sample-seed", type=int, default=4)
+    ap.add_argument("--samples-npy", default=None, help="write --samples eval-mode images of G here (.npy)")
+    ap.add_argument("--train-mode-npy", default=None, help="also write them with G in train mode (.npy)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -130,6 +142,7 @@ def main():
         return x[idx]
 
     first_step = None
+    steps_done = 0
     for step in range(a.steps):
         for it in range(n_critic):
             real = next_batch()
@@ -152,15 +165,29 @@ def main():
         g_loss = -score(fake).mean() if wgan else bce(D(fake), torch.ones(fake.size(0), 1))
         g_loss.backward()
         opt_g.step()
+        steps_done = step + 1
         if first_step is None:
             first_step = time.time() - START
             print(json.dumps({"step": 1}), flush=True)
+        if a.time_limit is not None and time.time() - START >= a.time_limit:
+            break
+    train_seconds = time.time() - START
     out = a.out or f"/tmp/torch_train_{os.getpid()}.pt"
     torch.save(G.state_dict(), out)
     if a.out is None:
         os.remove(out)
-    print(json.dumps({"seconds": time.time() - START, "first_step_seconds": first_step, "steps": a.steps,
-                      "images": a.steps * n_critic * a.batch, "d_loss": d_loss.item(), "g_loss": g_loss.item(),
+    if a.samples_npy:
+        import numpy as np
+        for mode, path in (("eval", a.samples_npy), ("train", a.train_mode_npy)):
+            if not path:
+                continue
+            G.train(mode == "train")
+            torch.manual_seed(a.sample_seed)
+            with torch.no_grad():
+                imgs = torch.cat([G(torch.randn(min(250, a.samples - s), 100)) for s in range(0, a.samples, 250)])
+            np.save(path, imgs.reshape(a.samples, 1, imgs.shape[-2], imgs.shape[-1]).numpy().astype(np.float32))
+    print(json.dumps({"seconds": time.time() - START, "train_seconds": train_seconds, "first_step_seconds": first_step, "steps": steps_done,
+                      "images": steps_done * n_critic * a.batch, "d_loss": d_loss.item(), "g_loss": g_loss.item(),
                       "threads": torch.get_num_threads()}))
 
 
