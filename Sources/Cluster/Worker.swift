@@ -274,11 +274,12 @@ public final class WorkerProcess {
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
         session.logEvery = max(1, start.logEvery ?? 1)
         // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
-        session.shouldEnd = { queue.lastStep.map { trainer.step >= $0 } ?? false }
+        let queue = trainer.source as? ShardQueue
+        session.shouldEnd = { queue?.lastStep.map { trainer.step >= $0 } ?? false }
         do {
             try session.run { m in
                 let s = m.step
-                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps || s == queue.lastStep) ? replicaChecksum(trainer.models) : nil
+                let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps || s == queue?.lastStep) ? replicaChecksum(trainer.models) : nil
                 let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
                                            metrics: m, checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes)
                 try? conn.send(.stepDone, json: done)
@@ -309,7 +310,7 @@ public final class WorkerProcess {
         let deadline = Date().addingTimeInterval(start.timeout)
         while Date() < deadline {
             let (f, s) = notices.state
-            if f { log.info("run finished at step \(trainer.step)\(session.stoppedByDeadline ? " (the coordinator's time limit)" : "")"); return }
+            if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator's time limit)" : "")"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
         }
