@@ -117,11 +117,19 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
     var grads: [ObjectIdentifier: Tensor] = [:]
     var results: [ObjectIdentifier: Tensor] = [:]
     // Leaves whose gradient buffer ops may accumulate into directly (see `Tensor.directGrad`):
-    // only when nothing is recorded, so the contribution never needs to be a graph node.
+    // only when nothing is recorded, so the contribution never needs to be a graph node, and only
+    // for a leaf with one consumer in this graph. A leaf used twice (a discriminator scoring real
+    // and fake images) keeps the summed path, so its gradient is added in the same order as
+    // before and a run's numbers stay bit for bit what they were.
     var sinks: [Tensor] = []
     if accumulateLeaves && !createGraph {
+        var uses: [ObjectIdentifier: Int] = [:]
+        for t in visit.order {
+            guard let node = t.node else { continue }
+            for inp in node.inputs where inp.node == nil && inp.requiresGrad { uses[ObjectIdentifier(inp), default: 0] += 1 }
+        }
         for t in visit.order where t.node == nil && t.requiresGrad && !wrtIDs.contains(ObjectIdentifier(t)) {
-            if let existing = t.grad, existing.shape == t.shape, existing.storage !== t.storage {
+            if uses[ObjectIdentifier(t)] == 1, let existing = t.grad, existing.shape == t.shape, existing.storage !== t.storage {
                 t.directGrad = existing
                 sinks.append(t)
             }
