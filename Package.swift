@@ -83,7 +83,8 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
         // ClusterTests runs the gan-coordinator and gan-worker binaries (swift build --build-tests
-        // builds them); it imports Cluster only to check the protocol's message parsers.
-        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "Cluster", "TestSupport"]),
+        // builds them); it imports Cluster to check the protocol's message parsers and to run a
+        // coordinator in process against fake workers (the replica-checksum tests).
+        .testTarget(name: "ClusterTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Collectives", "Cluster", "Telemetry", "TestSupport"]),
     ]
 )
