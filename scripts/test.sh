@@ -65,6 +65,10 @@ if [ "$(id -u)" = 0 ]; then bash cluster/netns-test.sh --bin "$ringgan_bin"
 else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
 # Four workers launched by OpenMPI's mpirun, and four given Slurm's task variables.
 counted launchers bash cluster/launcher-test.sh --bin "$ringgan_bin"
+# A short soak (cluster/soak.sh --quick): four workers train 300 mlp steps while their memory,
+# descriptors and checkpoints are sampled; flat memory and descriptors, equal replica checksums
+# and the checkpoint rotation are checked (the long soak's figures are in docs/RELIABILITY.md).
+counted soak bash cluster/soak.sh --quick --bin "$ringgan_bin"
 # The docker-compose cluster built and run for real (docker/test.sh; root and a container engine,
 # else skipped with the reason).
 if [ "$(id -u)" = 0 ]; then counted containers bash docker/test.sh
@@ -87,7 +91,7 @@ fi
 
 # One closing line for the whole suite: the XCTest cases plus the five checks above (layers,
 # backward index, compose, manifests, network namespaces), the Kubernetes schemas, the launchers,
-# the containers and the fuzz run.
+# the short soak, the containers and the fuzz run.
 [ "$fuzz_skipped" = 0 ] || skipped_names+=(fuzz)
 skipped=$(( ${xcskipped:-0} + fuzz_skipped + extra_skipped ))
 echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 5 + extra_passed + fuzz_passed )) passed, 0 failed, $skipped skipped${skipped_names[*]:+ (not run here: ${skipped_names[*]})}"
