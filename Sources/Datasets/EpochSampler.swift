@@ -4,7 +4,9 @@ import Tensors
 /// stream: e).permutation(count)` in consecutive batches of `batchSize`, dropping the last
 /// incomplete batch (PyTorch's `DataLoader(shuffle=True, drop_last=True)`), so batches never
 /// straddle epochs. The state is `epoch` and `position`: encode it in a checkpoint and a decoded
-/// sampler continues with exactly the batches the original would have given.
+/// sampler continues with exactly the batches the original would have given. The epoch's
+/// permutation is made when its first batch is taken, not when the sampler is made or decoded
+/// (reading a checkpoint, or a sampler in a batch header, costs no shuffle of `count` items).
 public struct EpochSampler: Sendable, Codable, Equatable {
     /// The most items a sampler (and so a data set) may have: 2^24 (the permutation takes 128
     /// MB; MNIST has 60,000). A decoded sampler beyond it is refused rather than allocated.
@@ -17,7 +19,9 @@ public struct EpochSampler: Sendable, Codable, Equatable {
     public private(set) var epoch: Int
     /// Position of the next batch in the current epoch's permutation.
     public private(set) var position: Int
-    private var order: [Int]
+    /// The current epoch's permutation, once a batch of it has been taken (a function of
+    /// count, seed and epoch, so it takes no part in equality).
+    private var order: [Int]?
 
     public init(count: Int, batchSize: Int, seed: UInt64) {
         self.init(count: count, batchSize: batchSize, seed: seed, epoch: 0, position: 0)
@@ -34,7 +38,7 @@ public struct EpochSampler: Sendable, Codable, Equatable {
         self.seed = seed
         self.epoch = epoch
         self.position = position
-        order = EpochSampler.permutation(count: count, seed: seed, epoch: epoch)
+        order = nil
     }
 
     /// Full batches per epoch.
@@ -45,10 +49,16 @@ public struct EpochSampler: Sendable, Codable, Equatable {
         if position + batchSize > count {
             epoch += 1
             position = 0
-            order = EpochSampler.permutation(count: count, seed: seed, epoch: epoch)
+            order = nil
         }
+        let o = order ?? EpochSampler.permutation(count: count, seed: seed, epoch: epoch)
+        order = o
         defer { position += batchSize }
-        return Array(order[position..<(position + batchSize)])
+        return Array(o[position..<(position + batchSize)])
+    }
+
+    public static func == (a: EpochSampler, b: EpochSampler) -> Bool {
+        a.count == b.count && a.batchSize == b.batchSize && a.seed == b.seed && a.epoch == b.epoch && a.position == b.position
     }
 
     static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {

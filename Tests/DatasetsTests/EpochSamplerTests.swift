@@ -61,6 +61,27 @@ final class EpochSamplerTests: XCTestCase {
         XCTAssertEqual(u.epoch, 1)
     }
 
+    /// Decoding makes no permutation: the epoch's order is made when its first batch is taken.
+    /// A sampler of 2^24 items (the most a checkpoint may declare) used to be shuffled whole
+    /// whenever it was read (a checkpoint, a batch header): 128 MB and seconds each time.
+    func testDecodingDoesNotShuffle() throws {
+        let big = Data(#"{"count": 16777216, "batchSize": 4, "seed": 3, "epoch": 2, "position": 8}"#.utf8)
+        let t0 = Date()
+        for _ in 0..<20 { _ = try JSONDecoder().decode(EpochSampler.self, from: big) }
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 2.0, "decoding shuffles the items")
+        // The first batch taken is the decoded epoch's seeded permutation, from the position.
+        var s = try JSONDecoder().decode(EpochSampler.self, from: Data(#"{"count": 50, "batchSize": 8, "seed": 99, "epoch": 1, "position": 16}"#.utf8))
+        var rng = RandomGenerator(seed: 99, stream: 1)
+        XCTAssertEqual(s.next(), Array(rng.permutation(50)[16..<24]))
+        // Equality is the state's, whether or not a permutation was made yet.
+        var a = EpochSampler(count: 50, batchSize: 8, seed: 99), b = a
+        _ = a.next()
+        XCTAssertNotEqual(a, b)
+        _ = b.next()
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(EpochSampler(count: 50, batchSize: 8, seed: 99, epoch: 1, position: 24), s)
+    }
+
     func testDecodingRejectsInconsistentState() {
         let bad = #"{"count": 10, "batchSize": 3, "seed": 1, "epoch": 0, "position": 11}"#
         XCTAssertThrowsError(try JSONDecoder().decode(EpochSampler.self, from: bad.data(using: .utf8)!))
