@@ -52,10 +52,13 @@ LINK=(${OB_L:+-L"$OB_L"} -L "$B")
 # Rebuilds `out` when any of the files after it is newer.
 stale() { local out=$1; shift; [ ! -e "$out" ] && return 0; for f in "$@"; do [ "$f" -nt "$out" ] && return 0; done; return 1; }
 
-# A static library and .swiftmodule for module $1 from the given sources.
+# A static library and .swiftmodule for module $1 from the given sources; rebuilt when they or
+# the libraries of the modules named in $DEPS (its imports) are newer.
 lib() {
     local name=$1; shift
-    stale "$B/lib$name.a" "$@" || return 0
+    local deps=() d
+    for d in ${DEPS:-}; do deps+=("$B/lib$d.a"); done
+    stale "$B/lib$name.a" "$@" ${deps[@]+"${deps[@]}"} || return 0
     echo "fuzz: building module $name"
     "${SWIFTC[@]}" -module-name "$name" "${CINC[@]}" "${LINK[@]}" "$@" -emit-library -static -emit-module \
         -emit-module-path "$B/mods/$name.swiftmodule" -o "$B/lib$name.a" >"$B/logs/$name.log" 2>&1 \
@@ -90,7 +93,11 @@ exe() {
     while [ $# -gt 0 ] && [ "$1" != -- ]; do srcs+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     libs=("$@")
-    stale "$B/fuzz-$target" "${srcs[@]}" "fuzz/targets/$target.swift" "$0" "${libs[@]/#/$B/lib}" || return 0
+    local libfiles=() l
+    for l in ${libs[@]+"${libs[@]}"}; do libfiles+=("$B/lib$l.a"); done
+    # (Relinked when a library changes: the list used to name "lib<name>" without ".a", so a
+    # rebuilt library left the old executable in place.)
+    stale "$B/fuzz-$target" "${srcs[@]}" "fuzz/targets/$target.swift" "$0" ${libfiles[@]+"${libfiles[@]}"} || return 0
     echo "fuzz: building fuzz-$target"
     "${SWIFTC[@]}" -module-name "$module" "${CINC[@]}" "${LINK[@]}" "${srcs[@]}" "fuzz/targets/$target.swift" \
         "${libs[@]/#/-l}" ${OB_L:+-lopenblas} -lz -o "$B/fuzz-$target" >"$B/logs/fuzz-$target.log" 2>&1 \
@@ -103,8 +110,8 @@ build() {
         idx) lib Tensors Sources/Tensors/*.swift && exe idx Datasets Sources/Datasets/*.swift -- Tensors ;;
         checkpoint)
             lib Tensors Sources/Tensors/*.swift && lib DataParallel Sources/DataParallel/*.swift \
-                && lib NN Sources/NN/*.swift && lib Datasets Sources/Datasets/*.swift && cchecksum && logging \
-                && lib Telemetry Sources/Telemetry/*.swift \
+                && DEPS="Tensors DataParallel" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
+                && cchecksum && logging && DEPS="Tensors Logging CChecksum" lib Telemetry Sources/Telemetry/*.swift \
                 && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel Tensors ;;
         frames)
             # Auth.swift's HMAC comes from swift-crypto; fuzz/support/AuthStub.swift stands in.
