@@ -2,9 +2,10 @@
 # Builds the libFuzzer targets (fuzz/targets/*.swift) against the project's sources and runs
 # each for a while with ASan and limits on memory, allocation size and time per input.
 #
-#   fuzz/run.sh [--time SECONDS] [--jobs N] [target...]      targets: npy safetensors idx checkpoint frames
+#   fuzz/run.sh [--time SECONDS] [--runs N] [target...]      targets: npy safetensors idx checkpoint frames
 #
-# --time is per target (default 60). Each target starts from its committed seed corpus
+# --time is per target (default 60). --runs N stops each target after N inputs instead (no time
+# limit unless --time is given too). Each target starts from its committed seed corpus
 # (fuzz/corpus/<target>/) plus the inputs found in earlier runs (.build-fuzz/corpus/<target>/,
 # not committed). A crash, leak, timeout or out-of-memory input fails the script; the input is
 # left in .build-fuzz/findings/<target>/ (add it to the owning test target as a regression test).
@@ -18,17 +19,22 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TIME=60
+TIME=""
+RUNS=""
 TARGETS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --time) TIME="$2"; shift 2 ;;
         --time=*) TIME="${1#--time=}"; shift ;;
-        -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        --runs=*) RUNS="${1#--runs=}"; shift ;;
+        -h|--help) sed -n 2,21p "$0"; exit 0 ;;
         *) TARGETS+=("$1"); shift ;;
     esac
 done
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(npy safetensors idx checkpoint frames)
+# Without --runs, 60 s per target unless --time says otherwise; with it, no time limit (0) unless given.
+if [ -z "$RUNS" ]; then TIME="${TIME:-60}"; RUNS=-1; else TIME="${TIME:-0}"; fi
 
 B="$ROOT/.build-fuzz"
 mkdir -p "$B/mods" "$B/logs"
@@ -132,9 +138,11 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$work" "$findings" "fuzz/corpus/$t"
     log="$B/logs/run-$t.log"
     # -rss_limit_mb: the whole process; -malloc_limit_mb: any one allocation; -timeout: per input.
-    "$B/fuzz-$t" "$work" "fuzz/corpus/$t" -max_total_time="$TIME" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+    t0=$SECONDS
+    "$B/fuzz-$t" "$work" "fuzz/corpus/$t" -max_total_time="$TIME" -runs="$RUNS" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -timeout=10 -max_len="$(maxlen "$t")" -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1
     rc=$?
+    secs=$((SECONDS - t0))
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1)
     if [ $rc -ne 0 ]; then
@@ -143,7 +151,7 @@ for t in "${TARGETS[@]}"; do
         grep -E "ERROR: |Fatal error|SUMMARY|Test unit written" "$log" | head -8
         summary+=("$t: FOUND (${runs:-?} inputs)")
     else
-        echo "fuzz: $t: ${runs:-?} inputs in ${TIME} s, ${cov:-cov: ?}, no crash, leak, timeout or oom"
+        echo "fuzz: $t: ${runs:-?} inputs in ${secs} s, ${cov:-cov: ?}, no crash, leak, timeout or oom"
         summary+=("$t: ${runs:-?} inputs clean")
     fi
 done
