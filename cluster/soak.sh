@@ -83,7 +83,7 @@ extra=("$@")
 
 if [ "$quick" = 1 ]; then
     # A DCGAN small enough for debug builds (scripts/test.sh runs this with them): about 20
-    # steps/s with 4 workers on 2 shared cores, where the mlp manages 0.6 (3.3M parameters
+    # steps/s with 4 workers on 2 shared cores, where the mlp manages 0.6 (2.0M parameters
     # through -Onone Adam loops).
     model=tiny; steps="${steps:-400}"; batch=4; codec="${codec:-none}"; ckpt_every="${ckpt_every:-25}"; keep=2
     interval="${interval:-0.5}"
