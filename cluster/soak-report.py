@@ -34,8 +34,8 @@ def self_test():
     n = 200
     flat = [100_000 + rnd.randint(-500, 500) for _ in range(n)]
     warm = [60_000 + 40_000 * min(1, i / 30) + rnd.randint(-300, 300) for i in range(n)]   # grows, then flat
-    slow = [100_000 + 60 * i for i in range(n)]      # +12 MB over the run: Q4 - Q2 = 6 MB, under 5% + 4 MB
-    leak = [100_000 + 150 * i for i in range(n)]     # +30 MB over the run: Q4 - Q2 = 15 MB
+    slow = [100_000 + 60 * i for i in range(n)]      # +12 MiB over the run: Q4 - Q2 = 6 MiB, under 5% + 4 MiB
+    leak = [100_000 + 150 * i for i in range(n)]     # +30 MiB over the run: Q4 - Q2 = 15 MiB
     fd_flat = [20] * n
     fd_blip = [20 + (1 if i % 37 == 0 else 0) for i in range(n)]                          # a file open now and then
     fd_leak = [20 + i // 20 for i in range(n)]                                             # one more every 20 samples
@@ -118,15 +118,15 @@ def main():
         table.append((proc, len(xs), xs[0][2], mid[2], xs[-1][2], max(rss), d, fds[0], min(fds[len(fds) // 4:]),
                       max(fds[len(fds) // 4:]), fds[-1], thr[0], max(thr), thr[-1], rss_ok, fd_ok))
         checks.append((f"{proc}: RSS flat", rss_ok,
-                       f"last-quarter median {d['rss_q4'] / 1024:.1f} MB vs second-quarter {d['rss_q2'] / 1024:.1f} MB"
-                       f" (bound {d['rss_bound'] / 1024:.1f} MB)"))
+                       f"last-quarter median {d['rss_q4'] / 1024:.1f} MiB vs second-quarter {d['rss_q2'] / 1024:.1f} MiB"
+                       f" (bound {d['rss_bound'] / 1024:.1f} MiB)"))
         checks.append((f"{proc}: fds flat", fd_ok,
                        f"after warm-up {min(fds[len(fds) // 4:])}..{max(fds[len(fds) // 4:])}; medians Q2 {d['fd_q2_median']:g}, Q4 {d['fd_q4_median']:g}"))
 
     wall = o.wall or 0
     ok = all(c[1] for c in checks)
     mb = lambda kb: f"{kb / 1024:.1f}"
-    head = ["process", "samples", "RSS start MB", "RSS mid MB", "RSS end MB", "RSS max MB", "Q2 median", "Q4 median",
+    head = ["process", "samples", "RSS start MiB", "RSS mid MiB", "RSS end MiB", "RSS max MiB", "RSS Q2 median", "RSS Q4 median",
             "fds start", "fds after warm-up (min..max)", "fds end", "threads start/max/end", "flat"]
     body = [[p, str(n), mb(a), mb(m), mb(e), mb(x), mb(d["rss_q2"]), mb(d["rss_q4"]), str(f0), f"{fmin}..{fmax}", str(fe),
              f"{t0}/{tx}/{te}", ("yes" if rok and fok else "NO")]

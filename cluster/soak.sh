@@ -11,7 +11,7 @@
 #
 # Flat, judged on the samples taken while training (after the first step is shown, before the
 # last): for every process, the median RSS of the last quarter of them is at most the
-# second quarter's median x (1 + --rss-pct/100) + --rss-mb MB, and after warm-up (the first
+# second quarter's median x (1 + --rss-pct/100) + --rss-mb MiB, and after warm-up (the first
 # quarter) the descriptor count does not grow: the last quarter's median is at most the second
 # quarter's and its maximum at most the second quarter's + 2 (a checkpoint or grid being written
 # holds a file and its folder open for a moment).
@@ -39,7 +39,7 @@ Options:
   --keep K              checkpoints kept (default 3)
   --interval S          seconds between samples (default 5; --quick 0.5)
   --rss-pct P           allowed RSS growth, percent (default 5)
-  --rss-mb M            allowed RSS growth on top, MB (default 4)
+  --rss-mb M            allowed RSS growth on top, MiB (default 4)
   --runs-dir DIR        where the run folder goes (default runs; --quick a temporary folder, removed)
   --name NAME           run name (default soak-<model>-<date>-<time>)
   --report FILE         also write the summary as markdown
@@ -194,7 +194,7 @@ done
 python3 "$root/cluster/soak-report.py" --samples "$samples" --steps-json "$steps_json" --coordinator-log "$coord_log" \
     --run-dir "$run_dir" --exit "$rc" --wall "$(echo "$t_end - $t_start" | bc)" --steps "$steps" --workers "$workers" \
     --checksum-every "$checksum_every" --checkpoint-every "$ckpt_every" --keep "$keep" --rss-pct "$rss_pct" --rss-mb "$rss_mb" \
-    --title "$model, $workers workers, $steps steps, batch $batch${codec:+, codec $codec}" \
+    --title "$model, $workers workers, $steps steps, batch $batch, codec ${codec:-shuffle-zstd (the default)}" \
     --command "$(cat "$run_dir/logs/soak-command.txt")" ${report:+--report "$report"}
 status=$?
 [ "$quick" = 1 ] || echo "soak: logs and samples in $run_dir/logs"
