@@ -161,6 +161,8 @@ procs=("coordinator:$coord_pid")
 for ((r = 0; r < workers; r++)); do procs+=("rank-$r:${pid_of[$r]}"); done
 echo "soak: coordinator pid $coord_pid, workers ${pid_of[*]}"
 
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }   # (no bc needed)
+
 # Sampling, until the coordinator exits: time, step, process, RSS (kB), fds, threads, checkpoints.
 printf 'time\tstep\tprocess\trss_kb\tfds\tthreads\tcheckpoints\n' > "$samples"
 last_print=0
@@ -173,9 +175,9 @@ while kill -0 "$coord_pid" 2>/dev/null; do
         rss=$(sed -nE 's/^VmRSS:\s+([0-9]+) kB/\1/p' "/proc/$pid/status" 2>/dev/null)
         thr=$(sed -nE 's/^Threads:\s+([0-9]+)/\1/p' "/proc/$pid/status" 2>/dev/null)
         fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
-        [ -n "$rss" ] && printf '%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(echo "$now - $t_start" | bc)" "${step:-0}" "$label" "$rss" "$fds" "$thr" "$ck" >> "$samples"
+        [ -n "$rss" ] && printf '%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(minus "$now" "$t_start")" "${step:-0}" "$label" "$rss" "$fds" "$thr" "$ck" >> "$samples"
     done
-    if [ "$quick" = 0 ] && [ "$(echo "$now - $last_print >= 60" | bc)" = 1 ]; then
+    if [ "$quick" = 0 ] && [ "$(minus "$now" "$last_print" | cut -d. -f1)" -ge 60 ]; then
         echo "soak: $(date +%H:%M:%S) step ${step:-0}/$steps, coordinator RSS $(sed -nE 's/^VmRSS:\s+([0-9]+) kB/\1/p' /proc/$coord_pid/status 2>/dev/null) kB, checkpoints $ck"
         last_print=$now
     fi
@@ -192,7 +194,7 @@ for pp in "${procs[@]:1}"; do
 done
 
 python3 "$root/cluster/soak-report.py" --samples "$samples" --steps-json "$steps_json" --coordinator-log "$coord_log" \
-    --run-dir "$run_dir" --exit "$rc" --wall "$(echo "$t_end - $t_start" | bc)" --steps "$steps" --workers "$workers" \
+    --run-dir "$run_dir" --exit "$rc" --wall "$(minus "$t_end" "$t_start")" --steps "$steps" --workers "$workers" \
     --checksum-every "$checksum_every" --checkpoint-every "$ckpt_every" --keep "$keep" --rss-pct "$rss_pct" --rss-mb "$rss_mb" \
     --title "$model, $workers workers, $steps steps, batch $batch, codec ${codec:-shuffle-zstd (the default)}" \
     --command "$(cat "$run_dir/logs/soak-command.txt")" ${report:+--report "$report"}
