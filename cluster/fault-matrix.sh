@@ -77,7 +77,7 @@ while [ $# -gt 0 ]; do
         --report) report="${2:?--report needs a file}"; shift 2 ;;
         --seed) seed="${2:?--seed needs a number}"; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,60p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "fault-matrix: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
