@@ -418,7 +418,8 @@ trial_coordinator_kill() {   # c: kill -9 of the coordinator, restarted with --r
     local secs=$((SECONDS - t0)) ws=()
     for i in 0 1 2; do reap "${W[$i]}"; ws+=("$RC"); done
     local start n k from; start=$(last_start "$TD/coord.log"); read -r n k from <<< "$start"
-    local lost=-; [ -n "${k:-}" ] && lost=$((before - k))
+    # (Rank 0 may have checkpointed a step the coordinator had not yet printed: nothing lost then.)
+    local lost=-; [ -n "${k:-}" ] && lost=$((before > k ? before - k : 0))
     if [ "$cs" != 0 ]; then
         record c "$what" FAIL "$secs" "$lost" "restarted coordinator exit $cs: $(why_ended "$TD/coord.log"); workers exit ${ws[*]}"; return
     fi
@@ -444,6 +445,7 @@ trial_sigstop() {   # d: a frozen worker
     fi
     local v; v=$(gan_pid_of "${W[$VICTIM]}")
     kill -STOP "$v"
+    what="SIGSTOP of rank $VICTIM after step $(last_step "$TD/coord.out") (--dead-after $dead), SIGCONT after the re-formation"
     local ts=$SECONDS note
     if wait_log "$TD/coord.log" "re-forming the ring" 60; then
         note="re-formation began $((SECONDS - ts)) s after the SIGSTOP"
@@ -467,6 +469,7 @@ trial_cut_link() {   # e: a worker's link down for longer than --dead-after
         record e "$what" FAIL $((SECONDS - t0)) - "step $AT never came: $(why_ended "$TD/coord.log")"; return
     fi
     in_ns "$NS_SW" ip link set "$port" down
+    what="link of rank $VICTIM cut (bridge port $port down) after step $(last_step "$TD/coord.out") for $((dead + 3)) s (--dead-after $dead)"
     sleep $((dead + 3))
     in_ns "$NS_SW" ip link set "$port" up
     reap "${W[$VICTIM]}"; local vs=$RC
