@@ -88,7 +88,7 @@ fi
 [[ "$only" =~ ^[a-h]+$ ]] || { echo "fault-matrix: --only takes letters a-h" >&2; exit 2; }
 
 netns_require_root cluster/fault-matrix.sh
-netns_require_tools ip tc timeout nsenter python3 mount umount dd
+netns_require_tools ip tc timeout nsenter python3 mount umount dd pgrep awk
 bindir="$(netns_find_bin "$bindir" gan-coordinator gan-worker gan)" || exit 2
 [ -n "$report" ] && report="$(cd "$(dirname "$report")" && pwd)/$(basename "$report")"
 data="$(cd "${RINGGAN_FM_DATA:-data/mnist-5k}" 2>/dev/null && pwd)" \

@@ -32,7 +32,7 @@ netns_require_tools() {
     local tool
     for tool in "$@"; do
         if ! command -v "$tool" >/dev/null; then
-            echo "$NETNS_NAME: '$tool' is missing (apt-get install iproute2 coreutils util-linux)" >&2
+            echo "$NETNS_NAME: '$tool' is missing (apt-get install iproute2 coreutils util-linux procps)" >&2
             exit 2
         fi
     done
