@@ -23,6 +23,12 @@ struct CoordinatorCommand: ParsableCommand {
         with --min-workers the survivors re-form the ring and resume from the last checkpoint, \
         otherwise the run stops with a non-zero exit and says where the last checkpoint is.
 
+        If the coordinator itself dies, the workers keep trying to reach its address for their \
+        --rejoin-timeout; a coordinator started again with --resume auto (same --runs-dir, --name, \
+        port and training flags) resumes the run from its newest checkpoint that reads back whole, \
+        and they rejoin it and train on. cluster/local.sh, docker/docker-compose.yml and \
+        cluster/k8s restart it that way.
+
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
         --resume auto may continue it); 2 it could not start (the flags, the token, the run folder \
         or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is \
@@ -42,7 +48,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
     @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
     @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
-    @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
+    @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
     @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
     @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), the final checkpoint and grid written then, even before --steps (default: the preset's, if any).")
@@ -158,7 +164,8 @@ struct CoordinatorCommand: ParsableCommand {
         return try (0..<count).map { r in
             let p = Process()
             p.executableURL = exe
-            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1"]
+            // Children of this coordinator end with it: a restarted one spawns its own.
+            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1", "--rejoin-timeout", "0"]
             p.environment = env
             let logPath = runDir + "/logs/rank-\(r).log"
             FileManager.default.createFile(atPath: logPath, contents: nil)
