@@ -202,11 +202,18 @@ start_coord() {
 
 # start_worker DIR I COORD_ADDR ARGS...: worker I (rank I) in rgfm-wI; its `timeout` pid in W[I].
 W=()
+# A worker that loses the coordinator waits --rejoin-timeout for it (default 120 s); one that was
+# declared dead (d, e) waits that long after the run ends before it gives up, so the trials other
+# than c give it 10 s.
 start_worker() {
     local dir="$1" i="$2" caddr="$3"; shift 3
+    local rejoin=()
+    case " $* " in *" --rejoin-timeout "*) ;; *)
+        "$bindir/gan-worker" --help 2>&1 | grep -q -- '--rejoin-timeout' && rejoin=(--rejoin-timeout 10) ;;
+    esac
     ( timeout -k 5 "$LIMIT" nsenter --net="/run/netns/${NS_W[$i]}" env OPENBLAS_NUM_THREADS=1 RINGGAN_THREADS=1 \
         "$bindir/gan-worker" --rank "$i" --coordinator "$caddr:$PORT" --token-file "$dir/token" \
-        --connect-timeout 60 "$@" > "$dir/rank-$i.log" 2>&1 < /dev/null; exit $? ) 2>/dev/null &
+        --connect-timeout 60 "${rejoin[@]}" "$@" > "$dir/rank-$i.log" 2>&1 < /dev/null; exit $? ) 2>/dev/null &
     W[$i]=$!
     pids+=("${W[$i]}")
 }
