@@ -14,7 +14,12 @@ interface's transmit counter, so both sides are counted the same way; RingGAN's 
 traffic to the workers is not in it, nor gloo's rendezvous). Needs root (namespaces, tc).
 
   sudo python3 bench/link.py [--steps 30] [--rate 1gbit] [--codecs none,shuffle-zstd,bf16-shuffle-zstd]
-                             [--no-torch] [--results bench/RESULTS.md]
+                             [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--results bench/RESULTS.md]
+
+--buckets: the gradient bucket sizes in MB to run RingGAN with (RINGGAN_BUCKET_MB: a bucket's
+all-reduce starts during backward as soon as its gradients are complete; 0 = one all-reduce
+after backward). --rounds: every configuration runs this many times, taking turns; the medians
+are reported. --workers: ranks (default 4; the global batch stays 64).
 
 Everything lives in namespaces this script creates (prefix rglink-, addresses 10.201.0.0/24) and
 removes on exit; nothing is added to the machine's own network.
@@ -37,7 +42,8 @@ BIN = os.path.join(ROOT, ".build", "release")
 P = "rglink"
 SW = f"{P}-sw"
 COORD = (f"{P}-c", "10.201.0.1")
-WORKERS = [(f"{P}-w{i}", f"10.201.0.{10 + i}") for i in range(4)]
+ALL_WORKERS = [(f"{P}-w{i}", f"10.201.0.{10 + i}") for i in range(4)]
+WORKERS = list(ALL_WORKERS)
 
 
 def sh(*cmd, check=True):
@@ -49,7 +55,7 @@ def ns(name, *cmd):
 
 
 def teardown():
-    for name, _ in [COORD, *WORKERS, (SW, None)]:
+    for name, _ in [COORD, *ALL_WORKERS, (SW, None)]:
         if os.path.exists(f"/run/netns/{name}"):
             for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
                 sh("kill", "-KILL", pid, check=False)
@@ -103,13 +109,13 @@ def summarise(stamps, steps, sent, label):
             "tx_mb_per_rank_step": statistics.mean(per_rank) / 1e6}
 
 
-def run_ringgan(codec, steps, work, data):
+def run_ringgan(codec, steps, work, data, bucket_mb):
     token = os.path.join(work, "token")
     with open(token, "w") as f:
         f.write(secrets.token_hex(32))
     os.chmod(token, 0o600)
     before = [tx_bytes(n) for n, _ in WORKERS]
-    coord = subprocess.Popen(ns(COORD[0], f"{BIN}/gan-coordinator", "--workers", "4", "--host", COORD[1], "--port", "29500",
+    coord = subprocess.Popen(ns(COORD[0], f"{BIN}/gan-coordinator", "--workers", str(len(WORKERS)), "--host", COORD[1], "--port", "29500",
                                 "--token-file", token, "--runs-dir", os.path.join(work, "runs"), "--name", f"link-{codec}",
                                 "--data", data, "--model", "dcgan", "--image-size", "32", "--batch", "64",
                                 "--steps", str(steps), "--codec", codec, "--sample-every", "0", "--checkpoint-every", "0",
@@ -118,7 +124,7 @@ def run_ringgan(codec, steps, work, data):
     time.sleep(0.3)
     workers = []
     for r, (name, addr) in enumerate(WORKERS):
-        env = dict(os.environ, RINGGAN_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        env = dict(os.environ, RINGGAN_THREADS="1", OPENBLAS_NUM_THREADS="1", RINGGAN_BUCKET_MB=str(bucket_mb))
         workers.append(subprocess.Popen(ns(name, f"{BIN}/gan-worker", "--rank", str(r), "--coordinator", f"{COORD[1]}:29500",
                                            "--token-file", token, "--advertise", addr),
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
@@ -129,14 +135,15 @@ def run_ringgan(codec, steps, work, data):
     if rc != 0:
         sys.exit(f"link: gan-coordinator with codec {codec} failed ({rc})")
     sent = [tx_bytes(n) - b for (n, _), b in zip(WORKERS, before)]
-    return summarise(stamps, steps, sent, f"RingGAN {codec}")
+    label = f"RingGAN {codec}, " + (f"{bucket_mb:g} MB buckets during backward" if bucket_mb > 0 else "one all-reduce after backward")
+    return summarise(stamps, steps, sent, label)
 
 
 def run_torch(steps, data):
     before = [tx_bytes(n) for n, _ in WORKERS]
     procs = []
     for r, (name, addr) in enumerate(WORKERS):
-        env = dict(os.environ, RANK=str(r), WORLD_SIZE="4", MASTER_ADDR=WORKERS[0][1], MASTER_PORT="29600",
+        env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(len(WORKERS)), MASTER_ADDR=WORKERS[0][1], MASTER_PORT="29600",
                    GLOO_SOCKET_IFNAME="eth0", OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen(ns(name, sys.executable, os.path.join(ROOT, "bench", "torch_ddp_gan.py"),
                                          "--steps", str(steps), "--batch", "64", "--threads", "1", "--data", data),
@@ -155,10 +162,14 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rate", default="1gbit")
     ap.add_argument("--codecs", default="none,shuffle-zstd,bf16-shuffle-zstd")
+    ap.add_argument("--buckets", default="4,0")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=4, choices=range(2, 5))
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist-5k"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
+    del WORKERS[a.workers:]
     if os.geteuid() != 0:
         sys.exit("link: needs root (network namespaces, tc)")
     for exe in ("gan-coordinator", "gan-worker"):
@@ -168,22 +179,32 @@ def main():
     rows = []
     try:
         setup(a.rate)
-        for codec in a.codecs.split(","):
-            rows.append(run_ringgan(codec, a.steps, work, a.data))
-            print(f"{rows[-1]['side']:28s} step {rows[-1]['step_s'] * 1000:7.1f} ms  {rows[-1]['images_per_s']:6.1f} img/s  "
-                  f"sent {rows[-1]['tx_mb_per_rank_step']:.2f} MB per rank per step", flush=True)
+        runs = [(codec, float(b)) for codec in a.codecs.split(",") for b in a.buckets.split(",")]
         if not a.no_torch:
-            rows.append(run_torch(a.steps, a.data))
-            print(f"{rows[-1]['side']:28s} step {rows[-1]['step_s'] * 1000:7.1f} ms  {rows[-1]['images_per_s']:6.1f} img/s  "
-                  f"sent {rows[-1]['tx_mb_per_rank_step']:.2f} MB per rank per step", flush=True)
+            runs.append(("torch", None))
+        results = {}
+        for rnd in range(a.rounds):
+            for codec, b in runs:
+                r = run_torch(a.steps, a.data) if codec == "torch" else run_ringgan(codec, a.steps, work, a.data, b)
+                results.setdefault((codec, b), []).append(r)
+                print(f"round {rnd + 1}: {r['side']:58s} step {r['step_s'] * 1000:7.1f} ms  {r['images_per_s']:6.1f} img/s  "
+                      f"sent {r['tx_mb_per_rank_step']:.2f} MB per rank per step", flush=True)
+        for key in runs:
+            rs = results[key]
+            m = dict(rs[0])
+            for k in ("step_s", "tx_mb_per_rank_step"):
+                m[k] = statistics.median(r[k] for r in rs)
+            m["images_per_s"] = 64 / m["step_s"]
+            rows.append(m)
     finally:
         teardown()
     ddp = next((r for r in rows if r["side"].startswith("PyTorch")), None)
     lines = ["## Distributed on a shaped link (`sudo bash bench/link.sh`)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: coordinator and 4 workers in network namespaces joined by a "
-             f"bridge, every host sending at most {a.rate} (tc tbf); DCGAN 32x32, global batch 64 (16 per rank), one thread per "
-             f"rank on this machine's cores; median step time after 3 warm-up steps of {a.steps}; bytes are each worker's "
-             "transmitted bytes per step.", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: coordinator and {len(WORKERS)} workers in network namespaces joined by a "
+             f"bridge, every host sending at most {a.rate} (tc tbf); DCGAN 32x32, global batch 64 ({64 // len(WORKERS)} per rank), one thread per "
+             f"rank on this machine's cores; median step time after 3 warm-up steps of {a.steps}"
+             + (f", then the median of {a.rounds} rounds taking turns" if a.rounds > 1 else "")
+             + "; bytes are each worker's transmitted bytes per step.", "",
              "| side | step ms | images/s | MB sent per rank per step | step time vs DDP |", "|---|---|---|---|---|"]
     for r in rows:
         vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp else "-"

@@ -11,7 +11,10 @@
   containers are named `pytorch` and its master has the port named `pytorchjob-port`;
 - every `sh -c` script in a container parses (`sh -n`);
 - docker-compose.yml: --workers equals the number of gan-worker services, ranks are 0..N-1,
-  and the coordinator and rank 0 share the runs volume at one path.
+  and the coordinator and rank 0 share the runs volume at one path;
+- the coordinator is restarted when it dies and resumes (issue 9): the compose service and the
+  Job have a restart policy (`restart: on-failure...`; `backoffLimit` > 0) and `--resume auto`,
+  and every gan-worker waits for it (`--rejoin-timeout` > 0).
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -108,6 +111,10 @@ for o in objs:
             check_shell(where, c)
             if o["kind"] == "Job" and c.get("command", [None])[0] == "gan-coordinator":
                 coordinator_workers = flag(c.get("args", []), "--workers")
+                if flag(c.get("args", []), "--resume") != "auto":
+                    problem(f"{where}: the coordinator does not run with --resume=auto (a restarted pod would start the run over)")
+                if not o["spec"].get("backoffLimit"):
+                    problem(f"{where}: backoffLimit {o['spec'].get('backoffLimit')}: a coordinator that dies is not restarted")
                 svc = [s for s in services if s["spec"].get("selector")
                        and all(labels.get(k) == v for k, v in s["spec"]["selector"].items())]
                 if not svc:
@@ -168,6 +175,16 @@ for compose in load(compose_path)[:1]:
         mounts = lambda s: {v.split(":")[1]: v.split(":")[0] for v in s.get("volumes", []) if ":" in v}
         if rank0 and (runs_dir not in mounts(coord[0]) or mounts(coord[0]).get(runs_dir) != mounts(rank0[0]).get(runs_dir)):
             problem(f"docker-compose.yml: the coordinator and rank 0 do not share a volume at {runs_dir}")
+
+        if flag(coord[0]["entrypoint"] + (coord[0].get("command") or []), "--resume") != "auto":
+            problem("docker-compose.yml: the coordinator does not run with --resume=auto (a restarted one would start the run over)")
+        for svc, s in [("coordinator", coord[0])] + sorted(workers.items()):
+            if not str(s.get("restart", "no")).startswith(("on-failure", "always", "unless-stopped")):
+                problem(f"docker-compose.yml: {svc} has restart: {s.get('restart', 'no')!r}; it is not restarted when it dies")
+        for svc, s in sorted(workers.items()):
+            r = flag(s.get("command") or [], "--rejoin-timeout")
+            if r is not None and float(r) <= 0:
+                problem(f"docker-compose.yml: {svc} has --rejoin-timeout {r}: it would not wait for a restarted coordinator")
 
 checked = len(glob.glob(os.path.join(k8s, "*.yaml"))) + 1
 if problems:

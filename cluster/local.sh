@@ -10,17 +10,23 @@
 # Everything after `--` goes to gan-coordinator unchanged (model, loss, steps, batch, data, ...).
 # Logs: runs/<name>/logs/coordinator.log and runs/<name>/logs/rank-<r>.log (the coordinator's
 # output is also shown here). Samples and checkpoints: runs/<name>/samples, runs/<name>/checkpoints.
-# The script waits for the coordinator and exits with its status; if the coordinator fails, or
-# on Ctrl-C / SIGTERM, the workers are stopped. Each worker runs one engine thread (RINGGAN_THREADS=1).
+# The script supervises the coordinator: when it dies abnormally (killed by a signal, or exit
+# status 1: the run failed after it started), it is started again with `--resume auto` (the run's
+# newest checkpoint that reads back whole), at most --restarts times; the workers, still waiting
+# for it (gan-worker --rejoin-timeout), rejoin, and any that had exited are started again. Exit
+# status 2 (could not start: flags, token, run folder, data, port) and 64 (a malformed flag) are
+# not retried. The script exits with the coordinator's last status; then, or on Ctrl-C / SIGTERM,
+# the workers are stopped. Each worker runs one engine thread (RINGGAN_THREADS=1).
 set -euo pipefail
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 Options:
   -n, --workers N   number of workers (default 4)
   --name NAME       run name: the run folder is <runs-dir>/NAME (default local-<date>-<time>)
   --port PORT       coordinator port on 127.0.0.1 (default $MASTER_PORT, else 29500, else a free one)
+  --restarts N      restart a coordinator that dies abnormally at most N times (default 3; 0: never)
   --release         binaries from .build/release (default)
   --debug           binaries from .build/debug
   --bin DIR         binaries from DIR
@@ -34,12 +40,14 @@ cd "$root"
 n=4
 name=""
 port=""
+max_restarts=3
 bindir=".build/release"
 while [ $# -gt 0 ]; do
     case "$1" in
         -n|--workers) n="${2:?-n needs a number}"; shift 2 ;;
         --name) name="${2:?--name needs a value}"; shift 2 ;;
         --port) port="${2:?--port needs a value}"; shift 2 ;;
+        --restarts) max_restarts="${2:?--restarts needs a number}"; shift 2 ;;
         --release) bindir=".build/release"; shift ;;
         --debug) bindir=".build/debug"; shift ;;
         --bin) bindir="${2:?--bin needs a folder}"; shift 2 ;;
@@ -52,6 +60,7 @@ coord_flags=("$@")
 
 case "$n" in ''|*[!0-9]*) echo "local.sh: -n must be a positive integer, got '$n'" >&2; exit 2 ;; esac
 [ "$n" -ge 1 ] || { echo "local.sh: -n must be at least 1" >&2; exit 2; }
+case "$max_restarts" in ''|*[!0-9]*) echo "local.sh: --restarts must be a number (0 or more), got '$max_restarts'" >&2; exit 2 ;; esac
 for exe in gan-coordinator gan-worker; do
     if [ ! -x "$bindir/$exe" ]; then
         echo "local.sh: $bindir/$exe not found; build first: swift build -c release (or pass --debug / --bin DIR)" >&2
@@ -59,21 +68,27 @@ for exe in gan-coordinator gan-worker; do
     fi
 done
 
-# The run folder: the coordinator's --runs-dir / --name if given after --, else ours.
+# The run folder: the coordinator's --runs-dir / --name if given after --, else ours. A restart
+# passes --resume auto instead of any --resume given here (restart_flags).
 runs_dir="runs"
 nflags=${#coord_flags[@]}
+restart_flags=()
 for ((i = 0; i < nflags; i++)); do
     [ -n "${coord_flags[$i]+set}" ] || continue
     case "${coord_flags[$i]}" in
         --runs-dir) runs_dir="${coord_flags[$((i + 1))]:-runs}" ;;
         --runs-dir=*) runs_dir="${coord_flags[$i]#--runs-dir=}" ;;
-        --name) name="${coord_flags[$((i + 1))]:-$name}"; unset 'coord_flags[i]' 'coord_flags[i+1]'; i=$((i + 1)) ;;
-        --name=*) name="${coord_flags[$i]#--name=}"; unset 'coord_flags[i]' ;;
+        --name) name="${coord_flags[$((i + 1))]:-$name}"; unset 'coord_flags[i]' 'coord_flags[i+1]'; i=$((i + 1)); continue ;;
+        --name=*) name="${coord_flags[$i]#--name=}"; unset 'coord_flags[i]'; continue ;;
+        --resume) i=$((i + 1)); continue ;;
+        --resume=*) continue ;;
         --workers|--workers=*|--spawn|--host|--host=*|--port|--port=*|--token-file|--token-file=*)
             echo "local.sh: '${coord_flags[$i]}' is set by the launcher (use -n / --port)" >&2; exit 2 ;;
     esac
+    restart_flags+=("${coord_flags[$i]}")
 done
 coord_flags=(${coord_flags[@]+"${coord_flags[@]}"})
+restart_flags+=(--resume auto)
 [ -n "$name" ] || name="local-$(date +%Y%m%d-%H%M%S)"
 run_dir="$runs_dir/$name"
 log_dir="$run_dir/logs"
@@ -132,28 +147,72 @@ trap cleanup EXIT
 echo "local.sh: run $run_dir: coordinator on 127.0.0.1:$port, $n worker(s), binaries in $bindir"
 echo "local.sh: logs in $log_dir (coordinator.log, rank-0.log .. rank-$((n - 1)).log)"
 
+# The coordinator's output goes to one log across restarts (appended).
+start_coordinator() {
+    "$bindir/gan-coordinator" --workers "$n" --host 127.0.0.1 --port "$port" --token-file "$token_file" \
+        --runs-dir "$runs_dir" --name "$name" "$@" \
+        >> "$log_dir/coordinator.log" 2>&1 < /dev/null &
+    coord_pid=$!
+}
+# Rank $1; its log is appended to when it is started again.
+start_worker() {
+    RINGGAN_THREADS=1 OPENBLAS_NUM_THREADS=1 "$bindir/gan-worker" --rank "$1" --coordinator "127.0.0.1:$port" \
+        --token-file "$token_file" --ring-host 127.0.0.1 \
+        >> "$log_dir/rank-$1.log" 2>&1 < /dev/null &
+    worker_pids[$1]=$!
+}
+
 # The log exists (empty) before tail opens it: the coordinator's redirection runs in the
 # background job and may come after tail starts, which then gave up ("cannot open") and showed
-# nothing. -F also follows the file if it is replaced.
+# nothing. -F also follows the file if it is replaced. It follows the log until this script ends.
 : > "$log_dir/coordinator.log"
-"$bindir/gan-coordinator" --workers "$n" --host 127.0.0.1 --port "$port" --token-file "$token_file" \
-    --runs-dir "$runs_dir" --name "$name" ${coord_flags[@]+"${coord_flags[@]}"} \
-    > "$log_dir/coordinator.log" 2>&1 < /dev/null &
-coord_pid=$!
-tail -n +1 -s 0.2 --pid="$coord_pid" -F "$log_dir/coordinator.log" 2>/dev/null &
+for ((r = 0; r < n; r++)); do : > "$log_dir/rank-$r.log"; done
+start_coordinator ${coord_flags[@]+"${coord_flags[@]}"}
+tail -n +1 -s 0.2 --pid=$$ -F "$log_dir/coordinator.log" 2>/dev/null &
 tail_pid=$!
 
-for ((r = 0; r < n; r++)); do
-    RINGGAN_THREADS=1 OPENBLAS_NUM_THREADS=1 "$bindir/gan-worker" --rank "$r" --coordinator "127.0.0.1:$port" \
-        --token-file "$token_file" --ring-host 127.0.0.1 \
-        > "$log_dir/rank-$r.log" 2>&1 < /dev/null &
-    worker_pids+=($!)
-done
+for ((r = 0; r < n; r++)); do start_worker "$r"; done
 echo "local.sh: coordinator pid $coord_pid, worker pids ${worker_pids[*]}"
 
-status=0
-wait "$coord_pid" || status=$?
-coord_pid=""
+# Supervise: a coordinator that dies abnormally is started again with --resume auto.
+restarts=0
+while true; do
+    status=0
+    wait "$coord_pid" || status=$?
+    coord_pid=""
+    case "$status" in
+        0) break ;;
+        2|64) echo "local.sh: the coordinator could not start (status $status); not restarting it" >&2; break ;;
+    esac
+    if [ "$status" -gt 128 ]; then
+        how="was killed by signal $((status - 128)) ($(kill -l "$((status - 128))" 2>/dev/null || echo '?'))"
+    else
+        how="exited with status $status"
+    fi
+    if [ "$restarts" -ge "$max_restarts" ]; then
+        echo "local.sh: the coordinator $how; not restarting it (--restarts $max_restarts used up)" >&2
+        break
+    fi
+    restarts=$((restarts + 1))
+    # (Into the log, which the terminal follows.)
+    echo "local.sh: the coordinator $how; restarting it with --resume auto (restart $restarts of $max_restarts)" \
+        >> "$log_dir/coordinator.log"
+    sleep 1
+    # Workers still running rejoin the new coordinator on their own; any that exited (told to
+    # stop, out of --rejoin-timeout, or run with --rejoin-timeout 0) are started again.
+    for ((r = 0; r < n; r++)); do
+        if ! kill -0 "${worker_pids[$r]}" 2>/dev/null; then
+            wstatus=0
+            wait "${worker_pids[$r]}" 2>/dev/null || wstatus=$?
+            echo "local.sh: rank $r had exited (status $wstatus); starting it again" >&2
+            start_worker "$r"
+        fi
+    done
+    start_coordinator "${restart_flags[@]}"
+    echo "local.sh: coordinator pid $coord_pid (restart $restarts), worker pids ${worker_pids[*]}"
+done
+sleep 0.5   # tail shows the last lines
+kill "$tail_pid" 2>/dev/null || true
 wait "$tail_pid" 2>/dev/null || true
 tail_pid=""
 
@@ -166,7 +225,7 @@ if [ "$status" -eq 0 ]; then
         sleep 0.1
     done
     stop_workers
-    echo "local.sh: done."
+    echo "local.sh: done.$([ "$restarts" -gt 0 ] && echo " (the coordinator was restarted $restarts time(s))")"
     echo "  samples:     $run_dir/samples"
     echo "  checkpoints: $run_dir/checkpoints"
     echo "  logs:        $log_dir"

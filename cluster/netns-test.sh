@@ -30,16 +30,11 @@
 # Needs root (network namespaces); exits 2 without it. Last line: `netns-test: P passed, F failed`.
 set -uo pipefail
 
-# Runs a command in a namespace's network only (nsenter --net). `ip netns exec` would also remount
-# / and /sys, which fails where / is not a mount point (a chroot, as the fresh-machine check uses).
-in_ns() {
-    local ns="$1"; shift
-    nsenter --net="/run/netns/$ns" "$@"
-}
-
-
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+NETNS_NAME=netns-test
+# in_ns, the namespace set-up and removal, shared with cluster/fault-matrix.sh.
+source "$root/cluster/netns-lib.sh"
 
 bindir=""
 keep=0
@@ -52,25 +47,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-if [ "$(id -u)" != 0 ]; then
-    echo "netns-test: needs root: it creates network namespaces and veth pairs (ip netns add, ip link add);" >&2
-    echo "netns-test: run it as root, e.g. sudo bash cluster/netns-test.sh" >&2
-    exit 2
-fi
-for tool in ip ss timeout; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "netns-test: '$tool' is missing (apt-get install iproute2 coreutils)" >&2
-        exit 2
-    fi
-done
-if [ -z "$bindir" ]; then
-    if [ -x .build/release/gan-coordinator ] && [ -x .build/release/gan-worker ]; then bindir=.build/release
-    else bindir=.build/debug; fi
-fi
-bindir="$(cd "$bindir" 2>/dev/null && pwd)" || { echo "netns-test: no binary folder '$bindir'" >&2; exit 2; }
-for exe in gan-coordinator gan-worker; do
-    [ -x "$bindir/$exe" ] || { echo "netns-test: $bindir/$exe not found; build first (swift build -c release)" >&2; exit 2; }
-done
+netns_require_root cluster/netns-test.sh
+netns_require_tools ip ss timeout nsenter
+bindir="$(netns_find_bin "$bindir" gan-coordinator gan-worker)" || exit 2
 data="${RINGGAN_NETNS_DATA:-data/mnist-5k}"
 [ -d "$data" ] || { echo "netns-test: no digits in $data (run scripts/setup.sh)" >&2; exit 2; }
 
@@ -87,23 +66,7 @@ pids=()
 poll_pid=""
 work=""
 
-delete_namespaces() {
-    local ns
-    for ns in "$NS_C" "${NS_W[@]}" "$NS_SW"; do
-        # Processes still inside keep a namespace alive after `ip netns del`: end them first
-        # (only processes in these namespaces, which only this script creates).
-        if [ -e "/var/run/netns/$ns" ] || [ -e "/run/netns/$ns" ]; then
-            local p
-            for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-    # veth ends are created here before they move into the namespaces; remove strays of a crash.
-    local l
-    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$P-" || true); do
-        ip link del "$l" 2>/dev/null || true
-    done
-}
+delete_namespaces() { netns_delete "$P" "$NS_C" "${NS_W[@]}" "$NS_SW"; }
 
 cleanup() {
     local p
@@ -127,27 +90,8 @@ check() {   # check DESCRIPTION COMMAND...
 
 setup_network() {   # run as (set -e; setup_network): any failing step fails it
     delete_namespaces
-    ip netns add "$NS_SW"
-    in_ns "$NS_SW" ip link add name br0 type bridge
-    in_ns "$NS_SW" ip link set br0 up
-    in_ns "$NS_SW" ip link set lo up
-    local i ns addr
     local hosts=("$NS_C" "${NS_W[@]}") addrs=("$ADDR_C" "${ADDR_W[@]}")
-    for i in "${!hosts[@]}"; do
-        ns=${hosts[$i]}; addr=${addrs[$i]}
-        ip netns add "$ns"
-        # The pair is created in this namespace under $P- names and moved at once: one end into
-        # the host's namespace (eth0), the other into the switch's (plugged into the bridge).
-        ip link add "$P-h$i" type veth peer name "$P-s$i"
-        ip link set "$P-h$i" netns "$ns"
-        ip link set "$P-s$i" netns "$NS_SW"
-        in_ns "$ns" ip link set "$P-h$i" name eth0
-        in_ns "$ns" ip addr add "$addr/24" dev eth0
-        in_ns "$ns" ip link set eth0 up
-        in_ns "$ns" ip link set lo up
-        in_ns "$NS_SW" ip link set "$P-s$i" master br0
-        in_ns "$NS_SW" ip link set "$P-s$i" up
-    done
+    netns_setup "$P" "$NS_SW" hosts addrs
 }
 
 echo "netns-test: binaries from $bindir, digits from $data"
@@ -169,8 +113,7 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ringgan-netns.XXXXXX")"
 mkdir -p "$work/logs"
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token")
-chmod 600 "$work/token"
+netns_new_token "$work/token"
 run="$work/runs/netns"
 
 # Connections seen from inside the worker namespaces while the run lasts (best effort: the run

@@ -76,6 +76,11 @@ trap cleanup EXIT
 trap 'echo "docker-test: interrupted"; exit 130' INT TERM
 
 # ---- 1. the engine --------------------------------------------------------------------------
+# A container runtime needs the cgroup filesystem; inside a chroot (the fresh-machine check binds
+# /sys without its submounts) runc fails with "no cgroup mount found in mountinfo". Say so now,
+# before ten minutes of base images.
+grep -qE ' - cgroup2? ' /proc/self/mountinfo \
+    || skip "containers cannot run here: no cgroup filesystem is mounted (a chroot or a minimal container?)"
 if [ -z "${DOCKER_HOST:-}" ] && ! docker version >/dev/null 2>&1; then
     command -v podman >/dev/null || skip "no Docker daemon and no podman (apt-get install podman runc)"
     sock_dir="$tmp/podman"; mkdir -p "$sock_dir"

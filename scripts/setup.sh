@@ -12,6 +12,10 @@ APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-
 TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit debootstrap openmpi-bin)
 for_tests=0
 [ "${1:-}" = --test ] && for_tests=1 && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
+# docker/test.sh drives the engine with the docker CLI (against Podman's Docker API where no
+# Docker daemon runs); where no `docker` command is installed, Debian's docker.io brings one
+# (its daemon starts only where systemd runs, and test.sh then uses it instead of Podman).
+if [ $for_tests = 1 ] && ! command -v docker >/dev/null; then APT_PACKAGES+=(docker.io); fi
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"

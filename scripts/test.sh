@@ -63,11 +63,17 @@ counted k8s-schemas bash cluster/validate-k8s.sh
 ringgan_bin="$(swift build --show-bin-path)"
 if [ "$(id -u)" = 0 ]; then bash cluster/netns-test.sh --bin "$ringgan_bin"
 else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
+# The fault matrix's quick version (cluster/fault-matrix.sh --quick, about 1.5 minutes with the
+# debug build on 2 cores): a worker killed with -9, a worker frozen with SIGSTOP, a slow lossy
+# link on every host, hostile peers during a run, each judged against an unfaulted run's
+# parameters. It needs root (namespaces); otherwise it exits 77 with the reason: skipped.
+counted fault-matrix bash cluster/fault-matrix.sh --quick --bin "$ringgan_bin"
 # Four workers launched by OpenMPI's mpirun, and four given Slurm's task variables.
 counted launchers bash cluster/launcher-test.sh --bin "$ringgan_bin"
-# A short soak (cluster/soak.sh --quick): four workers train 300 mlp steps while their memory,
-# descriptors and checkpoints are sampled; flat memory and descriptors, equal replica checksums
-# and the checkpoint rotation are checked (the long soak's figures are in docs/RELIABILITY.md).
+# A short soak (cluster/soak.sh --quick, about 20 s with the debug build): four workers train a
+# tiny DCGAN for 400 steps while their memory, descriptors and checkpoints are sampled; flat
+# memory and descriptors, equal replica checksums and the checkpoint rotation are checked (the
+# long soak's figures are in docs/RELIABILITY.md).
 counted soak bash cluster/soak.sh --quick --bin "$ringgan_bin"
 # The docker-compose cluster built and run for real (docker/test.sh; root and a container engine,
 # else skipped with the reason).
@@ -90,8 +96,8 @@ elif [ "$fuzz_rc" != 0 ]; then
 fi
 
 # One closing line for the whole suite: the XCTest cases plus the five checks above (layers,
-# backward index, compose, manifests, network namespaces), the Kubernetes schemas, the launchers,
-# the short soak, the containers and the fuzz run.
+# backward index, compose, manifests, network namespaces), the Kubernetes schemas, the fault
+# matrix, the launchers, the short soak, the containers and the fuzz run.
 [ "$fuzz_skipped" = 0 ] || skipped_names+=(fuzz)
 skipped=$(( ${xcskipped:-0} + fuzz_skipped + extra_skipped ))
 echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 5 + extra_passed + fuzz_passed )) passed, 0 failed, $skipped skipped${skipped_names[*]:+ (not run here: ${skipped_names[*]})}"

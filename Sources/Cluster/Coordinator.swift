@@ -20,6 +20,9 @@ public struct CoordinatorOptions: Sendable {
     public var checkpointEvery = 500
     public var keep = 3
     public var resume: String?
+    /// `--resume auto`: once every worker has joined (so no session of a coordinator that died
+    /// is still writing), a checkpoint of the run newer than `resume` is resumed instead.
+    public var resumeNewest = false
     public var codec: GradientCodec = .shuffleZstd
     public var level: Int32 = 1
     public var checksumEvery = 10
@@ -157,13 +160,15 @@ public final class Coordinator {
         return ordered
     }
 
-    /// Runs the whole job; returns normally when the run completes.
-    public func run(progress: ((ClusterStep) -> Void)? = nil) throws {
+    /// Runs the whole job on `dataset` (default: the config's training data); returns normally
+    /// when the run completes.
+    public func run(dataset given: ImageDataset? = nil, progress: ((ClusterStep) -> Void)? = nil) throws {
         let c = options.config
-        let dataset = try loadTrainingData(c)
+        let dataset = try given ?? loadTrainingData(c)
         log.info("\(dataset.count) training images from \(dataset.source); \(c.steps) steps of a global batch of \(c.batchSize)")
         var resume = options.resume
         var members = try rendezvous(count: options.workers, ranks: nil)
+        if options.resumeNewest { resume = newerCheckpoint(than: resume) }
         var formation = 0
         while true {
             formation += 1
@@ -196,16 +201,34 @@ public final class Coordinator {
     /// The newest checkpoint of the run that reads back whole (checksum, header, entries);
     /// newer ones that do not are named in the log and skipped.
     func newestVerifiedCheckpoint() -> String? {
-        for p in CheckpointStore(directory: options.runDir + "/checkpoints").list().reversed() {
-            do {
-                _ = try Checkpoint.read(path: p)
-                return p
-            } catch {
-                log.error("skipping checkpoint \(p): \(error)")
-            }
-        }
+        if let (p, _) = newestVerified() { return p }
         log.warning("no checkpoint of the run verifies: the ring re-forms from step 0")
         return nil
+    }
+
+    func newestVerified() -> (path: String, checkpoint: Checkpoint)? {
+        CheckpointStore(directory: options.runDir + "/checkpoints").newestVerified { [log] p, error in
+            log.error("skipping checkpoint \(p): \(error)")
+        }
+    }
+
+    /// `--resume auto`, once every worker has joined: rank 0 of a coordinator that died may have
+    /// finished a checkpoint after this one started looking (workers stop training when they
+    /// lose the coordinator, and rejoin only once their session has ended). The newest one that
+    /// verifies and belongs to this run is resumed; otherwise `current`.
+    func newerCheckpoint(than current: String?) -> String? {
+        func same(_ a: String, _ b: String?) -> Bool {
+            b.map { URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: $0).standardizedFileURL.path } ?? false
+        }
+        guard let (p, ckpt) = newestVerified(), !same(p, current) else { return current }
+        var config = options.config
+        config.steps = ckpt.config.steps
+        guard ckpt.config == config else {
+            log.warning("\(p) appeared while the workers joined but belongs to a run with another config; not resuming from it")
+            return current
+        }
+        log.notice("\(p) (step \(ckpt.step)) was written while the workers rejoined; resuming from it")
+        return p
     }
 
     func lastCheckpointNote() -> String {

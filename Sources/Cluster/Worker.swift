@@ -26,8 +26,14 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
         cond.lock(); items.append((h, px)); cond.broadcast(); cond.unlock()
     }
 
-    func close(_ reason: String) {
-        cond.lock(); if closedReason == nil { closedReason = reason }; cond.broadcast(); cond.unlock()
+    /// No more shards: the training thread gets the ones already queued, then `reason` as a
+    /// `WorkerStop`; with `discard`, the queued ones are dropped and it gets the stop at once.
+    func close(_ reason: String, discard: Bool = false) {
+        cond.lock()
+        if closedReason == nil { closedReason = reason }
+        if discard { items.removeAll() }
+        cond.broadcast()
+        cond.unlock()
     }
 
     func nextShard() throws -> (images: Tensor, positions: [Int]) {
@@ -66,6 +72,11 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
 struct WorkerStop: Error, CustomStringConvertible {
     let reason: String
     var reform = false
+    /// The connection to the coordinator ended (it died, or the network failed) rather than the
+    /// coordinator saying stop: the worker may wait for a restarted one (`--rejoin-timeout`).
+    var lost = false
+    /// What ended the connection, for the rejoin's messages (a lost coordinator).
+    var cause = ""
     var description: String { reason }
 }
 
@@ -79,6 +90,9 @@ public struct WorkerOptions: Sendable {
     public var advertiseHost: String?
     public var token: String
     public var connectTimeout: Double = 60
+    /// Seconds to keep trying to reach a coordinator that was lost (it died or the network
+    /// failed), so that a restarted one (`--resume auto`) is rejoined; 0: exit at once.
+    public var rejoinTimeout: Double = 120
     public init(rank: Int, coordinatorHost: String, coordinatorPort: UInt16, token: String) {
         self.rank = rank
         self.coordinatorHost = coordinatorHost
@@ -120,29 +134,40 @@ public final class WorkerProcess {
         }
         log.info("ring listener on \(bind):\(ringListener.port), advertised as \(advertise)")
         self.advertise = advertise
+        var rejoin: (since: Double, cause: String)?
         while true {
             do {
-                try session(ringListener)
+                try session(ringListener, rejoin: rejoin)
                 return
             } catch let s as WorkerStop where s.reform {
                 log.notice("the coordinator is re-forming the ring (\(s.reason)); rejoining")
+                rejoin = nil
+                continue
+            } catch let s as WorkerStop where s.lost && options.rejoinTimeout > 0 {
+                // Everything of the session is torn down by now (its ring, threads and replica);
+                // the next one starts from the new coordinator's start message.
+                log.warning("\(s.reason); trying to rejoin the coordinator at \(coordinatorAddress) for up to \(seconds(options.rejoinTimeout)) (--rejoin-timeout)")
+                rejoin = (monotonic(), s.cause)
                 continue
             }
         }
     }
 
+    var coordinatorAddress: String { "\(options.coordinatorHost):\(options.coordinatorPort)" }
+
     /// One membership of the ring, from rendezvous to finish (or a stop), in stages that run top
     /// to bottom: join the coordinator, build the replica and the ring, listen for shards and
     /// notices (and send heartbeats), train reporting every step, finish.
-    func session(_ ringListener: Listener) throws {
-        let (conn, start) = try join(ringListener)
+    func session(_ ringListener: Listener, rejoin: (since: Double, cause: String)?) throws {
+        let (conn, start) = try join(ringListener, rejoin: rejoin)
         defer { conn.close() }
         // Heartbeats from the start on: loading a checkpoint and forming the ring take time, and
         // a neighbour held up by strangers on its port must not look dead meanwhile.
         let notices = Notices()
         defer { notices.end() }
         heartbeat(conn, start, notices)
-        let (trainer, ring, queue) = try build(start, ringListener)
+        let (trainer, ring, queue): (GANTrainer, Ring, ShardQueue)
+        do { (trainer, ring, queue) = try build(start, ringListener) } catch { throw coordinatorsWord(conn, after: error) }
         defer { ring.close() }
         listen(conn, start, queue, notices, ring)
         try train(trainer, ring, conn, start, notices)
@@ -150,16 +175,26 @@ public final class WorkerProcess {
     }
 
     /// Join: connect to the coordinator, prove the token, wait for the start message and check it.
-    func join(_ ringListener: Listener) throws -> (Connection, StartMessage) {
+    /// After the coordinator was lost (`rejoin`), the connection is retried with backoff until
+    /// `--rejoin-timeout` has passed since the loss.
+    func join(_ ringListener: Listener, rejoin: (since: Double, cause: String)?) throws -> (Connection, StartMessage) {
+        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid())
         // Mutual: the coordinator proves the token too, before anything it sends is read.
-        let conn = try Handshake.dial(options.coordinatorHost, options.coordinatorPort,
-                                      name: "coordinator \(options.coordinatorHost):\(options.coordinatorPort)", claim: .hello,
-                                      HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid()),
-                                      auth: auth, role: "coordinator", within: options.connectTimeout, ioTimeout: 30)
+        let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) }
+            ?? Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: "coordinator \(coordinatorAddress)", claim: .hello,
+                              hello, auth: auth, role: "coordinator", within: options.connectTimeout, ioTimeout: 30)
         do {
             log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
             conn.timeout = 3600   // the start waits for every worker to join
-            let start = try conn.receive(.start, maxPayload: 1 << 20).decode(StartMessage.self, from: conn.peer)
+            let f: Frame
+            do { f = try conn.receive(maxPayload: 1 << 20) } catch {
+                // The coordinator went away before the start (it died during its rendezvous).
+                throw WorkerStop(reason: "lost the coordinator before the start: \(error)", lost: true, cause: why(error))
+            }
+            // A refusal of the claim (rank taken, out of range) is the coordinator's answer: final.
+            if f.type == .reject || f.type == .failure { throw NetError(conn.peer, String(decoding: f.payload, as: UTF8.self)) }
+            guard f.type == .start else { throw NetError(conn.peer, "expected a start frame, got \(f.type)") }
+            let start = try f.decode(StartMessage.self, from: conn.peer)
             try start.check(peer: conn.peer)
             conn.timeout = start.timeout
             log[metadataKey: "rank"] = "\(start.rank)"
@@ -167,6 +202,60 @@ public final class WorkerProcess {
         } catch {
             conn.close()
             throw error
+        }
+    }
+
+    /// After a failed build (the ring did not form, its reader not yet started): when the
+    /// coordinator has meanwhile said stop, or is gone, that is what ended the session (re-form,
+    /// or rejoin a restarted one); when it says nothing for 2 s, the build's own error.
+    func coordinatorsWord(_ conn: Connection, after error: Error) -> Error {
+        while true {
+            var p = pollfd(fd: conn.fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 2000) > 0 else { return error }
+            let f: Frame
+            do { f = try conn.receive(maxPayload: 1 << 28) } catch let lost {
+                return WorkerStop(reason: "lost the coordinator: \(lost)", lost: true, cause: why(lost))
+            }
+            switch f.type {
+            case .batch: continue
+            case .stop:
+                guard let s = try? f.decode(StopMessage.self, from: conn.peer) else { return error }
+                return WorkerStop(reason: s.reason, reform: s.reform)
+            default: return error
+            }
+        }
+    }
+
+    /// Rejoin: the coordinator at the same address, tried again and again (waits of 0.25 s
+    /// doubling up to 5 s) until `--rejoin-timeout` seconds have passed since it was lost at
+    /// `since`. The handshake is the first join's (same rank, this worker's ring address); a
+    /// refusal ends the worker, anything else (refused connection, unknown host while a container
+    /// restarts, a broken handshake) is tried again.
+    func redial(_ hello: HelloMessage, since: Double, lost cause: String) throws -> Connection {
+        let name = "coordinator \(coordinatorAddress)"
+        var wait = 0.25, attempt = 0
+        while true {
+            attempt += 1
+            do {
+                // One attempt: a connect (at most 1 s where nothing answers), then a handshake of
+                // at most 10 s, cut to what is left of --rejoin-timeout (at least 1 s).
+                let left = max(1, since + options.rejoinTimeout - monotonic())
+                let c = try Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: name, claim: .hello, hello,
+                                           auth: auth, role: "coordinator", within: 0, ioTimeout: 30, handshakeTimeout: min(10, left))
+                log.notice("reached the coordinator at \(coordinatorAddress) again after \(seconds(monotonic() - since)) (attempt \(attempt)); rejoining as rank \(options.rank)")
+                return c
+            } catch let refused as HandshakeRefused {
+                throw refused
+            } catch {
+                let left = since + options.rejoinTimeout - monotonic()
+                guard left > 0 else {
+                    throw NetError(name, "did not come back within \(seconds(options.rejoinTimeout)) (--rejoin-timeout) after it was lost ("
+                        + "\(cause)); \(attempt) attempt(s), the last: \(why(error))")
+                }
+                log.info("rejoin attempt \(attempt): \(why(error)); next in \(seconds(min(wait, left))), \(seconds(left)) left")
+                Thread.sleep(forTimeInterval: min(wait, left))
+                wait = min(wait * 2, 5)
+            }
         }
     }
 
@@ -236,8 +325,20 @@ public final class WorkerProcess {
         let batchSize = start.config.batchSize
         let reader = Thread {
             while true {
+                let f: Frame
+                do { f = try conn.receive(maxPayload: 1 << 28) } catch {
+                    // The connection ended or failed: the coordinator died, or the network did.
+                    // Stop training at once (queued shards dropped, the ring closed so a step
+                    // in a collective fails now), so that nothing is trained or written after
+                    // the coordinator's last word; the session ends and, with --rejoin-timeout,
+                    // the worker waits for a restarted coordinator.
+                    let reason = "lost the coordinator: \(error)"
+                    notices.setLost(WorkerStop(reason: reason, lost: true, cause: why(error)))
+                    queue.close(reason, discard: true)
+                    ring.close()
+                    return
+                }
                 do {
-                    let f = try conn.receive(maxPayload: 1 << 28)
                     switch f.type {
                     case .batch:
                         let (h, px) = try BatchHeader.unpack(f.payload, peer: conn.peer, batchSize: batchSize)
@@ -255,7 +356,9 @@ public final class WorkerProcess {
                         throw NetError(conn.peer, "unexpected \(f.type) frame from the coordinator")
                     }
                 } catch {
-                    let reason = "lost the coordinator: \(error)"
+                    // A message the worker refuses (a bad batch, an unexpected frame): not a
+                    // coordinator worth waiting for.
+                    let reason = "refused a message from the coordinator: \(error)"
                     notices.setLost(WorkerStop(reason: reason))
                     queue.close(reason)
                     return
@@ -317,3 +420,15 @@ public final class WorkerProcess {
         throw NetError(conn.peer, "the coordinator did not confirm the end of the run")
     }
 }
+
+/// `12 s`, `1.5 s`, `0.25 s`: a duration for the log.
+func seconds(_ s: Double) -> String {
+    if s >= 10 { return "\(Int(s.rounded())) s" }
+    var t = String(format: "%.2f", s)
+    while t.hasSuffix("0") { t.removeLast() }
+    if t.hasSuffix(".") { t.removeLast() }
+    return t + " s"
+}
+
+/// A network error without the peer it names (the message names it already).
+func why(_ error: Error) -> String { (error as? NetError)?.reason ?? "\(error)" }

@@ -108,7 +108,9 @@ public enum Handshake {
                 throw e
             } catch {
                 c.close()
-                if monotonic() + 0.2 > deadline { throw NetError(name, "could not complete the handshake within \(Int(within)) s: \(error)") }
+                if monotonic() + 0.2 > deadline {
+                    throw NetError(name, within < 1 ? "could not complete the handshake: \(error)" : "could not complete the handshake within \(Int(within)) s: \(error)")
+                }
                 usleep(200_000)
             }
         }

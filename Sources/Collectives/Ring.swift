@@ -105,11 +105,19 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public let segmentFloats: Int
     public private(set) var stats = RingStats()
     /// The first network failure; after it every collective is a no-op and training stops.
-    public private(set) var failure: Error?
+    public var failure: Error? {
+        failureLock.lock(); defer { failureLock.unlock() }
+        return _failure
+    }
+    private var _failure: Error?
+    private let failureLock = NSLock()
 
     let right: Connection?
     let left: Connection?
     private let sender = SendQueue(name: "ring-sender")
+    /// Runs the collectives (`allReduce` calls) one after another on a thread of their own, so
+    /// gradient ranges are summed while backward goes on (`startReducing`).
+    private let collectives = SendQueue(name: "ring-collectives")
 
     /// The codec's two ends (encoding on the sender thread, decoding on the caller's), and the
     /// raw codec's for exact collectives (SyncBatchNorm statistics): made once, at formation.
@@ -129,7 +137,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         exactCoders = codec == .none ? coders : (SegmentCoder(codec: .none), SegmentCoder(codec: .none))
     }
 
-    deinit { sender.stop() }
+    deinit { sender.stop(); collectives.stop() }
 
     /// A ring of one: collectives are identities.
     public static func single() -> Ring {
@@ -202,6 +210,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         right?.close()
         left?.close()
         sender.stop()
+        collectives.stop()
     }
 
     /// Chunk c of a buffer of n floats: contiguous, sizes differing by at most one (the first
@@ -212,21 +221,37 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         return start..<(start + base + (c < extra ? 1 : 0))
     }
 
+    /// What one all-reduce covers: `range` of a buffer of `n` floats, cut by the whole buffer's
+    /// chunks. Because an element's chunk (and so the order in which the ranks' values are added
+    /// into it) depends only on `n`, summing a buffer range by range gives bit for bit the sums
+    /// of summing it whole.
+    struct Span { let n: Int; let range: Range<Int> }
+
+    /// Chunk c of `span`: the whole buffer's chunk c clamped to the span's range (maybe empty).
+    func chunk(_ c: Int, _ span: Span) -> Range<Int> {
+        let whole = chunk(c, span.n)
+        let lo = min(max(whole.lowerBound, span.range.lowerBound), span.range.upperBound)
+        let hi = max(min(whole.upperBound, span.range.upperBound), lo)
+        return lo..<hi
+    }
+
     private func tag(_ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
         (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
     }
 
     /// Floats [lo, lo + m) of segment `k` of chunk `c`.
-    private func segment(_ c: Int, _ n: Int, _ k: Int) -> (lo: Int, m: Int) {
+    private func segment(_ c: Int, _ n: Span, _ k: Int) -> (lo: Int, m: Int) {
         let range = chunk(c, n)
         let lo = range.lowerBound + k * segmentFloats
         return (lo, max(0, min(segmentFloats, range.upperBound - lo)))
     }
 
-    private func segments(_ c: Int, _ n: Int) -> Int { max(1, (chunk(c, n).count + segmentFloats - 1) / segmentFloats) }
+    /// Segments of chunk `c`: none for an empty chunk (the same on both ends of every link, which
+    /// cut the same span).
+    private func segments(_ c: Int, _ n: Span) -> Int { (chunk(c, n).count + segmentFloats - 1) / segmentFloats }
 
     /// Queues segment `k` of chunk `c` for the right neighbour (sent in order on the sender thread).
-    private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+    private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                            enc: SegmentCoder) {
         let right = self.right!
         let (lo, m) = segment(c, n, k)
@@ -239,7 +264,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     /// Receives segment `k` of chunk `c` from the left neighbour and adds it into (or stores it
     /// in) the buffer.
-    private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Int, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+    private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                                 add: Bool, dec: SegmentCoder) throws {
         let left = self.left!
         let (lo, m) = segment(c, n, k)
@@ -259,11 +284,21 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// sends at the next, so each received segment is queued for sending as soon as it is added
     /// (or, at the last reduce-scatter step, as soon as it is final), while later segments are
     /// still arriving.
-    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, average: Bool = false, exact: Bool = false) throws {
+    ///
+    /// With `range`, only that range of `buffer` is summed, cut into the chunks of the whole
+    /// buffer, so the values are bit for bit those of summing the whole buffer (see `Span`).
+    ///
+    /// It runs on the calling thread; the trainer's entry points (`allReduceGradients`,
+    /// `startReducing`, `allReduceSum`) run it on the ring's collective thread, in the order
+    /// they were called, so that every rank runs the same collectives in the same order.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>? = nil, average: Bool = false,
+                          exact: Bool = false) throws {
         if let f = failure { throw f }
-        let n = buffer.count
-        guard worldSize > 1, n > 0, let p = buffer.baseAddress else {
-            if average && worldSize > 1 { for i in 0..<n { buffer[i] /= Float(worldSize) } }
+        let range = range ?? 0..<buffer.count
+        precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "allReduce: range \(range) outside a buffer of \(buffer.count)")
+        let n = Span(n: buffer.count, range: range)
+        guard worldSize > 1, !range.isEmpty, let p = buffer.baseAddress else {
+            if average && worldSize > 1 { for i in range { buffer[i] /= Float(worldSize) } }
             return
         }
         let (enc, dec) = exact ? exactCoders : coders
@@ -305,7 +340,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         } catch {
             left?.close(); right?.close()   // unblock the sender
             sender.waitAll()
-            failure = error
+            fail(error)
             throw error
         }
         stats.wireBytes += right!.bytesWritten - before
@@ -314,21 +349,51 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     // MARK: GradientReducer, BatchNormSynchronizer
 
+    /// Sums `buffer` over the ranks on the collective thread, after everything started before.
     public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try allReduce(buffer)
+        let job = collectives.enqueue { [self] in try allReduce(buffer); return 0 }
+        collectives.wait(for: job)
+        try checkFailure()
+    }
+
+    /// Starts summing `range` of `buffer` on the collective thread and returns at once (DDP's
+    /// bucket all-reduce, started while backward computes the layers before). Every rank starts
+    /// the same ranges in the same order; `finishReducing` waits for them. The sums are bit for
+    /// bit those of `allReduceGradients` on the whole buffer.
+    public func startReducing(_ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>) {
+        _ = collectives.enqueue { [self] in try allReduce(buffer, range: range); return 0 }
+    }
+
+    /// Waits for every range started so far; throws the first failure.
+    public func finishReducing() throws {
+        collectives.waitAll()
+        try checkFailure()
     }
 
     public func checkFailure() throws {
         if let f = failure { throw f }
+        if let e = collectives.error { throw e }
     }
 
-    /// SyncBatchNorm's statistics: exact (no lossy codec), small.
+    /// SyncBatchNorm's statistics: exact (no lossy codec), small; in order with the gradient
+    /// ranges still being summed (it may be called from inside backward).
     public func allReduceSum(_ values: [Float]) -> [Float] {
-        var v = values
-        if failure != nil { return v }
-        do { try v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) } } catch {
-            failure = error   // surfaced by checkFailure() after the step
+        final class Box: @unchecked Sendable { var v: [Float] = [] }
+        let box = Box()
+        box.v = values
+        if failure != nil { return values }
+        let job = collectives.enqueue { [self] in
+            try box.v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) }
+            return 0
         }
-        return v
+        collectives.wait(for: job)
+        // A failure is recorded (`fail`) and surfaced by checkFailure() after the step.
+        return box.v
+    }
+
+    private func fail(_ error: Error) {
+        failureLock.lock()
+        if _failure == nil { _failure = error }
+        failureLock.unlock()
     }
 }

@@ -297,7 +297,9 @@ public final class Listener: @unchecked Sendable {
     }
 }
 
-/// Connects to `host:port`, retrying until `within` seconds have passed.
+/// Connects to `host:port`, retrying until `within` seconds have passed. Each attempt is bounded
+/// by that deadline too (at least 1 s): a host that drops the connection request would otherwise
+/// hold it for the kernel's own timeout, about two minutes.
 public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: Double, name: String? = nil) throws -> Connection {
     let label = name ?? "\(host):\(port)"
     let deadline = monotonic() + within
@@ -306,12 +308,35 @@ public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: 
         var addr = try resolve(host, port)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if fd >= 0 {
-            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let rc = connect(fd, &addr, until: max(deadline, monotonic() + 1))
             if rc == 0 { return Connection(fd: fd, peer: label, timeout: ioTimeout) }
-            last = String(cString: strerror(errno))
+            last = String(cString: strerror(rc))
             Glibc.close(fd)
         }
-        if monotonic() > deadline { throw NetError(label, "cannot connect within \(Int(within)) s: \(last)") }
+        if monotonic() > deadline { throw NetError(label, within < 1 ? "cannot connect: \(last)" : "cannot connect within \(Int(within)) s: \(last)") }
         usleep(100_000)
+    }
+}
+
+/// connect(2) on `fd` that gives up at `deadline` (monotonic seconds): 0, or the error number
+/// (ETIMEDOUT at the deadline). The socket is left blocking, as it was.
+private func connect(_ fd: Int32, _ addr: inout sockaddr_in, until deadline: Double) -> Int32 {
+    let flags = fcntl(fd, F_GETFL, 0)
+    _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    defer { _ = fcntl(fd, F_SETFL, flags) }
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    if rc == 0 { return 0 }
+    guard errno == EINPROGRESS else { return errno }
+    while true {
+        let left = deadline - monotonic()
+        if left <= 0 { return ETIMEDOUT }
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        let r = poll(&p, 1, Int32(min(left, 3600) * 1000) + 1)
+        if r < 0 { if errno == EINTR { continue }; return errno }
+        if r == 0 { continue }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 else { return errno }
+        return err
     }
 }

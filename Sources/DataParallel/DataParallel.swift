@@ -8,6 +8,12 @@
 /// batch's mean loss even when the shards differ in size.
 public protocol GradientReducer: AnyObject {
     func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Starts summing `range` of `buffer` in the background and returns at once, so the trainer
+    /// can go on with backward meanwhile (DDP's buckets). Every rank starts the same ranges in
+    /// the same order; the sums are bit for bit those of `allReduceGradients` on the whole buffer.
+    func startReducing(_ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>)
+    /// Waits for every range started; throws the first failure.
+    func finishReducing() throws
     /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
     /// statistics inside a forward pass).
     func checkFailure() throws

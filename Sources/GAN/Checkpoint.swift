@@ -216,6 +216,17 @@ public struct CheckpointStore {
 
     public func latest() -> String? { list().last }
 
+    /// The newest checkpoint that reads back whole (checksum, header, entries), with what it
+    /// holds; each newer one that does not is passed to `skipped` with its error and passed over.
+    /// Nil when none verifies (or there are none). A re-formed ring and `--resume auto` resume
+    /// from it.
+    public func newestVerified(skipped: (String, Swift.Error) -> Void = { _, _ in }) -> (path: String, checkpoint: Checkpoint)? {
+        for p in list().reversed() {
+            do { return (p, try Checkpoint.read(path: p)) } catch { skipped(p, error) }
+        }
+        return nil
+    }
+
     /// Writes atomically, then removes all but the newest `keep`.
     public func save(_ ckpt: Checkpoint) throws -> String {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -1,3 +1,4 @@
+import Foundation
 import Datasets
 import DataParallel
 import NN
@@ -210,6 +211,41 @@ public final class GANTrainer {
         try r.allReduceGradients(group.gradBuffer)
     }
 
+    /// Floats per gradient bucket: a bucket's all-reduce starts as soon as backward has finished
+    /// every gradient in it, while backward computes the layers before (as DDP's buckets). 0
+    /// sums the whole buffer after backward. Default 1M floats (4 MB); `RINGGAN_BUCKET_MB`
+    /// overrides it (0 turns the overlap off). The numbers do not depend on it (`Ring.Span`).
+    public var bucketFloats: Int = {
+        if let s = ProcessInfo.processInfo.environment["RINGGAN_BUCKET_MB"], let mb = Double(s), mb >= 0 {
+            return Int(mb * 262_144)
+        }
+        return 1 << 20
+    }()
+    private var bucketPlans: [ObjectIdentifier: GradientBuckets] = [:]
+
+    /// Backward of `loss`, then this rank's gradients of `group` summed over the ranks: bucket by
+    /// bucket during backward when there is a reducer and `bucketFloats` > 0.
+    func backward(_ loss: Tensor, reducing group: ParameterGroup) throws {
+        guard let r = reducer, bucketFloats > 0 else {
+            loss.backward()
+            try reduce(group)
+            return
+        }
+        try r.checkFailure()
+        let key = ObjectIdentifier(group)
+        let plan = bucketPlans[key] ?? GradientBuckets(group, bucketFloats: bucketFloats)
+        bucketPlans[key] = plan
+        let buffer = group.gradBuffer
+        plan.begin()
+        loss.backward(leafReady: { leaf in
+            if let range = plan.done(leaf) { r.startReducing(buffer, range: range) }
+        })
+        // Gradients backward did not reach (a layer unused at this resolution) are zeros, summed
+        // like the rest, in an order every rank shares.
+        for range in plan.remaining() { r.startReducing(buffer, range: range) }
+        try r.finishReducing()
+    }
+
     /// One step: `nCritic` discriminator updates, then one generator update.
     @discardableResult
     public func trainStep() throws -> StepMetrics {
@@ -242,8 +278,7 @@ public final class GANTrainer {
                 metrics.gradientPenalty = gp.item
                 dLoss = dLoss + gp * c.gpLambda
             }
-            try scaled(dLoss, positions.count).backward()
-            try reduce(models.dParams)
+            try backward(scaled(dLoss, positions.count), reducing: models.dParams)
             if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
             if loss.clipsWeights { models.dParams.clamp(c.clip) }
@@ -255,9 +290,8 @@ public final class GANTrainer {
         models.gParams.zeroGrad()
         for t in models.dParams.tensors { t.requiresGrad = false }
         let gLoss = loss.generatorLoss(D.score(fake))
-        try scaled(gLoss, fake.shape[0]).backward()
+        try backward(scaled(gLoss, fake.shape[0]), reducing: models.gParams)
         for t in models.dParams.tensors { t.requiresGrad = true }
-        try reduce(models.gParams)
         if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
         metrics.gLoss = gLoss.item
@@ -265,5 +299,60 @@ public final class GANTrainer {
         metrics.step = step
         models.updateEMA()
         return metrics
+    }
+}
+
+/// A parameter group's gradient buffer cut into buckets of whole tensors, from the end of the
+/// buffer (the last layers, whose gradients backward finishes first) to its start, each at least
+/// `bucketFloats` long (the first one included, unlike DDP's small first bucket: these models are
+/// small). It counts, during one backward pass, which tensors of each bucket are complete.
+final class GradientBuckets {
+    let ranges: [Range<Int>]
+    private let bucketOf: [ObjectIdentifier: Int]
+    private let sizes: [Int]
+    private var left: [Int] = []
+    private var started: [Bool] = []
+
+    init(_ group: ParameterGroup, bucketFloats: Int) {
+        var ranges: [Range<Int>] = [], sizes: [Int] = [], bucketOf: [ObjectIdentifier: Int] = [:]
+        var hi = group.count, lo = group.count, members = 0
+        for i in group.tensors.indices.reversed() {
+            lo = group.offsets[i]
+            bucketOf[ObjectIdentifier(group.tensors[i])] = ranges.count
+            members += 1
+            if hi - lo >= bucketFloats || i == 0 {
+                ranges.append(lo..<hi)
+                sizes.append(members)
+                hi = lo
+                members = 0
+            }
+        }
+        self.ranges = ranges
+        self.sizes = sizes
+        self.bucketOf = bucketOf
+    }
+
+    func begin() {
+        left = sizes
+        started = Array(repeating: false, count: ranges.count)
+    }
+
+    /// Marks `leaf` complete; returns its bucket's range when that was the bucket's last tensor.
+    func done(_ leaf: Tensor) -> Range<Int>? {
+        guard let b = bucketOf[ObjectIdentifier(leaf)], !started[b] else { return nil }
+        left[b] -= 1
+        guard left[b] == 0 else { return nil }
+        started[b] = true
+        return ranges[b]
+    }
+
+    /// The buckets not started yet (some of their tensors got no gradient), in bucket order.
+    func remaining() -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for b in ranges.indices where !started[b] {
+            started[b] = true
+            out.append(ranges[b])
+        }
+        return out
     }
 }

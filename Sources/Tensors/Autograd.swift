@@ -109,7 +109,8 @@ private func collect(roots: [Tensor], isTarget: (Tensor) -> Bool) -> Visit {
 /// Propagates gradients from `roots`. Returns the gradients reached for `wrt` (by identity);
 /// when `accumulateLeaves` is set, also adds them into `.grad` of every leaf that requires grad.
 private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
-                         accumulateLeaves: Bool, createGraph: Bool) -> [ObjectIdentifier: Tensor] {
+                         accumulateLeaves: Bool, createGraph: Bool,
+                         leafReady: ((Tensor) -> Void)? = nil) -> [ObjectIdentifier: Tensor] {
     let wrtIDs = Set(wrt.map { ObjectIdentifier($0) })
     let visit = collect(roots: roots) { t in
         wrtIDs.contains(ObjectIdentifier(t)) || (accumulateLeaves && t.node == nil && t.requiresGrad)
@@ -145,14 +146,47 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
             let id = ObjectIdentifier(r)
             grads[id] = grads[id].map { $0 + g2 } ?? g2
         }
+        // With `leafReady`, a leaf is finished as soon as the last op that consumes it has run
+        // (not at its own place in the order, which may be much later: the order puts a leaf
+        // anywhere after its consumers), so the callback comes as early as it can.
+        var waiting: [ObjectIdentifier: Int] = [:]
+        var finished = Set<ObjectIdentifier>()
+        if leafReady != nil && accumulateLeaves {
+            for t in visit.order {
+                guard let node = t.node else { continue }
+                for inp in node.inputs where inp.node == nil && inp.requiresGrad && (visit.relevant[ObjectIdentifier(inp)] ?? false) {
+                    waiting[ObjectIdentifier(inp), default: 0] += 1
+                }
+            }
+        }
+        func finishLeaf(_ t: Tensor) {
+            let id = ObjectIdentifier(t)
+            guard finished.insert(id).inserted else { return }
+            if let g = grads.removeValue(forKey: id) {
+                if wrtIDs.contains(id) { results[id] = g }
+                if accumulateLeaves && t.requiresGrad { accumulate(g, into: t, createGraph: createGraph) }
+            }
+            // A leaf whose consumers wrote straight into its buffer (or gave it nothing) is
+            // complete here too.
+            if accumulateLeaves && t.requiresGrad { leafReady?(t) }
+        }
+        func consumed(_ node: Node) {
+            guard !waiting.isEmpty else { return }
+            for inp in node.inputs where inp.node == nil {
+                let iid = ObjectIdentifier(inp)
+                guard let w = waiting[iid] else { continue }
+                if w == 1 { waiting[iid] = nil; finishLeaf(inp) } else { waiting[iid] = w - 1 }
+            }
+        }
         for t in visit.order.reversed() {
+            guard let node = t.node else {
+                finishLeaf(t)
+                continue
+            }
+            defer { consumed(node) }
             let id = ObjectIdentifier(t)
             guard let g = grads.removeValue(forKey: id) else { continue }
             if wrtIDs.contains(id) { results[id] = g }
-            guard let node = t.node else {
-                if accumulateLeaves && t.requiresGrad { accumulate(g, into: t, createGraph: createGraph) }
-                continue
-            }
             let needs = node.inputs.map { $0.requiresGrad && (visit.relevant[ObjectIdentifier($0)] ?? false) }
             if !needs.contains(true) { continue }
             let inGrads = node.backward(g, t, needs)
@@ -187,14 +221,21 @@ private func accumulate(_ g: Tensor, into leaf: Tensor, createGraph: Bool) {
 extension Tensor {
     /// Accumulates d(self)/d(leaf) into `.grad` of every leaf that requires grad (PyTorch's
     /// `backward()`). A non-scalar output needs `gradient` of its shape.
-    public func backward(gradient: Tensor? = nil, createGraph: Bool = false) {
+    ///
+    /// `leafReady` is called once for every leaf that requires grad, as soon as its `.grad` is
+    /// complete for this pass (all its consumers are done; the pass visits outputs before
+    /// inputs), so a data-parallel trainer can start summing those gradients over the ranks
+    /// while backward goes on with the layers before (as DDP's bucket hooks do). The order of
+    /// the calls depends only on the graph.
+    public func backward(gradient: Tensor? = nil, createGraph: Bool = false, leafReady: ((Tensor) -> Void)? = nil) {
         precondition(requiresGrad, "backward: this tensor does not require grad (no recorded op led to it)")
         let g: Tensor
         if let gradient { g = gradient } else {
             precondition(count == 1, "backward: output of shape \(shape) is not a scalar; pass `gradient:`")
             g = Tensor.ones(shape)
         }
-        _ = runBackward(roots: [self], gradRoots: [g], wrt: [], accumulateLeaves: true, createGraph: createGraph)
+        _ = runBackward(roots: [self], gradRoots: [g], wrt: [], accumulateLeaves: true, createGraph: createGraph,
+                        leafReady: leafReady)
     }
 }
 

@@ -3,18 +3,32 @@ import GAN
 
 /// The run a training command starts: a new one from the training flags in a new run folder, or
 /// one resumed from `--resume` (its checkpoint's config and length; `--steps` may change it) in the
-/// checkpoint's run folder.
+/// checkpoint's run folder. `--resume auto` resumes `<runs-dir>/<name>` from its newest checkpoint
+/// that reads back whole, as `--resume` with that path would, or starts it fresh from the flags
+/// when it has none (what a restarted coordinator does).
 public struct RunStart {
     public var config: GANConfig
     /// The run folder.
     public var path: String
     /// The checkpoint a resumed run continues from, and its path.
     public var resume: (checkpoint: Checkpoint, path: String)?
+    /// What `--resume auto` found and decided (resumed from which checkpoint, or fresh), for the
+    /// log; empty otherwise.
+    public var notes: [String] = []
+    /// What `--resume auto` passed over (checkpoints that do not read back whole, training flags
+    /// that differ from the run's config), for the log as warnings.
+    public var warnings: [String] = []
+
+    /// The `--resume` value that picks the checkpoint by itself.
+    public static let auto = "auto"
 
     /// Resume-or-new-run, for `gan train` and `gan-coordinator`. Throws the checkpoint's read
-    /// error, or a validation error naming the wrong flag.
+    /// error, a validation error naming the wrong flag, or a `RunStartError` (`--resume auto` on
+    /// a run folder it cannot resume).
     public init(training: TrainingFlags, run: RunFlags) throws {
-        if let r = run.resume {
+        if run.resume == Self.auto {
+            self = try RunStart(auto: training, run: run)
+        } else if let r = run.resume {
             let ckpt = try Checkpoint.read(path: r)
             config = ckpt.config
             config.steps = training.resumedSteps(checkpointStep: ckpt.step, runSteps: ckpt.config.steps)
@@ -27,4 +41,58 @@ public struct RunStart {
             resume = nil
         }
     }
+
+    /// `--resume auto`: the run folder is `<runs-dir>/<name>` (so --name is required). Its newest
+    /// checkpoint that reads back whole (`CheckpointStore.newestVerified`, as a re-formed ring
+    /// uses) is resumed as `--resume PATH` resumes it: the run's config and length (`--steps`
+    /// may extend it), whatever the other training flags say (a difference is a warning). With no
+    /// checkpoint at all the run starts fresh from the flags. Checkpoints that exist but none of
+    /// which verifies are an error: starting over would bury them.
+    init(auto training: TrainingFlags, run: RunFlags) throws {
+        guard let name = run.name else {
+            throw RunStartError("--resume auto needs --name: it resumes the run folder <runs-dir>/<name> (here \(run.runsDir)/NAME), and without a name every start is a new folder")
+        }
+        let fresh = try training.config()
+        path = run.runsDir + "/" + name
+        let store = CheckpointStore(directory: path + "/checkpoints")
+        var skipped: [String] = []
+        if let (p, ckpt) = store.newestVerified(skipped: { skipped.append("--resume auto: skipping checkpoint \($0): \($1)") }) {
+            config = ckpt.config
+            config.steps = training.resumedSteps(checkpointStep: ckpt.step, runSteps: ckpt.config.steps)
+            resume = (ckpt, p)
+            warnings = skipped
+            var flags = fresh
+            flags.steps = config.steps
+            if flags != config {
+                warnings.append("--resume auto: the training flags differ from the config of the run in \(path) ("
+                    + configDifferences(config, flags).joined(separator: ", ") + "); the run's config is used, as with --resume PATH")
+            }
+            notes = ["--resume auto: resuming \(path) from \(p) at step \(ckpt.step) of \(config.steps)"]
+        } else if !store.list().isEmpty {
+            throw RunStartError("--resume auto: none of the \(store.list().count) checkpoint(s) in \(store.directory) reads back whole ("
+                + skipped.joined(separator: "; ") + "); move them away to start the run over")
+        } else {
+            config = fresh
+            resume = nil
+            notes = ["--resume auto: no checkpoint in \(store.directory); starting a fresh run"]
+        }
+    }
+}
+
+/// `--resume auto` cannot go on with the run folder it was given.
+public struct RunStartError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// The config fields in which `a` and `b` differ, as `name: a vs b`.
+func configDifferences(_ a: GANConfig, _ b: GANConfig) -> [String] {
+    func fields(_ c: GANConfig) -> [String: String] {
+        guard let data = try? JSONEncoder().encode(c),
+              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+        return obj.mapValues { "\($0)" }
+    }
+    let fa = fields(a), fb = fields(b)
+    let keys = Set(fa.keys).union(fb.keys).sorted().filter { fa[$0] != fb[$0] }
+    return keys.isEmpty ? ["the configs differ"] : keys.map { "\($0): \(fa[$0] ?? "none") in the run, \(fb[$0] ?? "none") from the flags" }
 }

@@ -130,7 +130,8 @@ public struct RunFlags: ParsableArguments {
     @Option(help: "Checkpoints to keep.") public var keep: Int = 3
     @Option(help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
     public var logEvery: Int = 1
-    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run).") public var resume: String?
+    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run). 'auto': the newest checkpoint of <runs-dir>/<name> that reads back whole, taken as if named here, or a fresh run from the flags when there is none (needs --name; what a restarted coordinator uses).")
+    public var resume: String?
 
     /// The folder of a new run: `<runs-dir>/<name>`, the name defaulting to model-loss-time.
     public func newRunPath(_ config: GANConfig) -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collectives
 import Cluster
+import Datasets
 import Foundation
 import GAN
 import Logging
@@ -21,6 +22,17 @@ struct CoordinatorCommand: ParsableCommand {
         with the whole batch. A worker that dies or hangs is detected within --dead-after seconds; \
         with --min-workers the survivors re-form the ring and resume from the last checkpoint, \
         otherwise the run stops with a non-zero exit and says where the last checkpoint is.
+
+        If the coordinator itself dies, the workers keep trying to reach its address for their \
+        --rejoin-timeout; a coordinator started again with --resume auto (same --runs-dir, --name, \
+        port and training flags) resumes the run from its newest checkpoint that reads back whole, \
+        and they rejoin it and train on. cluster/local.sh, docker/docker-compose.yml and \
+        cluster/k8s restart it that way.
+
+        Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
+        --resume auto may continue it); 2 it could not start (the flags, the token, the run folder \
+        or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is \
+        malformed.
         """)
 
     @Option(help: "Number of workers.") var workers: Int
@@ -36,7 +48,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
     @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
     @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
-    @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log).") var spawn = false
+    @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
     @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
     @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), the final checkpoint and grid written then, even before --steps (default: the preset's, if any).")
@@ -45,31 +57,21 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let env = ProcessInfo.processInfo.environment
         let log = logging.bootstrap("gan-coordinator")
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...\(workers)") }
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
-        let start = try RunStart(training: training, run: output)
-        let config = start.config
-        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
-        guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }
-        var token = try Authenticator.loadToken(file: tokenFile)
-        if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
-        guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
-        var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
-        o.minWorkers = minWorkers
-        o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
-        o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
-        o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
-        o.resume = output.resume; o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
-        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
-        o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
-        let coordinator = try Coordinator(options: o, logger: log)
-        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
+        // Everything up to the rendezvous: a failure here is the flags', the token's, the run
+        // folder's, the data's or the port's, and a restart would meet it again (exit 2).
+        let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset
         var children: [Process] = []
-        if spawn {
-            children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
+        do {
+            (coordinator, config, runDir, dataset, children) = try prepare(codec: c, started: started, log: log)
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            log.critical("cannot start: \(error)")
+            throw ExitCode(2)
         }
         // Workers declared dead are killed (a stopped one too) and reaped; at the end every child
         // has exited or is killed, so the coordinator never waits on a frozen one.
@@ -82,7 +84,7 @@ struct CoordinatorCommand: ParsableCommand {
         defer { reap(children, within: 0, log: log) }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         do {
-            try coordinator.run { step in
+            try coordinator.run(dataset: dataset) { step in
                 if json {
                     print(step.jsonLine())
                     fflush(nil)   // a line per step as it happens, also into a pipe
@@ -99,6 +101,41 @@ struct CoordinatorCommand: ParsableCommand {
             log.critical("\(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// The run (resumed or new), the token, the data, the listening coordinator and, with
+    /// --spawn, its workers.
+    func prepare(codec c: GradientCodec, started: Date, log: Logger) throws
+        -> (Coordinator, GANConfig, String, ImageDataset, [Process]) {
+        let env = ProcessInfo.processInfo.environment
+        let start = try RunStart(training: training, run: output)
+        for w in start.warnings { log.warning("\(w)") }
+        for note in start.notes { log.notice("\(note)") }
+        let config = start.config
+        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
+        guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }
+        var token = try Authenticator.loadToken(file: tokenFile)
+        if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
+        guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
+        var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
+        o.minWorkers = minWorkers
+        o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
+        o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
+        o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
+        // Absolute, as the run folder: the workers read it from their own working folders.
+        o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
+        o.resumeNewest = output.resume == RunStart.auto
+        o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
+        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
+        o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
+        let dataset = try loadTrainingData(config)
+        let coordinator = try Coordinator(options: o, logger: log)
+        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
+        var children: [Process] = []
+        if spawn {
+            children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
+        }
+        return (coordinator, config, runDir, dataset, children)
     }
 
     /// Waits up to `within` seconds for the children to exit, then kills the rest (SIGTERM, then
@@ -127,7 +164,8 @@ struct CoordinatorCommand: ParsableCommand {
         return try (0..<count).map { r in
             let p = Process()
             p.executableURL = exe
-            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1"]
+            // Children of this coordinator end with it: a restarted one spawns its own.
+            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1", "--rejoin-timeout", "0"]
             p.environment = env
             let logPath = runDir + "/logs/rank-\(r).log"
             FileManager.default.createFile(atPath: logPath, contents: nil)

@@ -19,6 +19,14 @@ struct Worker: ParsableCommand {
         first host of SLURM_JOB_NODELIST); RINGGAN_COORDINATOR=host:port names the coordinator \
         under any of them. RINGGAN_TOKEN holds the shared token. \
         The engine runs one thread per worker unless --threads or RINGGAN_THREADS says otherwise.
+
+        If the connection to the coordinator is lost (it died, or the network failed), the worker \
+        stops training at once and keeps trying to reach the coordinator's address for \
+        --rejoin-timeout seconds (waits of 0.25 s doubling up to 5 s, each attempt logged); a \
+        coordinator restarted with --resume auto takes it back with the same rank and the run \
+        goes on from the run's newest checkpoint. When the time passes it exits 1 naming the \
+        address and how long it waited. A coordinator that says stop (without re-forming), or \
+        sends a message the worker refuses, ends it at once.
         """)
 
     @Option(help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
@@ -31,6 +39,8 @@ struct Worker: ParsableCommand {
     var advertise: String?
     @Option(help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
     @Option(help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
+    @Option(help: "Seconds to keep trying to rejoin a coordinator that was lost, so that a restarted one (--resume auto) takes this worker back (0: exit at once).")
+    var rejoinTimeout: Double = 120
     @OptionGroup var logging: LogOptions
 
     func run() throws {
@@ -52,6 +62,8 @@ struct Worker: ParsableCommand {
         o.ringPort = ringPort
         o.advertiseHost = advertise ?? env["POD_IP"]
         o.connectTimeout = connectTimeout
+        guard rejoinTimeout >= 0, rejoinTimeout.isFinite else { throw ValidationError("--rejoin-timeout must be 0 or more seconds, got \(rejoinTimeout)") }
+        o.rejoinTimeout = rejoinTimeout
         do {
             try WorkerProcess(options: o, logger: log).run()
         } catch {

@@ -34,6 +34,8 @@ struct Train: ParsableCommand {
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         let start: RunStart
         do { start = try RunStart(training: training, run: output) } catch { fail("\(error)") }
+        for w in start.warnings { log.warning("\(w)") }
+        for note in start.notes { log.notice("\(note)") }
         try trainLoop(start, deadline: deadline, log: log)
     }
 

@@ -41,6 +41,50 @@ final class RingTests: XCTestCase {
         }
     }
 
+    /// Ranges of a buffer summed in the background (`startReducing`, in an order every rank
+    /// shares, mixed with exact `allReduceSum` calls) equal one `allReduce` of the whole buffer
+    /// bit for bit, for every codec and world size 2-4, including ranges smaller than the world
+    /// (empty chunks) and a range of one float.
+    func testRangesSummedInTheBackgroundEqualTheWholeBitForBit() throws {
+        for codec in GradientCodec.allCases {
+            for n in 2...4 {
+                let length = 100_003
+                // Cut points shared by every rank, and the order the ranges start in.
+                var g = RandomGenerator(seed: 11, stream: UInt64(n))
+                var cuts = Set([0, length, 1, 2, 3, 50_000, 50_001])
+                while cuts.count < 24 { cuts.insert(Int(g.uniform() * Float(length))) }
+                let sorted = cuts.sorted()
+                var ranges = zip(sorted, sorted.dropFirst()).map { $0..<$1 }
+                for i in ranges.indices.reversed() { ranges.swapAt(i, Int(g.uniform() * Float(i + 1)) % (i + 1)) }
+                let inputs: [[Float]] = (0..<n).map { r in
+                    var h = RandomGenerator(seed: UInt64(r + 1), stream: 9)
+                    return (0..<length).map { _ in h.normal() * 1e-3 }
+                }
+                final class Out: @unchecked Sendable { var whole = [Int: [Float]](), parts = [Int: [Float]](); let lock = NSLock() }
+                let out = Out()
+                let frozenRanges = ranges
+                try withRing(n, codec: codec, segment: 4096) { ring in
+                    var a = inputs[ring.rank], b = inputs[ring.rank]
+                    try a.withUnsafeMutableBufferPointer { try ring.allReduce($0) }
+                    try b.withUnsafeMutableBufferPointer { buf in
+                        for (i, r) in frozenRanges.enumerated() {
+                            ring.startReducing(buf, range: r)
+                            if i % 7 == 3 {
+                                XCTAssertEqual(ring.allReduceSum([Float(ring.rank)]), [Float(n * (n - 1) / 2)])
+                            }
+                        }
+                        try ring.finishReducing()
+                    }
+                    out.lock.lock(); out.whole[ring.rank] = a; out.parts[ring.rank] = b; out.lock.unlock()
+                }
+                for r in 0..<n {
+                    let w = try XCTUnwrap(out.whole[r]), p = try XCTUnwrap(out.parts[r])
+                    XCTAssertTrue(w.map(\.bitPattern) == p.map(\.bitPattern), "\(codec) n=\(n) rank \(r): ranges differ from the whole")
+                }
+            }
+        }
+    }
+
     /// SyncBatchNorm's statistics travel uncompressed and exact even when gradients use the
     /// lossy codec.
     func testBatchNormSumsAreExactWithTheLossyCodec() throws {

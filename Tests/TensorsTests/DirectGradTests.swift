@@ -62,4 +62,28 @@ final class DirectGradTests: XCTestCase {
         let x = randn([4, 4], 10)
         check("W used twice", x: x, w: randn([4, 4], 11)) { linear(linear($0, $1), $1) }
     }
+
+    /// `backward(leafReady:)` calls back once per leaf, when the leaf's gradient is final (it
+    /// equals the gradient after backward has returned), outputs' leaves before inputs': a
+    /// three-layer chain with a weight used twice (summed path) and the others written straight
+    /// into their buffers (direct path), with a buffer-backed `.grad` on each.
+    func testLeafReadyComesOncePerLeafWithTheFinalGradient() {
+        let x = randn([5, 4], 20)
+        let ws = [randn([6, 4], 21), randn([6, 6], 22), randn([3, 6], 23)].map { w -> Tensor in
+            let l = w.copy(); l.requiresGrad = true
+            l.grad = Tensor.zeros(w.shape)
+            return l
+        }
+        var seen: [(Int, [Float])] = []
+        let h1 = linear(x, ws[0]).relu()
+        let h2 = linear(h1, ws[1]).tanh()
+        let out = linear(h2, ws[2]) + linear(linear(h1, ws[1]).relu(), ws[2]) * 0.5   // ws[1], ws[2] used twice
+        out.sum().backward(leafReady: { leaf in
+            guard let i = ws.firstIndex(where: { $0 === leaf }) else { return XCTFail("a callback for a tensor that is not a leaf weight") }
+            seen.append((i, leaf.grad!.toArray()))
+        })
+        XCTAssertEqual(seen.map { $0.0 }, [2, 1, 0], "once per leaf, later layers first")
+        for (i, g) in seen { XCTAssertEqual(g, ws[i].grad!.toArray(), "weight \(i): its gradient changed after its callback") }
+        XCTAssertTrue(ws.allSatisfy { $0.grad!.toArray().contains { $0 != 0 } })
+    }
 }
