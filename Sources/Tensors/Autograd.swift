@@ -119,18 +119,34 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
     var results: [ObjectIdentifier: Tensor] = [:]
     // Leaves whose gradient buffer ops may accumulate into directly (see `Tensor.directGrad`):
     // only when nothing is recorded, so the contribution never needs to be a graph node, and only
-    // for a leaf with one consumer in this graph. A leaf used twice (a discriminator scoring real
-    // and fake images) keeps the summed path, so its gradient is added in the same order as
-    // before and a run's numbers stay bit for bit what they were.
+    // where the numbers come out bit for bit as on the summed path (the contributions added up
+    // in backward's order, then added into the buffer), which a run's checkpoints depend on:
+    // - a leaf with one consumer in this graph;
+    // - a leaf used several times (a discriminator scoring real and fake images) when every use
+    //   is the right operand of a 2-d matmul whose weight gradient is one GEMM block deep (K, the
+    //   product's rows, at most `directSumMaxRows`): OpenBLAS then forms each product whole in
+    //   registers and adds it to C once, so with the buffer zeroed (as the trainers do) the
+    //   buffer receives ((0 + g1) + g2) + ... = (g1 + g2) + ..., the summed path's value. A
+    //   deeper product is added in K blocks, a different rounding, so it keeps the summed path,
+    //   as does any other mix of uses.
     var sinks: [Tensor] = []
     if accumulateLeaves && !createGraph {
         var uses: [ObjectIdentifier: Int] = [:]
+        var otherUse = Set<ObjectIdentifier>()
         for t in visit.order {
             guard let node = t.node else { continue }
-            for inp in node.inputs where inp.node == nil && inp.requiresGrad { uses[ObjectIdentifier(inp), default: 0] += 1 }
+            for (i, inp) in node.inputs.enumerated() where inp.node == nil && inp.requiresGrad {
+                let iid = ObjectIdentifier(inp)
+                uses[iid, default: 0] += 1
+                let shallowProduct = node.name == "matmul" && i == 1 && node.inputs.count == 2 && node.inputs[0] !== inp
+                    && node.inputs[0].rank == 2 && inp.rank == 2 && t.rank == 2 && t.shape[0] <= directSumMaxRows
+                if !shallowProduct { otherUse.insert(iid) }
+            }
         }
         for t in visit.order where t.node == nil && t.requiresGrad && !wrtIDs.contains(ObjectIdentifier(t)) {
-            if uses[ObjectIdentifier(t)] == 1, let existing = t.grad, existing.shape == t.shape, existing.storage !== t.storage {
+            let n = uses[ObjectIdentifier(t)] ?? 0
+            let direct = n == 1 || (n > 1 && !otherUse.contains(ObjectIdentifier(t)))
+            if direct, let existing = t.grad, existing.shape == t.shape, existing.storage !== t.storage {
                 t.directGrad = existing
                 sinks.append(t)
             }
@@ -206,6 +222,11 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
         return results
     }
 }
+
+/// The deepest weight-gradient product (rows of a matmul's output, the GEMM's K) that a leaf used
+/// several times accumulates straight into its buffer: within one K block of OpenBLAS's sgemm
+/// (GEMM_Q is 256 or more for every x86 kernel), so each product is added to C once.
+let directSumMaxRows = 256
 
 private func accumulate(_ g: Tensor, into leaf: Tensor, createGraph: Bool) {
     if let existing = leaf.grad {

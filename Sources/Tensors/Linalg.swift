@@ -38,6 +38,9 @@ public enum EngineCounters {
     public static let gemmMultiplyAdds = Atomic<Int>(0)
     /// GEMM work so far in GFLOP.
     public static var gemmGFLOP: Double { Double(gemmMultiplyAdds.load(ordering: .relaxed)) * 2e-9 }
+    /// Weight-gradient products added straight into a leaf's gradient buffer (tests see the
+    /// direct path taken through it).
+    static let directProducts = Atomic<Int>(0)
 }
 
 /// Products of at least this many multiply-adds are split over the engine's threads.
@@ -58,6 +61,7 @@ private func gemmAccumulate(into c: Tensor, _ x: Tensor, _ tx: Bool, _ y: Tensor
     let n = ty ? y.shape[0] : y.shape[1]
     precondition(c.shape == [m, n] && (ty ? y.shape[1] : y.shape[0]) == k,
                  "gemmAccumulate: \(x.shape) @ \(y.shape) does not give \(c.shape)")
+    EngineCounters.directProducts.add(1, ordering: .relaxed)
     sgemm(tx, ty, m, n, k, x.data, x.shape[1], y.data, y.shape[1], c.data, n, beta: 1)
 }
 

@@ -63,6 +63,36 @@ final class DirectGradTests: XCTestCase {
         check("W used twice", x: x, w: randn([4, 4], 11)) { linear(linear($0, $1), $1) }
     }
 
+    /// A weight used by several shallow products (a discriminator scoring real, then fake
+    /// images: K = the batch rows, one GEMM block deep) is accumulated straight into its zeroed
+    /// buffer, and the buffer holds bit for bit what the summed path gives (g1 + g2, added into
+    /// zero): runs keep their exact numbers. A deeper product keeps the summed path.
+    func testWeightUsedByShallowProductsAccumulatesDirectlyWithTheSummedPathsBits() {
+        for (rows, expectDirect) in [(64, true), (256, true), (300, false), (1000, false)] {
+            let w = randn([130, 300], 20); w.requiresGrad = true
+            let flat = TensorStorage(count: w.count + 3)
+            let window = Tensor(shape: w.shape, storage: flat, offset: 3)
+            window.buffer.update(repeating: 0)
+            w.grad = window
+            let xs = [randn([rows, 300], 21), randn([rows, 300], 22), randn([rows, 300], 23)]
+            let outs = [randn([rows, 130], 24), randn([rows, 130], 25), randn([rows, 130], 26)]
+            func loss(_ w: Tensor) -> Tensor {
+                let parts = zip(xs, outs).map { (linear($0, w).leakyRelu(0.2) * $1).sum() }
+                return parts[0] + parts[1] + parts[2]
+            }
+            let before = EngineCounters.directProducts.load(ordering: .relaxed)
+            loss(w).backward()
+            let direct = EngineCounters.directProducts.load(ordering: .relaxed) - before
+            XCTAssertEqual(direct, expectDirect ? 3 : 0, "rows \(rows): products written straight into the buffer")
+            let w2 = w.copy(); w2.requiresGrad = true
+            let summed = grad(of: [loss(w2)], wrt: [w2])[0].toArray().map { Float(0) + $0 }
+            let got = window.toArray()
+            var differing = 0
+            for (a, b) in zip(got, summed) where a.bitPattern != b.bitPattern { differing += 1 }
+            XCTAssertEqual(differing, 0, "rows \(rows): \(differing) of \(got.count) values differ from the summed path's bits")
+        }
+    }
+
     /// `backward(leafReady:)` calls back once per leaf, when the leaf's gradient is final (it
     /// equals the gradient after backward has returned), outputs' leaves before inputs': a
     /// three-layer chain with a weight used twice (summed path) and the others written straight
