@@ -4,7 +4,7 @@ models trained with the tutorial's loop for the same wall-clock time on the same
 scored by `gan evaluate` (the same digit classifier, the same class-stratified reference of real
 digits, the same real-vs-real floor).
 
-  python3 bench/quality_5min.py [--seconds 300] [--threads 2] [--runs mlp,dcgan,ringgan]
+  python3 bench/quality_5min.py [--seconds 300] [--threads 2] [--runs mlp,dcgan,ringgan,cluster]
                                 [--lock] [--out runs/quality-5min]
 
 Each run is one whole process counted from its start (Python's import of torch included, as
@@ -33,6 +33,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_md import replace_section  # noqa: E402
 GAN = os.path.join(ROOT, ".build", "release", "gan")
+COORDINATOR = os.path.join(ROOT, ".build", "release", "gan-coordinator")
 LOCKS = ["flock", "/tmp/ringgan-swift.lock", "flock", "/tmp/ringgan-cpu.lock"]
 
 
@@ -85,7 +86,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", default="mlp,dcgan,ringgan")
+    ap.add_argument("--runs", default="mlp,dcgan,ringgan,cluster")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--lock", action="store_true", help="hold the machine's two locks during each timed run")
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "quality-5min"))
@@ -111,21 +112,26 @@ def main():
                              "fid_eval_mode": scores["eval"]["fid"], "fid_train_mode": scores["train"]["fid"],
                              "classifier_score": scores[best]["classifier_score"], "mode_entropy": scores[best]["mode_entropy"],
                              "floor": scores[best]["real_floor_fid"]}
-        elif name == "ringgan":
-            run_name = "quality-5min-ringgan"
+        elif name in ("ringgan", "cluster"):
+            run_name = f"quality-5min-{name}"
             run_dir = os.path.join(ROOT, "runs", run_name)
             subprocess.run(["rm", "-rf", run_dir])
             t0 = time.time()
-            run([GAN, "train", "--preset", a.preset, "--time-limit", str(a.seconds), "--threads", str(a.threads),
-                 "--name", run_name, "--sample-every", "0", "--checkpoint-every", "0", "--log-every", "50"], a.lock, log)
+            if name == "ringgan":
+                run([GAN, "train", "--preset", a.preset, "--time-limit", str(a.seconds), "--threads", str(a.threads),
+                     "--name", run_name, "--sample-every", "0", "--checkpoint-every", "0", "--log-every", "50"], a.lock, log)
+            else:   # the same preset on the local cluster: 4 workers of one engine thread on these cores
+                run([COORDINATOR, "--workers", "4", "--spawn", "--worker-threads", "1", "--preset", a.preset,
+                     "--time-limit", str(a.seconds), "--name", run_name, "--sample-every", "0", "--checkpoint-every", "0",
+                     "--log-every", "50", "--port", "29561"], a.lock, log)
             wall = time.time() - t0
             ckpts = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
             step = int(ckpts[-1].split("_")[1].split(".")[0])
             score = evaluate(["--checkpoint", os.path.join(run_dir, "checkpoints", ckpts[-1])])
             grids = sorted(os.listdir(os.path.join(run_dir, "samples")))
-            subprocess.run(["cp", os.path.join(run_dir, "samples", grids[-1]), os.path.join(a.out, "ringgan.png")], check=True)
+            subprocess.run(["cp", os.path.join(run_dir, "samples", grids[-1]), os.path.join(a.out, f"{name}.png")], check=True)
             config = json.load(open(os.path.join(run_dir, "config.json")))
-            results[name] = {"system": f"RingGAN --preset {a.preset}", "steps": step, "train_seconds": wall,
+            results[name] = {"system": f"RingGAN --preset {a.preset}" + (" (4 workers)" if name == "cluster" else ""), "steps": step, "train_seconds": wall,
                              "images": step * config.get("batchSize", 64) * config.get("nCritic", 1), "fid": score["fid"],
                              "classifier_score": score["classifier_score"], "mode_entropy": score["mode_entropy"],
                              "floor": score["real_floor_fid"], "config": config}
@@ -135,12 +141,13 @@ def main():
             json.dump(results, f, indent=1)
     lines = ["| run | steps in the time | seconds (process start to last step) | FID | classifier score | mode entropy |",
              "|---|---|---|---|---|---|"]
-    for name in ("mlp", "dcgan", "ringgan"):
+    for name in ("mlp", "dcgan", "ringgan", "cluster"):
         if name in results:
             r = results[name]
             extra = f" ({r['fid_mode']} mode; eval {r['fid_eval_mode']:.2f}, train {r['fid_train_mode']:.2f})" if "fid_mode" in r else ""
             label = {"mlp": "PyTorch, tutorial MLP GAN (28x28)", "dcgan": "PyTorch, tutorial DCGAN (32x32)",
-                     "ringgan": f"RingGAN `--preset {a.preset}`"}[name]
+                     "ringgan": f"RingGAN `--preset {a.preset}`",
+                     "cluster": f"RingGAN `gan-coordinator --workers 4 --spawn --preset {a.preset}`"}[name]
             lines.append(f"| {label} | {r['steps']} | {r['train_seconds']:.1f} | **{r['fid']:.2f}**{extra} | "
                          f"{r['classifier_score']:.3f} | {r['mode_entropy']:.3f} |")
     table = "\n".join(lines)
@@ -151,10 +158,13 @@ def main():
         ratio = results["ringgan"]["fid"] / best["fid"]
         verdict = (f"RingGAN's FID is {ratio:.3f}x the better PyTorch model's (goal: at most 0.5x: "
                    f"{'met' if ratio <= 0.5 else 'not met'}); real-vs-real floor {results['ringgan']['floor']:.2f}.")
+        if "cluster" in results:
+            verdict += (f" The same preset on the local cluster (4 workers of one thread on the same cores): FID "
+                        f"{results['cluster']['fid']:.2f}, {results['cluster']['fid'] / best['fid']:.3f}x.")
         print(verdict)
     if a.no_publish:
         return
-    for name in ("mlp", "dcgan", "ringgan"):
+    for name in ("mlp", "dcgan", "ringgan", "cluster"):
         if os.path.exists(os.path.join(a.out, f"{name}.png")):
             subprocess.run(["cp", os.path.join(a.out, f"{name}.png"), os.path.join(ROOT, "docs", "images", f"five-min-{name}.png")], check=True)
     cfg = results.get("ringgan", {}).get("config", {})
