@@ -48,7 +48,6 @@ def main():
               "--threads", "1", "--time-limit", f"{a.seconds:g}", "--steps", "100000000",
               "--sample-every", "0", "--checkpoint-every", "0", "--log-every", "50", "--runs-dir", a.out]
     runs = {"dcgan": ["--model", "dcgan"] + shlex.split(a.dcgan), "stylegan": ["--model", "stylegan"] + shlex.split(a.style)}
-    procs, logs = {}, {}
     lock = ["flock", "/tmp/ringgan-swift.lock", "flock", "/tmp/ringgan-cpu.lock"] if a.lock else []
     # Both runs under one lock holder, so neither starts before the machine is free.
     script = " & ".join(

@@ -33,13 +33,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#which[@]} -gt 0 ] || which=(mpirun slurm)
-if [ -z "$bindir" ]; then
-    if [ -x .build/release/gan-worker ] && [ -x .build/release/gan-coordinator ]; then bindir=.build/release; else bindir=.build/debug; fi
-fi
-for exe in gan-coordinator gan-worker; do
-    [ -x "$bindir/$exe" ] || { echo "launcher-test: $bindir/$exe not found (swift build first)" >&2; exit 2; }
-done
-bindir="$(cd "$bindir" && pwd)"
+NETNS_NAME=launcher-test; source "$root/cluster/netns-lib.sh"   # for netns_find_bin
+bindir="$(netns_find_bin "$bindir" gan-coordinator gan-worker)" || exit 2
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ringgan-launcher.XXXXXX")"
 token_file="$tmp/token"; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_file"; chmod 600 "$token_file"

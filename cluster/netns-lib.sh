@@ -1,5 +1,6 @@
 # Shared pieces of the scripts that run RingGAN across Linux network namespaces
-# (cluster/netns-test.sh, cluster/fault-matrix.sh). Sourced, not run:
+# (cluster/netns-test.sh, cluster/fault-matrix.sh; soak.sh and launcher-test.sh use netns_find_bin).
+# Sourced, not run:
 #
 #   source "$root/cluster/netns-lib.sh"
 #
@@ -41,12 +42,13 @@ netns_require_tools() {
 # netns_find_bin DIR EXE...: prints the absolute binary folder (DIR, or .build/release when it
 # has every EXE, else .build/debug); exits 2 when a binary is missing.
 netns_find_bin() {
-    local dir="$1" exe; shift
+    local dir="$1" abs exe; shift
     if [ -z "$dir" ]; then
         dir=.build/release
         for exe in "$@"; do [ -x "$dir/$exe" ] || dir=.build/debug; done
     fi
-    dir="$(cd "$dir" 2>/dev/null && pwd)" || { echo "$NETNS_NAME: no binary folder '$dir'" >&2; exit 2; }
+    abs="$(cd "$dir" 2>/dev/null && pwd)" || { echo "$NETNS_NAME: no binary folder '$dir'" >&2; exit 2; }
+    dir="$abs"
     for exe in "$@"; do
         [ -x "$dir/$exe" ] || { echo "$NETNS_NAME: $dir/$exe not found; build first (swift build -c release)" >&2; exit 2; }
     done

@@ -100,13 +100,8 @@ ckpt_every="${ckpt_every:-$(( steps / 20 > 0 ? steps / 20 : 1 ))}"
 for v in steps workers batch checksum_every ckpt_every keep; do
     case "${!v}" in ''|*[!0-9]*|0) echo "soak: --${v//_/-} must be a positive integer, got '${!v}'" >&2; exit 2 ;; esac
 done
-if [ -z "$bindir" ]; then
-    if [ -x .build/release/gan-worker ] && [ -x .build/release/gan-coordinator ]; then bindir=.build/release; else bindir=.build/debug; fi
-fi
-for exe in gan-coordinator gan-worker; do
-    [ -x "$bindir/$exe" ] || { echo "soak: $bindir/$exe not found (swift build -c release first, or --bin DIR)" >&2; exit 2; }
-done
-bindir="$(cd "$bindir" && pwd)"
+NETNS_NAME=soak; source "$root/cluster/netns-lib.sh"   # for netns_find_bin
+bindir="$(netns_find_bin "$bindir" gan-coordinator gan-worker)" || exit 2
 
 # The judge itself first (made-up series: flat ones must pass, leaking ones fail).
 if [ "$quick" = 1 ]; then python3 "$root/cluster/soak-report.py" --self-test || exit 1; fi
