@@ -1,5 +1,5 @@
 """PyTorch twins of RingGAN's models that go beyond the tutorial's classes (tutorial_models.py):
-the progressive DCGAN generator and the StyleGAN generator as `gan train` builds them, with the
+the progressive DCGAN generator and the StyleGAN generator and discriminator as `gan train` builds them, with the
 same state_dict keys, so `gan export` files load with load_state_dict(strict=True) and give the
 same images (tools/interop/torch_load_export.py check --model dcgan --progressive / stylegan).
 """
@@ -61,18 +61,6 @@ class EqualizedLinear(nn.Module):
         return F.linear(x, self.weight * self.scale, None if self.bias is None else self.bias * self.lr_mul)
 
 
-class EqualizedConv2d(nn.Module):
-    def __init__(self, in_ch, out_ch, k, padding=0, bias=True, gain=1.0):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, k, k))
-        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        self.scale = gain / math.sqrt(in_ch * k * k)
-        self.padding = padding
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
-
-
 class PixelNorm(nn.Module):
     def forward(self, x):
         return x / torch.sqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
@@ -114,29 +102,35 @@ class StyleMappingNetwork(nn.Module):
 
 
 class StyleBlock(nn.Module):
+    """(4x4 stride-2 transposed conv, none in the first block), noise, AdaIN, ReLU."""
+
     def __init__(self, in_ch, out_ch, w_dim, upsample):
         super().__init__()
+        if upsample:
+            self.conv = nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False)
         self.upsample = upsample
-        self.conv = EqualizedConv2d(in_ch, out_ch, 3, padding=1, gain=math.sqrt(2))
         self.noise = NoiseInjection(out_ch)
         self.adain = StyleModulation(out_ch, w_dim)
 
     def forward(self, x, w, noise):
-        h = F.interpolate(x, scale_factor=2, mode="nearest") if self.upsample else x
-        return self.adain(F.leaky_relu(self.noise(self.conv(h), noise), 0.2), w)
+        h = self.conv(x) if self.upsample else x
+        return F.relu(self.adain(self.noise(h, noise), w))
 
 
 class SynthesisNetwork(nn.Module):
+    """DCGAN's generator with AdaIN in BatchNorm's place: w projected to 4x4, one block per
+    resolution 4 ... image_size / 2, a last transposed conv to image channels + tanh."""
+
     def __init__(self, w_dim, ngf, nc, image_size):
         super().__init__()
         n = stages(image_size)
-        ch = [max((ngf * 4) >> i, 8) for i in range(n + 1)]
-        self.const = nn.Parameter(torch.ones(1, ch[0], 4, 4))
-        self.blocks = nn.ModuleList([StyleBlock(ch[0] if i == 0 else ch[i - 1], ch[i], w_dim, i > 0) for i in range(n + 1)])
-        self.to_rgb = EqualizedConv2d(ch[n], nc, 1)
+        ch = [(ngf << (n - 1)) >> i for i in range(n)]
+        self.input = nn.ConvTranspose2d(w_dim, ch[0], 4, 1, 0, bias=False)
+        self.blocks = nn.ModuleList([StyleBlock(ch[0] if i == 0 else ch[i - 1], ch[i], w_dim, i > 0) for i in range(n)])
+        self.to_rgb = nn.ConvTranspose2d(ch[n - 1], nc, 4, 2, 1, bias=False)
 
     def forward(self, ws, noise):
-        h = self.const.expand(ws[0].size(0), -1, -1, -1)
+        h = self.input(ws[0][:, :, None, None])
         for b, w, nz in zip(self.blocks, ws, noise):
             h = b(h, w, nz)
         return torch.tanh(self.to_rgb(h))
@@ -154,3 +148,41 @@ class StyleGenerator(nn.Module):
     def forward(self, z, noise):
         w = self.mapping(z)
         return self.synthesis([w] * len(self.synthesis.blocks), noise)
+
+
+class MinibatchStdDev(nn.Module):
+    """Groups of group_size consecutive samples (the largest divisor of the batch not above it);
+    each group's feature std (biased, +1e-8), averaged, appended as one more feature map."""
+
+    def __init__(self, group_size=4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        while n % g:
+            g -= 1
+        y = x.reshape(n // g, g, c, h, w)
+        s = torch.sqrt((y - y.mean(dim=1, keepdim=True)).pow(2).mean(dim=1, keepdim=True) + 1e-8).mean(dim=(2, 3, 4), keepdim=True)
+        return torch.cat([x, s.expand(n // g, g, 1, h, w).reshape(n, 1, h, w)], dim=1)
+
+
+class StyleDiscriminator(nn.Module):
+    """Sources/GAN/StyleGAN.swift: DCGAN's discriminator without BatchNorm (biases on the middle
+    convs), minibatch std before the last conv, sigmoid output."""
+
+    def __init__(self, nc=1, ndf=64, image_size=32):
+        super().__init__()
+        n = stages(image_size)
+        layers = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        ch = ndf
+        for _ in range(n - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(0.2)]
+            ch *= 2
+        self.main = nn.Sequential(*layers)
+        self.stddev = MinibatchStdDev()
+        self.last = nn.Conv2d(ch + 1, 1, 4, 1, 0, bias=False)
+
+    def forward(self, x):
+        return torch.sigmoid(self.last(self.stddev(self.main(x))).view(-1, 1))

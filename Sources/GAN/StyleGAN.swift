@@ -23,73 +23,78 @@ public final class StyleMappingNetwork: Module {
     public override func forward(_ z: Tensor) -> Tensor { mapping(pixelNorm(z)) }
 }
 
-/// One synthesis layer: (upsample x2), 3x3 conv (equalised learning rate), noise input,
-/// LeakyReLU(0.2), AdaIN from w with its scale centred on 1.
+/// One synthesis layer: (a 4x4 stride-2 transposed convolution, doubling the side; none in the
+/// first block, whose input is already 4x4), the noise input, AdaIN from w with its scale centred
+/// on 1, ReLU. The convolution is DCGAN's, at DCGAN's init: the paper's 3x3 convolutions after a
+/// nearest upsample, at equalised learning rate, cost 2.7x a DCGAN step and trained far slower
+/// here (bench/RESULTS.md, "StyleGAN recipes tried").
 public final class StyleBlock: Module {
-    public let upsample: Bool
-    public let conv: EqualizedConv2d
+    public let conv: ConvTranspose2d?
     public let noise: NoiseInjection
     public let adain: StyleModulation
 
     init(_ inCh: Int, _ outCh: Int, wDim: Int, upsample: Bool, rng: inout RandomGenerator) {
-        self.upsample = upsample
-        conv = EqualizedConv2d(inCh, outCh, kernelSize: 3, padding: 1, gain: Float(2).squareRoot(), rng: &rng)
+        conv = upsample ? ConvTranspose2d(inCh, outCh, kernelSize: 4, stride: 2, padding: 1, bias: false, rng: &rng) : nil
         noise = NoiseInjection(channels: outCh)
         adain = StyleModulation(numFeatures: outCh, wDim: wDim, rng: &rng)
         super.init()
-        registerModule("conv", conv)
+        if let c = conv { registerModule("conv", c) }
         registerModule("noise", noise)
         registerModule("adain", adain)
     }
 
     public func forward(_ x: Tensor, _ w: Tensor, noise n: Tensor) -> Tensor {
-        let h = upsample ? x.upsampleNearest(2) : x
-        return adain(noise.forward(conv(h), noise: n).leakyRelu(0.2), w)
+        adain(noise.forward(conv.map { $0(x) } ?? x, noise: n), w).relu()
     }
 }
 
-/// The synthesis network: a learned constant 4x4 input, one `StyleBlock` per resolution
-/// (4, 8, ..., imageSize), each styled by its own w and fed its own noise, and a 1x1 conv to
-/// image channels + tanh.
+/// The synthesis network, DCGAN's generator with AdaIN in BatchNorm's place: the first style's w
+/// projected to 4x4 by a transposed convolution (as DCGAN projects z), then one `StyleBlock` per
+/// resolution 4, 8, ..., imageSize / 2 (channels ngf * 2^(n-1) down to ngf), each styled by its
+/// own w and fed its own noise, and a last transposed convolution to image channels + tanh.
+/// The paper starts from a learned constant instead of a projection of w; measured here, the
+/// constant trained to FID 25.8 in 150 s where the projection reached 9.5 (bench/RESULTS.md).
 public final class SynthesisNetwork: Module {
+    public let input: ConvTranspose2d
     public let blocks: [StyleBlock]
-    public let toRGB: EqualizedConv2d
+    public let toRGB: ConvTranspose2d
     public let channels: [Int]
-    /// The side of each block's output (4, 8, ...).
+    /// The side of each block's output (4, 8, ..., imageSize / 2).
     public let resolutions: [Int]
 
     init(wDim: Int, ngf: Int, nc: Int, imageSize: Int, rng: inout RandomGenerator) {
         let n = stages(imageSize)
-        channels = (0...n).map { max((ngf * 4) >> $0, 8) }
-        resolutions = (0...n).map { 4 << $0 }
+        channels = (0..<n).map { (ngf << (n - 1)) >> $0 }
+        resolutions = (0..<n).map { 4 << $0 }
+        input = ConvTranspose2d(wDim, channels[0], kernelSize: 4, stride: 1, padding: 0, bias: false, rng: &rng)
         var bs: [StyleBlock] = []
-        for i in 0...n {
+        for i in 0..<n {
             bs.append(StyleBlock(i == 0 ? channels[0] : channels[i - 1], channels[i], wDim: wDim, upsample: i > 0, rng: &rng))
         }
         blocks = bs
-        toRGB = EqualizedConv2d(channels[n], nc, kernelSize: 1, rng: &rng)
+        toRGB = ConvTranspose2d(channels[n - 1], nc, kernelSize: 4, stride: 2, padding: 1, bias: false, rng: &rng)
         super.init()
-        registerParameter("const", Tensor.ones([1, channels[0], 4, 4]))
+        registerModule("input", input)
         registerModule("blocks", ModuleList(bs))
         registerModule("to_rgb", toRGB)
+        dcganInit(self, rng: &rng)
     }
 
-    /// One w per block (`ws.count == blocks.count`), each [N, wDim], and one noise image per
-    /// block ([N, 1, r, r] at the block's resolution r).
+    /// One w per block (`ws.count == blocks.count`), each [N, wDim] (the first also feeds the
+    /// input projection), and one noise image per block ([N, 1, r, r] at the block's side r).
     public func synthesize(_ ws: [Tensor], noise: [Tensor]) -> Tensor {
         precondition(ws.count == blocks.count, "synthesis needs \(blocks.count) styles, got \(ws.count)")
         precondition(noise.count == blocks.count, "synthesis needs \(blocks.count) noise inputs, got \(noise.count)")
-        let n = ws[0].shape[0]
-        var h = parameter("const").expand([n, channels[0], 4, 4])
+        let (n, d) = (ws[0].shape[0], ws[0].shape[1])
+        var h = input(ws[0].reshape([n, d, 1, 1]))
         for (b, (w, nz)) in zip(blocks, zip(ws, noise)) { h = b.forward(h, w, noise: nz) }
         return toRGB(h).tanh()
     }
 }
 
-/// StyleGAN's generator: a mapping network z -> w and a synthesis network from a learned
-/// constant with AdaIN at every layer, trained as the paper does (normalised z, equalised
-/// learning rate with the mapping network at 0.01x, AdaIN's scale centred on 1, per-layer noise
-/// inputs). Style mixing feeds w1 to the layers before a crossover and w2 to the rest (coarse
+/// StyleGAN's generator: a mapping network z -> w and a synthesis network with AdaIN at every
+/// layer, with the paper's remedies that measured well here (normalised z, equalised learning
+/// rate with the mapping network at 0.01x, AdaIN's scale centred on 1, per-layer noise inputs). Style mixing feeds w1 to the layers before a crossover and w2 to the rest (coarse
 /// styles from w1, fine from w2).
 ///
 /// The noise inputs are drawn from a generator keyed by the bits of each sample's latent, so an
@@ -170,4 +175,36 @@ public final class StyleGenerator: Module, GeneratorModel {
     }
 
     public override func forward(_ z: Tensor) -> Tensor { generate(z) }
+}
+
+/// StyleGAN's discriminator at these sizes: the DCGAN discriminator's strided 4x4 convolutions
+/// with LeakyReLU(0.2) (DCGAN's init, no bias on the first and last), without BatchNorm (biases
+/// instead, PyTorch's default init), and the paper's
+/// minibatch standard deviation as an extra feature map before the last convolution. Without
+/// BatchNorm's batch coupling on either side the generator collapsed to one digit (FID 690 in
+/// 150 s); the minibatch feature is what lets D see a batch without variety (9.5).
+public final class StyleDiscriminator: Module, DiscriminatorModel {
+    public let main: Sequential
+    public let stddev: MinibatchStdDev
+    public let last: Conv2d
+
+    public init(nc: Int = 1, ndf: Int = 64, imageSize: Int = 32, groupSize: Int = 4, rng: inout RandomGenerator) {
+        let n = stages(imageSize)
+        var layers: [Module] = [Conv2d(nc, ndf, kernelSize: 4, stride: 2, padding: 1, bias: false, rng: &rng), LeakyReLU(0.2)]
+        var ch = ndf
+        for _ in 0..<(n - 1) {
+            layers += [Conv2d(ch, ch * 2, kernelSize: 4, stride: 2, padding: 1, rng: &rng), LeakyReLU(0.2)]
+            ch *= 2
+        }
+        main = Sequential(layers)
+        stddev = MinibatchStdDev(groupSize: groupSize)
+        last = Conv2d(ch + 1, 1, kernelSize: 4, stride: 1, padding: 0, bias: false, rng: &rng)
+        super.init()
+        registerModule("main", main)
+        registerModule("last", last)
+        dcganInit(self, rng: &rng)
+    }
+
+    public func score(_ x: Tensor) -> Tensor { last(stddev(main(x))).reshape([-1, 1]) }
+    public override func forward(_ x: Tensor) -> Tensor { score(x).sigmoid() }
 }

@@ -57,7 +57,7 @@ public final class GANModels {
         case (.stylegan, _):
             return (StyleGenerator(latentDim: c.latentDim, wDim: c.wDim, mappingLayers: c.mappingLayers, ngf: c.ngf,
                                    nc: c.nc, imageSize: c.imageSize, rng: &gRng),
-                    DCGANDiscriminator(nc: c.nc, ndf: c.ndf, imageSize: c.imageSize, rng: &dRng))
+                    StyleDiscriminator(nc: c.nc, ndf: c.ndf, imageSize: c.imageSize, rng: &dRng))
         }
     }
 

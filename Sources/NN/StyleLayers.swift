@@ -40,23 +40,37 @@ public final class EqualizedLinear: Module {
     }
 }
 
-/// A square-kernel convolution with equalised learning rate (as `EqualizedLinear`, fan-in
-/// in_channels * k * k).
-public final class EqualizedConv2d: Module {
-    public let padding: Int
-    public let scale: Float
+/// The minibatch standard deviation of ProGAN and StyleGAN's discriminators: the batch is split
+/// into groups of `groupSize` consecutive samples (the largest divisor of the batch not above
+/// it), each feature's standard deviation over its group (biased, + 1e-8 under the root) is
+/// averaged over channels and pixels, and that one number per group is appended to its samples
+/// as an extra constant feature map. A generator that draws the same image for every latent
+/// gives 0 there, which D learns to spot. Groups of consecutive samples stay inside each worker's
+/// shard of a batch.
+public final class MinibatchStdDev: Module {
+    public let groupSize: Int
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0, bias: Bool = true, gain: Float = 1,
-                rng: inout RandomGenerator) {
-        self.padding = padding
-        scale = gain / Float(inChannels * kernelSize * kernelSize).squareRoot()
+    public init(groupSize: Int = 4) {
+        precondition(groupSize >= 1, "groupSize must be at least 1")
+        self.groupSize = groupSize
         super.init()
-        registerParameter("weight", Tensor.randn([outChannels, inChannels, kernelSize, kernelSize], generator: &rng))
-        if bias { registerParameter("bias", Tensor.zeros([outChannels])) }
     }
 
+    /// The group size used for a batch of `n`.
+    public func group(for n: Int) -> Int {
+        var g = min(groupSize, n)
+        while n % g != 0 { g -= 1 }
+        return g
+    }
+
+    /// [N, C, H, W] -> [N, C + 1, H, W].
     public override func forward(_ x: Tensor) -> Tensor {
-        conv2d(x, parameter("weight") * scale, bias: hasParameter("bias") ? parameter("bias") : nil, stride: 1, padding: padding)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let g = group(for: n), m = n / g
+        let y = x.reshape([m, g, c, h, w])
+        let d = y - y.mean(dims: [1], keepDim: true)
+        let s = (d.squared().mean(dims: [1], keepDim: true) + 1e-8).sqrt().mean(dims: [2, 3, 4], keepDim: true)
+        return concat([x, s.expand([m, g, 1, h, w]).reshape([n, 1, h, w])], dim: 1)
     }
 }
 

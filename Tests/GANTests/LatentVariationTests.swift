@@ -65,9 +65,10 @@ final class LatentVariationTests: XCTestCase {
         var c = smallConfig(.stylegan, .bce)
         c.steps = 60
         c.mappingLayers = 8
+        c.imageSize = 32
         let models = try trained(c, steps: c.steps)
         let g = models.generator as! StyleGenerator
-        XCTAssertEqual(g.numLayers, 3)   // 4, 8, 16
+        XCTAssertEqual(g.numLayers, 3)   // styles at 4, 8, 16 (the last transposed conv makes 32)
         let k = 4
         let za = latents(seed: 3, .styleMix, step: 0, indices: Array(0..<k), dim: c.latentDim)
         let zb = latents(seed: 3, .styleMix, step: 1, indices: Array(0..<k), dim: c.latentDim)

@@ -81,7 +81,7 @@ final class TrainingTests: XCTestCase {
             XCTAssertNotEqual(m, g.generate(z1).toArray())
             XCTAssertNotEqual(m, g.generate(z2).toArray())
         }
-        XCTAssertEqual(Set(g.stateDict().map { $0.0 }).contains("synthesis.const"), true)
+        XCTAssertEqual(Set(g.stateDict().map { $0.0 }).contains("synthesis.input.weight"), true)
         XCTAssertTrue(g.stateDict().contains { $0.0 == "mapping.mapping.0.weight" })
         XCTAssertTrue(g.stateDict().contains { $0.0 == "synthesis.blocks.0.adain.style.weight" })
     }

@@ -5,8 +5,8 @@ import Tensors
 import TestSupport
 import XCTest
 
-/// `gan export` for the models beyond the tutorial's generators: the spectral-norm
-/// discriminator (its outputs on the same images), the progressive generator and the StyleGAN
+/// `gan export` for the models beyond the tutorial's generators: the spectral-norm and StyleGAN
+/// discriminators (their outputs on the same images), the progressive generator and the StyleGAN
 /// generator (tools/ringgan_models.py), image for image in PyTorch after a short training run.
 final class ExportBeyondTutorialTests: XCTestCase {
     /// The checkpoint's models as `gan sample` loads them (growth state of its last step).
@@ -27,7 +27,7 @@ final class ExportBeyondTutorialTests: XCTestCase {
             ("progressive", ["--model", "dcgan", "--progressive", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--steps", "6"],
              ["--model", "dcgan", "--progressive", "--image-size", "16", "--ngf", "8"]),
             ("stylegan", ["--model", "stylegan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--w-dim", "16", "--mapping-layers", "8"],
-             ["--model", "stylegan", "--image-size", "16", "--ngf", "8", "--w-dim", "16", "--mapping-layers", "8"]),
+             ["--model", "stylegan", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--w-dim", "16", "--mapping-layers", "8"]),
         ]
         for c in cases {
             let steps = c.train.contains("--steps") ? [] : ["--steps", "3"]
@@ -39,8 +39,9 @@ final class ExportBeyondTutorialTests: XCTestCase {
                     cwd: work)
             var extra: [String] = []
             let models = try load(work + "/" + ckPath)
-            if c.name == "sndcgan" {
-                // The discriminator's outputs on the sampled images, eval mode (stored u and v).
+            if c.name == "sndcgan" || c.name == "stylegan" {
+                // The discriminator's outputs on the sampled images, eval mode (SN: stored u and v;
+                // StyleGAN: the minibatch standard deviation over groups of the 10 images).
                 let x = try Npy.read(path: work + "/\(c.name)-images.npy")
                 models.discriminator.eval()
                 let d = withNoGrad { models.discriminator.forward(x) }
@@ -51,7 +52,7 @@ final class ExportBeyondTutorialTests: XCTestCase {
             if let sg = models.generator as? StyleGenerator {
                 let z = try Npy.read(path: work + "/\(c.name)-z.npy")
                 for (i, n) in sg.noiseInputs(for: z).enumerated() { try Npy.write(n, to: work + "/\(c.name)-noise-\(i).npy") }
-                extra = ["--noise-prefix", "\(c.name)-noise-"]
+                extra += ["--noise-prefix", "\(c.name)-noise-"]
                 // After training the noise strengths are not all zero: the noise matters.
                 XCTAssertGreaterThan(sg.synthesis.blocks[0].noise.parameter("weight").toArray().map { Swift.abs($0) }.max() ?? 0, 0)
             }
@@ -60,8 +61,8 @@ final class ExportBeyondTutorialTests: XCTestCase {
                 "--images", "\(c.name)-images.npy"] + extra, cwd: work)
             XCTAssertEqual(r["ok"] as? Bool, true, "\(c.name): \(r)")
             XCTAssertLessThan((r["max_abs_diff"] as? Double) ?? 1, 1e-4, "\(c.name): \(r)")
-            if c.name == "sndcgan" {
-                XCTAssertEqual(r["discriminator"] as? String, "SNDiscriminator", "\(r)")
+            if let dClass = ["sndcgan": "SNDiscriminator", "stylegan": "StyleDiscriminator"][c.name] {
+                XCTAssertEqual(r["discriminator"] as? String, dClass, "\(r)")
                 XCTAssertLessThan((r["d_max_abs_diff"] as? Double) ?? 1, 1e-4, "\(r)")
             }
             XCTAssertEqual(r["generator"] as? String,

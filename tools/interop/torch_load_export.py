@@ -22,7 +22,7 @@ tools/fixtures/make_nn_fixtures.py): mlp = Generator(latent_dim, img_shape=(nc, 
 Discriminator; dcgan at 64x64 = DCGANGenerator(latent_dim, ngf, nc) and DCGANDiscriminator; dcgan
 at 32x32 = the project's 32x32 variant DCGAN32Generator / DCGAN32Discriminator; sndcgan at 64x64 =
 DCGANGenerator and SNDiscriminator. From tools/ringgan_models.py: --progressive (dcgan/sndcgan) =
-ProgressiveGenerator at full resolution; stylegan = StyleGenerator (--w-dim, --mapping-layers), its
+ProgressiveGenerator at full resolution; stylegan = StyleGenerator (--w-dim, --mapping-layers) and StyleDiscriminator, its
 noise inputs from --noise-prefix. --d-images / --d-outputs also compare the discriminator's outputs.
 
 Needs torch and numpy; uses safetensors.torch when installed and a small reader otherwise.
@@ -50,10 +50,12 @@ torch.set_num_threads(1)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tutorial_models import (AdaIN, DCGAN32Discriminator, DCGAN32Generator, DCGANDiscriminator,  # noqa: E402
                              DCGANGenerator, Discriminator, Generator, MappingNetwork, SNDiscriminator)
-from ringgan_models import ProgressiveGenerator, StyleGenerator  # noqa: E402
+from ringgan_models import ProgressiveGenerator, StyleDiscriminator, StyleGenerator  # noqa: E402
 
 
 def build(args, discriminator=False):
+    if args.model == "stylegan" and discriminator:
+        return StyleDiscriminator(nc=args.nc, ndf=args.ndf, image_size=args.image_size)
     if args.model == "stylegan" and not discriminator:
         return StyleGenerator(latent_dim=args.latent_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers, ngf=args.ngf,
                               nc=args.nc, image_size=args.image_size)
