@@ -21,10 +21,13 @@ public struct TrainingPreset: Sendable, Equatable {
     public var beta1: Float
     public var beta2: Float
     public var gEMA: Float?
+    /// StyleGAN's mapping depth and style-mixing probability (nil: the flags' defaults).
+    public var mappingLayers: Int? = nil
+    public var styleMixingProb: Float? = nil
     /// The wall-clock budget the recipe was chosen for; used as `--time-limit` unless one is given.
     public var timeLimit: TimeInterval?
 
-    public static let all: [TrainingPreset] = [.fast]
+    public static let all: [TrainingPreset] = [.fast, .styleFast]
 
     public static func named(_ name: String) -> TrainingPreset? { all.first { $0.name == name } }
 
@@ -35,6 +38,8 @@ public struct TrainingPreset: Sendable, Equatable {
         c.batchSize = batchSize; c.steps = steps
         c.lrG = lrG; c.lrD = lrD; c.beta1 = beta1; c.beta2 = beta2
         c.gEMA = gEMA
+        if let v = mappingLayers { c.mappingLayers = v }
+        if let v = styleMixingProb { c.styleMixingProb = v }
     }
 }
 
@@ -52,4 +57,18 @@ extension TrainingPreset {
         name: "fast", summary: "the lowest FID in 5 minutes on 2 cores: dcgan 32x32, ngf = ndf = 16, BCE, Adam lr 4e-4, batch 16, G EMA 0.999, 5-minute limit",
         model: .dcgan, loss: .bce, imageSize: 32, ngf: 16, ndf: 16, latentDim: 100, batchSize: 16, steps: 32_420,
         lrG: 4e-4, lrD: 4e-4, beta1: 0.5, beta2: 0.999, gEMA: 0.999, timeLimit: 300)
+}
+
+extension TrainingPreset {
+    /// `--preset style-fast`: StyleGAN's recipe for 5 minutes on 2 cores, chosen by 150-s races
+    /// at one thread (bench/RESULTS.md, "StyleGAN recipes tried"): 32x32, ngf = ndf = 16, BCE,
+    /// batch 16, G's Adam at 4e-4 and D's at 1.6e-3 (TTUR: without BatchNorm, D needs the higher
+    /// rate to keep up; 8e-4 gave FID 11.6, 1.6e-3 8.1, 3.2e-3 9.5), 2 mapping layers (8 gave
+    /// 17.9), no style-mixing regularisation, G EMA 0.999. It makes about 0.64x the steps of
+    /// `fast` per second (20,650 in 300 s where `fast` makes 32,420); the run ends at those
+    /// steps or after 5 minutes, whichever comes first.
+    public static let styleFast = TrainingPreset(
+        name: "style-fast", summary: "StyleGAN's recipe for 5 minutes on 2 cores: stylegan 32x32, ngf = ndf = 16, BCE, batch 16, Adam lr 4e-4 (G) and 1.6e-3 (D), 2 mapping layers, no style mixing, G EMA 0.999, 5-minute limit",
+        model: .stylegan, loss: .bce, imageSize: 32, ngf: 16, ndf: 16, latentDim: 100, batchSize: 16, steps: 20_650,
+        lrG: 4e-4, lrD: 1.6e-3, beta1: 0.5, beta2: 0.999, gEMA: 0.999, mappingLayers: 2, styleMixingProb: 0, timeLimit: 300)
 }

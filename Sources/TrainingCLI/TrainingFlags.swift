@@ -19,8 +19,9 @@ public struct TrainingFlags: ParsableArguments {
     @Option(help: "Image channels.") public var nc: Int = 1
     @Option(help: "Latent size (default: 100).") public var latentDim: Int?
     @Option(help: "StyleGAN: w size.") public var wDim: Int = 128
-    @Option(help: "StyleGAN: mapping network layers.") public var mappingLayers: Int = 8
-    @Option(help: "StyleGAN: probability of style-mixing regularisation per step.") public var styleMixingProb: Float = 0.5
+    @Option(help: "StyleGAN: mapping network layers (default: the preset's, else 8).") public var mappingLayers: Int?
+    @Option(help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0.5).")
+    public var styleMixingProb: Float?
     @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
     public var progressive = false
     @Option(name: .customLong("steps"), help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
@@ -92,7 +93,9 @@ public struct TrainingFlags: ParsableArguments {
         config.ndf = ndf ?? presetModel?.ndf ?? 64
         config.nc = nc
         config.latentDim = latentDim ?? p?.latentDim ?? 100
-        config.wDim = wDim; config.mappingLayers = mappingLayers; config.styleMixingProb = styleMixingProb
+        config.wDim = wDim
+        config.mappingLayers = mappingLayers ?? presetModel?.mappingLayers ?? 8
+        config.styleMixingProb = styleMixingProb ?? presetModel?.styleMixingProb ?? 0.5
         config.progressive = progressive
         config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? 64; config.seed = seed
         if let q = presetLoss {

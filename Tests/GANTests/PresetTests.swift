@@ -47,6 +47,26 @@ final class PresetTests: XCTestCase {
         XCTAssertThrowsError(try config(["--preset", "slow"])) { XCTAssertTrue("\($0)".contains("unknown --preset 'slow'"), "\($0)") }
     }
 
+    /// `style-fast` also sets StyleGAN's mapping depth and mixing probability; flags override
+    /// them, and another model keeps the flags' defaults.
+    func testStylePresetSetsStyleGANFlags() throws {
+        let p = TrainingPreset.styleFast
+        let c = try config(["--preset", "style-fast"])
+        var expected = GANConfig()
+        p.apply(to: &expected)
+        XCTAssertEqual(c, expected)
+        XCTAssertEqual(c.model, .stylegan)
+        XCTAssertEqual(c.mappingLayers, 2); XCTAssertEqual(c.styleMixingProb, 0)
+        XCTAssertEqual(c.lrG, 4e-4); XCTAssertEqual(c.lrD, 1.6e-3)
+        let o = try config(["--preset", "style-fast", "--mapping-layers", "8", "--style-mixing-prob", "0.9"])
+        XCTAssertEqual(o.mappingLayers, 8); XCTAssertEqual(o.styleMixingProb, 0.9)
+        let d = try config(["--preset", "style-fast", "--model", "dcgan"])
+        XCTAssertEqual(d.mappingLayers, 8); XCTAssertEqual(d.styleMixingProb, 0.5)
+        // Without a preset, StyleGAN's flags keep their defaults.
+        let plain = try config(["--model", "stylegan"])
+        XCTAssertEqual(plain.mappingLayers, 8); XCTAssertEqual(plain.styleMixingProb, 0.5)
+    }
+
     func testPresetTimeBudgetIsTheDefaultDeadline() throws {
         let t0 = Date(timeIntervalSince1970: 1_000_000)
         let f = try TrainingFlags.parse(["--preset", "fast"])
