@@ -114,11 +114,8 @@ public final class InstanceNorm2d: Module {
 
     public override func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4, "InstanceNorm2d: needs [N, C, H, W], got \(x.shape)")
-        // Each (sample, channel) plane normalised by its own statistics is batch norm of x seen
-        // as one sample with N * C channels: the fused op (three passes, one fused backward, and
-        // a differentiable one under create-graph) instead of eight element-wise passes.
-        let (n, c) = (x.shape[0], x.shape[1])
-        let planes = x.reshape([1, n * c, x.shape[2], x.shape[3]])
-        return batchNormTraining(planes, weight: Tensor.ones([n * c]), bias: Tensor.zeros([n * c]), eps: eps).0.reshape(x.shape)
+        let mean = x.mean(dims: [2, 3], keepDim: true)
+        let variance = x.variance(dims: [2, 3], keepDim: true)
+        return (x - mean) / (variance + eps).sqrt()
     }
 }

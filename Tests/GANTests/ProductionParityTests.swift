@@ -60,8 +60,8 @@ final class ProductionParityTests: XCTestCase {
         XCTAssertTrue(m.stateDict().isEmpty, "InstanceNorm2d has no parameters or buffers by default")
         m.eval()
         assertClose(withNoGrad { m(x) }, ops.t("instancenorm.out"), atol: 3e-5, rtol: 3e-4, "InstanceNorm2d eval (instance statistics)")
-        // It runs as the fused batch-norm op over N * C planes: its first and second derivatives
-        // against central differences (the second is what a penalty through it needs).
+        // Its first and second derivatives against central differences (the second is what a
+        // penalty through it needs).
         var rng = RandomGenerator(seed: 21)
         let small = Tensor.randn([2, 3, 3, 3], generator: &rng)
         small.requiresGrad = true
