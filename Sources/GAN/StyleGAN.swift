@@ -94,7 +94,8 @@ public final class SynthesisNetwork: Module {
 
 /// StyleGAN's generator: a mapping network z -> w and a synthesis network with AdaIN at every
 /// layer, with the paper's remedies that measured well here (normalised z, equalised learning
-/// rate with the mapping network at 0.01x, AdaIN's scale centred on 1, per-layer noise inputs). Style mixing feeds w1 to the layers before a crossover and w2 to the rest (coarse
+/// rate with the mapping network at 0.01x, AdaIN's scale centred on 1, per-layer noise inputs).
+/// Style mixing feeds w1 to the layers before a crossover and w2 to the rest (coarse
 /// styles from w1, fine from w2).
 ///
 /// The noise inputs are drawn from a generator keyed by the bits of each sample's latent, so an
@@ -179,8 +180,8 @@ public final class StyleGenerator: Module, GeneratorModel {
 
 /// StyleGAN's discriminator at these sizes: the DCGAN discriminator's strided 4x4 convolutions
 /// with LeakyReLU(0.2) (DCGAN's init, no bias on the first and last), without BatchNorm (biases
-/// instead, PyTorch's default init), and the paper's
-/// minibatch standard deviation as an extra feature map before the last convolution. Without
+/// instead, PyTorch's default init), and the paper's minibatch standard deviation as an extra
+/// feature map before the last convolution. Without
 /// BatchNorm's batch coupling on either side the generator collapsed to one digit (FID 690 in
 /// 150 s); the minibatch feature is what lets D see a batch without variety (9.5).
 public final class StyleDiscriminator: Module, DiscriminatorModel {
