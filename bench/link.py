@@ -14,7 +14,8 @@ interface's transmit counter, so both sides are counted the same way; RingGAN's 
 traffic to the workers is not in it, nor gloo's rendezvous). Needs root (namespaces, tc).
 
   sudo python3 bench/link.py [--steps 30] [--rate 1gbit] [--codecs none,shuffle-zstd,bf16-shuffle-zstd]
-                             [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--results bench/RESULTS.md]
+                             [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--no-slow-start-after-idle]
+                             [--results bench/RESULTS.md]
 
 --buckets: the gradient bucket sizes in MB to run RingGAN with (RINGGAN_BUCKET_MB: a bucket's
 all-reduce starts during backward as soon as its gradients are complete; 0 = one all-reduce
@@ -25,6 +26,7 @@ Everything lives in namespaces this script creates (prefix rglink-, addresses 10
 removes on exit; nothing is added to the machine's own network.
 """
 import argparse
+import re
 import json
 import os
 import secrets
@@ -66,7 +68,7 @@ def teardown():
             sh("ip", "link", "del", dev, check=False)
 
 
-def setup(rate):
+def setup(rate, slow_start_after_idle=True):
     teardown()
     sh("ip", "netns", "add", SW)
     sh(*ns(SW, "ip", "link", "add", "name", "br0", "type", "bridge"))
@@ -82,6 +84,8 @@ def setup(rate):
         sh(*ns(name, "ip", "link", "set", "lo", "up"))
         # Each host sends at most `rate` (a NIC's line rate); the bridge side is not shaped.
         sh(*ns(name, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "512kb", "latency", "100ms"))
+        if not slow_start_after_idle:
+            sh(*ns(name, "sysctl", "-q", "-w", "net.ipv4.tcp_slow_start_after_idle=0"))
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "master", "br0"))
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "up"))
 
@@ -123,11 +127,13 @@ def run_ringgan(codec, steps, work, data, bucket_mb):
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(0.3)
     workers = []
+    rank0_log = os.path.join(work, f"worker0-{codec}-{bucket_mb:g}.log")
     for r, (name, addr) in enumerate(WORKERS):
         env = dict(os.environ, RINGGAN_THREADS="1", OPENBLAS_NUM_THREADS="1", RINGGAN_BUCKET_MB=str(bucket_mb))
         workers.append(subprocess.Popen(ns(name, f"{BIN}/gan-worker", "--rank", str(r), "--coordinator", f"{COORD[1]}:29500",
                                            "--token-file", token, "--advertise", addr),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+                                        stdout=subprocess.DEVNULL, stderr=open(rank0_log, "w") if r == 0 else subprocess.DEVNULL,
+                                        env=env))
     stamps = timed_lines(coord)
     rc = coord.wait(timeout=600)
     for w in workers:
@@ -136,7 +142,15 @@ def run_ringgan(codec, steps, work, data, bucket_mb):
         sys.exit(f"link: gan-coordinator with codec {codec} failed ({rc})")
     sent = [tx_bytes(n) - b for (n, _), b in zip(WORKERS, before)]
     label = f"RingGAN {codec}, " + (f"{bucket_mb:g} MB buckets during backward" if bucket_mb > 0 else "one all-reduce after backward")
-    return summarise(stamps, steps, sent, label)
+    out = summarise(stamps, steps, sent, label)
+    # Rank 0's account of the ring (gan-worker logs it at the end): how long the training thread
+    # waited on the wire per step, and the TCP state of its link.
+    with open(rank0_log) as f:
+        ring = [line.split("ring, per step", 1)[1] for line in f if "ring, per step" in line]
+    out["ring"] = "ring, per step" + ring[-1].rstrip() if ring else ""
+    m = re.search(r"blocked ([0-9.]+) ms", out["ring"])
+    out["blocked_ms"] = float(m.group(1)) if m else float("nan")
+    return out
 
 
 def run_torch(steps, data):
@@ -166,6 +180,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4, choices=range(2, 5))
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-slow-start-after-idle", action="store_true",
+                    help="set net.ipv4.tcp_slow_start_after_idle=0 in every namespace (TCP keeps its window over idle gaps)")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist-5k"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
@@ -178,7 +194,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ringgan-link-")
     rows = []
     try:
-        setup(a.rate)
+        setup(a.rate, slow_start_after_idle=not a.no_slow_start_after_idle)
         runs = [(codec, float(b)) for codec in a.codecs.split(",") for b in a.buckets.split(",")]
         if not a.no_torch:
             runs.append(("torch", None))
@@ -189,11 +205,14 @@ def main():
                 results.setdefault((codec, b), []).append(r)
                 print(f"round {rnd + 1}: {r['side']:58s} step {r['step_s'] * 1000:7.1f} ms  {r['images_per_s']:6.1f} img/s  "
                       f"sent {r['tx_mb_per_rank_step']:.2f} MB per rank per step", flush=True)
+                if r.get("ring"):
+                    print(f"    rank 0: {r['ring']}", flush=True)
         for key in runs:
             rs = results[key]
             m = dict(rs[0])
-            for k in ("step_s", "tx_mb_per_rank_step"):
-                m[k] = statistics.median(r[k] for r in rs)
+            for k in ("step_s", "tx_mb_per_rank_step", "blocked_ms"):
+                if k in m:
+                    m[k] = statistics.median(r[k] for r in rs)
             m["images_per_s"] = 64 / m["step_s"]
             rows.append(m)
     finally:
@@ -204,11 +223,15 @@ def main():
              f"bridge, every host sending at most {a.rate} (tc tbf); DCGAN 32x32, global batch 64 ({64 // len(WORKERS)} per rank), one thread per "
              f"rank on this machine's cores; median step time after 3 warm-up steps of {a.steps}"
              + (f", then the median of {a.rounds} rounds taking turns" if a.rounds > 1 else "")
-             + "; bytes are each worker's transmitted bytes per step.", "",
-             "| side | step ms | images/s | MB sent per rank per step | step time vs DDP |", "|---|---|---|---|---|"]
+             + "; bytes are each worker's transmitted bytes per step; \"blocked\" is the time rank 0's training thread "
+             "waited on the ring per step (mean over the run, from the worker's log)"
+             + ("; `net.ipv4.tcp_slow_start_after_idle=0` in every namespace" if a.no_slow_start_after_idle else "") + ".", "",
+             "| side | step ms | images/s | MB sent per rank per step | blocked ms per step | step time vs DDP |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp else "-"
-        lines.append(f"| {r['side']} | {r['step_s'] * 1000:.1f} | {r['images_per_s']:.1f} | {r['tx_mb_per_rank_step']:.2f} | {vs} |")
+        blocked = f"{r['blocked_ms']:.1f}" if "blocked_ms" in r else "-"
+        lines.append(f"| {r['side']} | {r['step_s'] * 1000:.1f} | {r['images_per_s']:.1f} | {r['tx_mb_per_rank_step']:.2f} | {blocked} | {vs} |")
     section = "\n".join(lines) + "\n"
     replace_section(a.results, "## Distributed on a shaped link", section)
     print(f"wrote the link section of {a.results}")

@@ -379,6 +379,8 @@ public final class WorkerProcess {
         // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
         let queue = trainer.source as? ShardQueue
         session.shouldEnd = { queue?.lastStep.map { trainer.step >= $0 } ?? false }
+        let firstStep = trainer.step
+        defer { if start.worldSize > 1 { log.notice("\(ring.summary(steps: trainer.step - firstStep))") } }
         do {
             try session.run { m in
                 let s = m.step

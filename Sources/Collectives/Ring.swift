@@ -84,7 +84,15 @@ public struct RingStats: Sendable {
     public var rawBytes = 0
     /// Frame bytes written to the right neighbour (headers included).
     public var wireBytes = 0
+    public init() {}
     public var compressionRatio: Double { wireBytes > 0 ? Double(rawBytes) / Double(wireBytes) : 1 }
+    /// Gradient all-reduces (whole buffers or bucket ranges) and the seconds they took on the
+    /// collective thread, from the first segment queued to the last sent.
+    public var gradientReduces = 0
+    public var gradientSeconds = 0.0
+    /// Exact all-reduces of SyncBatchNorm statistics and the seconds they took.
+    public var statisticsReduces = 0
+    public var statisticsSeconds = 0.0
 }
 
 /// A ring of workers over TCP: each rank sends to rank + 1 and receives from rank - 1.
@@ -304,6 +312,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         let (enc, dec) = exact ? exactCoders : coders
         op &+= 1
         let before = right!.bytesWritten
+        let t0 = monotonic()
         let N = worldSize, r = rank
         let inv = 1 / Float(N)
         do {
@@ -345,6 +354,42 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         stats.wireBytes += right!.bytesWritten - before
         stats.rawBytes = sender.rawBytes
+        if exact {
+            stats.statisticsReduces += 1
+            stats.statisticsSeconds += monotonic() - t0
+        } else {
+            stats.gradientReduces += 1
+            stats.gradientSeconds += monotonic() - t0
+        }
+    }
+
+    /// Seconds the training thread has spent waiting on the ring (gradients and statistics):
+    /// the part of a step the wire did not hide.
+    public var blockedSeconds: Double { blockedLock.lock(); defer { blockedLock.unlock() }; return _blocked }
+    private var _blocked = 0.0
+    private let blockedLock = NSLock()
+    private func blocked<T>(_ body: () throws -> T) rethrows -> T {
+        let t0 = monotonic()
+        defer { let d = monotonic() - t0; blockedLock.lock(); _blocked += d; blockedLock.unlock() }
+        return try body()
+    }
+
+    /// One line for the log: what the ring did and how long the training thread waited on it,
+    /// with the TCP state of the link to the right neighbour (round trip, congestion window,
+    /// retransmissions): where a step's time on the wire went.
+    public func summary(steps: Int) -> String {
+        let st = stats
+        let per = Double(max(1, steps))
+        func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000 / per) }
+        var line = "ring, per step over \(steps) step(s): blocked \(ms(blockedSeconds)); "
+            + "\(String(format: "%.1f", Double(st.gradientReduces) / per)) gradient all-reduce(s) \(ms(st.gradientSeconds)), "
+            + "\(String(format: "%.1f", Double(st.statisticsReduces) / per)) statistics all-reduce(s) \(ms(st.statisticsSeconds)); "
+            + String(format: "%.2f MB sent", Double(st.wireBytes) / per / 1e6)
+        if st.gradientSeconds > 0 {
+            line += String(format: " (%.1f MB/s while reducing)", Double(st.wireBytes) / (st.gradientSeconds + st.statisticsSeconds) / 1e6)
+        }
+        if let t = right?.tcpInfo() { line += "; TCP to the right: \(t)" }
+        return line
     }
 
     // MARK: GradientReducer, BatchNormSynchronizer
@@ -352,7 +397,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// Sums `buffer` over the ranks on the collective thread, after everything started before.
     public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         let job = collectives.enqueue { [self] in try allReduce(buffer); return 0 }
-        collectives.wait(for: job)
+        blocked { collectives.wait(for: job) }
         try checkFailure()
     }
 
@@ -366,7 +411,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     /// Waits for every range started so far; throws the first failure.
     public func finishReducing() throws {
-        collectives.waitAll()
+        blocked { collectives.waitAll() }
         try checkFailure()
     }
 
@@ -386,7 +431,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             try box.v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) }
             return 0
         }
-        collectives.wait(for: job)
+        blocked { collectives.wait(for: job) }
         // A failure is recorded (`fail`) and surfaced by checkFailure() after the step.
         return box.v
     }

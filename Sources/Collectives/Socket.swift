@@ -105,6 +105,16 @@ public final class Connection: @unchecked Sendable {
         return String(cString: ip)
     }
 
+    /// The kernel's view of this connection (TCP_INFO): smoothed round trip, congestion window
+    /// and retransmitted segments so far; nil where the call fails.
+    public func tcpInfo() -> String? {
+        var info = tcp_info()
+        var len = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0 else { return nil }
+        return String(format: "rtt %.1f ms, cwnd %d segments of %d bytes, %d retransmitted",
+                      Double(info.tcpi_rtt) / 1000, Int(info.tcpi_snd_cwnd), Int(info.tcpi_snd_mss), Int(info.tcpi_total_retrans))
+    }
+
     public func close() {
         writeLock.lock()
         defer { writeLock.unlock() }

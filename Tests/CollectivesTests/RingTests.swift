@@ -110,6 +110,35 @@ final class RingTests: XCTestCase {
         XCTAssertGreaterThan(s.ratio, 10, "constant data compresses")
     }
 
+    /// The ring's account of its time: gradient and statistics all-reduces counted apart, the
+    /// time the caller waited on them, and the summary line gan-worker logs (with TCP_INFO).
+    func testTimeOnTheRingIsAccounted() throws {
+        final class S: @unchecked Sendable { var stats = RingStats(); var blocked = 0.0; var summary = "" }
+        let s = S()
+        try withRing(2, codec: .none) { ring in
+            var v = [Float](repeating: 1, count: 300_000)
+            try v.withUnsafeMutableBufferPointer { buf in
+                try ring.allReduceGradients(buf)
+                ring.startReducing(buf, range: 0..<1000)
+                ring.startReducing(buf, range: 1000..<buf.count)
+                try ring.finishReducing()
+            }
+            XCTAssertEqual(v[0], 4)
+            for _ in 0..<3 { XCTAssertEqual(ring.allReduceSum([1]), [2]) }
+            if ring.rank == 0 { s.stats = ring.stats; s.blocked = ring.blockedSeconds; s.summary = ring.summary(steps: 2) }
+        }
+        XCTAssertEqual(s.stats.gradientReduces, 3)
+        XCTAssertEqual(s.stats.statisticsReduces, 3)
+        XCTAssertGreaterThan(s.stats.gradientSeconds, 0)
+        XCTAssertGreaterThan(s.stats.statisticsSeconds, 0)
+        // The caller waited for every collective it ran (it ran nothing else meanwhile).
+        XCTAssertGreaterThanOrEqual(s.blocked, s.stats.gradientSeconds + s.stats.statisticsSeconds - 1e-3)
+        XCTAssertTrue(s.summary.hasPrefix("ring, per step over 2 step(s): blocked "), s.summary)
+        XCTAssertTrue(s.summary.contains("1.5 gradient all-reduce(s)"), s.summary)
+        XCTAssertTrue(s.summary.contains("1.5 statistics all-reduce(s)"), s.summary)
+        XCTAssertTrue(s.summary.contains("TCP to the right: rtt "), s.summary)
+    }
+
     func testWrongTokenCannotJoinTheRing() throws {
         // Rank 1 starts forming the ring; an impostor with the wrong token and a client sending
         // garbage reach its listener first and are refused; then the real rank 0 joins and the
