@@ -14,8 +14,7 @@ interface's transmit counter, so both sides are counted the same way; RingGAN's 
 traffic to the workers is not in it, nor gloo's rendezvous). Needs root (namespaces, tc).
 
   sudo python3 bench/link.py [--steps 30] [--rate 1gbit] [--codecs none,shuffle-zstd,bf16-shuffle-zstd]
-                             [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--no-slow-start-after-idle]
-                             [--results bench/RESULTS.md]
+                             [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--results bench/RESULTS.md]
 
 --buckets: the gradient bucket sizes in MB to run RingGAN with (RINGGAN_BUCKET_MB: a bucket's
 all-reduce starts during backward as soon as its gradients are complete; 0 = one all-reduce
@@ -68,7 +67,7 @@ def teardown():
             sh("ip", "link", "del", dev, check=False)
 
 
-def setup(rate, slow_start_after_idle=True):
+def setup(rate):
     teardown()
     sh("ip", "netns", "add", SW)
     sh(*ns(SW, "ip", "link", "add", "name", "br0", "type", "bridge"))
@@ -84,8 +83,6 @@ def setup(rate, slow_start_after_idle=True):
         sh(*ns(name, "ip", "link", "set", "lo", "up"))
         # Each host sends at most `rate` (a NIC's line rate); the bridge side is not shaped.
         sh(*ns(name, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "512kb", "latency", "100ms"))
-        if not slow_start_after_idle:
-            sh(*ns(name, "sysctl", "-q", "-w", "net.ipv4.tcp_slow_start_after_idle=0"))
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "master", "br0"))
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "up"))
 
@@ -180,8 +177,6 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4, choices=range(2, 5))
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--no-slow-start-after-idle", action="store_true",
-                    help="set net.ipv4.tcp_slow_start_after_idle=0 in every namespace (TCP keeps its window over idle gaps)")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist-5k"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
@@ -194,7 +189,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ringgan-link-")
     rows = []
     try:
-        setup(a.rate, slow_start_after_idle=not a.no_slow_start_after_idle)
+        setup(a.rate)
         runs = [(codec, float(b)) for codec in a.codecs.split(",") for b in a.buckets.split(",")]
         if not a.no_torch:
             runs.append(("torch", None))
@@ -225,7 +220,7 @@ def main():
              + (f", then the median of {a.rounds} rounds taking turns" if a.rounds > 1 else "")
              + "; bytes are each worker's transmitted bytes per step; \"blocked\" is the time rank 0's training thread "
              "waited on the ring per step (mean over the run, from the worker's log)"
-             + ("; `net.ipv4.tcp_slow_start_after_idle=0` in every namespace" if a.no_slow_start_after_idle else "") + ".", "",
+             + ".", "",
              "| side | step ms | images/s | MB sent per rank per step | blocked ms per step | step time vs DDP |",
              "|---|---|---|---|---|---|"]
     for r in rows:
