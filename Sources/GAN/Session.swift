@@ -229,8 +229,14 @@ public final class TrainingSession {
             let s = trainer.step
             // Every K steps (K > 0) and always at the end.
             let last = s == total || timeUp()
+            // The block cache holds the step's working memory; a checkpoint's copies and the
+            // final grid would come on top of it (a run's peak): hand it back first.
+            if writes && last { releaseCachedTensorMemory() }
             if writes && (last || (sampleEvery > 0 && s % sampleEvery == 0)) { _ = try writeSampleGrid() }
-            if writes && (last || (checkpointEvery > 0 && s % checkpointEvery == 0)) { _ = try writeCheckpoint() }
+            if writes && (last || (checkpointEvery > 0 && s % checkpointEvery == 0)) {
+                releaseCachedTensorMemory()
+                _ = try writeCheckpoint()
+            }
             events?.flush()
             if last && s < total {
                 stoppedByDeadline = true

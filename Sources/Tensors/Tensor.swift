@@ -19,6 +19,11 @@ public final class TensorStorage {
     deinit { BlockCache.shared.release(pointer, floats: max(count, 1)) }
 }
 
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (malloc.h is not in the Glibc module): returns free heap pages to the system.
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
+
 /// Keeps freed large blocks for reuse, as PyTorch's caching allocators do. Without it every
 /// large tensor is a fresh mmap whose pages fault in one by one (glibc maps blocks over 32 MB
 /// anew each time), which made element-wise ops run at a fifth of memory bandwidth. Blocks of
@@ -62,6 +67,24 @@ final class BlockCache: @unchecked Sendable {
         return raw!.bindMemory(to: Float.self, capacity: floats)
     }
 
+    /// Frees every cached block and asks malloc to hand free heap pages back to the system;
+    /// returns the bytes the cache held.
+    func trim() -> Int {
+        pthread_mutex_lock(lock)
+        let blocks = pool
+        let bytes = cachedBytes
+        pool = [:]
+        cachedBytes = 0
+        pthread_mutex_unlock(lock)
+        for (_, list) in blocks { for p in list { free(p) } }
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
+        return bytes
+    }
+
+    var cached: Int { pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }; return cachedBytes }
+
     func release(_ p: UnsafeMutablePointer<Float>, floats: Int) {
         let bytes = BlockCache.sizeClass(floats * MemoryLayout<Float>.stride)
         if bytes >= BlockCache.minBytes {
@@ -77,6 +100,17 @@ final class BlockCache: @unchecked Sendable {
         free(p)
     }
 }
+
+/// Returns the memory the tensor block cache keeps for reuse to the system (as PyTorch's
+/// `torch.cuda.empty_cache()`); returns the bytes released. Between steps every block of the step
+/// is in the cache, so this is the step's whole working memory: the trainer calls it before
+/// writing a checkpoint, so the checkpoint's copies do not add to a run's peak. The next step
+/// takes its blocks from the system again (page faults, once).
+@discardableResult
+public func releaseCachedTensorMemory() -> Int { BlockCache.shared.trim() }
+
+/// Bytes the tensor block cache holds for reuse.
+public var cachedTensorMemory: Int { BlockCache.shared.cached }
 
 /// A float32 tensor: a shape and a contiguous, row-major window (`offset`, `count`) onto a storage.
 ///
