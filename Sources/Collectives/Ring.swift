@@ -84,7 +84,6 @@ public struct RingStats: Sendable {
     public var rawBytes = 0
     /// Frame bytes written to the right neighbour (headers included).
     public var wireBytes = 0
-    public init() {}
     public var compressionRatio: Double { wireBytes > 0 ? Double(rawBytes) / Double(wireBytes) : 1 }
     /// Gradient all-reduces (whole buffers or bucket ranges) and the seconds they took on the
     /// collective thread, from the first segment queued to the last sent.
@@ -93,6 +92,8 @@ public struct RingStats: Sendable {
     /// Exact all-reduces of SyncBatchNorm statistics and the seconds they took.
     public var statisticsReduces = 0
     public var statisticsSeconds = 0.0
+
+    public init() {}
 }
 
 /// A ring of workers over TCP: each rank sends to rank + 1 and receives from rank - 1.
@@ -354,12 +355,13 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         stats.wireBytes += right!.bytesWritten - before
         stats.rawBytes = sender.rawBytes
+        let took = monotonic() - t0
         if exact {
             stats.statisticsReduces += 1
-            stats.statisticsSeconds += monotonic() - t0
+            stats.statisticsSeconds += took
         } else {
             stats.gradientReduces += 1
-            stats.gradientSeconds += monotonic() - t0
+            stats.gradientSeconds += took
         }
     }
 

@@ -103,8 +103,9 @@ final class BlockCache: @unchecked Sendable {
 
 /// Returns the memory the tensor block cache keeps for reuse to the system (as PyTorch's
 /// `torch.cuda.empty_cache()`); returns the bytes released. Between steps every block of the step
-/// is in the cache, so this is the step's whole working memory: the trainer calls it before
-/// writing a checkpoint, so the checkpoint's copies do not add to a run's peak. The next step
+/// is in the cache, so this is the step's whole working memory: the trainer calls it after
+/// building the models and before a checkpoint or the final grid, so those do not add to a run's
+/// peak. The next step
 /// takes its blocks from the system again (page faults, once).
 @discardableResult
 public func releaseCachedTensorMemory() -> Int { BlockCache.shared.trim() }
