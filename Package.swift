@@ -28,12 +28,14 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         // The one CRC-32C (SSE4.2 instruction, a table without it) and the frame checksum.
         .target(name: "CChecksum"),
+        // The optimizers' update loops, vectorised with AVX where the CPU has it (chosen at run time).
+        .target(name: "CKernels"),
         // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
         // imports; docs/ARCHITECTURE.md draws the picture).
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         // The contract between training and whatever sums across ranks (no dependencies).
         .target(name: "DataParallel"),
-        .target(name: "NN", dependencies: ["Tensors", "DataParallel"]),
+        .target(name: "NN", dependencies: ["Tensors", "DataParallel", "CKernels"]),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
         .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Datasets", "Telemetry", "CZlib"]),

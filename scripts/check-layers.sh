@@ -13,12 +13,12 @@ import os, re, sys
 # below it, directly or further down, and nothing else of ours; a C library (C*) only where it is
 # listed directly (it is the implementation of that layer, not an API for the ones above).
 BELOW = {
-    # system libraries and the C checksum
-    "COpenBLAS": [], "CZstd": [], "CZlib": [], "CChecksum": [],
+    # system libraries, the C checksum and the optimizers' vector loops
+    "COpenBLAS": [], "CZstd": [], "CZlib": [], "CChecksum": [], "CKernels": [],
     # the contract between training and whatever sums across ranks (no dependencies)
     "DataParallel": [],
     "Tensors": ["COpenBLAS"],
-    "NN": ["Tensors", "DataParallel"],
+    "NN": ["Tensors", "DataParallel", "CKernels"],
     "Datasets": ["Tensors", "CZlib"],
     "Telemetry": ["Tensors", "CZlib", "CChecksum"],
     "GAN": ["NN", "Datasets", "Telemetry", "CZlib"],
