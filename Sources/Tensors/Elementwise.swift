@@ -9,29 +9,49 @@ import Darwin
 
 // MARK: binary (broadcasting)
 
+struct AddMap: BinaryMap { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
+struct SubMap: BinaryMap { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
+struct MulMap: BinaryMap { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
+struct DivMap: BinaryMap { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
+struct ReluMap: UnaryMap { @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 } }
+struct LeakyMap: UnaryMap {
+    let slope: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : x * slope }
+}
+/// The derivative of LeakyReLU (ReLU at slope 0): 1 or slope.
+struct LeakyMaskMap: UnaryMap {
+    let slope: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? 1 : slope }
+}
+/// g times that derivative, at input x.
+struct LeakyGradMap: BinaryMap {
+    let slope: Float
+    @inline(__always) func callAsFunction(_ g: Float, _ x: Float) -> Float { g * (x > 0 ? 1 : slope) }
+}
+
 public func + (a: Tensor, b: Tensor) -> Tensor {
-    let out = mapBinary(a, b, "add") { $0 + $1 }
+    let out = mapBinary(a, b, "add", AddMap())
     return record(out, "add", [a, b]) { g, _, needs in
         [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? g.sumTo(b.shape) : nil]
     }
 }
 
 public func - (a: Tensor, b: Tensor) -> Tensor {
-    let out = mapBinary(a, b, "sub") { $0 - $1 }
+    let out = mapBinary(a, b, "sub", SubMap())
     return record(out, "sub", [a, b]) { g, _, needs in
         [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? (-g).sumTo(b.shape) : nil]
     }
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
-    let out = mapBinary(a, b, "mul") { $0 * $1 }
+    let out = mapBinary(a, b, "mul", MulMap())
     return record(out, "mul", [a, b]) { g, _, needs in
         [needs[0] ? (g * b).sumTo(a.shape) : nil, needs[1] ? (g * a).sumTo(b.shape) : nil]
     }
 }
 
 public func / (a: Tensor, b: Tensor) -> Tensor {
-    let out = mapBinary(a, b, "div") { $0 / $1 }
+    let out = mapBinary(a, b, "div", DivMap())
     return record(out, "div", [a, b]) { g, y, needs in
         [needs[0] ? (g / b).sumTo(a.shape) : nil,
          needs[1] ? (-(g * y) / b).sumTo(b.shape) : nil]
@@ -112,14 +132,21 @@ extension Tensor {
     }
 
     public func relu() -> Tensor {
-        let out = mapUnary(self) { $0 > 0 ? $0 : 0 }
-        return record(out, "relu", [self]) { g, _, _ in [g * mapUnary(self) { $0 > 0 ? 1 : 0 }] }
+        let out = mapUnary(self, ReluMap())
+        return record(out, "relu", [self], slopeBackward(0))
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
-        let out = mapUnary(self) { $0 > 0 ? $0 : $0 * slope }
-        return record(out, "leaky_relu", [self]) { g, _, _ in
-            [g * mapUnary(self) { $0 > 0 ? 1 : slope }]
+        let out = mapUnary(self, LeakyMap(slope: slope))
+        return record(out, "leaky_relu", [self], slopeBackward(slope))
+    }
+
+    /// ReLU's (slope 0) and LeakyReLU's backward: g times 1 or slope, as one pass when no graph
+    /// is recorded (the same products either way).
+    private func slopeBackward(_ slope: Float) -> Node.Backward {
+        { g, _, _ in
+            if GradMode.isEnabled { return [g * mapUnary(self, LeakyMaskMap(slope: slope))] }
+            return [mapBinary(g, self, "slope backward", LeakyGradMap(slope: slope))]
         }
     }
 
