@@ -28,7 +28,7 @@ public final class MLPGenerator: Module, GeneratorModel {
         func block(_ i: Int, _ o: Int, _ normalize: Bool, _ rng: inout RandomGenerator) -> [Module] {
             var layers: [Module] = [Linear(i, o, rng: &rng)]
             if normalize { layers.append(BatchNorm(o)) }
-            layers.append(LeakyReLU(0.2))
+            layers.append(LeakyReLU(0.2, inplace: true))
             return layers
         }
         var layers: [Module] = []
@@ -53,8 +53,8 @@ public final class MLPDiscriminator: Module, DiscriminatorModel {
 
     public init(imageShape: [Int] = [1, 28, 28], rng: inout RandomGenerator) {
         model = Sequential([
-            Flatten(), Linear(imageShape.reduce(1, *), 512, rng: &rng), LeakyReLU(0.2),
-            Linear(512, 256, rng: &rng), LeakyReLU(0.2), Linear(256, 1, rng: &rng), Sigmoid(),
+            Flatten(), Linear(imageShape.reduce(1, *), 512, rng: &rng), LeakyReLU(0.2, inplace: true),
+            Linear(512, 256, rng: &rng), LeakyReLU(0.2, inplace: true), Linear(256, 1, rng: &rng), Sigmoid(),
         ])
         super.init()
         registerModule("model", model)
@@ -89,10 +89,10 @@ public final class DCGANGenerator: Module, GeneratorModel {
         let n = stages(imageSize)
         var ch = ngf << (n - 1)
         var layers: [Module] = [ConvTranspose2d(latentDim, ch, kernelSize: 4, stride: 1, padding: 0, bias: false, rng: &rng),
-                                BatchNorm(ch), ReLU()]
+                                BatchNorm(ch), ReLU(inplace: true)]
         for _ in 0..<(n - 1) {
             layers += [ConvTranspose2d(ch, ch / 2, kernelSize: 4, stride: 2, padding: 1, bias: false, rng: &rng),
-                       BatchNorm(ch / 2), ReLU()]
+                       BatchNorm(ch / 2), ReLU(inplace: true)]
             ch /= 2
         }
         layers += [ConvTranspose2d(ch, nc, kernelSize: 4, stride: 2, padding: 1, bias: false, rng: &rng), Tanh()]
@@ -119,12 +119,12 @@ public final class DCGANDiscriminator: Module, DiscriminatorModel {
             let c = Conv2d(i, o, kernelSize: 4, stride: s, padding: p, bias: false, rng: &rng)
             return spectral ? spectralNorm(c, rng: &rng) : c
         }
-        var layers: [Module] = [conv(nc, ndf, 2, 1, &rng), LeakyReLU(0.2)]
+        var layers: [Module] = [conv(nc, ndf, 2, 1, &rng), LeakyReLU(0.2, inplace: true)]
         var ch = ndf
         for _ in 0..<(n - 1) {
             layers.append(conv(ch, ch * 2, 2, 1, &rng))
             if !spectral { layers.append(BatchNorm(ch * 2)) }
-            layers.append(LeakyReLU(0.2))
+            layers.append(LeakyReLU(0.2, inplace: true))
             ch *= 2
         }
         layers.append(conv(ch, 1, 1, 0, &rng))

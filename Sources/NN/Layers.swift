@@ -74,15 +74,21 @@ public final class ConvTranspose2d: WeightedModule {
     }
 }
 
+/// `nn.ReLU(inplace)`: with `inplace`, the result overwrites the input where that is safe
+/// (`Tensor.leakyReluInPlace`).
 public final class ReLU: Module {
-    public override init() { super.init() }
-    public override func forward(_ x: Tensor) -> Tensor { x.relu() }
+    public let inplace: Bool
+    public init(inplace: Bool = false) { self.inplace = inplace; super.init() }
+    public override func forward(_ x: Tensor) -> Tensor { inplace ? x.leakyReluInPlace(0) : x.relu() }
 }
 
+/// `nn.LeakyReLU(slope, inplace)`: with `inplace`, the result overwrites the input where that is
+/// safe (`Tensor.leakyReluInPlace`).
 public final class LeakyReLU: Module {
     public let slope: Float
-    public init(_ slope: Float = 0.01) { self.slope = slope; super.init() }
-    public override func forward(_ x: Tensor) -> Tensor { x.leakyRelu(slope) }
+    public let inplace: Bool
+    public init(_ slope: Float = 0.01, inplace: Bool = false) { self.slope = slope; self.inplace = inplace; super.init() }
+    public override func forward(_ x: Tensor) -> Tensor { inplace ? x.leakyReluInPlace(slope) : x.leakyRelu(slope) }
 }
 
 public final class Tanh: Module {

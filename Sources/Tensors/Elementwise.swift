@@ -144,10 +144,43 @@ extension Tensor {
     /// ReLU's (slope 0) and LeakyReLU's backward: g times 1 or slope, as one pass when no graph
     /// is recorded (the same products either way).
     private func slopeBackward(_ slope: Float) -> Node.Backward {
-        { g, _, _ in
-            if GradMode.isEnabled { return [g * mapUnary(self, LeakyMaskMap(slope: slope))] }
-            return [mapBinary(g, self, "slope backward", LeakyGradMap(slope: slope))]
+        { g, _, _ in Tensor.slopeGradient(g, at: self, slope) }
+    }
+
+    /// g times 1 or slope, by the sign of x (the input, or the output where slope >= 0).
+    private static func slopeGradient(_ g: Tensor, at x: Tensor, _ slope: Float) -> [Tensor?] {
+        if GradMode.isEnabled { return [g * mapUnary(x, LeakyMaskMap(slope: slope))] }
+        return [mapBinary(g, x, "slope backward", LeakyGradMap(slope: slope))]
+    }
+
+    /// Ops whose backward never reads their own output: an activation may overwrite it.
+    private static let outputUnreadInBackward: Set<String> = ["conv2d", "conv_transpose2d", "batch_norm", "add", "matmul"]
+
+    /// `relu_()` / `leaky_relu_()`, PyTorch's `inplace=True`: the result is written over this
+    /// tensor's values, so the graph keeps one tensor of this size instead of two (the tutorial's
+    /// models use it after every convolution, batch norm and linear layer). Done only where
+    /// nothing can read the old values: this tensor is the output of an op whose backward does
+    /// not read its output (a convolution, batch norm, a linear layer) while a graph is
+    /// recorded, and the slope is not negative, so that the derivative can be read from the
+    /// result (y > 0 exactly when x > 0). Anywhere else it is the ordinary op. As in PyTorch,
+    /// the caller promises that nothing else uses this tensor afterwards (a `Sequential` layer
+    /// hands it on to this activation only).
+    public func leakyReluInPlace(_ slope: Float) -> Tensor {
+        guard slope >= 0, GradMode.isEnabled, let node, Tensor.outputUnreadInBackward.contains(node.name) else {
+            return slope == 0 ? relu() : leakyRelu(slope)
         }
+        let p = data
+        if slope == 0 {
+            parallelFor(count, grain: elementGrain) { r in for i in r { p[i] = ReluMap()(p[i]) } }
+        } else {
+            let f = LeakyMap(slope: slope)
+            parallelFor(count, grain: elementGrain) { r in for i in r { p[i] = f(p[i]) } }
+        }
+        let out = Tensor(shape: shape, storage: storage, offset: offset)
+        if slope == 0 {
+            return record(out, "relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, 0) }
+        }
+        return record(out, "leaky_relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, slope) }
     }
 
     public func tanh() -> Tensor {
