@@ -26,74 +26,57 @@ static inline void rmsprop_one(float *p, const float *g, float *s, size_t i, flo
 #include <immintrin.h>
 #include <cpuid.h>
 
+// One body per loop, instantiated for AVX (8 lanes) and SSE2 (4 lanes): V is the vector type,
+// W its lane count, P the intrinsic prefix (_mm256 or _mm).
+#define SET1(P, x) P##_set1_ps(x)
+#define ADAM_BODY(V, W, P)                                                                        \
+    const V vc1 = SET1(P, c1), vb2 = SET1(P, b2), vc2 = SET1(P, c2);                               \
+    const V veps = SET1(P, eps), vwd = SET1(P, wd), vstep = SET1(P, step), vbc = SET1(P, bc);      \
+    size_t i = 0;                                                                                 \
+    for (; i + W <= n; i += W) {                                                                  \
+        V gi = P##_loadu_ps(g + i);                                                               \
+        V pi = P##_loadu_ps(p + i);                                                               \
+        if (wd != 0) gi = P##_add_ps(gi, P##_mul_ps(vwd, pi));                                    \
+        V mi = P##_loadu_ps(m + i), vi = P##_loadu_ps(v + i);                                     \
+        mi = P##_add_ps(mi, P##_mul_ps(P##_sub_ps(gi, mi), vc1));                                 \
+        vi = P##_add_ps(P##_mul_ps(vi, vb2), P##_mul_ps(P##_mul_ps(vc2, gi), gi));                \
+        V denom = P##_add_ps(P##_div_ps(P##_sqrt_ps(vi), vbc), veps);                             \
+        P##_storeu_ps(m + i, mi);                                                                 \
+        P##_storeu_ps(v + i, vi);                                                                 \
+        P##_storeu_ps(p + i, P##_sub_ps(pi, P##_mul_ps(vstep, P##_div_ps(mi, denom))));          \
+    }                                                                                             \
+    for (; i < n; i++) adam_one(p, g, m, v, i, c1, b2, c2, eps, wd, step, bc);
+
+#define RMSPROP_BODY(V, W, P)                                                                     \
+    const V va = SET1(P, a), vc = SET1(P, c), veps = SET1(P, eps), vlr = SET1(P, lr);              \
+    size_t i = 0;                                                                                 \
+    for (; i + W <= n; i += W) {                                                                  \
+        V gi = P##_loadu_ps(g + i);                                                               \
+        V si = P##_add_ps(P##_mul_ps(P##_loadu_ps(s + i), va), P##_mul_ps(P##_mul_ps(vc, gi), gi)); \
+        P##_storeu_ps(s + i, si);                                                                 \
+        V q = P##_div_ps(gi, P##_add_ps(P##_sqrt_ps(si), veps));                                  \
+        P##_storeu_ps(p + i, P##_sub_ps(P##_loadu_ps(p + i), P##_mul_ps(vlr, q)));                \
+    }                                                                                             \
+    for (; i < n; i++) rmsprop_one(p, g, s, i, a, c, eps, lr);
+
 __attribute__((target("avx")))
 static void adam_avx(float *p, const float *g, float *m, float *v, size_t n,
                      float c1, float b2, float c2, float eps, float wd, float step, float bc) {
-    const __m256 vc1 = _mm256_set1_ps(c1), vb2 = _mm256_set1_ps(b2), vc2 = _mm256_set1_ps(c2);
-    const __m256 veps = _mm256_set1_ps(eps), vwd = _mm256_set1_ps(wd), vstep = _mm256_set1_ps(step);
-    const __m256 vbc = _mm256_set1_ps(bc);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 gi = _mm256_loadu_ps(g + i);
-        __m256 pi = _mm256_loadu_ps(p + i);
-        if (wd != 0) gi = _mm256_add_ps(gi, _mm256_mul_ps(vwd, pi));
-        __m256 mi = _mm256_loadu_ps(m + i), vi = _mm256_loadu_ps(v + i);
-        mi = _mm256_add_ps(mi, _mm256_mul_ps(_mm256_sub_ps(gi, mi), vc1));
-        vi = _mm256_add_ps(_mm256_mul_ps(vi, vb2), _mm256_mul_ps(_mm256_mul_ps(vc2, gi), gi));
-        __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbc), veps);
-        _mm256_storeu_ps(m + i, mi);
-        _mm256_storeu_ps(v + i, vi);
-        _mm256_storeu_ps(p + i, _mm256_sub_ps(pi, _mm256_mul_ps(vstep, _mm256_div_ps(mi, denom))));
-    }
-    for (; i < n; i++) adam_one(p, g, m, v, i, c1, b2, c2, eps, wd, step, bc);
-}
-
-__attribute__((target("avx")))
-static void rmsprop_avx(float *p, const float *g, float *s, size_t n, float a, float c, float eps, float lr) {
-    const __m256 va = _mm256_set1_ps(a), vc = _mm256_set1_ps(c), veps = _mm256_set1_ps(eps), vlr = _mm256_set1_ps(lr);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 gi = _mm256_loadu_ps(g + i);
-        __m256 si = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s + i), va), _mm256_mul_ps(_mm256_mul_ps(vc, gi), gi));
-        _mm256_storeu_ps(s + i, si);
-        __m256 q = _mm256_div_ps(gi, _mm256_add_ps(_mm256_sqrt_ps(si), veps));
-        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_mul_ps(vlr, q)));
-    }
-    for (; i < n; i++) rmsprop_one(p, g, s, i, a, c, eps, lr);
+    ADAM_BODY(__m256, 8, _mm256)
 }
 
 static void adam_sse2(float *p, const float *g, float *m, float *v, size_t n,
                       float c1, float b2, float c2, float eps, float wd, float step, float bc) {
-    const __m128 vc1 = _mm_set1_ps(c1), vb2 = _mm_set1_ps(b2), vc2 = _mm_set1_ps(c2);
-    const __m128 veps = _mm_set1_ps(eps), vwd = _mm_set1_ps(wd), vstep = _mm_set1_ps(step);
-    const __m128 vbc = _mm_set1_ps(bc);
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m128 gi = _mm_loadu_ps(g + i);
-        __m128 pi = _mm_loadu_ps(p + i);
-        if (wd != 0) gi = _mm_add_ps(gi, _mm_mul_ps(vwd, pi));
-        __m128 mi = _mm_loadu_ps(m + i), vi = _mm_loadu_ps(v + i);
-        mi = _mm_add_ps(mi, _mm_mul_ps(_mm_sub_ps(gi, mi), vc1));
-        vi = _mm_add_ps(_mm_mul_ps(vi, vb2), _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-        __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vbc), veps);
-        _mm_storeu_ps(m + i, mi);
-        _mm_storeu_ps(v + i, vi);
-        _mm_storeu_ps(p + i, _mm_sub_ps(pi, _mm_mul_ps(vstep, _mm_div_ps(mi, denom))));
-    }
-    for (; i < n; i++) adam_one(p, g, m, v, i, c1, b2, c2, eps, wd, step, bc);
+    ADAM_BODY(__m128, 4, _mm)
+}
+
+__attribute__((target("avx")))
+static void rmsprop_avx(float *p, const float *g, float *s, size_t n, float a, float c, float eps, float lr) {
+    RMSPROP_BODY(__m256, 8, _mm256)
 }
 
 static void rmsprop_sse2(float *p, const float *g, float *s, size_t n, float a, float c, float eps, float lr) {
-    const __m128 va = _mm_set1_ps(a), vc = _mm_set1_ps(c), veps = _mm_set1_ps(eps), vlr = _mm_set1_ps(lr);
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m128 gi = _mm_loadu_ps(g + i);
-        __m128 si = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(s + i), va), _mm_mul_ps(_mm_mul_ps(vc, gi), gi));
-        _mm_storeu_ps(s + i, si);
-        __m128 q = _mm_div_ps(gi, _mm_add_ps(_mm_sqrt_ps(si), veps));
-        _mm_storeu_ps(p + i, _mm_sub_ps(_mm_loadu_ps(p + i), _mm_mul_ps(vlr, q)));
-    }
-    for (; i < n; i++) rmsprop_one(p, g, s, i, a, c, eps, lr);
+    RMSPROP_BODY(__m128, 4, _mm)
 }
 
 // AVX needs the CPU flag and the OS saving the YMM registers (OSXSAVE, XCR0 bits 1 and 2).
