@@ -52,7 +52,7 @@ fi
 
 OB_I=$(pkg-config --cflags-only-I openblas | sed 's/-I//g' | xargs)
 OB_L=$(pkg-config --libs-only-L openblas | sed 's/-L//g' | xargs)
-CINC=(-I "$ROOT/Sources/COpenBLAS" -I "$ROOT/Sources/CZlib" -I "$B/cchecksum" ${OB_I:+-Xcc -I"$OB_I"})
+CINC=(-I "$ROOT/Sources/COpenBLAS" -I "$ROOT/Sources/CZlib" -I "$B/cchecksum" -I "$B/ckernels" ${OB_I:+-Xcc -I"$OB_I"})
 LINK=(${OB_L:+-L"$OB_L"} -L "$B")
 
 # Rebuilds `out` when any of the files after it is newer.
@@ -71,14 +71,21 @@ lib() {
         || { grep -E "error" "$B/logs/$name.log" | head -20; return 1; }
 }
 
-# The CRC-32C of CChecksum (C), with a module map for Swift.
-cchecksum() {
-    mkdir -p "$B/cchecksum"
-    printf 'module CChecksum {\n    header "%s"\n    export *\n}\n' "$ROOT/Sources/CChecksum/include/checksum.h" > "$B/cchecksum/module.modulemap"
-    stale "$B/libCChecksum.a" Sources/CChecksum/checksum.c Sources/CChecksum/include/checksum.h || return 0
-    clang -c -g -O1 -fsanitize=address,fuzzer-no-link -I Sources/CChecksum/include Sources/CChecksum/checksum.c -o "$B/checksum.o" \
-        && ar rcs "$B/libCChecksum.a" "$B/checksum.o"
+# A C target of Sources/ ($1, its one source file $2) as a static library, with a module map for
+# Swift.
+cmodule() {
+    local name=$1 file=$2 dir lower
+    dir="Sources/$name"; lower=$(echo "$name" | tr '[:upper:]' '[:lower:]')
+    local header; header=$(ls "$dir"/include/*.h | head -n 1)
+    mkdir -p "$B/$lower"
+    printf 'module %s {\n    header "%s"\n    export *\n}\n' "$name" "$ROOT/$header" > "$B/$lower/module.modulemap"
+    stale "$B/lib$name.a" "$dir/$file" "$header" || return 0
+    clang -c -g -O1 -fsanitize=address,fuzzer-no-link -I "$dir/include" "$dir/$file" -o "$B/$lower.o" \
+        && ar rcs "$B/lib$name.a" "$B/$lower.o"
 }
+# The CRC-32C of CChecksum, and the optimizers' loops of CKernels.
+cchecksum() { cmodule CChecksum checksum.c; }
+ckernels() { cmodule CKernels kernels.c; }
 
 # swift-log's Logging (Telemetry needs it): from SwiftPM's checkout.
 logging() {
@@ -116,9 +123,9 @@ build() {
         idx) lib Tensors Sources/Tensors/*.swift && exe idx Datasets Sources/Datasets/*.swift -- Tensors ;;
         checkpoint)
             lib Tensors Sources/Tensors/*.swift && lib DataParallel Sources/DataParallel/*.swift \
-                && DEPS="Tensors DataParallel" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
+                && ckernels && DEPS="Tensors DataParallel CKernels" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
                 && cchecksum && logging && DEPS="Tensors Logging CChecksum" lib Telemetry Sources/Telemetry/*.swift \
-                && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel Tensors ;;
+                && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel CKernels Tensors ;;
         frames)
             # Auth.swift's HMAC comes from swift-crypto; fuzz/support/AuthStub.swift stands in.
             cchecksum && exe frames Collectives Sources/Collectives/Frame.swift Sources/Collectives/Socket.swift \
