@@ -1,5 +1,4 @@
 #include "kernels.h"
-#include <math.h>
 
 // Vector code must round exactly as the scalar formula: no contraction into FMA anywhere.
 #pragma clang fp contract(off)

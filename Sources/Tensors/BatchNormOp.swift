@@ -92,27 +92,25 @@ private func batchNormBackwardFused(_ x: Tensor, _ weight: Tensor, _ gy: Tensor,
     let dwp = dw.data, dbp = db.data
     ThreadPool.shared.parallelFor(c, grain: max(1, elementGrain / max(n * s, 1)), align: 1) { channels in
         forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * (b1 - b0)) { acc in
-                acc.initialize(repeating: 0)
-                for i in 0..<n {
+            // Per channel: invstd, w * invstd, mean of g, mean of g * xhat (for dx).
+            withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: b1 - b0) { coef in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * (b1 - b0)) { acc in
+                    acc.initialize(repeating: 0)
+                    for i in 0..<n {
+                        for ch in b0..<b1 {
+                            let (a, b) = rowGradientSums(gp + (i * c + ch) * s, xp + (i * c + ch) * s, s, mean[ch])
+                            acc[2 * (ch - b0)] += a
+                            acc[2 * (ch - b0) + 1] += b
+                        }
+                    }
                     for ch in b0..<b1 {
-                        let (a, b) = rowGradientSums(gp + (i * c + ch) * s, xp + (i * c + ch) * s, s, mean[ch])
-                        acc[2 * (ch - b0)] += a
-                        acc[2 * (ch - b0) + 1] += b
+                        let invstd = 1 / (variance[ch] + eps).squareRoot()
+                        dbp[ch] = Float(acc[2 * (ch - b0)])
+                        dwp[ch] = Float(acc[2 * (ch - b0) + 1]) * invstd
+                        coef[ch - b0] = SIMD4(invstd, wp[ch] * invstd, dbp[ch] / m, dwp[ch] / m)
                     }
                 }
-                for ch in b0..<b1 {
-                    let invstd = 1 / (variance[ch] + eps).squareRoot()
-                    dbp[ch] = Float(acc[2 * (ch - b0)])
-                    dwp[ch] = Float(acc[2 * (ch - b0) + 1]) * invstd
-                }
-            }
-            guard let dxp else { return }
-            withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: b1 - b0) { coef in
-                for ch in b0..<b1 {
-                    let invstd = 1 / (variance[ch] + eps).squareRoot()
-                    coef[ch - b0] = SIMD4(invstd, wp[ch] * invstd, dbp[ch] / m, dwp[ch] / m)
-                }
+                guard let dxp else { return }
                 for i in 0..<n {
                     for ch in b0..<b1 {
                         let mu = mean[ch], q = coef[ch - b0]

@@ -169,17 +169,12 @@ extension Tensor {
         guard slope >= 0, GradMode.isEnabled, let node, Tensor.outputUnreadInBackward.contains(node.name) else {
             return slope == 0 ? relu() : leakyRelu(slope)
         }
-        let p = data
-        if slope == 0 {
-            parallelFor(count, grain: elementGrain) { r in for i in r { p[i] = ReluMap()(p[i]) } }
-        } else {
-            let f = LeakyMap(slope: slope)
-            parallelFor(count, grain: elementGrain) { r in for i in r { p[i] = f(p[i]) } }
-        }
         let out = Tensor(shape: shape, storage: storage, offset: offset)
         if slope == 0 {
+            mapUnaryInPlace(self, ReluMap())
             return record(out, "relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, 0) }
         }
+        mapUnaryInPlace(self, LeakyMap(slope: slope))
         return record(out, "leaky_relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, slope) }
     }
 

@@ -40,6 +40,15 @@ func mapUnary<F: UnaryMap>(_ x: Tensor, _ f: F) -> Tensor {
     return out
 }
 
+/// x[i] = f(x[i]), over x's own values (in-place activations).
+@inline(__always)
+func mapUnaryInPlace<F: UnaryMap>(_ x: Tensor, _ f: F) {
+    let p = x.data
+    parallelFor(x.count, grain: elementGrain) { r in
+        for i in r { p[i] = f(p[i]) }
+    }
+}
+
 /// out = f(a, b) with broadcasting.
 @inline(__always)
 func mapBinary(_ a: Tensor, _ b: Tensor, _ opName: String, _ f: (Float, Float) -> Float) -> Tensor {
