@@ -36,55 +36,105 @@ public final class BatchNorm: Module {
                      "BatchNorm(\(numFeatures)): input \(x.shape) does not have \(numFeatures) channels in dim 1")
         var bshape = [Int](repeating: 1, count: x.rank)
         bshape[1] = numFeatures
-        let dims = [0] + Array(2..<x.rank)
         let w = parameter("weight").reshape(bshape), b = parameter("bias").reshape(bshape)
         let rm = buffer("running_mean"), rv = buffer("running_var")
         guard training else {
             return (x - rm.reshape(bshape)) / (rv.reshape(bshape) + eps).sqrt() * w + b
         }
-        if synchronizer == nil || synchronizer!.worldSize <= 1 {
-            // One process: the fused op (one pass each for mean, variance and output).
-            let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps)
-            updateRunningStatistics(mean: stats.mean, variance: stats.variance, count: stats.count)
-            return y
+        // One fused op (one pass each for mean, variance and output); with a synchronizer of
+        // more than one rank, over the statistics of the whole group (SyncBatchNorm).
+        let group = synchronizer.flatMap { $0.worldSize > 1 ? syncGroup($0) : nil }
+        let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps, group: group)
+        updateRunningStatistics(mean: stats.mean, variance: stats.variance, count: stats.count)
+        return y
+    }
+
+    /// SyncBatchNorm's collectives over `sync`'s ranks, for the fused op.
+    ///
+    /// Each rank's count, mean and sum of squared deviations (two-pass, as without sync) go into
+    /// its own slot of a vector that is summed over the ranks (an all-gather); every rank then
+    /// merges the slots in rank order (Chan et al.'s parallel variance), which avoids the
+    /// cancellation of E[x^2] - E[x]^2. Backward sums sum(gy) and sum(gy * (x - mean)) over the
+    /// ranks in one more collective, as PyTorch's SyncBatchNorm does. Under create-graph the
+    /// same backward is built from differentiable ops whose sums over the ranks sum their own
+    /// gradients over the ranks, so it can be differentiated again.
+    private func syncGroup(_ sync: BatchNormSynchronizer) -> BatchNormGroup {
+        let c = numFeatures, eps = eps
+        return BatchNormGroup(
+            statistics: { count, mean, deviations in
+                let slot = 2 * c + 1, w = sync.worldSize
+                var mine = [Float](repeating: 0, count: w * slot)
+                let base = sync.rank * slot
+                mine[base] = Float(count)
+                for ch in 0..<c { mine[base + 1 + ch] = mean[ch]; mine[base + 1 + c + ch] = deviations[ch] }
+                let all = sync.allReduceSum(mine)
+                let counts = (0..<w).map { Int(all[$0 * slot].rounded()) }
+                let n = counts.reduce(0, +)
+                precondition(n > 0, "SyncBatchNorm(\(c)): the group's batch is empty")
+                var gm = [Float](repeating: 0, count: c), gm2 = [Float](repeating: 0, count: c)
+                var first = true
+                for r in 0..<w where counts[r] > 0 {
+                    let share = Float(counts[r]) / Float(n)
+                    for ch in 0..<c { gm[ch] = first ? all[r * slot + 1 + ch] * share : gm[ch] + all[r * slot + 1 + ch] * share }
+                    first = false
+                }
+                first = true
+                for r in 0..<w where counts[r] > 0 {
+                    for ch in 0..<c {
+                        let d = all[r * slot + 1 + ch] - gm[ch]
+                        let term = all[r * slot + 1 + c + ch] + d * d * Float(counts[r])
+                        gm2[ch] = first ? term : gm2[ch] + term
+                    }
+                    first = false
+                }
+                let inv = 1 / Float(n)
+                return (n, gm, gm2.map { $0 * inv })
+            },
+            sum: { sync.allReduceSum($0) },
+            composedBackward: { x, weight, gy, needs in
+                var bshape = [Int](repeating: 1, count: x.rank)
+                bshape[1] = c
+                let dims = [0] + Array(2..<x.rank)
+                let (mean, variance, n) = Self.groupStatistics(x, sync)
+                let invstd = 1 / (variance + eps).sqrt()
+                let xhat = (x - mean) * invstd
+                let localG = gy.sum(dims: dims), localGX = (gy * xhat).sum(dims: dims)
+                let both = allReduceSumOp(concat([localG, localGX], dim: 0), sync)
+                let meanG = both.narrow(0, 0, c).reshape(bshape) * (1 / Float(n))
+                let meanGX = both.narrow(0, c, c).reshape(bshape) * (1 / Float(n))
+                let dx = needs[0] ? (weight.reshape(bshape) * invstd) * (gy - meanG - xhat * meanGX) : nil
+                return [dx, needs[1] ? localGX : nil, needs[2] ? localG : nil]
+            })
+    }
+
+    /// The group's mean and biased variance of x ([1, C, 1...]) and its values per channel, as
+    /// differentiable ops (the slots and merge of `syncGroup`'s statistics).
+    private static func groupStatistics(_ x: Tensor, _ sync: BatchNormSynchronizer) -> (Tensor, Tensor, Int) {
+        let c = x.shape[1], slot = 2 * c + 1, w = sync.worldSize
+        var bshape = [Int](repeating: 1, count: x.rank)
+        bshape[1] = c
+        let dims = [0] + Array(2..<x.rank)
+        let m = x.mean(dims: dims)
+        let m2 = (x - m.reshape(bshape)).pow(2).sum(dims: dims)
+        var parts: [Tensor] = []
+        if sync.rank > 0 { parts.append(Tensor.zeros([sync.rank * slot])) }
+        parts += [Tensor(shape: [1], values: [Float(x.count / max(c, 1))]), m, m2]
+        if sync.rank < w - 1 { parts.append(Tensor.zeros([(w - 1 - sync.rank) * slot])) }
+        let all = allReduceSumOp(concat(parts, dim: 0), sync)
+        let counts = (0..<w).map { Int(all[flat: $0 * slot].rounded()) }
+        let n = counts.reduce(0, +)
+        var gm: Tensor? = nil
+        for r in 0..<w where counts[r] > 0 {
+            let term = all.narrow(0, r * slot + 1, c) * (Float(counts[r]) / Float(n))
+            gm = gm.map { $0 + term } ?? term
         }
-        let mean: Tensor, variance: Tensor
-        var n = x.count / numFeatures
-        if let sync = synchronizer, sync.worldSize > 1 {
-            // Each rank's count, mean and sum of squared deviations (two-pass, as without sync)
-            // go into its own slot of a vector that is summed over the ranks (an all-gather);
-            // every rank then merges the slots in rank order (Chan et al.'s parallel variance),
-            // which avoids the cancellation of E[x^2] - E[x]^2. The sum's backward sums the
-            // gradients over the ranks, so SyncBatchNorm's backward is exact too.
-            let c = numFeatures, slot = 2 * c + 1, w = sync.worldSize
-            let m = x.mean(dims: dims)
-            let m2 = (x - m.reshape(bshape)).pow(2).sum(dims: dims)
-            var parts: [Tensor] = []
-            if sync.rank > 0 { parts.append(Tensor.zeros([sync.rank * slot])) }
-            parts += [Tensor(shape: [1], values: [Float(n)]), m, m2]
-            if sync.rank < w - 1 { parts.append(Tensor.zeros([(w - 1 - sync.rank) * slot])) }
-            let all = allReduceSumOp(concat(parts, dim: 0), sync)
-            let counts = (0..<w).map { Int(all[flat: $0 * slot].rounded()) }
-            n = counts.reduce(0, +)
-            var gm: Tensor? = nil
-            for r in 0..<w where counts[r] > 0 {
-                let term = all.narrow(0, r * slot + 1, c) * (Float(counts[r]) / Float(n))
-                gm = gm.map { $0 + term } ?? term
-            }
-            var gm2: Tensor? = nil
-            for r in 0..<w where counts[r] > 0 {
-                let d = all.narrow(0, r * slot + 1, c) - gm!
-                let term = all.narrow(0, r * slot + 1 + c, c) + d * d * Float(counts[r])
-                gm2 = gm2.map { $0 + term } ?? term
-            }
-            mean = gm!.reshape(bshape)
-            variance = (gm2! * (1 / Float(n))).reshape(bshape)
-        } else {
-            mean = x.mean(dims: dims, keepDim: true)
-            variance = x.variance(dims: dims, keepDim: true)
+        var gm2: Tensor? = nil
+        for r in 0..<w where counts[r] > 0 {
+            let d = all.narrow(0, r * slot + 1, c) - gm!
+            let term = all.narrow(0, r * slot + 1 + c, c) + d * d * Float(counts[r])
+            gm2 = gm2.map { $0 + term } ?? term
         }
-        updateRunningStatistics(mean: mean.toArray(), variance: variance.toArray(), count: n)
-        return (x - mean) / (variance + eps).sqrt() * w + b
+        return (gm!.reshape(bshape), (gm2! * (1 / Float(n))).reshape(bshape), n)
     }
 
     /// The running estimates after a training batch of `count` values per channel (biased

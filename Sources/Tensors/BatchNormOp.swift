@@ -25,13 +25,15 @@ public struct BatchStatistics {
 
 /// `F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)`: normalises x [N, C, ...]
 /// with its own per-channel statistics (biased variance) and returns them too, for the running
-/// estimates.
-public func batchNormTraining(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> (Tensor, BatchStatistics) {
+/// estimates. With a `group`, the statistics (and the sums its backward needs) are the whole
+/// group's: SyncBatchNorm.
+public func batchNormTraining(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, group: BatchNormGroup? = nil) -> (Tensor, BatchStatistics) {
     precondition(x.rank >= 2, "batch_norm: needs [N, C, ...], got \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let s = x.count / max(n * c, 1)
     precondition(weight.shape == [c] && bias.shape == [c], "batch_norm: weight \(weight.shape) and bias \(bias.shape) for \(c) channels")
     let m = n * s
+    if let group { return batchNormTrainingGroup(x, weight: weight, bias: bias, eps: eps, group: group) }
     var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
     let y = Tensor(uninitializedShape: x.shape)
     let xp = x.data, yp = y.data, wp = weight.data, bp = bias.data
@@ -40,32 +42,11 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Fl
             ThreadPool.shared.parallelFor(c, grain: max(1, elementGrain / max(m, 1)), align: 1) { channels in
                 forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
                     withUnsafeTemporaryAllocation(of: Double.self, capacity: b1 - b0) { acc in
-                        acc.initialize(repeating: 0)
-                        for i in 0..<n {
-                            for ch in b0..<b1 { acc[ch - b0] += rowSum(xp + (i * c + ch) * s, s) }
-                        }
-                        for ch in b0..<b1 { mb[ch] = Float(acc[ch - b0] / Double(max(m, 1))) }
-                        acc.initialize(repeating: 0)
-                        for i in 0..<n {
-                            for ch in b0..<b1 { acc[ch - b0] += rowSquaredDeviation(xp + (i * c + ch) * s, s, mb[ch]) }
-                        }
+                        blockMoments(xp, n: n, c: c, s: s, b0, b1, mean: mb, deviations: acc)
                         for ch in b0..<b1 { vb[ch] = Float(acc[ch - b0] / Double(max(m, 1))) }
                     }
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * (b1 - b0)) { ss in
-                        for ch in b0..<b1 {
-                            let invstd = 1 / (vb[ch] + eps).squareRoot()
-                            let scale = invstd * wp[ch]
-                            ss[2 * (ch - b0)] = scale
-                            ss[2 * (ch - b0) + 1] = bp[ch] - mb[ch] * scale
-                        }
-                        for i in 0..<n {
-                            for ch in b0..<b1 {
-                                let scale = ss[2 * (ch - b0)], shift = ss[2 * (ch - b0) + 1]
-                                let src = xp + (i * c + ch) * s, dst = yp + (i * c + ch) * s
-                                for j in 0..<s { dst[j] = src[j] * scale + shift }
-                            }
-                        }
-                    }
+                    blockNormalise(xp, yp, n: n, c: c, s: s, b0, b1, mean: UnsafePointer(mb.baseAddress!), variance: UnsafePointer(vb.baseAddress!),
+                                   eps: eps, weight: wp, bias: bp)
                 }
             }
         }
@@ -78,6 +59,115 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Fl
         return batchNormBackwardFused(x, weight, gy, mean: mean, variance: variance, eps: eps, needs: needs)
     }
     return (out, stats)
+}
+
+/// SyncBatchNorm's forward: this process's moments per channel, the group's statistics from them
+/// (`group.statistics`, one collective), then the same normalising pass. Its backward sums
+/// sum(gy) and sum(gy * (x - mean)) over the group (`group.sum`, one collective) before the pass
+/// for dx, as PyTorch's SyncBatchNorm does; dw and db stay this process's own (the gradient
+/// all-reduce sums them).
+private func batchNormTrainingGroup(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, group: BatchNormGroup) -> (Tensor, BatchStatistics) {
+    let n = x.shape[0], c = x.shape[1]
+    let s = x.count / max(n * c, 1)
+    let m = n * s
+    let grain = max(1, elementGrain / max(m, 1))
+    var local = [Float](repeating: 0, count: c), deviations = [Float](repeating: 0, count: c)
+    let xp = x.data
+    local.withUnsafeMutableBufferPointer { mb in
+        deviations.withUnsafeMutableBufferPointer { db in
+            ThreadPool.shared.parallelFor(c, grain: grain, align: 1) { channels in
+                forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: b1 - b0) { acc in
+                        blockMoments(xp, n: n, c: c, s: s, b0, b1, mean: mb, deviations: acc)
+                        for ch in b0..<b1 { db[ch] = Float(acc[ch - b0]) }
+                    }
+                }
+            }
+        }
+    }
+    let global = group.statistics(m, local, deviations)
+    precondition(global.mean.count == c && global.variance.count == c, "batch_norm: the group's statistics have the wrong length")
+    let mean = global.mean, variance = global.variance
+    let y = Tensor(uninitializedShape: x.shape)
+    let yp = y.data, wp = weight.data, bp = bias.data
+    mean.withUnsafeBufferPointer { mb in
+        variance.withUnsafeBufferPointer { vb in
+            ThreadPool.shared.parallelFor(c, grain: grain, align: 1) { channels in
+                forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
+                    blockNormalise(xp, yp, n: n, c: c, s: s, b0, b1, mean: mb.baseAddress!, variance: vb.baseAddress!,
+                                   eps: eps, weight: wp, bias: bp)
+                }
+            }
+        }
+    }
+    let total = global.count
+    let out = record(y, "batch_norm", [x, weight, bias]) { gy, _, needs in
+        if GradMode.isEnabled { return group.composedBackward(x, weight, gy, needs) }
+        return batchNormBackwardGroup(x, weight, gy, mean: mean, variance: variance, count: total, eps: eps,
+                                      needs: needs, sum: group.sum)
+    }
+    return (out, BatchStatistics(mean: mean, variance: variance, count: total))
+}
+
+/// What turns `batchNormTraining` into SyncBatchNorm: the collectives of a data-parallel group
+/// (NN's `BatchNorm` builds one from its synchronizer). Every process calls them in the same
+/// order with the same lengths.
+public struct BatchNormGroup {
+    /// This process's values per channel, per-channel means and sums of squared deviations ->
+    /// the group's values per channel, means and biased variances.
+    public var statistics: (_ count: Int, _ mean: [Float], _ squaredDeviations: [Float]) -> (count: Int, mean: [Float], variance: [Float])
+    /// The element-wise sum of a vector over the group.
+    public var sum: ([Float]) -> [Float]
+    /// The backward from differentiable ops, for create-graph (gradients of gradients): the
+    /// gradients of x, weight and bias given gy, as `needs` asks.
+    public var composedBackward: (_ x: Tensor, _ weight: Tensor, _ gy: Tensor, _ needs: [Bool]) -> [Tensor?]
+
+    public init(statistics: @escaping (Int, [Float], [Float]) -> (count: Int, mean: [Float], variance: [Float]),
+                sum: @escaping ([Float]) -> [Float],
+                composedBackward: @escaping (Tensor, Tensor, Tensor, [Bool]) -> [Tensor?]) {
+        self.statistics = statistics
+        self.sum = sum
+        self.composedBackward = composedBackward
+    }
+}
+
+/// Mean (into `mean`) and sum of squared deviations (into `deviations[0..<b1 - b0]`) of the
+/// channels b0..<b1, image by image, accumulated in double.
+@inline(__always)
+private func blockMoments(_ xp: UnsafeMutablePointer<Float>, n: Int, c: Int, s: Int, _ b0: Int, _ b1: Int,
+                          mean mb: UnsafeMutableBufferPointer<Float>, deviations acc: UnsafeMutableBufferPointer<Double>) {
+    let m = n * s
+    acc.initialize(repeating: 0)
+    for i in 0..<n {
+        for ch in b0..<b1 { acc[ch - b0] += rowSum(xp + (i * c + ch) * s, s) }
+    }
+    for ch in b0..<b1 { mb[ch] = Float(acc[ch - b0] / Double(max(m, 1))) }
+    acc.initialize(repeating: 0)
+    for i in 0..<n {
+        for ch in b0..<b1 { acc[ch - b0] += rowSquaredDeviation(xp + (i * c + ch) * s, s, mb[ch]) }
+    }
+}
+
+/// y = (x - mean) * invstd * w + b for the channels b0..<b1, as one scale and shift per channel.
+@inline(__always)
+private func blockNormalise(_ xp: UnsafeMutablePointer<Float>, _ yp: UnsafeMutablePointer<Float>, n: Int, c: Int, s: Int, _ b0: Int, _ b1: Int,
+                            mean mb: UnsafePointer<Float>, variance vb: UnsafePointer<Float>, eps: Float,
+                            weight wp: UnsafeMutablePointer<Float>, bias bp: UnsafeMutablePointer<Float>) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * (b1 - b0)) { ss in
+        for ch in b0..<b1 {
+            let invstd = 1 / (vb[ch] + eps).squareRoot()
+            let scale = invstd * wp[ch]
+            ss[2 * (ch - b0)] = scale
+            ss[2 * (ch - b0) + 1] = bp[ch] - mb[ch] * scale
+        }
+        for i in 0..<n {
+            for ch in b0..<b1 {
+                let scale = ss[2 * (ch - b0)], shift = ss[2 * (ch - b0) + 1]
+                let src = xp + (i * c + ch) * s, dst = yp + (i * c + ch) * s
+                for j in 0..<s { dst[j] = src[j] * scale + shift }
+            }
+        }
+    }
 }
 
 /// The backward as one fused pass per channel (no graph).
@@ -95,14 +185,7 @@ private func batchNormBackwardFused(_ x: Tensor, _ weight: Tensor, _ gy: Tensor,
             // Per channel: invstd, w * invstd, mean of g, mean of g * xhat (for dx).
             withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: b1 - b0) { coef in
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * (b1 - b0)) { acc in
-                    acc.initialize(repeating: 0)
-                    for i in 0..<n {
-                        for ch in b0..<b1 {
-                            let (a, b) = rowGradientSums(gp + (i * c + ch) * s, xp + (i * c + ch) * s, s, mean[ch])
-                            acc[2 * (ch - b0)] += a
-                            acc[2 * (ch - b0) + 1] += b
-                        }
-                    }
+                    blockGradientSums(gp, xp, n: n, c: c, s: s, b0, b1, mean: mean, into: acc)
                     for ch in b0..<b1 {
                         let invstd = 1 / (variance[ch] + eps).squareRoot()
                         dbp[ch] = Float(acc[2 * (ch - b0)])
@@ -111,21 +194,94 @@ private func batchNormBackwardFused(_ x: Tensor, _ weight: Tensor, _ gy: Tensor,
                     }
                 }
                 guard let dxp else { return }
-                for i in 0..<n {
+                blockInputGradient(gp, xp, dxp, n: n, c: c, s: s, b0, b1, mean: mean, coefficients: coef)
+            }
+        }
+    }
+    return [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+}
+
+/// SyncBatchNorm's backward (no graph): this process's sum(gy) and sum(gy * (x - mean)) per
+/// channel, summed over the group (`sum`), give dx with the group's `count` values per channel;
+/// dw and db are this process's sums.
+private func batchNormBackwardGroup(_ x: Tensor, _ weight: Tensor, _ gy: Tensor, mean: [Float], variance: [Float], count: Int,
+                                    eps: Float, needs: [Bool], sum: ([Float]) -> [Float]) -> [Tensor?] {
+    let n = x.shape[0], c = x.shape[1]
+    let s = x.count / max(n * c, 1)
+    let grain = max(1, elementGrain / max(n * s, 1))
+    let dw = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
+    let xp = x.data, gp = gy.data, wp = weight.data, dwp = dw.data, dbp = db.data
+    // [sum(gy) per channel | sum(gy * (x - mean)) per channel], this process's.
+    var sums = [Float](repeating: 0, count: 2 * c)
+    sums.withUnsafeMutableBufferPointer { sb in
+        ThreadPool.shared.parallelFor(c, grain: grain, align: 1) { channels in
+            forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * (b1 - b0)) { acc in
+                    blockGradientSums(gp, xp, n: n, c: c, s: s, b0, b1, mean: mean, into: acc)
                     for ch in b0..<b1 {
-                        let mu = mean[ch], q = coef[ch - b0]
-                        let invstd = q[0], k = q[1], meanG = q[2], meanGX = q[3]
-                        let xr = xp + (i * c + ch) * s, gr = gp + (i * c + ch) * s, dr = dxp + (i * c + ch) * s
-                        for j in 0..<s {
-                            let xhat = (xr[j] - mu) * invstd
-                            dr[j] = k * (gr[j] - meanG - xhat * meanGX)
-                        }
+                        sb[ch] = Float(acc[2 * (ch - b0)])
+                        sb[c + ch] = Float(acc[2 * (ch - b0) + 1])
                     }
                 }
             }
         }
     }
+    let total = sum(sums)
+    precondition(total.count == 2 * c, "batch_norm: the group's gradient sums have the wrong length")
+    let m = Float(count)
+    var coef = [SIMD4<Float>](repeating: .zero, count: c)
+    for ch in 0..<c {
+        let invstd = 1 / (variance[ch] + eps).squareRoot()
+        dbp[ch] = sums[ch]
+        dwp[ch] = sums[c + ch] * invstd
+        coef[ch] = SIMD4(invstd, wp[ch] * invstd, total[ch] / m, total[c + ch] * invstd / m)
+    }
+    guard needs[0] else { return [nil, needs[1] ? dw : nil, needs[2] ? db : nil] }
+    let dx = Tensor(uninitializedShape: x.shape)
+    let dxp = dx.data
+    coef.withUnsafeMutableBufferPointer { cb in
+        ThreadPool.shared.parallelFor(c, grain: grain, align: 1) { channels in
+            forEachChannelBlock(channels, n: n, s: s) { b0, b1 in
+                blockInputGradient(gp, xp, dxp, n: n, c: c, s: s, b0, b1, mean: mean,
+                                   coefficients: UnsafeMutableBufferPointer(rebasing: cb[b0..<b1]))
+            }
+        }
+    }
     return [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+}
+
+/// sum(gy) and sum(gy * (x - mean)) of the channels b0..<b1, image by image, in double:
+/// acc[2 k] and acc[2 k + 1] for channel b0 + k.
+@inline(__always)
+private func blockGradientSums(_ gp: UnsafeMutablePointer<Float>, _ xp: UnsafeMutablePointer<Float>, n: Int, c: Int, s: Int,
+                               _ b0: Int, _ b1: Int, mean: [Float], into acc: UnsafeMutableBufferPointer<Double>) {
+    acc.initialize(repeating: 0)
+    for i in 0..<n {
+        for ch in b0..<b1 {
+            let (a, b) = rowGradientSums(gp + (i * c + ch) * s, xp + (i * c + ch) * s, s, mean[ch])
+            acc[2 * (ch - b0)] += a
+            acc[2 * (ch - b0) + 1] += b
+        }
+    }
+}
+
+/// dx = w * invstd * (gy - mean(g) - xhat * mean(g * xhat)) for the channels b0..<b1, from
+/// the coefficients (invstd, w * invstd, mean(g), mean(g * xhat)) of channel b0 + k at k.
+@inline(__always)
+private func blockInputGradient(_ gp: UnsafeMutablePointer<Float>, _ xp: UnsafeMutablePointer<Float>, _ dxp: UnsafeMutablePointer<Float>,
+                                n: Int, c: Int, s: Int, _ b0: Int, _ b1: Int, mean: [Float],
+                                coefficients coef: UnsafeMutableBufferPointer<SIMD4<Float>>) {
+    for i in 0..<n {
+        for ch in b0..<b1 {
+            let mu = mean[ch], q = coef[ch - b0]
+            let invstd = q[0], k = q[1], meanG = q[2], meanGX = q[3]
+            let xr = xp + (i * c + ch) * s, gr = gp + (i * c + ch) * s, dr = dxp + (i * c + ch) * s
+            for j in 0..<s {
+                let xhat = (xr[j] - mu) * invstd
+                dr[j] = k * (gr[j] - meanG - xhat * meanGX)
+            }
+        }
+    }
 }
 
 // MARK: channel blocks

@@ -126,7 +126,7 @@ final class EquivalenceTests: XCTestCase {
     /// kernels), the unchanged code's MLP outputs after 20 steps differed by 1e-1 of their scale
     /// (the single process's GEMMs and the shards' sum in a different order, amplified by Adam
     /// step after step; 1e-3 on the Cooperlake kernels), and the fused batch norm of one process
-    /// against the composed SyncBatchNorm of N moved the DCGAN's by 4e-3. What the test is for,
+    /// against the SyncBatchNorm of N (statistics merged over the ranks) moved the DCGAN's by 4e-3. What the test is for,
     /// the data-parallel arithmetic, is checked exactly by the first step's gradients (1e-4)
     /// and over the first six steps' trajectory.
     /// The tutorial's MLP generator has 1.5M parameters in 1024-wide layers; Adam moves every one
