@@ -74,6 +74,32 @@ public struct RandomGenerator: Sendable, Equatable, Codable {
         return Float(r * libm_cos(a))
     }
 
+    /// Fills out[0..<n] with successive `next() >> shift` values (the state held in registers,
+    /// not the array, for the loop: start-up draws millions of initial weights).
+    mutating func fillBits(_ out: UnsafeMutablePointer<UInt64>, _ n: Int, shift: UInt64) {
+        guard n > 0 else { return }
+        var s0 = state[0], s1 = state[1], s2 = state[2], s3 = state[3]
+        for i in 0..<n {
+            out[i] = (RandomGenerator.rotl(s1 &* 5, 7) &* 9) >> shift
+            let t = s1 << 17
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = RandomGenerator.rotl(s3, 45)
+        }
+        state = [s0, s1, s2, s3]
+    }
+
+    /// Takes the pending second value of the last Box-Muller pair, if any.
+    mutating func takeSpareNormal() -> Double? {
+        defer { spare = nil }
+        return spare
+    }
+
+    mutating func setSpareNormal(_ v: Double) { spare = v }
+
     /// Integer in 0..<n (rejection sampling, no modulo bias).
     public mutating func int(below n: Int) -> Int {
         precondition(n > 0, "int(below:) needs n > 0")
@@ -95,21 +121,61 @@ public struct RandomGenerator: Sendable, Equatable, Codable {
 }
 
 extension Tensor {
-    /// Standard normal values from `generator`, in row-major order.
+    /// Standard normal values from `generator`, in row-major order: the values of `normal()`
+    /// called once per element, bit for bit. The uniforms are drawn in order, a block at a time;
+    /// the Box-Muller transforms of a block (a log, a sine and a cosine per pair: half of a
+    /// DCGAN's start-up) run on the engine's threads.
     public static func randn(_ shape: [Int], generator: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
-        let p = t.data
-        for i in 0..<t.count { p[i] = generator.normal() }
+        let p = t.data, n = t.count
+        var i = 0
+        if n > 0, let s = generator.takeSpareNormal() { p[0] = Float(s); i = 1 }
+        let block = 1 << 15   // pairs per block
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * block) { bits in
+            let u = bits.baseAddress!
+            while i < n {
+                let pairs = min(block, (n - i + 1) / 2)
+                generator.fillBits(u, 2 * pairs, shift: 11)
+                let base = i, last = n - 1
+                parallelFor(pairs, grain: 2048) { range in
+                    for k in range {
+                        let u1 = 1 - Double(u[2 * k]) * 0x1p-53          // (0, 1]
+                        let u2 = Double(u[2 * k + 1]) * 0x1p-53
+                        let r = (-2 * libm_log(u1)).squareRoot()
+                        let a = 2 * Double.pi * u2
+                        let j = base + 2 * k
+                        p[j] = Float(r * libm_cos(a))
+                        if j < last { p[j + 1] = Float(r * libm_sin(a)) }
+                    }
+                }
+                i += 2 * pairs
+                if i > n {
+                    // An odd count: the last pair's second value is the generator's spare.
+                    let u1 = 1 - Double(u[2 * pairs - 2]) * 0x1p-53, u2 = Double(u[2 * pairs - 1]) * 0x1p-53
+                    generator.setSpareNormal((-2 * libm_log(u1)).squareRoot() * libm_sin(2 * Double.pi * u2))
+                }
+            }
+        }
         t.requiresGrad = requiresGrad
         return t
     }
 
-    /// Uniform values in [lo, hi) from `generator`, in row-major order.
+    /// Uniform values in [lo, hi) from `generator`, in row-major order (`uniform(lo, hi)` once
+    /// per element, bit for bit).
     public static func rand(_ shape: [Int], _ lo: Float = 0, _ hi: Float = 1, generator: inout RandomGenerator,
                             requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
-        let p = t.data
-        for i in 0..<t.count { p[i] = generator.uniform(lo, hi) }
+        let p = t.data, n = t.count
+        let block = 1 << 16
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: block) { bits in
+            var i = 0
+            while i < n {
+                let m = min(block, n - i)
+                generator.fillBits(bits.baseAddress!, m, shift: 40)
+                for k in 0..<m { p[i + k] = lo + (hi - lo) * (Float(bits[k]) * 0x1p-24) }
+                i += m
+            }
+        }
         t.requiresGrad = requiresGrad
         return t
     }

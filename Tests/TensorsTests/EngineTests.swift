@@ -29,6 +29,28 @@ final class EngineTests: XCTestCase {
         XCTAssertNotEqual(perm, Array(0..<100))
     }
 
+    /// Tensor.randn and Tensor.rand draw in blocks (randn's transforms on the engine's threads):
+    /// the same values, bit for bit, and the same generator state afterwards, as one `normal()` /
+    /// `uniform(lo, hi)` call per element, for odd and even sizes, a pending spare at the start,
+    /// and sizes spanning several blocks.
+    func testBulkDrawsEqualOneCallPerElement() {
+        ThreadPool.setThreads(3)
+        defer { ThreadPool.setThreads(ThreadPool.defaultThreads) }
+        for (count, spareFirst) in [(0, false), (1, false), (1, true), (7, true), (8, false), (65_537, true), (200_001, false)] {
+            var a = RandomGenerator(seed: 11, stream: UInt64(count))
+            if spareFirst { _ = a.normal() }
+            var b = a
+            let bulk = Tensor.randn([count], generator: &a).toArray()
+            let one = (0..<count).map { _ in b.normal() }
+            XCTAssertTrue(bulk == one, "randn of \(count) (spare first: \(spareFirst)) differs from normal() per element")
+            XCTAssertEqual(a, b, "randn of \(count) left the generator in another state")
+            let ub = Tensor.rand([count], -0.3, 0.7, generator: &a).toArray()
+            let uo = (0..<count).map { _ in b.uniform(-0.3, 0.7) }
+            XCTAssertTrue(ub == uo, "rand of \(count) differs from uniform(lo, hi) per element")
+            XCTAssertEqual(a, b)
+        }
+    }
+
     func testBackwardAccumulatesIntoLeaves() {
         let x = Tensor(shape: [3], values: [1, 2, 3], requiresGrad: true)
         (x * x).sum().backward()
