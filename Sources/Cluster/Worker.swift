@@ -379,8 +379,22 @@ public final class WorkerProcess {
         // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
         let queue = trainer.source as? ShardQueue
         session.shouldEnd = { queue?.lastStep.map { trainer.step >= $0 } ?? false }
+        // The next step's real-image pass under this step's generator all-reduce, after every
+        // step that another follows and after which no checkpoint is written. Every rank decides
+        // alike: from the step number, the cadence, and the last step, which every rank knows
+        // by then (it holds that step's shard). RINGGAN_OVERLAP=0 turns it off.
+        if ProcessInfo.processInfo.environment["RINGGAN_OVERLAP"] != "0" && start.worldSize > 1 {
+            trainer.overlapsNextRealPass = { s in
+                s < c.steps && !(start.checkpointEvery > 0 && s % start.checkpointEvery == 0)
+                    && (queue?.lastStep.map { s < $0 } ?? true)
+            }
+        }
         let firstStep = trainer.step
-        defer { if start.worldSize > 1 { log.notice("\(ring.summary(steps: trainer.step - firstStep))") } }
+        defer {
+            if start.worldSize > 1 {
+                log.notice("\(ring.summary(steps: trainer.step - firstStep)); \(trainer.overlappedRealPasses) real-image pass(es) computed under the generator's all-reduce")
+            }
+        }
         do {
             try session.run { m in
                 let s = m.step

@@ -112,7 +112,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public let level: Int32
     /// Floats per segment frame.
     public let segmentFloats: Int
-    public private(set) var stats = RingStats()
+    /// What the ring has moved so far (both lanes).
+    public var stats: RingStats { statsLock.lock(); defer { statsLock.unlock() }; return _stats }
+    private var _stats = RingStats()
+    private let statsLock = NSLock()
     /// The first network failure; after it every collective is a no-op and training stops.
     public var failure: Error? {
         failureLock.lock(); defer { failureLock.unlock() }
@@ -124,6 +127,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     let right: Connection?
     let left: Connection?
     private let sender = SendQueue(name: "ring-sender")
+    /// The sender of the statistics lane (frames to the left neighbour).
+    private let statsSender = SendQueue(name: "ring-stats-sender")
     /// Runs the collectives (`allReduce` calls) one after another on a thread of their own, so
     /// gradient ranges are summed while backward goes on (`startReducing`).
     private let collectives = SendQueue(name: "ring-collectives")
@@ -132,7 +137,23 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// raw codec's for exact collectives (SyncBatchNorm statistics): made once, at formation.
     private let coders: (send: SegmentCoder, receive: SegmentCoder)
     private let exactCoders: (send: SegmentCoder, receive: SegmentCoder)
-    private var op: UInt64 = 0
+    /// The statistics lane's coders (raw): used on the training thread, apart from the others.
+    private let statsCoders = (send: SegmentCoder(codec: .none), receive: SegmentCoder(codec: .none))
+
+    /// One direction round the ring. The gradients' lane sends to the right and receives from
+    /// the left; SyncBatchNorm's statistics go the other way round, on the other direction of the
+    /// same two connections (each TCP direction is a stream of its own), so that a statistics
+    /// all-reduce called inside backward never waits behind gradient buckets still on the wire.
+    /// `rank` is this rank's position along the lane (N - 1 - rank on the reversed one).
+    struct Lane {
+        let send: Connection
+        let receive: Connection
+        let sender: SendQueue
+        let rank: Int
+        let op: UInt64
+    }
+    private var gradientOps: UInt64 = 0
+    private var statisticsOps: UInt64 = 0
 
     init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
         self.rank = rank
@@ -146,7 +167,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         exactCoders = codec == .none ? coders : (SegmentCoder(codec: .none), SegmentCoder(codec: .none))
     }
 
-    deinit { sender.stop(); collectives.stop() }
+    deinit { sender.stop(); statsSender.stop(); collectives.stop() }
 
     /// A ring of one: collectives are identities.
     public static func single() -> Ring {
@@ -219,6 +240,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         right?.close()
         left?.close()
         sender.stop()
+        statsSender.stop()
         collectives.stop()
     }
 
@@ -244,8 +266,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         return lo..<hi
     }
 
-    private func tag(_ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
-        (op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
+    private func tag(_ lane: Lane, _ phase: UInt64, _ step: Int, _ seg: Int) -> UInt64 {
+        (lane.op << 24) | (phase << 23) | (UInt64(step) << 12) | UInt64(seg & 0xFFF)
     }
 
     /// Floats [lo, lo + m) of segment `k` of chunk `c`.
@@ -259,30 +281,31 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// cut the same span).
     private func segments(_ c: Int, _ n: Span) -> Int { (chunk(c, n).count + segmentFloats - 1) / segmentFloats }
 
-    /// Queues segment `k` of chunk `c` for the right neighbour (sent in order on the sender thread).
-    private func queueSend(_ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+    /// Queues segment `k` of chunk `c` for the next rank along the lane (sent in order on the
+    /// lane's sender thread).
+    private func queueSend(_ lane: Lane, _ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                            enc: SegmentCoder) {
-        let right = self.right!
+        let out = lane.send
         let (lo, m) = segment(c, n, k)
-        let t = tag(phase, step, k)
-        _ = sender.enqueue {
-            try enc.send(p + lo, m, as: .ringSegment, tag: t, over: right)
+        let t = tag(lane, phase, step, k)
+        _ = lane.sender.enqueue {
+            try enc.send(p + lo, m, as: .ringSegment, tag: t, over: out)
             return m * 4
         }
     }
 
-    /// Receives segment `k` of chunk `c` from the left neighbour and adds it into (or stores it
-    /// in) the buffer.
-    private func receiveSegment(_ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
+    /// Receives segment `k` of chunk `c` from the previous rank along the lane and adds it into
+    /// (or stores it in) the buffer.
+    private func receiveSegment(_ lane: Lane, _ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                                 add: Bool, dec: SegmentCoder) throws {
-        let left = self.left!
+        let from = lane.receive
         let (lo, m) = segment(c, n, k)
-        let (type, t, length, checksum) = try left.readHeader(maxPayload: 16 + segmentFloats * 8)
-        guard type == .ringSegment else { throw NetError(left.peer, "expected a ring segment, got \(type)") }
-        guard t == tag(phase, step, k) else {
-            throw NetError(left.peer, "out-of-order ring segment (tag \(t), expected \(tag(phase, step, k))): the ranks disagree on the collective")
+        let (type, t, length, checksum) = try from.readHeader(maxPayload: 16 + segmentFloats * 8)
+        guard type == .ringSegment else { throw NetError(from.peer, "expected a ring segment, got \(type)") }
+        guard t == tag(lane, phase, step, k) else {
+            throw NetError(from.peer, "out-of-order ring segment (tag \(t), expected \(tag(lane, phase, step, k))): the ranks disagree on the collective")
         }
-        try dec.receive(length: length, checksum: checksum, from: left, m, into: p + lo, add: add)
+        try dec.receive(length: length, checksum: checksum, from: from, m, into: p + lo, add: add)
     }
 
     /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
@@ -298,40 +321,49 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// buffer, so the values are bit for bit those of summing the whole buffer (see `Span`).
     ///
     /// It runs on the calling thread; the trainer's entry points (`allReduceGradients`,
-    /// `startReducing`, `allReduceSum`) run it on the ring's collective thread, in the order
-    /// they were called, so that every rank runs the same collectives in the same order.
+    /// `startReducing`) run it on the ring's collective thread, in the order they were called,
+    /// so that every rank runs the same collectives in the same order. `allReduceSum`
+    /// (SyncBatchNorm's statistics) runs on the caller's thread along the other lane.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>? = nil, average: Bool = false,
                           exact: Bool = false) throws {
+        guard worldSize > 1 else { return try reduce(on: nil, buffer, range: range, average: average, exact: exact) }
+        gradientOps &+= 1
+        try reduce(on: Lane(send: right!, receive: left!, sender: sender, rank: rank, op: gradientOps),
+                   buffer, range: range, average: average, exact: exact)
+    }
+
+    private func reduce(on lane: Lane?, _ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>?, average: Bool,
+                        exact: Bool, statistics: Bool = false) throws {
         if let f = failure { throw f }
         let range = range ?? 0..<buffer.count
         precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "allReduce: range \(range) outside a buffer of \(buffer.count)")
         let n = Span(n: buffer.count, range: range)
-        guard worldSize > 1, !range.isEmpty, let p = buffer.baseAddress else {
+        guard let lane, worldSize > 1, !range.isEmpty, let p = buffer.baseAddress else {
             if average && worldSize > 1 { for i in range { buffer[i] /= Float(worldSize) } }
             return
         }
-        let (enc, dec) = exact ? exactCoders : coders
-        op &+= 1
-        let before = right!.bytesWritten
+        let (enc, dec) = statistics ? statsCoders : exact ? exactCoders : coders
+        let sender = lane.sender
+        let before = lane.send.bytesWritten
         let t0 = monotonic()
-        let N = worldSize, r = rank
+        let N = worldSize, r = lane.rank
         let inv = 1 / Float(N)
         do {
             // Reduce-scatter step 0 sends chunk r as it is.
-            for k in 0..<segments(r, n) { queueSend(p, n, chunk: r, segment: k, phase: 0, step: 0, enc: enc) }
+            for k in 0..<segments(r, n) { queueSend(lane, p, n, chunk: r, segment: k, phase: 0, step: 0, enc: enc) }
             for s in 0..<(N - 1) {
                 let rc = (r - s - 1 + 2 * N) % N
                 for k in 0..<segments(rc, n) {
-                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 0, step: s, add: true, dec: dec)
+                    try receiveSegment(lane, p, n, chunk: rc, segment: k, phase: 0, step: s, add: true, dec: dec)
                     if s < N - 2 {
-                        queueSend(p, n, chunk: rc, segment: k, phase: 0, step: s + 1, enc: enc)
+                        queueSend(lane, p, n, chunk: rc, segment: k, phase: 0, step: s + 1, enc: enc)
                     } else {
                         // Chunk r + 1 is now final here: scale and round it as the codec will,
                         // then it opens the all-gather.
                         let (lo, m) = segment(rc, n, k)
                         if average { for i in lo..<(lo + m) { p[i] *= inv } }
                         SegmentCoder.quantize(p + lo, m, enc.codec)
-                        queueSend(p, n, chunk: rc, segment: k, phase: 1, step: 0, enc: enc)
+                        queueSend(lane, p, n, chunk: rc, segment: k, phase: 1, step: 0, enc: enc)
                     }
                 }
                 if let e = sender.error { throw e }
@@ -339,8 +371,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             for s in 0..<(N - 1) {
                 let rc = (r - s + N) % N
                 for k in 0..<segments(rc, n) {
-                    try receiveSegment(p, n, chunk: rc, segment: k, phase: 1, step: s, add: false, dec: dec)
-                    if s < N - 2 { queueSend(p, n, chunk: rc, segment: k, phase: 1, step: s + 1, enc: enc) }
+                    try receiveSegment(lane, p, n, chunk: rc, segment: k, phase: 1, step: s, add: false, dec: dec)
+                    if s < N - 2 { queueSend(lane, p, n, chunk: rc, segment: k, phase: 1, step: s + 1, enc: enc) }
                 }
                 if let e = sender.error { throw e }
             }
@@ -353,16 +385,18 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             fail(error)
             throw error
         }
-        stats.wireBytes += right!.bytesWritten - before
-        stats.rawBytes = sender.rawBytes
         let took = monotonic() - t0
+        statsLock.lock()
+        _stats.wireBytes += lane.send.bytesWritten - before
+        _stats.rawBytes = self.sender.rawBytes + statsSender.rawBytes
         if exact {
-            stats.statisticsReduces += 1
-            stats.statisticsSeconds += took
+            _stats.statisticsReduces += 1
+            _stats.statisticsSeconds += took
         } else {
-            stats.gradientReduces += 1
-            stats.gradientSeconds += took
+            _stats.gradientReduces += 1
+            _stats.gradientSeconds += took
         }
+        statsLock.unlock()
     }
 
     /// Seconds the training thread has spent waiting on the ring (gradients and statistics):
@@ -422,20 +456,85 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         if let e = collectives.error { throw e }
     }
 
-    /// SyncBatchNorm's statistics: exact (no lossy codec), small; in order with the gradient
-    /// ranges still being summed (it may be called from inside backward).
+    /// SyncBatchNorm's statistics: exact (no lossy codec), small, summed on the caller's thread
+    /// along the statistics lane (the other way round the ring), so that one called from inside
+    /// backward does not wait for the gradient ranges still being summed. Every rank calls it in
+    /// the same order (its training thread's program order).
+    ///
+    /// A vector of at most one segment (SyncBatchNorm's always are) is gathered whole instead:
+    /// in N - 1 steps each rank passes on the vector it received, so every rank holds all N and
+    /// adds them in rank order (the same bits everywhere). That is N - 1 hops where the
+    /// reduce-scatter and all-gather take 2 (N - 1), each a wait in the queue of a link busy
+    /// with gradients, for a few kilobytes more on the wire.
     public func allReduceSum(_ values: [Float]) -> [Float] {
-        final class Box: @unchecked Sendable { var v: [Float] = [] }
-        let box = Box()
-        box.v = values
-        if failure != nil { return values }
-        let job = collectives.enqueue { [self] in
-            try box.v.withUnsafeMutableBufferPointer { try allReduce($0, exact: true) }
-            return 0
+        var v = values
+        guard worldSize > 1, failure == nil else { return values }
+        statisticsOps &+= 1
+        let lane = Lane(send: left!, receive: right!, sender: statsSender, rank: worldSize - 1 - rank, op: statisticsOps)
+        do {
+            try blocked {
+                if v.count <= segmentFloats {
+                    v = try gatherSum(on: lane, values)
+                } else {
+                    try v.withUnsafeMutableBufferPointer { try reduce(on: lane, $0, range: nil, average: false, exact: true, statistics: true) }
+                }
+            }
+        } catch {
+            // Recorded (`fail`) and surfaced by checkFailure() after the step.
+            return values
         }
-        blocked { collectives.wait(for: job) }
-        // A failure is recorded (`fail`) and surfaced by checkFailure() after the step.
-        return box.v
+        return v
+    }
+
+    /// Every rank's `mine` passed round the statistics lane (rank r receives rank r + 1's, then
+    /// r + 2's, ...), summed in rank order.
+    private func gatherSum(on lane: Lane, _ mine: [Float]) throws -> [Float] {
+        let N = worldSize, m = mine.count
+        let t0 = monotonic()
+        let before = lane.send.bytesWritten
+        var all = [[Float]](repeating: [], count: N)
+        all[rank] = mine
+        do {
+            for s in 0..<(N - 1) {
+                // Step s sends what step s - 1 received (this rank's own vector first).
+                let out = all[(rank + s) % N]
+                let t = tag(lane, 1, s, 0)
+                let send = lane.send, enc = statsCoders.send
+                _ = lane.sender.enqueue {
+                    try out.withUnsafeBufferPointer { try enc.send($0.baseAddress!, m, as: .ringSegment, tag: t, over: send) }
+                    return m * 4
+                }
+                var got = [Float](repeating: 0, count: m)
+                let from = lane.receive
+                let (type, tg, length, checksum) = try from.readHeader(maxPayload: 16 + segmentFloats * 8)
+                guard type == .ringSegment else { throw NetError(from.peer, "expected a ring segment, got \(type)") }
+                guard tg == t else {
+                    throw NetError(from.peer, "out-of-order ring segment (tag \(tg), expected \(t)): the ranks disagree on the collective")
+                }
+                try got.withUnsafeMutableBufferPointer {
+                    try statsCoders.receive.receive(length: length, checksum: checksum, from: from, m, into: $0.baseAddress!, add: false)
+                }
+                all[(rank + s + 1) % N] = got
+                if let e = lane.sender.error { throw e }
+            }
+            lane.sender.waitAll()
+            if let e = lane.sender.error { throw e }
+        } catch {
+            left?.close(); right?.close()
+            lane.sender.waitAll()
+            fail(error)
+            throw error
+        }
+        var sum = all[0]
+        for r in 1..<N { for i in 0..<m { sum[i] += all[r][i] } }
+        let took = monotonic() - t0
+        statsLock.lock()
+        _stats.wireBytes += lane.send.bytesWritten - before
+        _stats.rawBytes = sender.rawBytes + statsSender.rawBytes
+        _stats.statisticsReduces += 1
+        _stats.statisticsSeconds += took
+        statsLock.unlock()
+        return sum
     }
 
     private func fail(_ error: Error) {

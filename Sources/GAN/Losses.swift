@@ -47,6 +47,22 @@ public struct GANLoss: Sendable {
     public var discriminatorLoss: @Sendable (_ real: Tensor, _ fake: Tensor, _ realTarget: Tensor) -> Tensor
     /// The generator's loss on the discriminator's raw scores of generated images.
     public var generatorLoss: @Sendable (_ fake: Tensor) -> Tensor
+    /// The discriminator's loss as a part on the real scores plus a part on the generated ones
+    /// (`discriminatorLoss` is their sum), for a loss that is such a sum; nil for one that
+    /// couples the two (a relativistic loss). With it, a data-parallel step computes the next
+    /// step's real part while the generator's gradients are on the wire (`GANTrainer`).
+    public var discriminatorParts: DiscriminatorParts?
+
+    /// The two parts of a separable discriminator loss.
+    public struct DiscriminatorParts: Sendable {
+        public var real: @Sendable (_ real: Tensor, _ realTarget: Tensor) -> Tensor
+        public var fake: @Sendable (_ fake: Tensor) -> Tensor
+        public init(real: @escaping @Sendable (_ real: Tensor, _ realTarget: Tensor) -> Tensor,
+                    fake: @escaping @Sendable (_ fake: Tensor) -> Tensor) {
+            self.real = real
+            self.fake = fake
+        }
+    }
 
     public init(name: String, about: String, defaults: Defaults = Defaults(), optimizer: OptimizerKind = .adam,
                 clipsWeights: Bool = false, gradientPenalty: Bool = false, scores: Scores = .raw, softRealLabels: Bool = false,
@@ -66,6 +82,18 @@ public struct GANLoss: Sendable {
         self.generatorLoss = generatorLoss
     }
 
+    /// A loss whose discriminator loss is `parts.real + parts.fake`.
+    public init(name: String, about: String, defaults: Defaults = Defaults(), optimizer: OptimizerKind = .adam,
+                clipsWeights: Bool = false, gradientPenalty: Bool = false, scores: Scores = .raw, softRealLabels: Bool = false,
+                extraMetrics: [StepMetrics.Extra]? = nil, discriminatorParts parts: DiscriminatorParts,
+                generatorLoss: @escaping @Sendable (_ fake: Tensor) -> Tensor) {
+        self.init(name: name, about: about, defaults: defaults, optimizer: optimizer, clipsWeights: clipsWeights,
+                  gradientPenalty: gradientPenalty, scores: scores, softRealLabels: softRealLabels, extraMetrics: extraMetrics,
+                  discriminatorLoss: { real, fake, target in parts.real(real, target) + parts.fake(fake) },
+                  generatorLoss: generatorLoss)
+        discriminatorParts = parts
+    }
+
     public var kind: LossKind { LossKind(registered: name) }
 
     /// The optimizer of one network (`lr` its learning rate; Adam's betas from the config).
@@ -80,32 +108,30 @@ public struct GANLoss: Sendable {
 // MARK: - The losses
 
 extension GANLoss {
+    /// BCE on the real images' targets plus BCE on the generated ones' zeros.
+    static let bceParts = DiscriminatorParts(real: { real, target in bceWithLogits(real, target: target) },
+                                             fake: { fake in bceWithLogits(fake, target: Tensor.zeros(fake.shape)) })
+    /// A critic's -E[D(x)] + E[D(G(z))] (the same bits as E[D(G(z))] - E[D(x)]).
+    static let criticParts = DiscriminatorParts(real: { real, _ in -real.mean() }, fake: { fake in fake.mean() })
+
     /// The losses every build knows, in the order help texts list them.
     public static let builtIn: [GANLoss] = [
         GANLoss(name: "bce", about: "BCE; the generator's loss non-saturating, -log D(G(z)), as the tutorial trains",
-                scores: .probabilities, softRealLabels: true,
-                discriminatorLoss: { real, fake, target in
-                    bceWithLogits(real, target: target) + bceWithLogits(fake, target: Tensor.zeros(fake.shape))
-                },
+                scores: .probabilities, softRealLabels: true, discriminatorParts: bceParts,
                 // BCE(D(G(z)), 1) = -log D(G(z)).
                 generatorLoss: { fake in bceWithLogits(fake, target: Tensor.ones(fake.shape)) }),
         GANLoss(name: "bce-saturating", about: "BCE with the original, saturating generator loss log(1 - D(G(z)))",
-                scores: .probabilities, softRealLabels: true,
-                discriminatorLoss: { real, fake, target in
-                    bceWithLogits(real, target: target) + bceWithLogits(fake, target: Tensor.zeros(fake.shape))
-                },
+                scores: .probabilities, softRealLabels: true, discriminatorParts: bceParts,
                 // -BCE(D(G(z)), 0) = log(1 - D(G(z))).
                 generatorLoss: { fake in -bceWithLogits(fake, target: Tensor.zeros(fake.shape)) }),
         GANLoss(name: "wgan", about: "WGAN: critic loss -E[D(x)] + E[D(G(z))], weight clipping (--clip), RMSprop lr 5e-5, n_critic 5",
-                defaults: Defaults(lr: 5e-5, nCritic: 5), optimizer: .rmsprop, clipsWeights: true,
-                discriminatorLoss: { real, fake, _ in fake.mean() - real.mean() },
+                defaults: Defaults(lr: 5e-5, nCritic: 5), optimizer: .rmsprop, clipsWeights: true, discriminatorParts: criticParts,
                 generatorLoss: { fake in -fake.mean() }),
         GANLoss(name: "wgan-gp", about: "WGAN-GP: the WGAN losses plus --gp-lambda x the gradient penalty, Adam(0, 0.9) lr 1e-4, n_critic 5",
-                defaults: Defaults(lr: 1e-4, betas: (0, 0.9), nCritic: 5), gradientPenalty: true,
-                discriminatorLoss: { real, fake, _ in fake.mean() - real.mean() },
+                defaults: Defaults(lr: 1e-4, betas: (0, 0.9), nCritic: 5), gradientPenalty: true, discriminatorParts: criticParts,
                 generatorLoss: { fake in -fake.mean() }),
         GANLoss(name: "hinge", about: "hinge: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; generator -E[D(G(z))]",
-                discriminatorLoss: { real, fake, _ in (1 - real).relu().mean() + (1 + fake).relu().mean() },
+                discriminatorParts: DiscriminatorParts(real: { real, _ in (1 - real).relu().mean() }, fake: { fake in (1 + fake).relu().mean() }),
                 generatorLoss: { fake in -fake.mean() }),
     ]
 }

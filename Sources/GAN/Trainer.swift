@@ -164,6 +164,7 @@ public final class GANTrainer {
     public func restore(step: Int, sampler: EpochSampler) {
         self.step = step
         source.restore(sampler)
+        nextRealPass = nil
     }
 
     /// Real images of this rank's shard of the next global batch, at `resolution`.
@@ -174,10 +175,11 @@ public final class GANTrainer {
         return (x, positions)
     }
 
-    /// The real targets (used by the losses with `softRealLabels`).
-    func realTargets(_ positions: [Int], iteration: Int) -> Tensor {
+    /// The real targets (used by the losses with `softRealLabels`) of the step after `step`
+    /// completed steps (this one unless given).
+    func realTargets(_ positions: [Int], iteration: Int, step: Int? = nil) -> Tensor {
         if config.noisyLabels {
-            return perSampleUniform(seed: config.seed, .labelNoise, step: step, iteration: iteration, indices: positions,
+            return perSampleUniform(seed: config.seed, .labelNoise, step: step ?? self.step, iteration: iteration, indices: positions,
                                     lo: 0.7, hi: 1.0, shape: [positions.count, 1])
         }
         return Tensor.full([positions.count, 1], config.labelSmoothing ?? 1)
@@ -228,26 +230,89 @@ public final class GANTrainer {
     private var bucketPlans: [ObjectIdentifier: GradientBuckets] = [:]
 
     /// Backward of `loss`, then this rank's gradients of `group` summed over the ranks: bucket by
-    /// bucket during backward when there is a reducer and `bucketFloats` > 0.
-    func backward(_ loss: Tensor, reducing group: ParameterGroup) throws {
-        guard let r = reducer, bucketFloats > 0 else {
+    /// bucket during backward when there is a reducer and `bucketFloats` > 0. `adding` (as long
+    /// as the group) is added to each range of the gradients before it is summed; `meanwhile`
+    /// runs after backward, while the last of the sums are still on the wire.
+    func backward(_ loss: Tensor, reducing group: ParameterGroup, adding extra: [Float]? = nil,
+                  meanwhile: (() throws -> Void)? = nil) throws {
+        let buffer = group.gradBuffer
+        func add(_ range: Range<Int>) {
+            guard let extra else { return }
+            extra.withUnsafeBufferPointer { e in for i in range { buffer[i] += e[i] } }
+        }
+        guard let r = reducer, bucketFloats > 0 || meanwhile != nil || extra != nil else {
             loss.backward()
             try reduce(group)
             return
         }
         try r.checkFailure()
-        let key = ObjectIdentifier(group)
-        let plan = bucketPlans[key] ?? GradientBuckets(group, bucketFloats: bucketFloats)
-        bucketPlans[key] = plan
-        let buffer = group.gradBuffer
-        plan.begin()
-        loss.backward(leafReady: { leaf in
-            if let range = plan.done(leaf) { r.startReducing(buffer, range: range) }
-        })
-        // Gradients backward did not reach (a layer unused at this resolution) are zeros, summed
-        // like the rest, in an order every rank shares.
-        for range in plan.remaining() { r.startReducing(buffer, range: range) }
+        if bucketFloats > 0 {
+            let key = ObjectIdentifier(group)
+            let plan = bucketPlans[key] ?? GradientBuckets(group, bucketFloats: bucketFloats)
+            bucketPlans[key] = plan
+            plan.begin()
+            loss.backward(leafReady: { leaf in
+                if let range = plan.done(leaf) { add(range); r.startReducing(buffer, range: range) }
+            })
+            // Gradients backward did not reach (a layer unused at this resolution) are zeros,
+            // summed like the rest, in an order every rank shares.
+            for range in plan.remaining() { add(range); r.startReducing(buffer, range: range) }
+        } else {
+            loss.backward()
+            add(0..<buffer.count)
+            r.startReducing(buffer, range: 0..<buffer.count)
+        }
+        do { try meanwhile?() } catch { try? r.finishReducing(); throw error }
         try r.finishReducing()
+    }
+
+    /// Data-parallel runs: asked with a step's number once its generator gradients are on the
+    /// wire, whether that step computes the next step's real-image pass through D (forward, loss part and backward; D's
+    /// parameters are final by then), so that the wire and the cores work at the same time. The
+    /// next step then computes only the generated images' part. The numbers are those of
+    /// computing it in the next step (the same D forwards in the same order; the real part's
+    /// gradients added to the generated part's in the other order, which IEEE addition does not
+    /// see), but D's batch-norm running statistics (and a spectral norm's vectors) move one pass
+    /// early: a worker answers true only for a step after which nothing reads D's state (no
+    /// checkpoint) and another step follows, and every rank must answer alike. nil: never.
+    /// Applies to losses with `discriminatorParts`, without a gradient penalty or growth.
+    public var overlapsNextRealPass: ((_ step: Int) -> Bool)?
+    /// The next step's real-image pass, computed early (`overlapsNextRealPass`).
+    private struct RealPass { let step: Int; let positions: [Int]; let realOut: Tensor; let realLoss: Tensor; let grads: [Float] }
+    private var nextRealPass: RealPass?
+    /// Real-image passes computed under the step before's generator all-reduce so far.
+    public private(set) var overlappedRealPasses = 0
+
+    /// Whether this step can compute the next step's real pass (the flag and what it needs).
+    private var canOverlapNextRealPass: Bool {
+        reducer != nil && worldSize > 1 && models.loss.discriminatorParts != nil && dParametersUsedOnce == true
+            && !models.loss.gradientPenalty && models.growthSchedule == nil && overlapsNextRealPass?(step + 1) == true
+    }
+    /// Whether D's forward uses each of its parameters once (a spectral norm uses its weight
+    /// twice): then the real and generated parts' gradients added whole are the bits of one
+    /// backward through both (`leavesUsedOnce`). Found from the first D step's graph; the same
+    /// on every rank.
+    private var dParametersUsedOnce: Bool?
+
+    /// The next step's real-image pass. Its gradients of D are kept aside (D's buffer is left
+    /// with this step's): the next step adds them to the generated part's, whole, as one
+    /// backward through both would (a contribution added into a buffer that already holds
+    /// another would be added in GEMM blocks, a different rounding).
+    private func computeNextRealPass() throws {
+        guard let parts = models.loss.discriminatorParts else { return }
+        let next = step + 1
+        for t in models.dParams.tensors { t.requiresGrad = true }
+        let (real, positions) = try nextReal(resolution: config.model == .mlp ? 28 : config.imageSize)
+        let buffer = models.dParams.gradBuffer
+        let kept = Array(buffer)
+        models.dParams.zeroGrad()
+        let realOut = models.discriminator.score(real)
+        let realLoss = parts.real(realOut, realTargets(positions, iteration: 0, step: next))
+        try scaled(realLoss, positions.count).backward()
+        let grads = Array(buffer)
+        kept.withUnsafeBufferPointer { k in _ = buffer.update(fromContentsOf: k) }
+        nextRealPass = RealPass(step: next, positions: positions, realOut: realOut, realLoss: realLoss, grads: grads)
+        overlappedRealPasses += 1
     }
 
     /// One step: `nCritic` discriminator updates, then one generator update.
@@ -264,7 +329,31 @@ public final class GANTrainer {
         let loss = models.loss
         let probs = loss.scores == .probabilities
         var fake = Tensor.zeros([1])
+        let early = nextRealPass
+        nextRealPass = nil
         for it in 0..<c.nCritic {
+            // The real part computed by the step before (overlapsNextRealPass), if any.
+            let pass = it == 0 && early?.step == step ? early : nil
+            if let pass, let parts = loss.discriminatorParts {
+                // The generated images' part; the real part's gradients (computed by the step
+                // before) are added to it before the sum over the ranks.
+                let z = latents(seed: c.seed, step: step, iteration: it, indices: pass.positions, dim: c.latentDim)
+                let last = it == c.nCritic - 1
+                fake = last ? generate(z, positions: pass.positions, iteration: it)
+                    : withNoGrad { generate(z, positions: pass.positions, iteration: it) }
+                models.dParams.zeroGrad()
+                let fakeOut = D.score(fake.detach())
+                let fakeLoss = parts.fake(fakeOut)
+                let dLoss = pass.realLoss + fakeLoss
+                try backward(scaled(fakeLoss, pass.positions.count), reducing: models.dParams, adding: pass.grads)
+                if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
+                models.optD.step()
+                if loss.clipsWeights { models.dParams.clamp(c.clip) }
+                metrics.dLoss = dLoss.item
+                metrics.dReal = probs ? pass.realOut.sigmoid().mean().item : pass.realOut.mean().item
+                metrics.dFake = probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item
+                continue
+            }
             let (real, positions) = try nextReal(resolution: metrics.resolution)
             let z = latents(seed: c.seed, step: step, iteration: it, indices: positions, dim: c.latentDim)
             let last = it == c.nCritic - 1
@@ -273,6 +362,7 @@ public final class GANTrainer {
             fake = last ? generate(z, positions: positions, iteration: it) : withNoGrad { generate(z, positions: positions, iteration: it) }
             models.dParams.zeroGrad()
             let realOut = D.score(real)
+            if dParametersUsedOnce == nil && reducer != nil { dParametersUsedOnce = leavesUsedOnce(realOut) }
             let fakeOut = D.score(fake.detach())
             var dLoss = loss.discriminatorLoss(realOut, fakeOut, realTargets(positions, iteration: it))
             if loss.gradientPenalty {
@@ -294,7 +384,11 @@ public final class GANTrainer {
         models.gParams.zeroGrad()
         for t in models.dParams.tensors { t.requiresGrad = false }
         let gLoss = loss.generatorLoss(D.score(fake))
-        try backward(scaled(gLoss, fake.shape[0]), reducing: models.gParams)
+        if canOverlapNextRealPass {
+            try backward(scaled(gLoss, fake.shape[0]), reducing: models.gParams, meanwhile: computeNextRealPass)
+        } else {
+            try backward(scaled(gLoss, fake.shape[0]), reducing: models.gParams)
+        }
         for t in models.dParams.tensors { t.requiresGrad = true }
         if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()

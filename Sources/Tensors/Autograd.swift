@@ -106,6 +106,22 @@ private func collect(roots: [Tensor], isTarget: (Tensor) -> Bool) -> Visit {
     return visit
 }
 
+/// Whether every leaf that requires grad and that `root` depends on is an input of exactly one
+/// recorded op (counted once per op input). A backward then hands each such leaf one
+/// contribution, and two such backward passes added in either order give the bits of one
+/// backward through both (IEEE addition commutes; three or more terms do not associate).
+public func leavesUsedOnce(_ root: Tensor) -> Bool {
+    let visit = collect(roots: [root]) { $0.node == nil && $0.requiresGrad }
+    var uses: [ObjectIdentifier: Int] = [:]
+    for t in visit.order {
+        guard let node = t.node else { continue }
+        for inp in node.inputs where inp.node == nil && inp.requiresGrad {
+            uses[ObjectIdentifier(inp), default: 0] += 1
+        }
+    }
+    return uses.values.allSatisfy { $0 == 1 }
+}
+
 /// Propagates gradients from `roots`. Returns the gradients reached for `wrt` (by identity);
 /// when `accumulateLeaves` is set, also adds them into `.grad` of every leaf that requires grad.
 private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],

@@ -49,7 +49,8 @@ final class EquivalenceTests: XCTestCase {
 
     /// Parameters and buffers after `steps` steps of a world of `n` (rank 0's copy; all ranks are
     /// checked to be identical), then the models' outputs.
-    func train(_ c: GANConfig, world n: Int, bucketFloats: Int? = nil) throws -> [(String, [Float])] {
+    func train(_ c: GANConfig, world n: Int, bucketFloats: Int? = nil, overlap: Bool = false,
+               overlapped: Int? = nil) throws -> [(String, [Float])] {
         BLASRuntime.setThreads(1)
         if n == 1 {
             let t = GANTrainer(models: GANModels(config: c), dataset: Self.data)
@@ -68,9 +69,11 @@ final class EquivalenceTests: XCTestCase {
             let t = GANTrainer(models: models, dataset: Self.data, rank: ring.rank, worldSize: n)
             t.reducer = ring
             if let bucketFloats { t.bucketFloats = bucketFloats }
+            if overlap { t.overlapsNextRealPass = { $0 < c.steps } }
             try t.trainStep()
             let first = Self.gradients(t.models)
             for _ in 1..<c.steps { try t.trainStep() }
+            if let overlapped { XCTAssertEqual(t.overlappedRealPasses, overlapped, "real passes overlapped") }
             let state = first + Checkpoint(trainer: t).tensors.map { ($0.name, $0.tensor.toArray()) } + Self.outputs(t.models)
             out.lock.lock(); out.states[ring.rank] = state; out.lock.unlock()
         }
@@ -172,6 +175,32 @@ final class EquivalenceTests: XCTestCase {
             XCTAssertEqual(whole.map { $0.0 }, bucketed.map { $0.0 })
             for (a, b) in zip(whole, bucketed) {
                 XCTAssertTrue(a.1 == b.1, "\(c.model.rawValue)/\(c.loss.rawValue): \(a.0) differs with buckets")
+            }
+        }
+    }
+
+    /// The next step's real-image pass computed under the generator's all-reduce
+    /// (`overlapsNextRealPass`, as gan-worker runs) gives the numbers of computing it in its own
+    /// step, bit for bit: BCE with SyncBatchNorm, WGAN with clipping and five critic steps
+    /// (the first of each step overlapped), hinge on the MLP, StyleGAN; with one all-reduce after
+    /// backward and with buckets. (The spectral-norm DCGAN, whose D uses each weight twice, is
+    /// not overlapped: its two parts added whole would round differently.)
+    func testOverlappedRealPassIsBitIdentical() throws {
+        var bce = config(.dcgan, .bce); bce.steps = 4
+        var wgan = config(.dcgan, .wgan); wgan.steps = 3; wgan.nCritic = 5
+        var mlp = config(.mlp, .hinge); mlp.steps = 4
+        var sg = config(.stylegan, .bce); sg.steps = 3
+        var sn = config(.sndcgan, .hinge); sn.steps = 3
+        for c in [bce, wgan, mlp, sg, sn] {
+            for buckets in [0, 1000] {
+                let plain = try train(c, world: 3, bucketFloats: buckets)
+                // Every step but the last computes the next one's real pass, except with spectral norm.
+                let overlapped = try train(c, world: 3, bucketFloats: buckets, overlap: true,
+                                           overlapped: c.model == .sndcgan ? 0 : c.steps - 1)
+                XCTAssertEqual(plain.map { $0.0 }, overlapped.map { $0.0 })
+                for (a, b) in zip(plain, overlapped) {
+                    XCTAssertTrue(a.1 == b.1, "\(c.model.rawValue)/\(c.loss.rawValue), buckets \(buckets): \(a.0) differs when overlapped")
+                }
             }
         }
     }

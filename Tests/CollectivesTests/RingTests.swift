@@ -85,6 +85,32 @@ final class RingTests: XCTestCase {
         }
     }
 
+    /// SyncBatchNorm's statistics go the other way round the ring, on the caller's thread: they
+    /// do not queue behind gradient ranges still on the wire. Here the ranks interleave the two
+    /// differently (rank 0 sums its statistics before starting the gradient ranges, the others
+    /// after), which one ordered lane would refuse as an out-of-order collective; each lane keeps
+    /// its own order, and both give the right sums.
+    func testStatisticsDoNotWaitBehindGradientRanges() throws {
+        for n in 2...4 {
+            try withRing(n, codec: .none, segment: 4096) { ring in
+                var g = [Float](repeating: Float(ring.rank + 1), count: 200_000)
+                try g.withUnsafeMutableBufferPointer { buf in
+                    if ring.rank == 0 {
+                        for k in 0..<3 { XCTAssertEqual(ring.allReduceSum([Float(ring.rank), Float(k)]), [Float(n * (n - 1) / 2), Float(n * k)]) }
+                    }
+                    ring.startReducing(buf, range: 0..<150_000)
+                    ring.startReducing(buf, range: 150_000..<buf.count)
+                    if ring.rank != 0 {
+                        for k in 0..<3 { XCTAssertEqual(ring.allReduceSum([Float(ring.rank), Float(k)]), [Float(n * (n - 1) / 2), Float(n * k)]) }
+                    }
+                    try ring.finishReducing()
+                }
+                XCTAssertTrue(g.allSatisfy { $0 == Float(n * (n + 1) / 2) }, "n=\(n) rank \(ring.rank): wrong gradient sums")
+                XCTAssertNil(ring.failure)
+            }
+        }
+    }
+
     /// SyncBatchNorm's statistics travel uncompressed and exact even when gradients use the
     /// lossy codec.
     func testBatchNormSumsAreExactWithTheLossyCodec() throws {
