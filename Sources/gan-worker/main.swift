@@ -19,6 +19,9 @@ struct Worker: ParsableCommand {
         first host of SLURM_JOB_NODELIST); RINGGAN_COORDINATOR=host:port names the coordinator \
         under any of them. RINGGAN_TOKEN holds the shared token. \
         The engine runs one thread per worker unless --threads or RINGGAN_THREADS says otherwise.
+        While a step's generator gradients are summed, the worker computes the next step's \
+        real-image pass through D (the same numbers; RINGGAN_OVERLAP=0 turns it off); \
+        RINGGAN_BUCKET_MB sets the gradient buckets summed during backward (default 4, 0: none).
 
         If the connection to the coordinator is lost (it died, or the network failed), the worker \
         stops training at once and keeps trying to reach the coordinator's address for \
