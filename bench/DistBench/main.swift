@@ -188,7 +188,8 @@ say()
 say("3. Training images/s, DCGAN 32x32, global batch 64, ngf = ndf = 64, shuffle-zstd, \(steps) steps after 2 warm-up")
 var tpReport: [String: Any] = [:]
 for (n, blas) in only.contains("throughput") ? [(1, 1), (1, 2), (2, 1), (4, 1)] : [] {
-    BLASRuntime.setThreads(blas)
+    // The engine's pool (OpenBLAS stays at one thread per call), as `gan train --threads` sets it.
+    ThreadPool.setThreads(blas)
     let ips: Double = try onRing(n, codec: .shuffleZstd) { ring in
         let m = GANModels(config: cfg)
         if n > 1 { for mm in m.generator.modules() + m.discriminator.modules() { (mm as? BatchNorm)?.synchronizer = ring } }
@@ -199,7 +200,7 @@ for (n, blas) in only.contains("throughput") ? [(1, 1), (1, 2), (2, 1), (4, 1)] 
         for _ in 0..<steps { try t.trainStep() }
         return Double(steps * cfg.batchSize) / (monotonic() - t0)
     }
-    say("  \(n) rank(s), \(blas) OpenBLAS thread(s) each: \(fmt(ips, 1)) images/s")
+    say("  \(n) rank(s), \(blas) engine thread(s) each: \(fmt(ips, 1)) images/s")
     tpReport["\(n)x\(blas)"] = ips
 }
 report["throughput"] = tpReport
