@@ -298,14 +298,36 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// (or stores it in) the buffer.
     private func receiveSegment(_ lane: Lane, _ p: UnsafeMutablePointer<Float>, _ n: Span, chunk c: Int, segment k: Int, phase: UInt64, step: Int,
                                 add: Bool, dec: SegmentCoder) throws {
-        let from = lane.receive
         let (lo, m) = segment(c, n, k)
-        let (type, t, length, checksum) = try from.readHeader(maxPayload: 16 + segmentFloats * 8)
+        try receiveFrame(lane, tag: tag(lane, phase, step, k), m, into: p + lo, add: add, dec: dec)
+    }
+
+    /// Reads the next frame along the lane, which must be the ring segment tagged `t`, and
+    /// decodes its m floats into (or adds them to) `dst`.
+    private func receiveFrame(_ lane: Lane, tag t: UInt64, _ m: Int, into dst: UnsafeMutablePointer<Float>, add: Bool,
+                              dec: SegmentCoder) throws {
+        let from = lane.receive
+        let (type, got, length, checksum) = try from.readHeader(maxPayload: 16 + segmentFloats * 8)
         guard type == .ringSegment else { throw NetError(from.peer, "expected a ring segment, got \(type)") }
-        guard t == tag(lane, phase, step, k) else {
-            throw NetError(from.peer, "out-of-order ring segment (tag \(t), expected \(tag(lane, phase, step, k))): the ranks disagree on the collective")
+        guard got == t else {
+            throw NetError(from.peer, "out-of-order ring segment (tag \(got), expected \(t)): the ranks disagree on the collective")
         }
-        try dec.receive(length: length, checksum: checksum, from: from, m, into: p + lo, add: add)
+        try dec.receive(length: length, checksum: checksum, from: from, m, into: dst, add: add)
+    }
+
+    /// Adds one collective to the ring's account: bytes the lane sent since `before`, and its time.
+    private func account(_ lane: Lane, sentSince before: Int, seconds: Double, statistics: Bool) {
+        statsLock.lock()
+        _stats.wireBytes += lane.send.bytesWritten - before
+        _stats.rawBytes = sender.rawBytes + statsSender.rawBytes
+        if statistics {
+            _stats.statisticsReduces += 1
+            _stats.statisticsSeconds += seconds
+        } else {
+            _stats.gradientReduces += 1
+            _stats.gradientSeconds += seconds
+        }
+        statsLock.unlock()
     }
 
     /// Sums `buffer` over all ranks in place; every rank ends with identical values. With
@@ -385,18 +407,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             fail(error)
             throw error
         }
-        let took = monotonic() - t0
-        statsLock.lock()
-        _stats.wireBytes += lane.send.bytesWritten - before
-        _stats.rawBytes = self.sender.rawBytes + statsSender.rawBytes
-        if exact {
-            _stats.statisticsReduces += 1
-            _stats.statisticsSeconds += took
-        } else {
-            _stats.gradientReduces += 1
-            _stats.gradientSeconds += took
-        }
-        statsLock.unlock()
+        account(lane, sentSince: before, seconds: monotonic() - t0, statistics: exact)
     }
 
     /// Seconds the training thread has spent waiting on the ring (gradients and statistics):
@@ -505,14 +516,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
                     return m * 4
                 }
                 var got = [Float](repeating: 0, count: m)
-                let from = lane.receive
-                let (type, tg, length, checksum) = try from.readHeader(maxPayload: 16 + segmentFloats * 8)
-                guard type == .ringSegment else { throw NetError(from.peer, "expected a ring segment, got \(type)") }
-                guard tg == t else {
-                    throw NetError(from.peer, "out-of-order ring segment (tag \(tg), expected \(t)): the ranks disagree on the collective")
-                }
                 try got.withUnsafeMutableBufferPointer {
-                    try statsCoders.receive.receive(length: length, checksum: checksum, from: from, m, into: $0.baseAddress!, add: false)
+                    try receiveFrame(lane, tag: t, m, into: $0.baseAddress!, add: false, dec: statsCoders.receive)
                 }
                 all[(rank + s + 1) % N] = got
                 if let e = lane.sender.error { throw e }
@@ -527,13 +532,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         var sum = all[0]
         for r in 1..<N { for i in 0..<m { sum[i] += all[r][i] } }
-        let took = monotonic() - t0
-        statsLock.lock()
-        _stats.wireBytes += lane.send.bytesWritten - before
-        _stats.rawBytes = sender.rawBytes + statsSender.rawBytes
-        _stats.statisticsReduces += 1
-        _stats.statisticsSeconds += took
-        statsLock.unlock()
+        account(lane, sentSince: before, seconds: monotonic() - t0, statistics: true)
         return sum
     }
 

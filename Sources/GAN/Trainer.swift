@@ -302,6 +302,7 @@ public final class GANTrainer {
         guard let parts = models.loss.discriminatorParts else { return }
         let next = step + 1
         for t in models.dParams.tensors { t.requiresGrad = true }
+        // No growth here (canOverlapNextRealPass), so the resolution is the configured one.
         let (real, positions) = try nextReal(resolution: config.model == .mlp ? 28 : config.imageSize)
         let buffer = models.dParams.gradBuffer
         let kept = Array(buffer)
