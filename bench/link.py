@@ -15,11 +15,14 @@ traffic to the workers is not in it, nor gloo's rendezvous). Needs root (namespa
 
   sudo python3 bench/link.py [--steps 30] [--rate 1gbit] [--codecs none,shuffle-zstd,bf16-shuffle-zstd]
                              [--buckets 4,0] [--rounds 1] [--workers 4] [--no-torch] [--results bench/RESULTS.md]
+                             [--baseline DIR]
 
 --buckets: the gradient bucket sizes in MB to run RingGAN with (RINGGAN_BUCKET_MB: a bucket's
 all-reduce starts during backward as soon as its gradients are complete; 0 = one all-reduce
 after backward). --rounds: every configuration runs this many times, taking turns; the medians
-are reported. --workers: ranks (default 4; the global batch stays 64).
+are reported. --workers: ranks (default 4; the global batch stays 64). --baseline DIR: every
+RingGAN configuration also runs with another build's binaries (DIR holding gan-coordinator and
+gan-worker), next to this build's in each round, to compare two builds side by side.
 
 Everything lives in namespaces this script creates (prefix rglink-, addresses 10.201.0.0/24) and
 removes on exit; nothing is added to the machine's own network.
@@ -110,13 +113,13 @@ def summarise(stamps, steps, sent, label):
             "tx_mb_per_rank_step": statistics.mean(per_rank) / 1e6}
 
 
-def run_ringgan(codec, steps, work, data, bucket_mb):
+def run_ringgan(codec, steps, work, data, bucket_mb, bin_dir=BIN, baseline=False):
     token = os.path.join(work, "token")
     with open(token, "w") as f:
         f.write(secrets.token_hex(32))
     os.chmod(token, 0o600)
     before = [tx_bytes(n) for n, _ in WORKERS]
-    coord = subprocess.Popen(ns(COORD[0], f"{BIN}/gan-coordinator", "--workers", str(len(WORKERS)), "--host", COORD[1], "--port", "29500",
+    coord = subprocess.Popen(ns(COORD[0], f"{bin_dir}/gan-coordinator", "--workers", str(len(WORKERS)), "--host", COORD[1], "--port", "29500",
                                 "--token-file", token, "--runs-dir", os.path.join(work, "runs"), "--name", f"link-{codec}",
                                 "--data", data, "--model", "dcgan", "--image-size", "32", "--batch", "64",
                                 "--steps", str(steps), "--codec", codec, "--sample-every", "0", "--checkpoint-every", "0",
@@ -127,7 +130,7 @@ def run_ringgan(codec, steps, work, data, bucket_mb):
     rank0_log = os.path.join(work, f"worker0-{codec}-{bucket_mb:g}.log")
     for r, (name, addr) in enumerate(WORKERS):
         env = dict(os.environ, RINGGAN_THREADS="1", OPENBLAS_NUM_THREADS="1", RINGGAN_BUCKET_MB=str(bucket_mb))
-        workers.append(subprocess.Popen(ns(name, f"{BIN}/gan-worker", "--rank", str(r), "--coordinator", f"{COORD[1]}:29500",
+        workers.append(subprocess.Popen(ns(name, f"{bin_dir}/gan-worker", "--rank", str(r), "--coordinator", f"{COORD[1]}:29500",
                                            "--token-file", token, "--advertise", addr),
                                         stdout=subprocess.DEVNULL, stderr=open(rank0_log, "w") if r == 0 else subprocess.DEVNULL,
                                         env=env))
@@ -139,6 +142,8 @@ def run_ringgan(codec, steps, work, data, bucket_mb):
         sys.exit(f"link: gan-coordinator with codec {codec} failed ({rc})")
     sent = [tx_bytes(n) - b for (n, _), b in zip(WORKERS, before)]
     label = f"RingGAN {codec}, " + (f"{bucket_mb:g} MB buckets during backward" if bucket_mb > 0 else "one all-reduce after backward")
+    if baseline:
+        label += f" [baseline build {bin_dir}]"
     out = summarise(stamps, steps, sent, label)
     # Rank 0's account of the ring (gan-worker logs it at the end): how long the training thread
     # waited on the wire per step, and the TCP state of its link.
@@ -179,6 +184,9 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist-5k"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run every RingGAN configuration with the gan-coordinator and gan-worker in DIR "
+                         "(another build), taking turns with this build's in each round")
     a = ap.parse_args()
     del WORKERS[a.workers:]
     if os.geteuid() != 0:
@@ -186,22 +194,32 @@ def main():
     for exe in ("gan-coordinator", "gan-worker"):
         if not os.path.exists(f"{BIN}/{exe}"):
             sys.exit(f"link: {BIN}/{exe} missing: swift build -c release first (bench/link.sh does)")
+        if a.baseline and not os.path.exists(f"{a.baseline}/{exe}"):
+            sys.exit(f"link: --baseline {a.baseline}: no {exe} there")
     work = tempfile.mkdtemp(prefix="ringgan-link-")
     rows = []
     try:
         setup(a.rate)
-        runs = [(codec, float(b)) for codec in a.codecs.split(",") for b in a.buckets.split(",")]
+        runs = [(codec, float(b), False) for codec in a.codecs.split(",") for b in a.buckets.split(",")]
+        if a.baseline:
+            runs = [run for codec, b, _ in runs for run in ((codec, b, False), (codec, b, True))]
         if not a.no_torch:
-            runs.append(("torch", None))
+            runs.append(("torch", None, False))
         results = {}
         for rnd in range(a.rounds):
-            for codec, b in runs:
-                r = run_torch(a.steps, a.data) if codec == "torch" else run_ringgan(codec, a.steps, work, a.data, b)
-                results.setdefault((codec, b), []).append(r)
+            for codec, b, base in runs:
+                r = (run_torch(a.steps, a.data) if codec == "torch" else
+                     run_ringgan(codec, a.steps, work, a.data, b, a.baseline if base else BIN, base))
+                results.setdefault((codec, b, base), []).append(r)
                 print(f"round {rnd + 1}: {r['side']:58s} step {r['step_s'] * 1000:7.1f} ms  {r['images_per_s']:6.1f} img/s  "
                       f"sent {r['tx_mb_per_rank_step']:.2f} MB per rank per step", flush=True)
                 if r.get("ring"):
                     print(f"    rank 0: {r['ring']}", flush=True)
+            if not a.no_torch:
+                ddp_step = results[("torch", None, False)][-1]["step_s"]
+                print(f"round {rnd + 1}: step time vs DDP in this round: "
+                      + ", ".join(f"{k[0]}{' b' + format(k[1], 'g') if k[1] else ''}{' [baseline]' if k[2] else ''} "
+                                  f"{v[-1]['step_s'] / ddp_step:.3f}" for k, v in results.items() if k[0] != "torch"), flush=True)
         for key in runs:
             rs = results[key]
             m = dict(rs[0])

@@ -57,12 +57,12 @@ put("idx", "images-gz", b"\x01" + gzip.compress(images, mtime=0))
 put("idx", "labels-gz", b"\x00" + gzip.compress(labels, mtime=0))
 put("idx", "labels-gz-2members", b"\x00" + gzip.compress(labels[:6], mtime=0) + gzip.compress(labels[6:], mtime=0))
 
-# Frames: header "RGAN" | version 2 | type | flags u16 | tag u64 | length u32 | checksum u32,
+# Frames: header "RGAN" | version 3 | type | flags u16 | tag u64 | length u32 | checksum u32,
 # then the payload; after the handshake's first frame (the claim: nonce 32 | MAC 32 | JSON), a
 # 16-byte tag follows each frame. The fuzz target fixes checksums, the claim's MAC and the tags
 # up (unless its first byte is 0xFF), so zeros stand in for them here.
 def frame(ftype, payload, tag=0, tagged=True):
-    return b"RGAN" + bytes([2, ftype]) + b"\0\0" + struct.pack("<QII", tag, len(payload), 0) + payload + (bytes(16) if tagged else b"")
+    return b"RGAN" + bytes([3, ftype]) + b"\0\0" + struct.pack("<QII", tag, len(payload), 0) + payload + (bytes(16) if tagged else b"")
 
 def hello(rank=0):
     claim = json.dumps({"rank": rank, "ringHost": "10.0.0.2", "ringPort": 7001, "pid": 42}).encode()

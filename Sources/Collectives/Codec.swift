@@ -42,6 +42,13 @@ public final class SegmentCoder {
         self.level = level
         cctx = ZSTD_createCCtx()
         dctx = ZSTD_createDCtx()
+        // Matches of at least 7 bytes, from a 64-entry table: in a gradient's exponent plane
+        // only runs repeat (of zeros, of one exponent); the rest is entropy-coded literals.
+        // Level 1's own choice (4-byte matches, a 2^14 table) spent most of the codec's time
+        // looking for short matches that are not there (bench/RESULTS.md, "Codecs").
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_minMatch, 7)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, 6)
     }
 
     deinit {
@@ -93,96 +100,190 @@ public final class SegmentCoder {
         return UInt16((bits &+ rounding) >> 16)
     }
 
+    /// A codec's byte planes for `n` values: how many, and the bytes in each (`zstd` has one,
+    /// the whole segment).
+    @inline(__always) private func planes(_ n: Int) -> (count: Int, size: Int) {
+        switch codec {
+        case .zstd: return (1, n * 4)
+        case .shuffleZstd: return (4, n)
+        case .bf16ShuffleZstd: return (2, n)
+        case .none: return (1, n * 4)
+        }
+    }
+
+    /// Rotated left by one bit, so the top byte holds exactly the 8 exponent bits and the
+    /// random sign bit goes to the bottom byte with the random low mantissa bits.
+    @inline(__always) static func rotated(_ f: Float) -> UInt32 {
+        let b = f.bitPattern
+        return (b << 1) | (b >> 31)
+    }
+
+    @inline(__always) static func rotatedBF16(_ f: Float) -> UInt16 {
+        let h = toBF16(f)
+        return (h << 1) | (h >> 15)   // exponent in the high byte, as above
+    }
+
+    /// Which planes go through zstd (bit j for plane j): the exponent's (the last) always; a
+    /// mantissa plane when the entropy of its bytes in a sample of 1,024 values (16 runs of 64,
+    /// spread over the segment) is under 7 bits a byte. A gradient's mantissa bytes are close to
+    /// random (7.8 bits in such a sample); zeros, constants and other repeats are far below.
+    private func compressedPlanes(_ src: UnsafePointer<Float>, _ n: Int) -> UInt8 {
+        let count = planes(n).count
+        var mask: UInt8 = 1 << (count - 1)
+        guard count > 1, n >= 1024 else { return n >= 64 ? mask : 0 }
+        let lossy = codec.isLossy
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 768) { h in
+            h.initialize(repeating: 0)
+            for run in 0..<16 {
+                let base = src + (n - 64) * run / 15
+                for i in 0..<64 {
+                    if lossy {
+                        h[Int(SegmentCoder.rotatedBF16(base[i]) & 0xFF)] += 1
+                    } else {
+                        let r = SegmentCoder.rotated(base[i])
+                        h[Int(r & 0xFF)] += 1
+                        h[256 + Int((r >> 8) & 0xFF)] += 1
+                        h[512 + Int((r >> 16) & 0xFF)] += 1
+                    }
+                }
+            }
+            for j in 0..<(count - 1) {
+                var bits = 0.0
+                for c in h[(256 * j)..<(256 * j + 256)] where c > 0 { let q = Double(c) / 1024; bits -= q * log2(q) }
+                if bits < 7 { mask |= 1 << j }
+            }
+        }
+        return mask
+    }
+
     /// Encodes `n` floats; the result is valid until the next call.
+    ///
+    /// The shuffle codecs split the rotated floats into byte planes, as blosc does: plane j
+    /// holds byte j of every value, the exponent's plane last. Each plane is zstd-coded or sent
+    /// raw (`compressedPlanes`): a gradient's mantissa bytes are close to random, and zstd
+    /// gained nothing on them (ratio 1.192 with them, 1.195 without) but spent most of the
+    /// codec's time there. Payload: one byte with bit j set where plane j is zstd-coded; the
+    /// raw planes in order; then each zstd-coded plane in order as its length (u32,
+    /// little-endian) and its frame.
     public func encode(_ src: UnsafePointer<Float>, _ n: Int, into out: inout [UInt8]) {
-        let width = codec.isLossy ? 2 : 4
-        let raw = n * width
         if codec == .none {
             out.removeAll(keepingCapacity: true)
-            out.append(contentsOf: UnsafeRawBufferPointer(start: src, count: raw))
+            out.append(contentsOf: UnsafeRawBufferPointer(start: src, count: n * 4))
             return
         }
-        if packed.count < raw { packed = [UInt8](repeating: 0, count: raw) }
-        packed.withUnsafeMutableBytes { pk in
-            let dst = pk.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            switch codec {
-            case .zstd:
-                memcpy(dst, src, raw)
-            case .shuffleZstd:
-                // Rotated left by one bit first, so the top byte holds exactly the 8 exponent
-                // bits (alike across a layer's gradients) and the random sign bit goes to the
-                // bottom byte with the random low mantissa bits.
-                let (d0, d1, d2, d3) = (dst, dst + n, dst + 2 * n, dst + 3 * n)
-                for i in 0..<n {
-                    let b = src[i].bitPattern
-                    let r = (b << 1) | (b >> 31)
-                    d0[i] = UInt8(truncatingIfNeeded: r)
-                    d1[i] = UInt8(truncatingIfNeeded: r >> 8)
-                    d2[i] = UInt8(truncatingIfNeeded: r >> 16)
-                    d3[i] = UInt8(truncatingIfNeeded: r >> 24)
+        let (count, size) = planes(n)
+        let mask = codec == .zstd ? 1 : compressedPlanes(src, n)
+        let bound = ZSTD_compressBound(size)
+        let most = 1 + count * (4 + bound)
+        // Grown within its capacity (the last call cut it to that frame's length): no
+        // allocation, and no zeroing of the whole bound, per segment.
+        if out.count < most { out.append(contentsOf: repeatElement(0, count: most - out.count)) }
+        if packed.count < count * size { packed = [UInt8](repeating: 0, count: count * size) }
+        let c = codec
+        let length = out.withUnsafeMutableBytes { ob in
+            packed.withUnsafeMutableBytes { pk in
+                let o = ob.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let z = pk.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                // Plane j's destination: a raw plane straight into the payload, a zstd-coded
+                // one into the buffer zstd reads.
+                var at = 1
+                var dst = [UnsafeMutablePointer<UInt8>](repeating: z, count: count)
+                for j in 0..<count {
+                    if mask & (1 << j) != 0 { dst[j] = z + j * size } else { dst[j] = o + at; at += size }
                 }
-            case .bf16ShuffleZstd:
-                let lo = dst, hi = dst + n
-                for i in 0..<n {
-                    let h = SegmentCoder.toBF16(src[i])
-                    let r = (h << 1) | (h >> 15)   // exponent in the high byte, as above
-                    lo[i] = UInt8(truncatingIfNeeded: r)
-                    hi[i] = UInt8(truncatingIfNeeded: r >> 8)
+                switch c {
+                case .zstd:
+                    memcpy(z, src, size)
+                case .shuffleZstd:
+                    let (d0, d1, d2, d3) = (dst[0], dst[1], dst[2], dst[3])
+                    for i in 0..<n {
+                        let r = SegmentCoder.rotated(src[i])
+                        d0[i] = UInt8(truncatingIfNeeded: r)
+                        d1[i] = UInt8(truncatingIfNeeded: r >> 8)
+                        d2[i] = UInt8(truncatingIfNeeded: r >> 16)
+                        d3[i] = UInt8(truncatingIfNeeded: r >> 24)
+                    }
+                case .bf16ShuffleZstd:
+                    let (lo, hi) = (dst[0], dst[1])
+                    for i in 0..<n {
+                        let r = SegmentCoder.rotatedBF16(src[i])
+                        lo[i] = UInt8(truncatingIfNeeded: r)
+                        hi[i] = UInt8(truncatingIfNeeded: r >> 8)
+                    }
+                case .none: break
                 }
-            case .none: break
+                for j in 0..<count where mask & (1 << j) != 0 {
+                    let w = ZSTD_compress2(cctx, o + at + 4, bound, z + j * size, size)
+                    precondition(ZSTD_isError(w) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(w)))")
+                    withUnsafeBytes(of: UInt32(w).littleEndian) { UnsafeMutableRawPointer(o + at).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+                    at += 4 + w
+                }
+                o[0] = mask
+                return at
             }
         }
-        let bound = ZSTD_compressBound(raw)
-        if out.count < bound { out = [UInt8](repeating: 0, count: bound) }
-        let written = out.withUnsafeMutableBytes { o in
-            packed.withUnsafeBytes { pk in
-                ZSTD_compressCCtx(cctx, o.baseAddress, bound, pk.baseAddress, raw, level)
-            }
-        }
-        precondition(ZSTD_isError(written) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
-        out.removeLast(out.count - written)
+        out.removeLast(out.count - length)
     }
 
     /// Decodes exactly `n` floats from `src` and adds them into `dst` (reduce-scatter) or
     /// stores them there (all-gather).
     public func decode(_ src: UnsafeRawBufferPointer, _ n: Int, into dst: UnsafeMutablePointer<Float>, add: Bool, peer: String) throws {
-        let width = codec.isLossy ? 2 : 4
-        let raw = n * width
         if codec == .none {
-            guard src.count == raw else { throw NetError(peer, "segment of \(src.count) bytes, expected \(raw)") }
-            SegmentCoder.unpack(src.baseAddress!, n, codec, dst, add)
+            guard src.count == n * 4 else { throw NetError(peer, "segment of \(src.count) bytes, expected \(n * 4)") }
+            let b = src.baseAddress!
+            if add { for i in 0..<n { dst[i] += b.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
+            else { memcpy(dst, b, n * 4) }
             return
         }
-        if scratch.count < raw { scratch = [UInt8](repeating: 0, count: raw) }
+        let (count, size) = planes(n)
+        guard src.count >= 1, src[0] >> count == 0 else {
+            throw NetError(peer, "corrupt compressed segment (\(src.isEmpty ? "empty" : "plane mask \(src[0]) for \(count) planes"))")
+        }
+        if scratch.count < count * size { scratch = [UInt8](repeating: 0, count: count * size) }
         let c = codec
         try scratch.withUnsafeMutableBytes { sb in
-            let got = ZSTD_decompressDCtx(dctx, sb.baseAddress, raw, src.baseAddress, src.count)
-            if ZSTD_isError(got) != 0 { throw NetError(peer, "corrupt compressed segment (\(String(cString: ZSTD_getErrorName(got))))") }
-            guard got == raw else { throw NetError(peer, "segment decompressed to \(got) bytes, expected \(raw)") }
-            SegmentCoder.unpack(UnsafeRawPointer(sb.baseAddress!), n, c, dst, add)
-        }
-    }
-
-    private static func unpack(_ plain: UnsafeRawPointer, _ n: Int, _ codec: GradientCodec,
-                               _ dst: UnsafeMutablePointer<Float>, _ add: Bool) {
-        let b = plain.assumingMemoryBound(to: UInt8.self)
-        switch codec {
-        case .none, .zstd:
-            if add { for i in 0..<n { dst[i] += plain.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
-            else { memcpy(dst, plain, n * 4) }
-        case .shuffleZstd:
-            let (b1, b2, b3) = (b + n, b + 2 * n, b + 3 * n)
-            for i in 0..<n {
-                let r = UInt32(b[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
-                let v = Float(bitPattern: (r >> 1) | (r << 31))
-                if add { dst[i] += v } else { dst[i] = v }
+            let z = sb.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let o = src.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            // Where each plane's bytes are: in the payload (raw) or decompressed into scratch.
+            var plane = [UnsafePointer<UInt8>](repeating: UnsafePointer(z), count: count)
+            let mask = src[0]
+            var at = 1
+            for j in 0..<count where mask & (1 << j) == 0 {
+                guard src.count - at >= size else { throw NetError(peer, "corrupt compressed segment (raw plane \(j) truncated)") }
+                plane[j] = o + at
+                at += size
             }
-        case .bf16ShuffleZstd:
-            let hi = b + n
-            for i in 0..<n {
-                let r = UInt16(b[i]) | UInt16(hi[i]) << 8
-                let v = Float(bitPattern: UInt32((r >> 1) | (r << 15)) << 16)
-                if add { dst[i] += v } else { dst[i] = v }
+            for j in 0..<count where mask & (1 << j) != 0 {
+                guard src.count - at >= 4 else { throw NetError(peer, "corrupt compressed segment (truncated at plane \(j))") }
+                let w = Int(src.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian)
+                guard src.count - at - 4 >= w else { throw NetError(peer, "corrupt compressed segment (plane \(j) of \(w) bytes runs past the end)") }
+                let got = ZSTD_decompressDCtx(dctx, z + j * size, size, o + at + 4, w)
+                if ZSTD_isError(got) != 0 { throw NetError(peer, "corrupt compressed segment (\(String(cString: ZSTD_getErrorName(got))))") }
+                guard got == size else { throw NetError(peer, "segment decompressed to \(got) bytes, expected \(size)") }
+                plane[j] = UnsafePointer(z + j * size)
+                at += 4 + w
+            }
+            guard at == src.count else { throw NetError(peer, "corrupt compressed segment (\(src.count - at) bytes after the last plane)") }
+            switch c {
+            case .zstd:
+                let p = UnsafeRawPointer(plane[0])
+                if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
+                else { memcpy(dst, p, n * 4) }
+            case .shuffleZstd:
+                let (b0, b1, b2, b3) = (plane[0], plane[1], plane[2], plane[3])
+                for i in 0..<n {
+                    let r = UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
+                    let v = Float(bitPattern: (r >> 1) | (r << 31))
+                    if add { dst[i] += v } else { dst[i] = v }
+                }
+            case .bf16ShuffleZstd:
+                let (lo, hi) = (plane[0], plane[1])
+                for i in 0..<n {
+                    let r = UInt16(lo[i]) | UInt16(hi[i]) << 8
+                    let v = Float(bitPattern: UInt32((r >> 1) | (r << 15)) << 16)
+                    if add { dst[i] += v } else { dst[i] = v }
+                }
+            case .none: break
             }
         }
     }

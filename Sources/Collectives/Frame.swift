@@ -21,7 +21,9 @@ public enum FrameType: UInt8, Sendable {
 public struct Frame: Sendable {
     public static let magic: [UInt8] = Array("RGAN".utf8)
     /// 2: mutual authentication in the handshake and a tag on every frame after it.
-    public static let version: UInt8 = 2
+    /// 3: the shuffle codecs send the mantissa byte planes raw and only the exponent's plane
+    /// through zstd (a version-2 peer would misread such segments).
+    public static let version: UInt8 = 3
     public static let headerSize = 24
     /// The largest payload accepted unless a connection says otherwise.
     public static let defaultMaxPayload = 256 << 20
