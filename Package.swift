@@ -28,7 +28,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         // The one CRC-32C (SSE4.2 instruction, a table without it) and the frame checksum.
         .target(name: "CChecksum"),
-        // The optimizers' update loops, vectorised with AVX where the CPU has it (chosen at run time).
+        // The optimizers' update loops and the gradient codecs' byte-plane filters, vectorised
+        // with AVX/AVX2 where the CPU has it (chosen at run time).
         .target(name: "CKernels"),
         // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
         // imports; docs/ARCHITECTURE.md draws the picture).
@@ -42,7 +43,7 @@ let package = Package(
         // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
         // buffers only, no model in sight.
         .target(name: "Collectives", dependencies: [
-            "DataParallel", "CZstd", "CChecksum",
+            "DataParallel", "CZstd", "CChecksum", "CKernels",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Coordinator, worker and their protocol: data-parallel GAN training over Collectives.
@@ -83,7 +84,7 @@ let package = Package(
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
-        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "Tensors", "TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "CKernels", "Tensors", "TestSupport"]),
         // ClusterTests runs the gan-coordinator and gan-worker binaries (swift build --build-tests
         // builds them); it imports Cluster to check the protocol's message parsers and to run a
         // coordinator in process against fake workers (the replica-checksum tests).

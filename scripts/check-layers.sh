@@ -23,7 +23,7 @@ BELOW = {
     "Telemetry": ["Tensors", "CZlib", "CChecksum"],
     "GAN": ["NN", "Datasets", "Telemetry", "CZlib"],
     # beside the model stack, not above it: flat float buffers, sockets, codecs
-    "Collectives": ["DataParallel", "CZstd", "CChecksum"],
+    "Collectives": ["DataParallel", "CZstd", "CChecksum", "CKernels"],
     "Cluster": ["GAN", "Collectives"],
     "TrainingCLI": ["GAN", "Telemetry"],
     # executables, on top

@@ -1,3 +1,4 @@
+import CKernels
 import CZstd
 import Foundation
 
@@ -195,21 +196,9 @@ public final class SegmentCoder {
                 case .zstd:
                     memcpy(z, src, size)
                 case .shuffleZstd:
-                    let (d0, d1, d2, d3) = (dst[0], dst[1], dst[2], dst[3])
-                    for i in 0..<n {
-                        let r = SegmentCoder.rotated(src[i])
-                        d0[i] = UInt8(truncatingIfNeeded: r)
-                        d1[i] = UInt8(truncatingIfNeeded: r >> 8)
-                        d2[i] = UInt8(truncatingIfNeeded: r >> 16)
-                        d3[i] = UInt8(truncatingIfNeeded: r >> 24)
-                    }
+                    rg_split_planes4(src, n, dst[0], dst[1], dst[2], dst[3])
                 case .bf16ShuffleZstd:
-                    let (lo, hi) = (dst[0], dst[1])
-                    for i in 0..<n {
-                        let r = SegmentCoder.rotatedBF16(src[i])
-                        lo[i] = UInt8(truncatingIfNeeded: r)
-                        hi[i] = UInt8(truncatingIfNeeded: r >> 8)
-                    }
+                    rg_split_planes_bf16(src, n, dst[0], dst[1])
                 case .none: break
                 }
                 for j in 0..<count where mask & (1 << j) != 0 {
@@ -270,19 +259,9 @@ public final class SegmentCoder {
                 if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
                 else { memcpy(dst, p, n * 4) }
             case .shuffleZstd:
-                let (b0, b1, b2, b3) = (plane[0], plane[1], plane[2], plane[3])
-                for i in 0..<n {
-                    let r = UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
-                    let v = Float(bitPattern: (r >> 1) | (r << 31))
-                    if add { dst[i] += v } else { dst[i] = v }
-                }
+                rg_join_planes4(plane[0], plane[1], plane[2], plane[3], n, dst, add ? 1 : 0)
             case .bf16ShuffleZstd:
-                let (lo, hi) = (plane[0], plane[1])
-                for i in 0..<n {
-                    let r = UInt16(lo[i]) | UInt16(hi[i]) << 8
-                    let v = Float(bitPattern: UInt32((r >> 1) | (r << 15)) << 16)
-                    if add { dst[i] += v } else { dst[i] = v }
-                }
+                rg_join_planes_bf16(plane[0], plane[1], n, dst, add ? 1 : 0)
             case .none: break
             }
         }

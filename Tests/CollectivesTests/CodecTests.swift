@@ -1,3 +1,4 @@
+import CKernels
 import Collectives
 import Foundation
 import XCTest
@@ -29,9 +30,19 @@ final class CodecTests: XCTestCase {
 
     /// Lossless codecs give back every bit (NaN payloads, signed zeros, infinities,
     /// subnormals included); the lossy one gives back exactly `quantize`'s rounding.
+    /// Both variants of the byte-plane loops (SSE2 and, where the CPU has it, AVX2).
     func testEveryCodecRoundTripsEveryKindOfValue() throws {
+        defer { _ = rg_planes_select(1) }
+        for avx2: Int32 in [0, 1] where rg_planes_select(avx2) == 1 {
+            try roundTripsEveryKindOfValue(variant: avx2 == 1 ? "avx2" : "baseline")
+        }
+    }
+
+    private func roundTripsEveryKindOfValue(variant: String) throws {
         let special: [Float] = [0, -0, .infinity, -.infinity, .nan, Float(bitPattern: 0x7FC0_1234), Float(bitPattern: 0xFF80_0001),
-                                .leastNonzeroMagnitude, -.leastNormalMagnitude, .greatestFiniteMagnitude, 1, -1, 3e-39]
+                                .leastNonzeroMagnitude, -.leastNormalMagnitude, .greatestFiniteMagnitude, 1, -1, 3e-39,
+                                // bfloat16 rounding: ties to even (down, up), just above a tie
+                                Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0xBF80_8001)]
         for codec in GradientCodec.allCases {
             for n in [0, 1, 13, 63, 64, 65, 1023, 1024, 4097, 70_000] {
                 var kinds: [(String, [Float])] = [("gradients", gradients(n, seed: UInt64(n) + 1)),
@@ -45,16 +56,25 @@ final class CodecTests: XCTestCase {
                     let (out, _) = try roundTrip(codec, x)
                     var want = x
                     want.withUnsafeMutableBufferPointer { SegmentCoder.quantize($0.baseAddress!, n, codec) }
-                    XCTAssertTrue(out.map(\.bitPattern) == want.map(\.bitPattern), "\(codec) n=\(n) \(kind): not bit for bit")
+                    XCTAssertTrue(out.map(\.bitPattern) == want.map(\.bitPattern), "\(variant) \(codec) n=\(n) \(kind): not bit for bit")
                 }
             }
         }
     }
 
-    /// Adding into place (reduce-scatter) equals decoding and adding.
+    /// Adding into place (reduce-scatter) equals decoding and adding, in both variants.
     func testDecodeAddsIntoPlace() throws {
-        let x = gradients(5000, seed: 3), base = gradients(5000, seed: 4)
-        for codec in GradientCodec.allCases where !codec.isLossy {
+        defer { _ = rg_planes_select(1) }
+        for avx2: Int32 in [0, 1] where rg_planes_select(avx2) == 1 {
+            try decodeAddsIntoPlace(variant: avx2 == 1 ? "avx2" : "baseline")
+        }
+    }
+
+    private func decodeAddsIntoPlace(variant: String) throws {
+        var x = gradients(5000, seed: 3)
+        let base = gradients(5000, seed: 4)
+        x[17] = .nan; x[18] = -0.0; x[19] = .infinity
+        for codec in GradientCodec.allCases {
             let coder = SegmentCoder(codec: codec)
             var bytes: [UInt8] = []
             x.withUnsafeBufferPointer { coder.encode($0.baseAddress!, x.count, into: &bytes) }
@@ -62,7 +82,9 @@ final class CodecTests: XCTestCase {
             try bytes.withUnsafeBytes { b in
                 try acc.withUnsafeMutableBufferPointer { try coder.decode(b, x.count, into: $0.baseAddress!, add: true, peer: "test") }
             }
-            XCTAssertTrue(acc.map(\.bitPattern) == zip(base, x).map { ($0 + $1).bitPattern }, "\(codec)")
+            var q = x
+            q.withUnsafeMutableBufferPointer { SegmentCoder.quantize($0.baseAddress!, $0.count, codec) }
+            XCTAssertTrue(acc.map(\.bitPattern) == zip(base, q).map { ($0 + $1).bitPattern }, "\(variant) \(codec)")
         }
     }
 

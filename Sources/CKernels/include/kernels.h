@@ -1,6 +1,7 @@
 #ifndef RINGGAN_KERNELS_H
 #define RINGGAN_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 // The optimizers' update loops over a flat parameter buffer, in C so that they can use the
 // CPU's widest vector unit (AVX, chosen at run time) while the Swift code is built for the
@@ -25,5 +26,22 @@ const char *rg_kernels_variant(void);
 /// For tests: run the SSE2 loops (avx = 0) or the AVX ones again where the CPU has them (avx = 1).
 /// Returns 0 where the asked variant cannot run here.
 int rg_kernels_select(int avx);
+
+/// The shuffle codecs' byte planes (Collectives' SegmentCoder): each float's bits rotated left
+/// by one (the exponent alone in the top byte), byte j of value i to plane j.
+void rg_split_planes4(const float *src, size_t n, uint8_t *d0, uint8_t *d1, uint8_t *d2, uint8_t *d3);
+
+/// The inverse: stores the n floats into dst, or adds them into it (add != 0).
+void rg_join_planes4(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
+                     size_t n, float *dst, int add);
+
+/// The same for bfloat16 (round to nearest even, NaN kept a NaN), its 16 bits rotated left by one:
+/// low byte to lo, high byte (the exponent) to hi.
+void rg_split_planes_bf16(const float *src, size_t n, uint8_t *lo, uint8_t *hi);
+void rg_join_planes_bf16(const uint8_t *lo, const uint8_t *hi, size_t n, float *dst, int add);
+
+/// For tests: the baseline plane loops (avx2 = 0) or the AVX2 ones where the CPU has them
+/// (avx2 = 1). Returns 0 where the asked variant cannot run here.
+int rg_planes_select(int avx2);
 
 #endif
