@@ -8,8 +8,9 @@ import Foundation
 /// little-endian; the checksum covers the payload. The length is checked against a limit before
 /// anything is allocated, and anything malformed closes the connection with an error naming
 /// the peer. After the handshake (`Handshake`) every frame is followed by a 16-byte tag
-/// (`FrameMAC`) over its sequence number, header and payload: the checksum catches corruption,
-/// the tag a forged, changed, replayed or reordered frame.
+/// (`FrameMAC`) over its sequence number, header and payload, which catches a corrupted,
+/// forged, changed, replayed or reordered frame; the checksum field is then 0 (the tag makes
+/// the checksum redundant, and it cost as much CPU).
 public enum FrameType: UInt8, Sendable {
     // control (coordinator <-> worker)
     case challenge = 1, hello = 2, welcome = 3, reject = 4, start = 5, batch = 6, stepDone = 7, heartbeat = 8
@@ -21,8 +22,9 @@ public enum FrameType: UInt8, Sendable {
 public struct Frame: Sendable {
     public static let magic: [UInt8] = Array("RGAN".utf8)
     /// 2: mutual authentication in the handshake and a tag on every frame after it.
-    /// 3: the shuffle codecs send the mantissa byte planes raw and only the exponent's plane
-    /// through zstd (a version-2 peer would misread such segments).
+    /// 3: the shuffle codecs send the mantissa byte planes raw unless they compress (a version-2
+    /// peer would misread such segments); frames after the handshake carry no checksum (0), the
+    /// tag alone.
     public static let version: UInt8 = 3
     public static let headerSize = 24
     /// The largest payload accepted unless a connection says otherwise.
@@ -91,9 +93,11 @@ extension Frame {
 }
 
 extension Connection {
-    /// Sends a frame whose payload is raw memory (no copy).
+    /// Sends a frame whose payload is raw memory (no copy). Once the session is authenticated
+    /// the checksum field is 0 and not computed: the frame's tag covers every byte.
     public func send(_ type: FrameType, tag: UInt64 = 0, payload: UnsafeRawBufferPointer) throws {
-        try writeFrame(header: header(type, tag: tag, length: payload.count, crc: frameChecksum(payload)), payload: payload)
+        let crc = sendMAC == nil ? frameChecksum(payload) : 0
+        try writeFrame(header: header(type, tag: tag, length: payload.count, crc: crc), payload: payload)
     }
 
     public func send(_ type: FrameType, tag: UInt64 = 0, bytes: [UInt8]) throws {
@@ -115,18 +119,22 @@ extension Connection {
         return try Frame.parseHeader(lastHeader, maxPayload: maxPayload, peer: peer)
     }
 
-    /// Checks the payload of the frame whose header was read last: its checksum, then (once the
-    /// session is authenticated) the tag that follows it on the wire.
+    /// Checks the payload of the frame whose header was read last: before the session is
+    /// authenticated its checksum; after, the tag that follows it on the wire, which covers the
+    /// header and every byte of the payload (the checksum field is then 0 and not computed: the
+    /// CRC cost the ring as much CPU as the tag did, gan-dist-bench's profile in bench/RESULTS.md).
     public func checkPayload(_ payload: UnsafeRawBufferPointer, checksum: UInt32, what: @autoclosure () -> String) throws {
-        guard frameChecksum(payload) == checksum else { throw NetError(peer, "\(what()) checksum mismatch (corrupt frame)") }
-        guard let mac = receiveMAC else { return }
+        guard let mac = receiveMAC else {
+            guard frameChecksum(payload) == checksum else { throw NetError(peer, "\(what()) checksum mismatch (corrupt frame)") }
+            return
+        }
         var got = [UInt8](repeating: 0, count: FrameMAC.tagSize)
         try got.withUnsafeMutableBytes { try readExactly($0.baseAddress!, FrameMAC.tagSize) }
         let want = lastHeader.withUnsafeBytes { mac.next(header: $0, payload: payload) }
         var diff: UInt8 = 0
         for i in 0..<FrameMAC.tagSize { diff |= got[i] ^ want[i] }
         guard diff == 0 else {
-            throw NetError(peer, "\(what()) failed authentication (frame \(mac.sequence - 1) of the session: forged, altered, replayed or out of order)")
+            throw NetError(peer, "\(what()) failed authentication (frame \(mac.sequence - 1) of the session: corrupted, forged, altered, replayed or out of order)")
         }
     }
 

@@ -150,8 +150,8 @@ final class HostilePeerTests: XCTestCase {
         XCTAssertThrowsError(try w.receive()) { XCTAssertTrue("\($0)".contains("failed authentication"), "\($0)") }
     }
 
-    /// Frames after the handshake: altered (with the checksum fixed up), replayed, reordered,
-    /// reflected back, or dropped, each fails authentication; untouched ones pass.
+    /// Frames after the handshake: altered (with the checksum fixed up), corrupted, replayed,
+    /// reordered, reflected back, or dropped, each fails authentication; untouched ones pass.
     func testTamperedReplayedReorderedAndReflectedFramesAreRefused() throws {
         func session() throws -> (RelaySession, Connection, Connection, [RawFrame]) {
             let r = try RelaySession()
@@ -161,14 +161,18 @@ final class HostilePeerTests: XCTestCase {
             let frames = try (0..<3).map { _ in try RawFrame.read(r.fromJoiner) }
             return (r, w, a.conn, frames)
         }
-        // Untouched: all three arrive.
+        // Untouched: all three arrive, with no checksum (the tag covers every byte).
         do {
             let (r, _, l, fs) = try session(); defer { r.stop() }
+            for f in fs { XCTAssertEqual(Array(f.header[20..<24]), [0, 0, 0, 0], "checksum field after the handshake") }
             for f in fs { try f.write(r.toListener) }
             for i in 0..<3 { XCTAssertEqual(try l.receive(.heartbeat).payload, Array("payload \(i)".utf8)) }
         }
         let cases: [(String, ([RawFrame]) -> [RawFrame])] = [
             ("altered", { fs in var f = fs[0]; f.payload[0] ^= 1; f.fixChecksum(); return [f] }),
+            // After the handshake the checksum field is 0 and the tag alone catches corruption.
+            ("corrupted", { fs in var f = fs[0]; f.payload[3] ^= 0x40; return [f] }),
+            ("corrupted checksum field", { fs in var f = fs[0]; f.header[20] ^= 1; return [f] }),
             ("altered tag field", { fs in var f = fs[0]; f.header[8] ^= 1; return [f] }),
             ("replayed", { fs in [fs[0], fs[0]] }),
             ("reordered", { fs in [fs[1], fs[0]] }),
