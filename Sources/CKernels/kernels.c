@@ -23,7 +23,7 @@ static inline void rmsprop_one(float *p, const float *g, float *s, size_t i, flo
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <cpuid.h>
+#include "cpu.h"
 
 // One body per loop, instantiated for AVX (8 lanes) and SSE2 (4 lanes): V is the vector type,
 // W its lane count, P the intrinsic prefix (_mm256 or _mm).
@@ -78,20 +78,10 @@ static void rmsprop_sse2(float *p, const float *g, float *s, size_t n, float a, 
     RMSPROP_BODY(__m128, 4, _mm)
 }
 
-// AVX needs the CPU flag and the OS saving the YMM registers (OSXSAVE, XCR0 bits 1 and 2).
-static int has_avx(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & bit_AVX) || !(c & bit_OSXSAVE)) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6) == 6;
-}
-
 static int variant = -1;   // 0 sse2, 1 avx
 static inline int choose(void) {
     int v = __atomic_load_n(&variant, __ATOMIC_RELAXED);
-    if (v < 0) { v = has_avx(); __atomic_store_n(&variant, v, __ATOMIC_RELAXED); }
+    if (v < 0) { v = rg_cpu_has_avx(); __atomic_store_n(&variant, v, __ATOMIC_RELAXED); }
     return v;
 }
 
@@ -109,7 +99,7 @@ void rg_rmsprop_step(float *p, const float *g, float *s, size_t n, float a, floa
 const char *rg_kernels_variant(void) { return choose() ? "avx" : "sse2"; }
 
 int rg_kernels_select(int avx) {
-    if (avx && !has_avx()) return 0;
+    if (avx && !rg_cpu_has_avx()) return 0;
     __atomic_store_n(&variant, avx ? 1 : 0, __ATOMIC_RELAXED);
     return 1;
 }

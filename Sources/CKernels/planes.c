@@ -72,7 +72,7 @@ void join2_body(const uint8_t *restrict lo, const uint8_t *restrict hi, size_t n
 }
 
 #if defined(__x86_64__)
-#include <cpuid.h>
+#include "cpu.h"
 
 #define VARIANTS(name, params, args)                                                   \
     __attribute__((target("avx2"))) static void name##_avx2 params { name##_body args; } \
@@ -83,28 +83,16 @@ VARIANTS(join4, (const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const 
 VARIANTS(split2, (const uint32_t *src, size_t n, uint8_t *lo, uint8_t *hi), (src, n, lo, hi))
 VARIANTS(join2, (const uint8_t *lo, const uint8_t *hi, size_t n, float *dst, int add), (lo, hi, n, dst, add))
 
-// AVX2: the CPU flag (leaf 7) and the OS saving the YMM registers (OSXSAVE, XCR0 bits 1 and 2).
-static int has_avx2(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & bit_OSXSAVE) || !(c & bit_AVX)) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6) != 6) return 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & bit_AVX2) != 0;
-}
-
 static int planes_variant = -1;   // 0 baseline (SSE2), 1 avx2
 static inline int planes_choose(void) {
     int v = __atomic_load_n(&planes_variant, __ATOMIC_RELAXED);
-    if (v < 0) { v = has_avx2(); __atomic_store_n(&planes_variant, v, __ATOMIC_RELAXED); }
+    if (v < 0) { v = rg_cpu_has_avx2(); __atomic_store_n(&planes_variant, v, __ATOMIC_RELAXED); }
     return v;
 }
 #define DISPATCH(name, args) do { if (planes_choose()) name##_avx2 args; else name##_base args; } while (0)
 
 int rg_planes_select(int avx2) {
-    if (avx2 && !has_avx2()) return 0;
+    if (avx2 && !rg_cpu_has_avx2()) return 0;
     __atomic_store_n(&planes_variant, avx2 ? 1 : 0, __ATOMIC_RELAXED);
     return 1;
 }
