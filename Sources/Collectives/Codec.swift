@@ -8,9 +8,10 @@ public enum GradientCodec: String, CaseIterable, Codable, Sendable {
     case none
     /// zstd on the raw floats.
     case zstd
-    /// zstd after a byte-shuffle filter (all first bytes of the floats, then all second bytes,
-    /// ... as blosc does), on the bits rotated so one byte is exactly the exponent: the exponents
-    /// of gradients are alike and compress well.
+    /// A byte-shuffle filter (all first bytes of the floats, then all second bytes, ... as blosc
+    /// does) on the bits rotated so one byte is exactly the exponent, then zstd on the exponent's
+    /// plane (gradients' exponents are alike and compress well) and on any mantissa plane that
+    /// a sample says compresses; the others travel raw.
     case shuffleZstd = "shuffle-zstd"
     /// Lossy: rounded to bfloat16 (round to nearest even), 2-byte shuffle, zstd. Every rank ends
     /// with the same rounded values (the owner of a chunk rounds its own copy too).
@@ -188,18 +189,19 @@ public final class SegmentCoder {
                 // Plane j's destination: a raw plane straight into the payload, a zstd-coded
                 // one into the buffer zstd reads.
                 var at = 1
-                var dst = [UnsafeMutablePointer<UInt8>](repeating: z, count: count)
-                for j in 0..<count {
-                    if mask & (1 << j) != 0 { dst[j] = z + j * size } else { dst[j] = o + at; at += size }
-                }
-                switch c {
-                case .zstd:
-                    memcpy(z, src, size)
-                case .shuffleZstd:
-                    rg_split_planes4(src, n, dst[0], dst[1], dst[2], dst[3])
-                case .bf16ShuffleZstd:
-                    rg_split_planes_bf16(src, n, dst[0], dst[1])
-                case .none: break
+                withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<UInt8>.self, capacity: 4) { dst in
+                    for j in 0..<count {
+                        if mask & (1 << j) != 0 { dst[j] = z + j * size } else { dst[j] = o + at; at += size }
+                    }
+                    switch c {
+                    case .zstd:
+                        memcpy(z, src, size)
+                    case .shuffleZstd:
+                        rg_split_planes4(src, n, dst[0], dst[1], dst[2], dst[3])
+                    case .bf16ShuffleZstd:
+                        rg_split_planes_bf16(src, n, dst[0], dst[1])
+                    case .none: break
+                    }
                 }
                 for j in 0..<count where mask & (1 << j) != 0 {
                     let w = ZSTD_compress2(cctx, o + at + 4, bound, z + j * size, size)
@@ -234,35 +236,36 @@ public final class SegmentCoder {
             let z = sb.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let o = src.baseAddress!.assumingMemoryBound(to: UInt8.self)
             // Where each plane's bytes are: in the payload (raw) or decompressed into scratch.
-            var plane = [UnsafePointer<UInt8>](repeating: UnsafePointer(z), count: count)
-            let mask = src[0]
-            var at = 1
-            for j in 0..<count where mask & (1 << j) == 0 {
-                guard src.count - at >= size else { throw NetError(peer, "corrupt compressed segment (raw plane \(j) truncated)") }
-                plane[j] = o + at
-                at += size
-            }
-            for j in 0..<count where mask & (1 << j) != 0 {
-                guard src.count - at >= 4 else { throw NetError(peer, "corrupt compressed segment (truncated at plane \(j))") }
-                let w = Int(src.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian)
-                guard src.count - at - 4 >= w else { throw NetError(peer, "corrupt compressed segment (plane \(j) of \(w) bytes runs past the end)") }
-                let got = ZSTD_decompressDCtx(dctx, z + j * size, size, o + at + 4, w)
-                if ZSTD_isError(got) != 0 { throw NetError(peer, "corrupt compressed segment (\(String(cString: ZSTD_getErrorName(got))))") }
-                guard got == size else { throw NetError(peer, "segment decompressed to \(got) bytes, expected \(size)") }
-                plane[j] = UnsafePointer(z + j * size)
-                at += 4 + w
-            }
-            guard at == src.count else { throw NetError(peer, "corrupt compressed segment (\(src.count - at) bytes after the last plane)") }
-            switch c {
-            case .zstd:
-                let p = UnsafeRawPointer(plane[0])
-                if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
-                else { memcpy(dst, p, n * 4) }
-            case .shuffleZstd:
-                rg_join_planes4(plane[0], plane[1], plane[2], plane[3], n, dst, add ? 1 : 0)
-            case .bf16ShuffleZstd:
-                rg_join_planes_bf16(plane[0], plane[1], n, dst, add ? 1 : 0)
-            case .none: break
+            try withUnsafeTemporaryAllocation(of: UnsafePointer<UInt8>.self, capacity: 4) { plane in
+                let mask = src[0]
+                var at = 1
+                for j in 0..<count where mask & (1 << j) == 0 {
+                    guard src.count - at >= size else { throw NetError(peer, "corrupt compressed segment (raw plane \(j) truncated)") }
+                    plane[j] = o + at
+                    at += size
+                }
+                for j in 0..<count where mask & (1 << j) != 0 {
+                    guard src.count - at >= 4 else { throw NetError(peer, "corrupt compressed segment (truncated at plane \(j))") }
+                    let w = Int(src.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian)
+                    guard src.count - at - 4 >= w else { throw NetError(peer, "corrupt compressed segment (plane \(j) of \(w) bytes runs past the end)") }
+                    let got = ZSTD_decompressDCtx(dctx, z + j * size, size, o + at + 4, w)
+                    if ZSTD_isError(got) != 0 { throw NetError(peer, "corrupt compressed segment (\(String(cString: ZSTD_getErrorName(got))))") }
+                    guard got == size else { throw NetError(peer, "segment decompressed to \(got) bytes, expected \(size)") }
+                    plane[j] = UnsafePointer(z + j * size)
+                    at += 4 + w
+                }
+                guard at == src.count else { throw NetError(peer, "corrupt compressed segment (\(src.count - at) bytes after the last plane)") }
+                switch c {
+                case .zstd:
+                    let p = UnsafeRawPointer(plane[0])
+                    if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
+                    else { memcpy(dst, p, n * 4) }
+                case .shuffleZstd:
+                    rg_join_planes4(plane[0], plane[1], plane[2], plane[3], n, dst, add ? 1 : 0)
+                case .bf16ShuffleZstd:
+                    rg_join_planes_bf16(plane[0], plane[1], n, dst, add ? 1 : 0)
+                case .none: break
+                }
             }
         }
     }
