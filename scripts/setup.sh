@@ -8,8 +8,10 @@ APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-
 # With --test (scripts/test.sh): what the container and launcher tests need besides: Podman (its
 # Docker API stands in for a Docker daemon; runc, as crun fails on some kernels; netavark and
 # aardvark-dns, so containers on a compose network find each other by name; catatonit, compose's
-# `init: true`), debootstrap (the local base images where no registry is reachable) and OpenMPI's mpirun.
-TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit debootstrap openmpi-bin)
+# `init: true`), iptables (netavark sets up every container network with it, and fails with
+# "netavark: No such file or directory" where it is missing: it is only a recommendation of the
+# package), debootstrap (the local base images where no registry is reachable) and OpenMPI's mpirun.
+TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit iptables debootstrap openmpi-bin)
 for_tests=0
 [ "${1:-}" = --test ] && for_tests=1 && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 # docker/test.sh drives the engine with the docker CLI (against Podman's Docker API where no
