@@ -65,8 +65,8 @@ public final class SegmentCoder {
             try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(start: src, count: n * 4))
             return
         }
-        encode(src, n, into: &encoded)
-        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: $0) }
+        let length = encodeKeepingCapacity(src, n, into: &encoded)
+        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
     }
 
     /// Reads the payload of a frame whose header said `length` bytes and `checksum`, checks it,
@@ -173,16 +173,22 @@ public final class SegmentCoder {
             out.append(contentsOf: UnsafeRawBufferPointer(start: src, count: n * 4))
             return
         }
+        let length = encodeKeepingCapacity(src, n, into: &out)
+        out.removeLast(out.count - length)
+    }
+
+    /// `encode` into the first bytes of `out`, returning how many: `out` only grows (to the
+    /// largest segment's bound), so the sender's buffer is neither reallocated nor refilled
+    /// per segment. Not for the raw codec.
+    private func encodeKeepingCapacity(_ src: UnsafePointer<Float>, _ n: Int, into out: inout [UInt8]) -> Int {
         let (count, size) = planes(n)
         let mask = codec == .zstd ? 1 : compressedPlanes(src, n)
         let bound = ZSTD_compressBound(size)
         let most = 1 + count * (4 + bound)
-        // Grown within its capacity (the last call cut it to that frame's length): no
-        // allocation, and no zeroing of the whole bound, per segment.
         if out.count < most { out.append(contentsOf: repeatElement(0, count: most - out.count)) }
         if packed.count < count * size { packed = [UInt8](repeating: 0, count: count * size) }
         let c = codec
-        let length = out.withUnsafeMutableBytes { ob in
+        return out.withUnsafeMutableBytes { ob in
             packed.withUnsafeMutableBytes { pk in
                 let o = ob.baseAddress!.assumingMemoryBound(to: UInt8.self)
                 let z = pk.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -213,7 +219,12 @@ public final class SegmentCoder {
                 return at
             }
         }
-        out.removeLast(out.count - length)
+    }
+
+    /// n raw little-endian floats at `p` (any alignment) added into `dst` or stored there.
+    private static func put(_ p: UnsafeRawPointer, _ n: Int, into dst: UnsafeMutablePointer<Float>, add: Bool) {
+        if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
+        else { memcpy(dst, p, n * 4) }
     }
 
     /// Decodes exactly `n` floats from `src` and adds them into `dst` (reduce-scatter) or
@@ -221,9 +232,7 @@ public final class SegmentCoder {
     public func decode(_ src: UnsafeRawBufferPointer, _ n: Int, into dst: UnsafeMutablePointer<Float>, add: Bool, peer: String) throws {
         if codec == .none {
             guard src.count == n * 4 else { throw NetError(peer, "segment of \(src.count) bytes, expected \(n * 4)") }
-            let b = src.baseAddress!
-            if add { for i in 0..<n { dst[i] += b.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
-            else { memcpy(dst, b, n * 4) }
+            SegmentCoder.put(src.baseAddress!, n, into: dst, add: add)
             return
         }
         let (count, size) = planes(n)
@@ -257,9 +266,7 @@ public final class SegmentCoder {
                 guard at == src.count else { throw NetError(peer, "corrupt compressed segment (\(src.count - at) bytes after the last plane)") }
                 switch c {
                 case .zstd:
-                    let p = UnsafeRawPointer(plane[0])
-                    if add { for i in 0..<n { dst[i] += p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) } }
-                    else { memcpy(dst, p, n * 4) }
+                    SegmentCoder.put(UnsafeRawPointer(plane[0]), n, into: dst, add: add)
                 case .shuffleZstd:
                     rg_join_planes4(plane[0], plane[1], plane[2], plane[3], n, dst, add ? 1 : 0)
                 case .bf16ShuffleZstd:

@@ -144,10 +144,10 @@ let grads = models.gParams.gradTensor.toArray() + models.dParams.gradTensor.toAr
 say("2. Codecs on real gradients (DCGAN 32x32 after 3 steps: G + D = \(grads.count) floats, \(grads.count * 4 / 1_000_000) MB)")
 say([pad("codec", 18), pad("ratio", 7), pad("enc MB/s", 9), pad("dec MB/s", 9), pad("wire MB/step/rank (N=4)", 24)].joined(separator: " "))
 var codecReport: [String: Any] = [:]
+let env = ProcessInfo.processInfo.environment
 // BENCH_CODECS=a,b limits the codecs measured (for profiling one).
-let benchCodecs = ProcessInfo.processInfo.environment["BENCH_CODECS"].map { $0.split(separator: ",").compactMap { GradientCodec(rawValue: String($0)) } }
+let benchCodecs = env["BENCH_CODECS"].map { $0.split(separator: ",").compactMap { GradientCodec(rawValue: String($0)) } }
 for codec in only.contains("codecs") ? (benchCodecs ?? GradientCodec.allCases) : [] {
-    let env = ProcessInfo.processInfo.environment
     let coder = SegmentCoder(codec: codec, level: Int32(env["BENCH_LEVEL"] ?? "1") ?? 1)
     var out: [UInt8] = []
     var wire = 0
