@@ -65,8 +65,8 @@ public final class SegmentCoder {
             try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(start: src, count: n * 4))
             return
         }
-        let length = encodeKeepingCapacity(src, n, into: &encoded)
-        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+        encode(src, n, into: &encoded)
+        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: $0) }
     }
 
     /// Reads the payload of a frame whose header said `length` bytes and `checksum`, checks it,
@@ -177,9 +177,8 @@ public final class SegmentCoder {
         out.removeLast(out.count - length)
     }
 
-    /// `encode` into the first bytes of `out`, returning how many: `out` only grows (to the
-    /// largest segment's bound), so the sender's buffer is neither reallocated nor refilled
-    /// per segment. Not for the raw codec.
+    /// `encode` into the first bytes of `out`, returning how many (`out` is grown within its
+    /// capacity, never reallocated per segment). Not for the raw codec.
     private func encodeKeepingCapacity(_ src: UnsafePointer<Float>, _ n: Int, into out: inout [UInt8]) -> Int {
         let (count, size) = planes(n)
         let mask = codec == .zstd ? 1 : compressedPlanes(src, n)
