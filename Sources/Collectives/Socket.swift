@@ -51,7 +51,10 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        Glibc.close(fd)
+    }
 
     /// Every read and write fails once `seconds` have passed from now, whatever the progress;
     /// nil lifts it. `what` names what was bounded, for the error.
@@ -115,13 +118,17 @@ public final class Connection: @unchecked Sendable {
                       Double(info.tcpi_rtt) / 1000, Int(info.tcpi_snd_cwnd), Int(info.tcpi_snd_mss), Int(info.tcpi_total_retrans))
     }
 
+    /// Ends the connection: both directions are shut down at once, so a read or write in
+    /// progress on another thread fails now. The descriptor itself is released only when the
+    /// connection is (`deinit`), when no thread can be using it: released here, its number could
+    /// be reused by a new socket while another thread is between its check of `closed` and its
+    /// `recv`, which would then read another connection's bytes.
     public func close() {
         writeLock.lock()
         defer { writeLock.unlock() }
         if !closed {
             closed = true
             shutdown(fd, Int32(SHUT_RDWR))
-            Glibc.close(fd)
         }
     }
 
@@ -143,7 +150,7 @@ public final class Connection: @unchecked Sendable {
         var got = 0
         var deadline = nextDeadline()
         while got < n {
-            if closed { throw NetError(peer, "connection closed") }   // (its descriptor may be reused)
+            if closed { throw NetError(peer, "connection closed") }
             // Try first; poll (with the deadline) only when nothing is there yet.
             let r = recv(fd, dst + got, n - got, Int32(MSG_DONTWAIT))
             if r == 0 { throw NetError(peer, "connection closed by the peer") }

@@ -16,19 +16,8 @@ extension ClusterTests {
                                + trainArgs(steps: 4, name: "idle"), log: "coord.log")
         let idle = (0..<100).map { _ in rawConnection(p) }
         defer { for fd in idle { close(fd) } }
-        let drip = rawConnection(p)
-        defer { close(drip) }
-        final class Stop: @unchecked Sendable { var now = false }
-        let stop = Stop()
-        let dripper = Thread {
-            for b in Array("RGAN".utf8) + [Frame.version, FrameType.hello.rawValue, 0, 0] where !stop.now {
-                var x = b
-                if send(drip, &x, 1, Int32(MSG_NOSIGNAL)) != 1 { return }
-                Thread.sleep(forTimeInterval: 4)
-            }
-        }
-        dripper.start()
-        defer { stop.now = true }
+        let drip = SlowDrip(fd: rawConnection(p), bytes: Array("RGAN".utf8) + [Frame.version, FrameType.hello.rawValue, 0, 0], every: 4)
+        defer { drip.stop() }
         usleep(500_000)
         let t0 = Date()
         let ws = try workers(2, port: p)

@@ -54,4 +54,33 @@ final class FrameTests: XCTestCase {
         _ = s1
         XCTAssertThrowsError(try s2.receive()) { e in XCTAssertTrue("\(e)".contains("timed out"), "\(e)") }
     }
+
+    /// `close` from another thread ends a read waiting there at once, and the descriptor stays
+    /// the connection's until it is released: a socket opened meanwhile gets another number, so
+    /// a thread still inside a read or write of the closed connection cannot reach it.
+    func testCloseEndsAWaitingReadAndKeepsTheDescriptorUntilReleased() throws {
+        let l = try Listener(host: "127.0.0.1", port: 0)
+        let a = try connect(to: "127.0.0.1", l.port, within: 5, ioTimeout: 30)
+        let b = try XCTUnwrap(try l.accept(timeout: 5, ioTimeout: 30))
+        final class Box: @unchecked Sendable { var error: Error?; var took = 0.0 }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let t0 = monotonic()
+            do { _ = try b.receive() } catch { box.error = error }
+            box.took = monotonic() - t0
+            done.signal()
+        }.start()
+        usleep(200_000)
+        b.close()
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "the read went on waiting after close")
+        XCTAssertNotNil(box.error)
+        XCTAssertLessThan(box.took, 5)
+        // Its number is still taken: new sockets get others.
+        let fresh = (0..<8).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        defer { for fd in fresh { close(fd) } }
+        XCTAssertFalse(fresh.contains(b.fd), "descriptor \(b.fd) was reused while its connection lives")
+        // The peer sees the end.
+        XCTAssertThrowsError(try a.receive()) { e in XCTAssertTrue("\(e)".contains("closed"), "\(e)") }
+    }
 }

@@ -207,17 +207,8 @@ final class HostilePeerTests: XCTestCase {
         let idle = (0..<100).map { _ in rawConnect(l.port) }
         defer { for fd in idle { close(fd) } }
         // The slow drip: a byte of a plausible claim frame every 4 s.
-        let drip = rawConnect(l.port)
-        defer { close(drip) }
-        let dripper = Thread {
-            let bytes = Array("RGAN".utf8) + [Frame.version, FrameType.hello.rawValue]
-            for b in bytes {
-                var x = b
-                if send(drip, &x, 1, Int32(MSG_NOSIGNAL)) != 1 { return }
-                Thread.sleep(forTimeInterval: 4)
-            }
-        }
-        dripper.start()
+        let drip = SlowDrip(fd: rawConnect(l.port), bytes: Array("RGAN".utf8) + [Frame.version, FrameType.hello.rawValue], every: 4)
+        defer { drip.stop() }
         usleep(300_000)
         let t0 = monotonic()
         let w = try Handshake.dial("127.0.0.1", l.port, name: "listener", claim: .hello, claim, auth: try auth(), role: "test",
