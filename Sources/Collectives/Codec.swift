@@ -65,8 +65,10 @@ public final class SegmentCoder {
             try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(start: src, count: n * 4))
             return
         }
-        encode(src, n, into: &encoded)
-        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: $0) }
+        // Encoded into the first bytes of a buffer that only grows, so it is neither
+        // reallocated nor zero-filled to the bound per segment.
+        let length = encodeKeepingCapacity(src, n, into: &encoded)
+        try encoded.withUnsafeBytes { try conn.send(type, tag: tag, payload: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
     }
 
     /// Reads the payload of a frame whose header said `length` bytes and `checksum`, checks it,
