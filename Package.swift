@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "CKernels"),
         // Layers, bottom up; every dependency points down (scripts/check-layers.sh checks the
         // imports; docs/ARCHITECTURE.md draws the picture).
-        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         // The contract between training and whatever sums across ranks (no dependencies).
         .target(name: "DataParallel"),
         .target(name: "NN", dependencies: ["Tensors", "DataParallel", "CKernels"]),
@@ -74,7 +74,7 @@ let package = Package(
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
         // temporary folders, child processes and the Python interop probe, a ring on loopback).
         .target(name: "TestSupport", dependencies: ["Tensors", "Datasets", "Collectives"], path: "Tests/TestSupport"),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"],
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport", "CKernels"],
                     exclude: ["Fixtures"]),
         // Counts heap allocations (malloc and friends, interposed in the test executable).
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),

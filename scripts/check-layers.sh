@@ -17,7 +17,7 @@ BELOW = {
     "COpenBLAS": [], "CZstd": [], "CZlib": [], "CChecksum": [], "CKernels": [],
     # the contract between training and whatever sums across ranks (no dependencies)
     "DataParallel": [],
-    "Tensors": ["COpenBLAS"],
+    "Tensors": ["COpenBLAS", "CKernels"],
     "NN": ["Tensors", "DataParallel", "CKernels"],
     "Datasets": ["Tensors", "CZlib"],
     "Telemetry": ["Tensors", "CZlib", "CChecksum"],

@@ -6,6 +6,8 @@
 //   convT(y, W)           -> x      backward: dy = conv(g, W),           dW = convWGrad(g, y)
 //   convWGrad(x, y)       -> W      backward: dx = convT(y, gW),         dy = conv(x, gW)
 
+import CKernels
+
 /// The sizes of one convolution, in its forward (conv2d) orientation: x [n, cin, h, w] and
 /// W [cout, cin, kh, kw] give y [n, cout, ho, wo].
 struct ConvGeometry: Equatable {
@@ -28,71 +30,26 @@ struct ConvGeometry: Equatable {
 
 // MARK: kernels
 
-/// Columns of images n0..<n0+nc of x into cols [k, nc * p].
-private func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ cols: UnsafeMutablePointer<Float>) {
-    let ld = nc * g.p
-    for c in 0..<g.cin {
-        for i in 0..<g.kh {
-            for j in 0..<g.kw {
-                let row = cols + ((c * g.kh + i) * g.kw + j) * ld
-                // Output columns whose input column ox*sw - pw + j lies inside [0, w).
-                let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
-                let last = g.w - 1 + g.pw - j
-                let hi = last < 0 ? 0 : min(g.wo, last / g.sw + 1)
-                for s in 0..<nc {
-                    let src = x + ((n0 + s) * g.cin + c) * g.h * g.w
-                    let dst = row + s * g.p
-                    for oy in 0..<g.ho {
-                        let iy = oy * g.sh - g.ph + i
-                        let d = dst + oy * g.wo
-                        if iy < 0 || iy >= g.h || lo >= hi {
-                            d.update(repeating: 0, count: g.wo)
-                            continue
-                        }
-                        let srow = src + iy * g.w - g.pw + j
-                        for ox in 0..<lo { d[ox] = 0 }
-                        if g.sw == 1 {
-                            (d + lo).update(from: srow + lo, count: hi - lo)
-                        } else {
-                            for ox in lo..<hi { d[ox] = srow[ox * g.sw] }
-                        }
-                        for ox in hi..<g.wo { d[ox] = 0 }
-                    }
-                }
-            }
-        }
+/// The geometry as the C kernels take it.
+extension ConvGeometry {
+    var c: rg_conv_geometry {
+        rg_conv_geometry(cin: cin, h: h, w: w, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw, ho: ho, wo: wo)
     }
 }
 
-/// Adds cols [k, nc * p] back into images n0..<n0+nc of dx (which the caller zeroed).
-private func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ dx: UnsafeMutablePointer<Float>) {
-    let ld = nc * g.p
-    for c in 0..<g.cin {
-        for i in 0..<g.kh {
-            for j in 0..<g.kw {
-                let row = cols + ((c * g.kh + i) * g.kw + j) * ld
-                let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
-                let last = g.w - 1 + g.pw - j
-                let hi = last < 0 ? 0 : min(g.wo, last / g.sw + 1)
-                if lo >= hi { continue }
-                for s in 0..<nc {
-                    let dst = dx + ((n0 + s) * g.cin + c) * g.h * g.w
-                    let src = row + s * g.p
-                    for oy in 0..<g.ho {
-                        let iy = oy * g.sh - g.ph + i
-                        if iy < 0 || iy >= g.h { continue }
-                        let drow = dst + iy * g.w - g.pw + j
-                        let srow = src + oy * g.wo
-                        if g.sw == 1 {
-                            for ox in lo..<hi { drow[ox] += srow[ox] }
-                        } else {
-                            for ox in lo..<hi { drow[ox * g.sw] += srow[ox] }
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// Columns of images n0..<n0+nc of x into the scratch's cols [k, nc * p] (C: `rg_im2col`, each
+/// column row written whole, from padded phase-split planes of one channel at a time).
+@inline(__always)
+private func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int, _ nc: Int, _ s: ChunkScratch) {
+    var cg = g.c
+    rg_im2col(x, &cg, n0, nc, s.cols.pointer, s.planes.pointer)
+}
+
+/// Adds the scratch's cols [k, nc * p] back into images n0..<n0+nc of dx (which the caller zeroed).
+@inline(__always)
+private func col2im(_ g: ConvGeometry, _ n0: Int, _ nc: Int, _ s: ChunkScratch, _ dx: UnsafeMutablePointer<Float>) {
+    var cg = g.c
+    rg_col2im(s.cols.pointer, &cg, n0, nc, dx, s.planes.pointer)
 }
 
 /// [nc, cout, p] images n0.. of y  <->  [cout, nc * p] matrix.
@@ -143,9 +100,13 @@ private func forEachChunk(_ g: ConvGeometry, _ body: (_ part: Int, _ n0: Int, _ 
 private final class ChunkScratch {
     let cols: TensorStorage
     let tmp: TensorStorage?
+    /// im2col's and col2im's planes of one channel for nc images.
+    let planes: TensorStorage
     init(_ g: ConvGeometry, _ nc: Int) {
         cols = TensorStorage(count: g.k * nc * g.p)
         tmp = nc > 1 ? TensorStorage(count: g.cout * nc * g.p) : nil
+        var cg = g.c
+        planes = TensorStorage(count: rg_conv_plane_floats(&cg, nc))
     }
 }
 
@@ -170,7 +131,7 @@ private func convForwardKernel(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> T
         _ = forEachChunk(g) { part, n0, m in
             if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
             let s = sc[part]!
-            im2col(xp, g, n0, m, s.cols.pointer)
+            im2col(xp, g, n0, m, s)
             if m == 1 {
                 sgemm(false, false, g.cout, g.p, g.k, wp, g.k, s.cols.pointer, g.p, yp + n0 * g.cout * g.p, g.p)
             } else {
@@ -199,7 +160,7 @@ private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -
             sgemm(true, false, g.k, m * g.p, g.cout, wp, g.k, gm, m * g.p, s.cols.pointer, m * g.p)
             // This chunk's images of dx: zeroed here (by the thread that fills them), then summed into.
             (dxp + n0 * g.cin * g.h * g.w).update(repeating: 0, count: m * g.cin * g.h * g.w)
-            col2im(s.cols.pointer, g, n0, m, dxp)
+            col2im(g, n0, m, s, dxp)
         }
     }
     return dx
@@ -234,7 +195,7 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, 
                         if pa[part] == nil { pa[part] = TensorStorage(count: wCount) }
                         out = pa[part]!.pointer
                     }
-                    im2col(xp, g, n0, m, s.cols.pointer)
+                    im2col(xp, g, n0, m, s)
                     let gm = chunkRows(gp, g, n0, m, s)
                     sgemm(false, true, g.cout, g.k, m * g.p, gm, m * g.p, s.cols.pointer, m * g.p, out, g.k,
                           beta: st[part] || (part == 0 && accumulate) ? 1 : 0)

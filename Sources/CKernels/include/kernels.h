@@ -44,4 +44,21 @@ void rg_join_planes_bf16(const uint8_t *lo, const uint8_t *hi, size_t n, float *
 /// (avx2 = 1). Returns 0 where the asked variant cannot run here.
 int rg_planes_select(int avx2);
 
+/// A convolution's sizes in its forward orientation (Tensors' ConvGeometry): images of cin x h x w,
+/// a kh x kw kernel with strides sh, sw and paddings ph, pw, giving ho x wo outputs.
+typedef struct { long cin, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } rg_conv_geometry;
+
+/// Floats of scratch `rg_im2col` and `rg_col2im` need for nc images (one channel's padded,
+/// phase-split planes).
+long rg_conv_plane_floats(const rg_conv_geometry *g, long nc);
+
+/// Columns of images n0..<n0+nc of x [n, cin, h, w] into cols [cin * kh * kw, nc * ho * wo];
+/// `scratch` holds rg_conv_plane_floats(g, nc) floats.
+void rg_im2col(const float *x, const rg_conv_geometry *g, long n0, long nc, float *cols, float *scratch);
+
+/// The adjoint: adds cols [cin * kh * kw, nc * ho * wo] into images n0..<n0+nc of dx, which the
+/// caller zeroed (each position's terms summed in the order of the kernel rows, kernel columns,
+/// output rows); `scratch` as for rg_im2col.
+void rg_col2im(const float *cols, const rg_conv_geometry *g, long n0, long nc, float *dx, float *scratch);
+
 #endif
