@@ -71,21 +71,26 @@ lib() {
         || { grep -E "error" "$B/logs/$name.log" | head -20; return 1; }
 }
 
-# A C target of Sources/ ($1, its one source file $2) as a static library, with a module map for
+# A C target of Sources/ ($1: every .c file in it) as a static library, with a module map for
 # Swift.
 cmodule() {
-    local name=$1 file=$2 dir lower
+    local name=$1 dir lower f objs=()
     dir="Sources/$name"; lower=$(echo "$name" | tr '[:upper:]' '[:lower:]')
     local header; header=$(ls "$dir"/include/*.h | head -n 1)
     mkdir -p "$B/$lower"
     printf 'module %s {\n    header "%s"\n    export *\n}\n' "$name" "$ROOT/$header" > "$B/$lower/module.modulemap"
-    stale "$B/lib$name.a" "$dir/$file" "$header" || return 0
-    clang -c -g -O1 -fsanitize=address,fuzzer-no-link -I "$dir/include" "$dir/$file" -o "$B/$lower.o" \
-        && ar rcs "$B/lib$name.a" "$B/$lower.o"
+    stale "$B/lib$name.a" "$dir"/*.c "$dir"/*.h "$dir"/include/*.h 2>/dev/null || return 0
+    rm -f "$B/lib$name.a"
+    for f in "$dir"/*.c; do
+        clang -c -g -O1 -fsanitize=address,fuzzer-no-link -I "$dir/include" "$f" -o "$B/$lower/$(basename "$f" .c).o" || return 1
+        objs+=("$B/$lower/$(basename "$f" .c).o")
+    done
+    ar rcs "$B/lib$name.a" "${objs[@]}"
 }
-# The CRC-32C of CChecksum, and the optimizers' loops of CKernels.
-cchecksum() { cmodule CChecksum checksum.c; }
-ckernels() { cmodule CKernels kernels.c; }
+# The CRC-32C of CChecksum; CKernels: the optimizers' loops, the codecs' byte planes and the
+# convolutions' column matrices (Tensors imports it).
+cchecksum() { cmodule CChecksum; }
+ckernels() { cmodule CKernels; }
 
 # swift-log's Logging (Telemetry needs it): from SwiftPM's checkout.
 logging() {
@@ -119,13 +124,13 @@ exe() {
 
 build() {
     case "$1" in
-        npy|safetensors) exe "$1" Tensors Sources/Tensors/*.swift ;;
-        idx) lib Tensors Sources/Tensors/*.swift && exe idx Datasets Sources/Datasets/*.swift -- Tensors ;;
+        npy|safetensors) ckernels && exe "$1" Tensors Sources/Tensors/*.swift -- CKernels ;;
+        idx) ckernels && DEPS=CKernels lib Tensors Sources/Tensors/*.swift && exe idx Datasets Sources/Datasets/*.swift -- Tensors CKernels ;;
         checkpoint)
-            lib Tensors Sources/Tensors/*.swift && lib DataParallel Sources/DataParallel/*.swift \
-                && ckernels && DEPS="Tensors DataParallel CKernels" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
+            ckernels && DEPS=CKernels lib Tensors Sources/Tensors/*.swift && lib DataParallel Sources/DataParallel/*.swift \
+                && DEPS="Tensors DataParallel CKernels" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
                 && cchecksum && logging && DEPS="Tensors Logging CChecksum" lib Telemetry Sources/Telemetry/*.swift \
-                && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel CKernels Tensors ;;
+                && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel Tensors CKernels ;;
         frames)
             # Auth.swift's HMAC comes from swift-crypto; fuzz/support/AuthStub.swift stands in.
             cchecksum && exe frames Collectives Sources/Collectives/Frame.swift Sources/Collectives/Socket.swift \
