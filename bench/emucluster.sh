@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The emulated cluster (issue 24; see bench/emucluster.py): every worker and the coordinator a
+# "machine" with its own network namespace, tbf-shaped link and cgroup CPU budget; RingGAN
+# against PyTorch DDP/gloo at N = 1, 2, 4, 8 (16) workers. Installs what it needs (apt packages via
+# scripts/setup.sh, PyTorch CPU and matplotlib where missing), builds the release binaries, runs
+# as root, and removes every namespace, interface and cgroup on exit, Ctrl-C or a crash.
+#   sudo bash bench/emucluster.sh [emucluster.py options, e.g. --workers 1,2,4,8 --models dcgan32 --mode weak]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+pip_install() {
+    python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
+}
+python3 -c 'import torch' 2>/dev/null || pip_install 'torch==2.13.0+cpu'
+python3 -c 'import matplotlib' 2>/dev/null || pip_install matplotlib
+swift build -c release --product gan-coordinator 2>&1 | tail -n 1
+swift build -c release --product gan-worker 2>&1 | tail -n 1
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# Whatever happens to the Python process (even SIGKILL), nothing it made outlives this script.
+trap 'as_root python3 bench/emucluster.py --cleanup' EXIT
+as_root python3 bench/emucluster.py "$@"
