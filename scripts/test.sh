@@ -30,6 +30,16 @@ fi
 bash scripts/check-layers.sh
 python3 scripts/backward-index.py --check docs/ARCHITECTURE.md
 swift build --build-tests 2>&1 | tail -n 3
+# The test process runs the OpenBLAS kernels the executables run: where OpenBLAS falls back to
+# its generic kernels on a CPU it does not know, `gan` sets OPENBLAS_CORETYPE and re-executes
+# itself (BLASRuntime.selectKernels), which a test process cannot do, so the value `gan info`
+# ends up with is exported here. A value already set (by the user or the machine) is kept, so
+# `OPENBLAS_CORETYPE=Prescott bash scripts/test.sh` runs the whole suite on the generic kernels.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    core=$("$(swift build --show-bin-path)/gan" info 2>/dev/null | sed -n 's/^openblas core: *//p')
+    if [ -n "$core" ] && [ "$core" != unknown ]; then export OPENBLAS_CORETYPE="$core"; fi
+fi
+echo "test: OpenBLAS kernels: ${OPENBLAS_CORETYPE:-as OpenBLAS detects them}"
 xctest_log="$(mktemp)"
 trap 'rm -f "$xctest_log"' EXIT
 swift test 2>&1 | tee "$xctest_log"

@@ -139,12 +139,11 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
     // in backward's order, then added into the buffer), which a run's checkpoints depend on:
     // - a leaf with one consumer in this graph;
     // - a leaf used several times (a discriminator scoring real and fake images) when every use
-    //   is the right operand of a 2-d matmul whose weight gradient is one GEMM block deep (K, the
-    //   product's rows, at most `directSumMaxRows`): OpenBLAS then forms each product whole in
-    //   registers and adds it to C once, so with the buffer zeroed (as the trainers do) the
-    //   buffer receives ((0 + g1) + g2) + ... = (g1 + g2) + ..., the summed path's value. A
-    //   deeper product is added in K blocks, a different rounding, so it keeps the summed path,
-    //   as does any other mix of uses.
+    //   is the right operand of a 2-d matmul: its backward adds each weight-gradient product to
+    //   the buffer whole, once (straight from the GEMM where the loaded kernel is proved to do
+    //   that for the shape, else formed apart and added: `gemmAccumulate`), so with the buffer
+    //   zeroed (as the trainers do) the buffer receives ((0 + g1) + g2) + ... = (g1 + g2) + ...,
+    //   the summed path's value on every kernel. Any other mix of uses keeps the summed path.
     var sinks: [Tensor] = []
     if accumulateLeaves && !createGraph {
         var uses: [ObjectIdentifier: Int] = [:]
@@ -155,7 +154,7 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
                 let iid = ObjectIdentifier(inp)
                 uses[iid, default: 0] += 1
                 let shallowProduct = node.name == "matmul" && i == 1 && node.inputs.count == 2 && node.inputs[0] !== inp
-                    && node.inputs[0].rank == 2 && inp.rank == 2 && t.rank == 2 && t.shape[0] <= directSumMaxRows
+                    && node.inputs[0].rank == 2 && inp.rank == 2 && t.rank == 2
                 if !shallowProduct { otherUse.insert(iid) }
             }
         }
@@ -238,11 +237,6 @@ private func runBackward(roots: [Tensor], gradRoots: [Tensor], wrt: [Tensor],
         return results
     }
 }
-
-/// The deepest weight-gradient product (rows of a matmul's output, the GEMM's K) that a leaf used
-/// several times accumulates straight into its buffer: within one K block of OpenBLAS's sgemm
-/// (GEMM_Q is 256 or more for every x86 kernel), so each product is added to C once.
-let directSumMaxRows = 256
 
 private func accumulate(_ g: Tensor, into leaf: Tensor, createGraph: Bool) {
     if let existing = leaf.grad {

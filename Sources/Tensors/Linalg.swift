@@ -54,15 +54,68 @@ private func sgemmBlock(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k:
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// c += op(x) op(y) for 2-d operands: the arithmetic of `matmulT(x, y, transA: tx, transB: ty)`,
-/// written into an existing gradient buffer with beta = 1 (no temporary, no separate add pass).
+/// c += op(x) op(y) for 2-d operands, with the bits of `c + matmulT(x, y, transA: tx, transB: ty)`:
+/// the product is added to c whole, once. Where the loaded GEMM kernel is proved to do that
+/// itself for this shape (`gemmAddsProductOnce`), the product goes straight into c with beta = 1
+/// (no temporary, no separate add pass); otherwise it is formed apart and added.
 private func gemmAccumulate(into c: Tensor, _ x: Tensor, _ tx: Bool, _ y: Tensor, _ ty: Bool) {
     let (m, k) = tx ? (x.shape[1], x.shape[0]) : (x.shape[0], x.shape[1])
     let n = ty ? y.shape[0] : y.shape[1]
     precondition(c.shape == [m, n] && (ty ? y.shape[1] : y.shape[0]) == k,
                  "gemmAccumulate: \(x.shape) @ \(y.shape) does not give \(c.shape)")
-    EngineCounters.directProducts.add(1, ordering: .relaxed)
-    sgemm(tx, ty, m, n, k, x.data, x.shape[1], y.data, y.shape[1], c.data, n, beta: 1)
+    if gemmAddsProductOnce(tx, ty, m, n, k) {
+        EngineCounters.directProducts.add(1, ordering: .relaxed)
+        sgemm(tx, ty, m, n, k, x.data, x.shape[1], y.data, y.shape[1], c.data, n, beta: 1)
+    } else {
+        let p = matmulT(x, y, transA: tx, transB: ty)
+        let dst = c.data, src = UnsafePointer(p.data)
+        for i in 0..<(m * n) { dst[i] += src[i] }
+    }
+}
+
+private struct GemmShape: Hashable {
+    let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, threads: Int
+}
+private let onePassShapes = Mutex<[GemmShape: Bool]>([:])
+
+/// Whether `sgemm(transA, transB, m, n, k, ..., beta: 1)` gives C + P with the bits of P, the
+/// product the same call forms with beta = 0, on the GEMM kernel loaded in this process.
+///
+/// OpenBLAS forms a product in blocks of GEMM_Q along k and adds each block's sum to C as it
+/// goes, so a product deeper than one block is added in parts, ((C + P1) + P2), which rounds
+/// differently from C + (P1 + P2). GEMM_Q belongs to the kernel (128 for the generic Prescott
+/// kernels, 320-384 for the AVX2 and AVX-512 ones; small-matrix kernels never split k) and
+/// cannot be read through OpenBLAS's API, so it is measured: a probe through the same call with
+/// C = 2^24 and exactly two unit multiply-adds per element, at positions (0, k - 1) and then
+/// (0, 1). Added once, 2^24 + 2 is exact; added in two parts, 2^24 + 1 rounds back to 2^24 (ties
+/// to even) each time. Blocks are contiguous ranges of k, so the first and last positions share
+/// one only when the whole product is one block; the adjacent pair also catches a kernel that
+/// splits k by parity. The answer depends only on the call's shape (and the engine's thread
+/// split), so it is cached per shape.
+func gemmAddsProductOnce(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int) -> Bool {
+    if k < 2 || m == 0 || n == 0 { return true }
+    let key = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, threads: ThreadPool.shared.threads)
+    if let known = onePassShapes.withLock({ $0[key] }) { return known }
+    let once = probeOnePass(key, positions: (0, k - 1)) && probeOnePass(key, positions: (0, 1))
+    onePassShapes.withLock { $0[key] = once }
+    return once
+}
+
+private func probeOnePass(_ s: GemmShape, positions: (Int, Int)) -> Bool {
+    let (m, n, k) = (s.m, s.n, s.k)
+    let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * k)
+    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * n)
+    let c = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    a.initialize(repeating: 0); b.initialize(repeating: 0); c.initialize(repeating: 16_777_216)
+    for p in [positions.0, positions.1] {
+        // op(A)[i, p] = 1 for every row i; op(B)[p, j] = 1 for every column j.
+        for i in 0..<m { a[s.transA ? p * m + i : i * k + p] = 1 }
+        for j in 0..<n { b[s.transB ? j * k + p : p * n + j] = 1 }
+    }
+    sgemm(s.transA, s.transB, m, n, k, UnsafePointer(a.baseAddress!), s.transA ? m : k,
+          UnsafePointer(b.baseAddress!), s.transB ? k : n, c.baseAddress!, n, beta: 1)
+    return c.allSatisfy { $0 == 16_777_218 }
 }
 
 /// Batched op(A) @ op(B) on the last two dims. A is [b, ., .] or 2-d; B likewise. A 2-d operand is

@@ -67,8 +67,13 @@ final class DirectGradTests: XCTestCase {
     /// images: K = the batch rows, one GEMM block deep) is accumulated straight into its zeroed
     /// buffer, and the buffer holds bit for bit what the summed path gives (g1 + g2, added into
     /// zero): runs keep their exact numbers. A deeper product keeps the summed path.
+    /// A weight used by three products (a discriminator's real, fake and penalty passes) gets
+    /// the summed path's bits on whichever GEMM kernel is loaded: straight from the GEMM where
+    /// the kernel is proved to add each product once (64 rows is within one k block of every
+    /// x86 kernel of OpenBLAS: GEMM_Q is 128 for the generic ones), formed apart and added
+    /// where it is not (1000 rows is deeper than the block of the kernels tried here).
     func testWeightUsedByShallowProductsAccumulatesDirectlyWithTheSummedPathsBits() {
-        for (rows, expectDirect) in [(64, true), (256, true), (300, false), (1000, false)] {
+        for rows in [64, 128, 129, 256, 300, 1000] {
             let w = randn([130, 300], 20); w.requiresGrad = true
             let flat = TensorStorage(count: w.count + 3)
             let window = Tensor(shape: w.shape, storage: flat, offset: 3)
@@ -83,14 +88,47 @@ final class DirectGradTests: XCTestCase {
             let before = EngineCounters.directProducts.load(ordering: .relaxed)
             loss(w).backward()
             let direct = EngineCounters.directProducts.load(ordering: .relaxed) - before
-            XCTAssertEqual(direct, expectDirect ? 3 : 0, "rows \(rows): products written straight into the buffer")
+            // linear's weight gradient is g^T x: transA, m = 130, n = 300, k = rows.
+            let proved = gemmAddsProductOnce(true, false, 130, 300, rows)
+            if rows == 64 { XCTAssertTrue(proved, "rows 64: \(BLASRuntime.coreName) kernels add a 64-deep product in parts") }
+            XCTAssertEqual(direct, proved ? 3 : 0, "rows \(rows): products written straight into the buffer")
             let w2 = w.copy(); w2.requiresGrad = true
             let summed = grad(of: [loss(w2)], wrt: [w2])[0].toArray().map { Float(0) + $0 }
             let got = window.toArray()
             var differing = 0
             for (a, b) in zip(got, summed) where a.bitPattern != b.bitPattern { differing += 1 }
-            XCTAssertEqual(differing, 0, "rows \(rows): \(differing) of \(got.count) values differ from the summed path's bits")
+            XCTAssertEqual(differing, 0, "rows \(rows) (\(BLASRuntime.coreName), direct \(proved)): \(differing) of \(got.count) values differ from the summed path's bits")
         }
+    }
+
+    /// The probe's answer is what the kernel does: where it says a product is added once, a GEMM
+    /// with beta = 1 onto random C gives C + (the product formed with beta = 0) to the bit; where
+    /// it says otherwise, the two differ somewhere. Both transposes of the weight gradient, and
+    /// depths around every x86 kernel's GEMM_Q (128 to 768).
+    func testTheOnePassProbeAgreesWithTheKernel() {
+        var deepestOnce = 0
+        for (ta, tb) in [(true, false), (false, true)] {
+            for k in [2, 64, 127, 128, 129, 200, 256, 257, 320, 321, 384, 385, 512, 768, 769, 1536] {
+                let (m, n) = (96, 80)
+                let a = randn(ta ? [k, m] : [m, k], UInt64(k)), b = randn(tb ? [n, k] : [k, n], UInt64(k + 1))
+                let c0 = randn([m, n], UInt64(k + 2))
+                let c = c0.copy()
+                sgemm(ta, tb, m, n, k, a.data, a.shape[1], b.data, b.shape[1], c.data, n, beta: 1)
+                let p = Tensor.zeros([m, n])
+                sgemm(ta, tb, m, n, k, a.data, a.shape[1], b.data, b.shape[1], p.data, n, beta: 0)
+                var differing = 0
+                for i in 0..<(m * n) where c.data[i].bitPattern != (c0.data[i] + p.data[i]).bitPattern { differing += 1 }
+                let once = gemmAddsProductOnce(ta, tb, m, n, k)
+                if once {
+                    deepestOnce = max(deepestOnce, k)
+                    XCTAssertEqual(differing, 0, "k \(k), trans \(ta)/\(tb): the probe says one addition, \(differing) values say otherwise")
+                } else {
+                    XCTAssertGreaterThan(differing, 0, "k \(k), trans \(ta)/\(tb): the probe says parts, yet every value equals C + P")
+                }
+            }
+        }
+        print("one-pass probe: \(BLASRuntime.coreName) kernels add products up to \(deepestOnce) deep in one pass (of those tried)")
+        XCTAssertGreaterThanOrEqual(deepestOnce, 128, "\(BLASRuntime.coreName): no x86 kernel has a k block under 128")
     }
 
     /// `backward(leafReady:)` calls back once per leaf, when the leaf's gradient is final (it

@@ -162,9 +162,41 @@ final class GradCheckTests: XCTestCase {
         let x = sample([4, 5]), w1 = sample([6, 5], seed: 2), b1 = sample([6], seed: 3)
         let w2 = sample([1, 6], seed: 4), b2 = sample([1], seed: 5)
         gradGradCheck("mlp critic", [x, w1, b1, w2, b2]) { linear(linear($0[0], $0[1], $0[2]).tanh(), $0[3], $0[4]) }
-        gradGradCheck("mlp leaky critic", [x, w1, b1, w2, b2]) {
+        // LeakyReLU is piecewise linear: a central difference whose step carries a pre-activation
+        // across the kink measures a slope no derivative has, and which pre-activations lie
+        // within a step of it depends on the GEMM kernel's rounding. So the leaky layer's bias
+        // keeps every pre-activation at least 0.3 from zero (a step of 1e-2 moves one by at
+        // most 0.01 x the largest |x| or |w| here, under 0.05).
+        let b1Clear = biasClearOfKink(x: x, w: w1, b: b1, margin: 0.3)
+        gradGradCheck("mlp leaky critic", [x, w1, b1Clear, w2, b2]) {
             linear(linear($0[0], $0[1], $0[2]).leakyRelu(0.2), $0[3], $0[4]).pow(2)
         }
+    }
+
+    /// `b` shifted per unit, by the smallest multiple of `margin` that does it, so that every
+    /// pre-activation x w^T + b (in double precision) is at least `margin` from zero.
+    private func biasClearOfKink(x: Tensor, w: Tensor, b: Tensor, margin: Double) -> Tensor {
+        let (rows, inputs, units) = (x.shape[0], x.shape[1], w.shape[0])
+        func preactivation(_ i: Int, _ j: Int, bias: Float) -> Double {
+            var z = Double(bias)
+            for c in 0..<inputs { z += Double(x.data[i * inputs + c]) * Double(w.data[j * inputs + c]) }
+            return z
+        }
+        let out = b.copy(); out.requiresGrad = true
+        for j in 0..<units {
+            let z: [Double] = (0..<rows).map { preactivation($0, j, bias: b.data[j]) }
+            var shift = 0.0
+            for s in 0..<40 {
+                let d = Double((s + 1) / 2) * margin * (s % 2 == 0 ? 1.0 : -1.0)
+                if z.allSatisfy({ Swift.abs($0 + d) >= margin }) { shift = d; break }
+            }
+            out.data[j] = Float(Double(b.data[j]) + shift)
+            for i in 0..<rows {
+                let clear = Swift.abs(preactivation(i, j, bias: out.data[j])) >= margin * 0.99
+                precondition(clear, "unit \(j): no shift keeps the pre-activations clear of the kink")
+            }
+        }
+        return out
     }
 
     func testSecondOrderConvCritic() {
