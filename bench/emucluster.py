@@ -408,6 +408,34 @@ def cpu_model():
     return "unknown CPU"
 
 
+KEY = ("model", "mode", "link_equiv", "core", "period_us", "workers", "side")
+MEDIANS = ("step_s", "step_p90_s", "tx_mb_per_worker_step", "coord_tx_mb_per_step", "blocked_ms", "gradient_allreduce_ms",
+           "statistics_allreduce_ms", "compression_ratio", "worker_throttles_per_s")
+
+
+def merge_rounds(runs):
+    """One row per configuration: the median over its rounds (step_s_rounds keeps every round's)."""
+    out = {}
+    for r in runs:
+        out.setdefault(tuple(r[k] for k in KEY), []).append(r)
+    rows = []
+    for group in out.values():
+        ok = [r for r in group if "step_s" in r]
+        m = dict(group[0])
+        m.pop("round", None)
+        m["rounds"] = len(group)
+        if ok:
+            m.pop("error", None)
+            for k in MEDIANS:
+                vals = [r[k] for r in ok if k in r]
+                if vals:
+                    m[k] = statistics.median(vals)
+            m["step_s_rounds"] = [r["step_s"] for r in ok]
+            m["images_per_s"] = m["global_batch"] / m["step_s"]
+        rows.append(m)
+    return rows
+
+
 def add_efficiency(rows):
     for r in rows:
         base = next((x for x in rows if x["side"] == r["side"] and x["workers"] == 1 and all(
@@ -421,7 +449,7 @@ def fmt(v, spec, blank="-"):
 
 
 def table(rows):
-    head = ["model", "mode", "link (equiv.)", "core", "period", "N", "side", "step ms", "images/s", "E(N)",
+    head = ["model", "mode", "link (equiv.)", "core", "period", "N", "side", "step ms (rounds' range)", "images/s", "E(N)",
             "MB sent / worker / step", "blocked ms", "all-reduce ms (grad + stats)", "vs DDP"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -432,7 +460,8 @@ def table(rows):
               if "gradient_allreduce_ms" in r else "-")
         lines.append("| " + " | ".join([
             r["model"], r["mode"], f"{human_rate(r['link_equiv_bps'])} ({human_rate(r['rate_bps'])})", f"{r['core']:g}",
-            f"{r['period_us'] / 1000:g} ms", str(r["workers"]), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f"),
+            f"{r['period_us'] / 1000:g} ms", str(r["workers"]), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f")
+            + (f" ({min(r['step_s_rounds']) * 1000:.0f}-{max(r['step_s_rounds']) * 1000:.0f})" if len(r.get("step_s_rounds", [])) > 1 else ""),
             fmt(r.get("images_per_s"), ".1f"), fmt(r.get("efficiency"), ".2f"), fmt(r.get("tx_mb_per_worker_step"), ".2f"),
             fmt(r.get("blocked_ms"), ".0f"), ar, vs]) + " |")
     return "\n".join(lines)
@@ -442,6 +471,7 @@ def plots(rows, outdir, suffix):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     made = []
     combos = sorted({(r["model"], r["mode"], r["link_equiv"], r["core"], r["period_us"]) for r in rows})
     many = len({(c[3], c[4]) for c in combos}) > 1
@@ -465,13 +495,14 @@ def plots(rows, outdir, suffix):
         for ax in (ax1, ax2):
             ax.set_xticks(ns_all)
             ax.set_xticklabels([str(v) for v in ns_all])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.grid(alpha=0.3)
             ax.legend()
         equiv = human_rate(rate_bps(link))
         fig.suptitle(f"{model}, {mode} scaling, 1-core machines on {equiv} (emulated: {core:g} core, "
                      f"{human_rate(rate_bps(link) * core)}, cgroup period {period / 1000:g} ms); DDP with plain BN", fontsize=9)
         fig.tight_layout()
-        name = f"emucluster-{model}-{mode}-{link}" + (f"-core{core:g}-p{period // 1000}ms" if many else "") + suffix + ".png"
+        name = f"emucluster-{model}-{mode}-{link}-core{core:g}" + (f"-p{period // 1000}ms" if many else "") + suffix + ".png"
         path = os.path.join(outdir, name)
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -494,6 +525,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64, help="weak: images per worker; strong: the global batch")
     ap.add_argument("--steps", type=int, default=25, help="steps measured after the warm-up")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, taking turns; report the medians")
     ap.add_argument("--period-us", default="2000", help="cgroup cpu period(s) in microseconds, comma list (raised where the 1 ms minimum quota needs it)")
     ap.add_argument("--codec", default="shuffle-zstd", help="RingGAN's gradient codec (default: the lossless shuffle-zstd)")
     ap.add_argument("--no-torch", action="store_true")
@@ -577,41 +609,44 @@ def main():
                     print(f"   time dilation: each worker stands for a 1-core machine on {human_rate(rate_bps(link))} "
                           f"(compute and wire {1 / core:g}x slower); e.g. {ns_list[-1]} workers at {core:g} core on "
                           f"{human_rate(rate)} = {ns_list[-1]} one-core machines on {human_rate(rate_bps(link))}", flush=True)
-                    for model in models:
-                        for mode in modes:
-                            for n in ns_list:
-                                sides = ([] if a.no_ringgan else ["RingGAN"]) + ([] if a.no_torch else ["DDP gloo"])
-                                for side in sides:
-                                    if mode == "strong" and a.batch % n:
-                                        continue
-                                    port += 1
-                                    tag = f"{side.split()[0].lower()}-{model}-{mode}-{link}-c{core:g}-p{wp}-n{n}"
-                                    t0 = time.time()
-                                    row = {"model": model, "mode": mode, "link_equiv": link, "link_equiv_bps": rate_bps(link),
-                                           "rate_bps": rate, "core": core, "period_us": wp, "coord_core": a.coord_core,
-                                           "workers": n, "batch_per_worker": a.batch if mode == "weak" else a.batch / n,
-                                           "global_batch": n * a.batch if mode == "weak" else a.batch,
-                                           "side": f"RingGAN {a.codec}" if side == "RingGAN" else side}
-                                    try:
-                                        thr0 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
-                                        r = (run_ringgan if side == "RingGAN" else run_torch)(cg, a, model, mode, n, work, port, tag)
-                                        thr1 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
-                                        r["worker_throttles_per_s"] = statistics.mean(
-                                            (y[0] - x[0]) for x, y in zip(thr0[1:], thr1[1:])) / max(1e-9, time.time() - t0)
-                                        row.update(r)
-                                    except RuntimeError as e:
-                                        row["error"] = str(e)
-                                        print(f"   {side} N={n}: FAILED: {e}", flush=True)
-                                    row["wall_s"] = time.time() - t0
-                                    rows.append(row)
-                                    if "step_s" in row:
-                                        print(f"   {model} {mode} N={n:2d} {row['side']:24s} step {row['step_s'] * 1000:7.0f} ms  "
-                                              f"{row['images_per_s']:7.1f} img/s  sent {fmt(row.get('tx_mb_per_worker_step'), '.2f')} MB/worker/step"
-                                              + (f"  blocked {row['blocked_ms']:.0f} ms" if "blocked_ms" in row else "")
-                                              + f"  ({row['wall_s']:.0f} s)", flush=True)
+                    for rnd in range(a.rounds):
+                        for model in models:
+                            for mode in modes:
+                                for n in ns_list:
+                                    sides = ([] if a.no_ringgan else ["RingGAN"]) + ([] if a.no_torch else ["DDP gloo"])
+                                    for side in sides:
+                                        if mode == "strong" and a.batch % n:
+                                            continue
+                                        port += 1
+                                        tag = f"{side.split()[0].lower()}-{model}-{mode}-{link}-c{core:g}-p{wp}-n{n}-r{rnd + 1}"
+                                        t0 = time.time()
+                                        row = {"model": model, "mode": mode, "link_equiv": link, "link_equiv_bps": rate_bps(link),
+                                               "rate_bps": rate, "core": core, "period_us": wp, "coord_core": a.coord_core,
+                                               "workers": n, "batch_per_worker": a.batch if mode == "weak" else a.batch / n,
+                                               "global_batch": n * a.batch if mode == "weak" else a.batch,
+                                               "side": f"RingGAN {a.codec}" if side == "RingGAN" else side, "round": rnd + 1}
+                                        try:
+                                            thr0 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
+                                            r = (run_ringgan if side == "RingGAN" else run_torch)(cg, a, model, mode, n, work, port, tag)
+                                            thr1 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
+                                            r["worker_throttles_per_s"] = statistics.mean(
+                                                (y[0] - x[0]) for x, y in zip(thr0[1:], thr1[1:])) / max(1e-9, time.time() - t0)
+                                            row.update(r)
+                                        except RuntimeError as e:
+                                            row["error"] = str(e)
+                                            print(f"   {side} N={n}: FAILED: {e}", flush=True)
+                                        row["wall_s"] = time.time() - t0
+                                        rows.append(row)
+                                        if "step_s" in row:
+                                            print(f"   {'round ' + str(rnd + 1) + ': ' if a.rounds > 1 else ''}{model} {mode} N={n:2d} {row['side']:24s} step {row['step_s'] * 1000:7.0f} ms  "
+                                                  f"{row['images_per_s']:7.1f} img/s  sent {fmt(row.get('tx_mb_per_worker_step'), '.2f')} MB/worker/step"
+                                                  + (f"  blocked {row['blocked_ms']:.0f} ms" if "blocked_ms" in row else "")
+                                                  + f"  ({row['wall_s']:.0f} s)", flush=True)
                 net_teardown()
     finally:
         cleanup(cg)
+    runs = rows
+    rows = merge_rounds(runs)
     add_efficiency(rows)
     tab = table(rows)
     print("\n" + tab)
@@ -623,12 +658,14 @@ def main():
              f"(cgroup v{cg.version}; the coordinator {a.coord_core:g} core). Time dilation: a worker at c core on a link of "
              f"R x c stands for a 1-core machine on R (the link column: the equivalent, and in brackets the rate set). "
              f"Weak scaling: {a.batch} images per worker; strong: global batch {a.batch} split N ways. Median step after "
-             f"{a.warmup} warm-up steps of {a.warmup + a.steps + 1}; E(N) = images/s(N) / (N x images/s(1)); MB sent: each worker's "
+             f"{a.warmup} warm-up steps of {a.warmup + a.steps + 1}" + (f", then the median of {a.rounds} rounds taking turns (the "
+             f"rounds' medians in the JSON)" if a.rounds > 1 else "") + f"; E(N) = images/s(N) / (N x images/s(1)); MB sent: each worker's "
              f"transmitted bytes per steady-state step. RingGAN: one engine thread per worker, codec {a.codec}; \"blocked\": time the "
              f"training thread waited on the ring per step and \"all-reduce\": the collective thread's gradient and statistics "
              f"all-reduce time per step (means over ranks and the whole run, warm-up included, from each gan-worker's log; "
              f"the codec runs inside the all-reduce time and is not reported separately). DDP: torch_ddp_gan.py, gloo, one thread "
-             f"per rank, plain BatchNorm (per-rank statistics: DDP cannot synchronise BatchNorm on a CPU).")
+             f"per rank, plain BatchNorm (per-rank statistics: DDP cannot synchronise BatchNorm on a CPU)."
+             + (f" RingGAN binaries from {BIN}." if BIN != os.path.join(ROOT, ".build", "release") else ""))
     section = f"## Emulated cluster: {title}\n\n{notes}\n\n{tab}\n"
     images = []
     if not a.no_plots and rows:
@@ -643,7 +680,7 @@ def main():
     print(f"\nwrote the section \"Emulated cluster: {title}\" of {a.results}" + (f"; plots: {', '.join(images)}" if images else ""))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"date": started, "cpu": cpu, "argv": sys.argv[1:], "rows": rows}, f, indent=1)
+            json.dump({"date": started, "cpu": cpu, "argv": sys.argv[1:], "rows": rows, "runs": runs}, f, indent=1)
         print(f"wrote {a.json}")
     if any("error" in r for r in rows):
         sys.exit(1)
