@@ -1,0 +1,121 @@
+/// How a ring all-reduce cuts a buffer: one chunk per rank, each moving as segments.
+///
+/// An element's chunk, and so the order in which the ranks' values are added into it, depends
+/// only on the whole buffer's length `n` and the ring's size, so summing a buffer range by range
+/// (gradient buckets) gives bit for bit the sums of summing it whole.
+public struct ChunkPlan: Sendable {
+    /// The whole buffer's length, the range being summed, the ranks, and floats per segment.
+    public let n: Int
+    public let range: Range<Int>
+    public let ranks: Int
+    public let segmentFloats: Int
+
+    public init(n: Int, range: Range<Int>, ranks: Int, segmentFloats: Int) {
+        self.n = n; self.range = range; self.ranks = ranks; self.segmentFloats = segmentFloats
+    }
+
+    /// Chunk c of the whole buffer: contiguous, sizes differing by at most one (the first
+    /// n % ranks chunks take one more).
+    public func wholeChunk(_ c: Int) -> Range<Int> {
+        let base = n / ranks, extra = n % ranks
+        let start = c * base + min(c, extra)
+        return start..<(start + base + (c < extra ? 1 : 0))
+    }
+
+    /// Chunk c of the range: the whole buffer's chunk c clamped to it (maybe empty).
+    public func chunk(_ c: Int) -> Range<Int> {
+        let whole = wholeChunk(c)
+        let lo = min(max(whole.lowerBound, range.lowerBound), range.upperBound)
+        let hi = max(min(whole.upperBound, range.upperBound), lo)
+        return lo..<hi
+    }
+
+    /// Segments of chunk c: none for an empty chunk (the same on both ends of every link).
+    public func segments(_ c: Int) -> Int { (chunk(c).count + segmentFloats - 1) / segmentFloats }
+
+    /// Floats [lo, lo + m) of segment k of chunk c.
+    public func segment(_ c: Int, _ k: Int) -> (lo: Int, m: Int) {
+        let r = chunk(c)
+        let lo = r.lowerBound + k * segmentFloats
+        return (lo, max(0, min(segmentFloats, r.upperBound - lo)))
+    }
+}
+
+/// The collective algorithms, each written against a `RingLane` only: what is sent and received
+/// in which order, nothing about sockets, threads or accounting (the adaptor, `Ring`, owns those).
+public enum RingAlgorithms {
+    /// Sums `plan.range` of the buffer at `p` over the lane's ranks in place, every rank ending
+    /// with identical values; `average` scales each final value by 1/size before it is sent on.
+    ///
+    /// A reduce-scatter then an all-gather (gloo's `allreduce_ring`): in size - 1 steps every
+    /// rank passes a chunk on and adds the one it receives, leaving each rank owning one fully
+    /// summed chunk; size - 1 more steps pass the summed chunks round. Each rank sends
+    /// 2 (size - 1) / size of the buffer: the bandwidth-optimal amount. Pipelined by segment: the
+    /// chunk a rank receives at one step is the one it sends at the next, so each received
+    /// segment is posted as soon as it is added (or, at the last reduce-scatter step, as soon as
+    /// it is final) while later segments are still arriving.
+    public static func allReduce(_ p: UnsafeMutablePointer<Float>, _ plan: ChunkPlan, op: UInt64, average: Bool,
+                                 over lane: RingLane) throws {
+        let N = lane.size, r = lane.position
+        precondition(plan.ranks == N && plan.segmentFloats == lane.segmentFloats, "allReduce: the plan is not the lane's")
+        func tag(_ phase: UInt64, _ step: Int, _ k: Int) -> SegmentTag { SegmentTag(op: op, phase: phase, step: step, segment: k) }
+        func post(_ c: Int, _ k: Int, _ t: SegmentTag) {
+            let (lo, m) = plan.segment(c, k)
+            lane.post(p + lo, m, tag: t)
+        }
+        func receive(_ c: Int, _ k: Int, _ t: SegmentTag, add: Bool) throws {
+            let (lo, m) = plan.segment(c, k)
+            try lane.receive(m, tag: t, into: p + lo, add: add)
+        }
+        let inv = 1 / Float(N)
+        // Reduce-scatter: step 0 sends chunk r as it is.
+        for k in 0..<plan.segments(r) { post(r, k, tag(0, 0, k)) }
+        for s in 0..<(N - 1) {
+            let rc = (r - s - 1 + 2 * N) % N
+            for k in 0..<plan.segments(rc) {
+                try receive(rc, k, tag(0, s, k), add: true)
+                if s < N - 2 {
+                    post(rc, k, tag(0, s + 1, k))
+                } else {
+                    // Chunk r + 1 is now final here: scale and round it as the lane will, then
+                    // it opens the all-gather.
+                    let (lo, m) = plan.segment(rc, k)
+                    if average { for i in lo..<(lo + m) { p[i] *= inv } }
+                    lane.quantize(p + lo, m)
+                    post(rc, k, tag(1, 0, k))
+                }
+            }
+            try lane.checkSends()
+        }
+        // All-gather.
+        for s in 0..<(N - 1) {
+            let rc = (r - s + N) % N
+            for k in 0..<plan.segments(rc) {
+                try receive(rc, k, tag(1, s, k), add: false)
+                if s < N - 2 { post(rc, k, tag(1, s + 1, k)) }
+            }
+            try lane.checkSends()
+        }
+        // The buffer is the caller's again only when every send from it has gone out.
+        try lane.flush()
+    }
+
+    /// Every rank's vector of `m` floats (at most one segment) passed round the lane. `all` holds
+    /// size vectors of m floats, by position along the lane, this rank's own already in place;
+    /// in size - 1 steps each rank passes on the vector it received (its own first), filling
+    /// the rest. Half the hops of a reduce-scatter and all-gather, for a few kilobytes more on
+    /// the wire: the small vectors' collective. `all` must stay valid until the lane's sends are
+    /// done, also when this throws.
+    public static func allGather(_ all: UnsafeMutablePointer<Float>, _ m: Int, op: UInt64, over lane: RingLane) throws {
+        let N = lane.size, q = lane.position
+        precondition(m <= lane.segmentFloats, "allGather: \(m) floats do not fit one segment")
+        for s in 0..<(N - 1) {
+            // Step s sends what step s - 1 received.
+            let t = SegmentTag(op: op, phase: 1, step: s, segment: 0)
+            lane.post(all + ((q - s + N) % N) * m, m, tag: t)
+            try lane.receive(m, tag: t, into: all + ((q - s - 1 + N) % N) * m, add: false)
+            try lane.checkSends()
+        }
+        try lane.flush()
+    }
+}

@@ -1,0 +1,112 @@
+import Collectives
+import Foundation
+import TestSupport
+import XCTest
+@testable import Tensors
+
+/// The collective algorithms over in-memory lanes (no sockets, no threads but the ranks'), and
+/// against the TCP ring: the same numbers, bit for bit, since both run the one algorithm.
+final class RingAlgorithmTests: XCTestCase {
+    private func inputs(_ n: Int, _ length: Int, seed: UInt64) -> [[Float]] {
+        (0..<n).map { r in
+            var g = RandomGenerator(seed: seed + UInt64(r), stream: UInt64(length))
+            return (0..<length).map { _ in g.normal() * 1e-3 }
+        }
+    }
+
+    /// Runs `body(rank, lane)` for every rank of an in-memory ring on its own thread.
+    private func onMemoryRing(_ n: Int, codec: GradientCodec, segment: Int,
+                              _ body: @escaping @Sendable (Int, MemoryLane) throws -> Void) {
+        let lanes = MemoryLane.ring(size: n, codec: codec, segmentFloats: segment)
+        final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
+        let errors = Errors()
+        let group = DispatchGroup()
+        for r in 0..<n {
+            group.enter()
+            let lane = lanes[r]
+            Thread {
+                defer { group.leave() }
+                do { try body(r, lane) } catch {
+                    errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
+                }
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "memory ring of \(n) timed out")
+        XCTAssertEqual(errors.list, [], "memory ring errors")
+        withExtendedLifetime(lanes) {}
+    }
+
+    final class Results: @unchecked Sendable {
+        var byRank: [Int: [Float]] = [:]
+        let lock = NSLock()
+        func put(_ r: Int, _ v: [Float]) { lock.lock(); byRank[r] = v; lock.unlock() }
+    }
+
+    /// Every codec, world sizes 1-5, lengths that leave empty chunks and partial segments: the
+    /// in-memory ring gives every rank the bits the TCP ring gives it.
+    func testInMemoryAllReduceEqualsTheSocketRingBitForBit() throws {
+        for codec in GradientCodec.allCases {
+            for n in 1...5 {
+                for length in [3, 1000, 10_007] {
+                    let ins = inputs(n, length, seed: 40)
+                    let memory = Results(), socket = Results()
+                    onMemoryRing(n, codec: codec, segment: 1024) { r, lane in
+                        var mine = ins[r]
+                        let plan = ChunkPlan(n: length, range: 0..<length, ranks: n, segmentFloats: 1024)
+                        try mine.withUnsafeMutableBufferPointer {
+                            try RingAlgorithms.allReduce($0.baseAddress!, plan, op: 1, average: true, over: lane)
+                        }
+                        memory.put(r, mine)
+                    }
+                    if n == 1 {
+                        XCTAssertEqual(memory.byRank[0], ins[0], "one rank: the identity")
+                        continue
+                    }
+                    try withRing(n, codec: codec, segment: 1024) { ring in
+                        var mine = ins[ring.rank]
+                        try mine.withUnsafeMutableBufferPointer { try ring.allReduce($0, average: true) }
+                        socket.put(ring.rank, mine)
+                    }
+                    for r in 0..<n {
+                        let a = memory.byRank[r] ?? [], b = socket.byRank[r] ?? []
+                        XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(codec) n=\(n) length \(length) rank \(r)")
+                        XCTAssertEqual(a.map(\.bitPattern), memory.byRank[0]?.map(\.bitPattern), "\(codec) n=\(n): ranks disagree")
+                    }
+                }
+            }
+        }
+    }
+
+    /// allGather leaves every rank every position's vector, and ranks that disagree on the
+    /// collective (a different op number) stop with an error naming the tags.
+    func testAllGatherAndTagMismatch() {
+        for n in 1...5 {
+            let ins = inputs(n, 17, seed: 7)
+            let got = Results()
+            onMemoryRing(n, codec: .none, segment: 1024) { r, lane in
+                var all = [Float](repeating: 0, count: n * 17)
+                for i in 0..<17 { all[r * 17 + i] = ins[r][i] }
+                try all.withUnsafeMutableBufferPointer { try RingAlgorithms.allGather($0.baseAddress!, 17, op: 3, over: lane) }
+                got.put(r, all)
+            }
+            for r in 0..<n { XCTAssertEqual(got.byRank[r], ins.flatMap { $0 }, "n=\(n) rank \(r)") }
+        }
+        let lanes = MemoryLane.ring(size: 2, codec: .none, segmentFloats: 1024)
+        var v: [Float] = [1, 2]
+        v.withUnsafeBufferPointer { lanes[0].post($0.baseAddress!, 2, tag: SegmentTag(op: 5, phase: 0, step: 0, segment: 0)) }
+        var out: [Float] = [0, 0]
+        XCTAssertThrowsError(try out.withUnsafeMutableBufferPointer {
+            try lanes[1].receive(2, tag: SegmentTag(op: 6, phase: 0, step: 0, segment: 0), into: $0.baseAddress!, add: true)
+        }) { XCTAssertTrue("\($0)".contains("out-of-order ring segment"), "\($0)") }
+        v[0] = 0
+    }
+
+    /// The tag's documented layout: segment in bits 0-11, step 12-22, phase 23, op from 24.
+    func testSegmentTagLayout() {
+        let t = SegmentTag(op: 0x1234, phase: 1, step: 2047, segment: 4097)
+        XCTAssertEqual(t.wire & 0xFFF, 1)
+        XCTAssertEqual((t.wire >> 12) & 0x7FF, 2047)
+        XCTAssertEqual((t.wire >> 23) & 1, 1)
+        XCTAssertEqual(t.wire >> 24, 0x1234)
+    }
+}
