@@ -250,6 +250,21 @@ def launch(cg, machine, argv, env, stdout, stderr):
     return subprocess.Popen(ns(machine, *wrapper), env=env, stdout=stdout, stderr=stderr, text=True)
 
 
+def start_ballast(cg, count):
+    """`count` busy loops, each in a ballast cgroup with a worker's budget: the host stays as loaded
+    whatever N is (N + ballast = the sweep's largest N), so an idle host's wake-up and frequency
+    effects do not flatter or penalise the small-N runs."""
+    return [subprocess.Popen(["sh", "-c", 'echo $$ > "$0" && exec sh -c "while :; do :; done"', cg.procs(f"{P}-b{i}")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(count)]
+
+
+def stop_ballast(procs):
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
+
+
 class Stamps:
     """Reads a process's stdout; stamps every JSON line; snapshots the byte counters at the
     warm-up boundary and at the last line."""
@@ -529,6 +544,8 @@ def main():
     ap.add_argument("--period-us", default="2000", help="cgroup cpu period(s) in microseconds, comma list (raised where the 1 ms minimum quota needs it)")
     ap.add_argument("--codec", default="shuffle-zstd", help="RingGAN's gradient codec (default: the lossless shuffle-zstd)")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-ballast", dest="ballast", action="store_false",
+                    help="do not fill the budgets of the absent workers (N_max - N) with busy loops")
     ap.add_argument("--no-ringgan", action="store_true")
     ap.add_argument("--json", default=None, help="write every row here")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist-5k"))
@@ -598,7 +615,8 @@ def main():
                     cleanup_leftovers = False
                 net_setup(ns_list[-1], rate)
                 for period in periods:
-                    fr = {COORD[0]: a.coord_core, **{w: core for w, _ in WORKERS[:ns_list[-1]]}}
+                    fr = {COORD[0]: a.coord_core, **{w: core for w, _ in WORKERS[:ns_list[-1]]},
+                          **{f"{P}-b{i}": core for i in range(ns_list[-1] - 1)}}
                     used = cg.setup(list(fr), fr.get, period)
                     wp, cp = used[WORKERS[0][0]], used[COORD[0]]
                     print(f"\n== link {human_rate(rate_bps(link))} equivalent: each worker {core:g} core (cgroup v{cg.version}, "
@@ -627,7 +645,12 @@ def main():
                                                "side": f"RingGAN {a.codec}" if side == "RingGAN" else side, "round": rnd + 1}
                                         try:
                                             thr0 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
-                                            r = (run_ringgan if side == "RingGAN" else run_torch)(cg, a, model, mode, n, work, port, tag)
+                                            ballast = start_ballast(cg, ns_list[-1] - n if a.ballast else 0)
+                                            try:
+                                                r = (run_ringgan if side == "RingGAN" else run_torch)(cg, a, model, mode, n, work, port, tag)
+                                            finally:
+                                                stop_ballast(ballast)
+                                            row["ballast"] = len(ballast)
                                             thr1 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
                                             r["worker_throttles_per_s"] = statistics.mean(
                                                 (y[0] - x[0]) for x, y in zip(thr0[1:], thr1[1:])) / max(1e-9, time.time() - t0)
@@ -660,7 +683,9 @@ def main():
              f"Weak scaling: {a.batch} images per worker; strong: global batch {a.batch} split N ways. Median step after "
              f"{a.warmup} warm-up steps of {a.warmup + a.steps + 1}" + (f", then the median of {a.rounds} rounds taking turns (the "
              f"rounds' medians in the JSON)" if a.rounds > 1 else "") + f"; E(N) = images/s(N) / (N x images/s(1)); MB sent: each worker's "
-             f"transmitted bytes per steady-state step. RingGAN: one engine thread per worker, codec {a.codec}; \"blocked\": time the "
+             f"transmitted bytes per steady-state step. " + (f"Below the largest N, N_max - N ballast busy loops, each at a worker's budget in a cgroup of its own, keep the host "
+             f"equally loaded (--no-ballast: none). " if a.ballast else "Without ballast (--no-ballast): the host is less loaded at small N. ")
+             + f"RingGAN: one engine thread per worker, codec {a.codec}; \"blocked\": time the "
              f"training thread waited on the ring per step and \"all-reduce\": the collective thread's gradient and statistics "
              f"all-reduce time per step (means over ranks and the whole run, warm-up included, from each gan-worker's log; "
              f"the codec runs inside the all-reduce time and is not reported separately). DDP: torch_ddp_gan.py, gloo, one thread "
