@@ -7,8 +7,8 @@ step and the scaling efficiency E(N) = throughput(N) / (N x throughput(1)).
 
   sudo python3 bench/emucluster.py [--workers 1,2,4,8] [--core F] [--link-equiv 1gbit,10gbit]
       [--models dcgan32] [--mode weak,strong] [--batch 64] [--steps 25] [--warmup 3]
-      [--period-us 2000] [--coord-core 0.2] [--codec shuffle-zstd] [--no-torch] [--json OUT]
-      [--section TITLE] [--no-plots] [--results bench/RESULTS.md]
+      [--period-us 2000] [--coord-core 0.2] [--codec shuffle-zstd] [--rounds 1] [--no-ballast]
+      [--no-torch] [--json OUT] [--section TITLE] [--no-plots] [--results bench/RESULTS.md] [--bin DIR]
   python3 bench/emucluster.py --cleanup      (removes whatever a killed run left behind)
 
 A machine:
@@ -33,6 +33,11 @@ Modes: weak (every worker takes --batch images: global batch N x b) and strong (
 --batch split N ways). RingGAN runs with one engine thread per worker and its default lossless
 codec unless --codec says otherwise; DDP with one thread per rank and plain BatchNorm (DDP cannot
 synchronise BatchNorm on a CPU; RingGAN synchronises it exactly).
+
+Ballast: below the sweep's largest N, N_max - N busy loops (each in a cgroup with a worker's budget)
+keep the host as loaded as at N_max, so a nearly idle host does not change the small-N runs'
+compute (--no-ballast turns it off). --rounds R runs every configuration R times, taking turns,
+and reports the medians (measured run-to-run spread of one setting: up to 10-30%).
 
 Measured per configuration: the median of the step times after --warmup steps (the time between
 the per-step lines the coordinator / DDP's rank 0 prints), images/s (global batch / step), bytes
