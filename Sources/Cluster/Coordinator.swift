@@ -311,11 +311,14 @@ public final class Coordinator {
             let n = members.count
             for m in members {
                 let right = members[(m.rank + 1) % n]
-                let s = StartMessage(config: config, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
+                var s = StartMessage(config: config, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
                                      runDir: options.runDir, sampleEvery: options.sampleEvery, checkpointEvery: options.checkpointEvery,
                                      keep: options.keep, resume: resume, codec: options.codec, level: options.level,
                                      checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
                                      logEvery: options.logEvery)
+                let far = Ring.farDistances(n).map { members[(m.rank + $0) % n] }
+                s.farHosts = far.map(\.ringHost)
+                s.farPorts = far.map(\.ringPort)
                 try m.conn.send(.start, json: s)
                 m.lastSeen = monotonic()
             }

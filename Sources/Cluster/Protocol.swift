@@ -39,6 +39,17 @@ public struct StartMessage: Codable, Sendable {
     public var heartbeat: Double
     /// Rank 0's metrics cadence (absent from older coordinators: every step).
     public var logEvery: Int? = nil
+    /// The ring addresses of ranks rank + d for each of `Ring.farDistances(worldSize)`, for the
+    /// statistics' log2-round all-gather (absent from older coordinators: statistics go round
+    /// the ring).
+    public var farHosts: [String]? = nil
+    public var farPorts: [UInt16]? = nil
+
+    /// The far links' addresses, or none when the coordinator sent none (or a broken list).
+    public var farAddresses: [(String, UInt16)] {
+        guard let h = farHosts, let p = farPorts, h.count == p.count, h.count == Ring.farDistances(worldSize).count else { return [] }
+        return Array(zip(h, p))
+    }
 }
 
 /// Header of a `batch` frame; the shard's pixels (uint8, count x height x width) follow it.

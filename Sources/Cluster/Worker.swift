@@ -274,9 +274,12 @@ public final class WorkerProcess {
             log.info("resumed from \(r) at step \(startStep)")
         }
         let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
-                                 rightAddress: (start.rightHost, start.rightPort), auth: auth, codec: start.codec, level: start.level,
+                                 rightAddress: (start.rightHost, start.rightPort), farAddresses: start.farAddresses,
+                                 auth: auth, codec: start.codec, level: start.level,
                                  timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") })
-        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)")
+        let statistics = ring.gathersInLogRounds
+            ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
+        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(statistics)")
         if start.worldSize > 1 {
             for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
         }

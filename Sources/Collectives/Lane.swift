@@ -111,10 +111,11 @@ public final class MemoryLane: RingLane, @unchecked Sendable {
         encoder = SegmentCoder(codec: codec); decoder = SegmentCoder(codec: codec)
     }
 
-    /// `size` lanes joined in a ring (lane i posts to lane i + 1).
-    public static func ring(size: Int, codec: GradientCodec = .none, segmentFloats: Int = 4096) -> [MemoryLane] {
+    /// `size` lanes joined in a ring: lane i posts to lane i + `step` (mod size; -2^k gives
+    /// round k's lanes of `RingAlgorithms.bruckAllGather`).
+    public static func ring(size: Int, codec: GradientCodec = .none, segmentFloats: Int = 4096, step: Int = 1) -> [MemoryLane] {
         let lanes = (0..<size).map { MemoryLane(position: $0, size: size, codec: codec, segmentFloats: segmentFloats) }
-        for (i, l) in lanes.enumerated() { l.next = lanes[(i + 1) % size] }
+        for (i, l) in lanes.enumerated() { l.next = lanes[((i + step) % size + size) % size] }
         return lanes
     }
 

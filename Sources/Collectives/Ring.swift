@@ -69,10 +69,17 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     private let gradientLane: SocketLane?
     private let exactLane: SocketLane?
     private let statisticsLane: SocketLane?
+    /// The lanes of the statistics' small-vector all-gather in log2 rounds: round k sends to
+    /// rank - 2^k and receives from rank + 2^k (the statistics lane, then one per far link);
+    /// empty where the ring formed without far links.
+    private let bruckLanes: [SocketLane]
+    /// The far links' connections (`Ring.farDistances`), closed with the ring.
+    private let farConnections: [Connection]
     private var gradientOps: UInt64 = 0
     private var statisticsOps: UInt64 = 0
 
-    init(rank: Int, worldSize: Int, right: Connection?, left: Connection?, codec: GradientCodec, level: Int32, segmentFloats: Int) {
+    init(rank: Int, worldSize: Int, right: Connection?, left: Connection?,
+         far: [(distance: Int, toward: Connection, from: Connection)] = [], codec: GradientCodec, level: Int32, segmentFloats: Int) {
         self.rank = rank
         self.worldSize = worldSize
         self.right = right
@@ -89,10 +96,19 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             gradientLane = lane(right, left, sender, coders, rank)
             exactLane = codec == .none ? gradientLane
                 : lane(right, left, sender, (SegmentCoder(codec: .none), SegmentCoder(codec: .none)), rank)
-            statisticsLane = lane(left, right, statsSender, (SegmentCoder(codec: .none), SegmentCoder(codec: .none)), worldSize - 1 - rank)
+            let raw = (send: SegmentCoder(codec: .none), receive: SegmentCoder(codec: .none))
+            let stats = lane(left, right, statsSender, raw, worldSize - 1 - rank)
+            statisticsLane = stats
+            // The far lanes share the statistics lane's sender and coders: the rounds run one
+            // after another on the training thread, and their sends go out in order.
+            let statsQueue = statsSender
+            let farLanes = far.map { lane($0.from, $0.toward, statsQueue, raw, rank) }
+            bruckLanes = far.count == Ring.farDistances(worldSize).count && !far.isEmpty
+                ? [lane(left, right, statsQueue, raw, rank)] + farLanes : []
         } else {
-            (gradientLane, exactLane, statisticsLane) = (nil, nil, nil)
+            (gradientLane, exactLane, statisticsLane, bruckLanes) = (nil, nil, nil, [])
         }
+        farConnections = far.flatMap { [$0.toward, $0.from] }
     }
 
     deinit { sender.stop(); statsSender.stop(); collectives.stop() }
@@ -105,6 +121,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public func close() {
         right?.close()
         left?.close()
+        for c in farConnections { c.close() }
         sender.stop()
         statsSender.stop()
         collectives.stop()
@@ -138,27 +155,29 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             return
         }
         let plan = ChunkPlan(n: buffer.count, range: range, ranks: worldSize, segmentFloats: lane.segmentFloats)
-        try run(on: lane, statistics: statistics) {
+        try run(on: [lane], statistics: statistics) {
             try RingAlgorithms.allReduce(p, plan, op: op, average: average, over: lane)
         }
     }
 
-    /// Runs one collective on `lane`: on failure the ring is closed (which unblocks the lane's
-    /// sender), the sender drained, and the failure recorded for every later collective; on
-    /// success the lane's bytes and the time go into the account.
-    private func run(on lane: SocketLane, statistics: Bool, _ body: () throws -> Void) throws {
-        let before = lane.send.bytesWritten
+    /// Runs one collective on `lanes`: on failure the ring is closed (which unblocks the lanes'
+    /// senders), the senders drained, and the failure recorded for every later collective; on
+    /// success the lanes' bytes and the time go into the account.
+    private func run(on lanes: [SocketLane], statistics: Bool, _ body: () throws -> Void) throws {
+        func written() -> Int { lanes.reduce(0) { $0 + $1.send.bytesWritten } }
+        let before = written()
         let t0 = monotonic()
         do {
             try body()
         } catch {
             left?.close(); right?.close()
-            lane.sender.waitAll()
+            for c in farConnections { c.close() }
+            for l in lanes { l.sender.waitAll() }
             fail(error)
             throw error
         }
         statsLock.lock()
-        _stats.wireBytes += lane.send.bytesWritten - before
+        _stats.wireBytes += written() - before
         _stats.rawBytes = sender.reported + statsSender.reported
         if statistics {
             _stats.statisticsReduces += 1
@@ -243,7 +262,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         let op = statisticsOps
         do {
             try blocked {
-                if v.count <= segmentFloats {
+                if v.count <= segmentFloats && !bruckLanes.isEmpty {
+                    v = try bruckSum(values, op: op)
+                } else if v.count <= segmentFloats {
                     v = try gatherSum(values, op: op, on: lane)
                 } else {
                     try v.withUnsafeMutableBufferPointer {
@@ -267,7 +288,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         _ = all.initialize(from: repeatElement(0, count: N * m))
         let q = lane.position
         for i in 0..<m { all[q * m + i] = mine[i] }
-        try run(on: lane, statistics: true) {
+        try run(on: [lane], statistics: true) {
             try RingAlgorithms.allGather(all.baseAddress!, m, op: op, over: lane)
         }
         // Position along the statistics lane q holds rank N - 1 - q's vector.
@@ -278,6 +299,31 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         return sum
     }
+
+    /// Every rank's `mine` gathered in log2 rounds over the far links and summed in rank order:
+    /// the bits of `gatherSum`, in ceil(log2 N) hops instead of N - 1.
+    private func bruckSum(_ mine: [Float], op: UInt64) throws -> [Float] {
+        let N = worldSize, m = mine.count
+        // Freed only after `run` has drained the lanes' sender, also on failure.
+        let held = UnsafeMutableBufferPointer<Float>.allocate(capacity: N * m)
+        defer { held.deallocate() }
+        _ = held.initialize(from: repeatElement(0, count: N * m))
+        for i in 0..<m { held[i] = mine[i] }
+        try run(on: bruckLanes, statistics: true) {
+            try RingAlgorithms.bruckAllGather(held.baseAddress!, m, op: op, over: bruckLanes)
+        }
+        // Held index i is rank (rank + i) mod N's vector.
+        func at(_ r: Int) -> Int { ((r - rank + N) % N) * m }
+        var sum = Array(held[at(0)..<(at(0) + m)])
+        for r in 1..<N {
+            let o = at(r)
+            for i in 0..<m { sum[i] += held[o + i] }
+        }
+        return sum
+    }
+
+    /// Whether statistics travel by the log2-round all-gather (the ring formed with far links).
+    public var gathersInLogRounds: Bool { !bruckLanes.isEmpty }
 
     private func fail(_ error: Error) {
         failureLock.lock()

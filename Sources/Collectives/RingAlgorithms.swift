@@ -119,3 +119,48 @@ public enum RingAlgorithms {
         try lane.flush()
     }
 }
+
+extension RingAlgorithms {
+    /// Every rank's vector of `m` floats gathered in ceil(log2 size) rounds (Bruck, Huang, Upfal
+    /// et al. 1997; MPI libraries' small-message all-gather): in round k each rank sends what it
+    /// holds (all of it, or in the last round only what the receiver still lacks) to rank
+    /// r - 2^k and appends what rank r + 2^k sends it. `lanes[k]` sends to r - 2^k and receives
+    /// from r + 2^k (position = rank, for every lane).
+    ///
+    /// `held` holds size vectors of m floats in held order: this rank's own first (in place on
+    /// entry), then ranks r + 1, r + 2, ... (mod size) on return. The same vectors as
+    /// `allGather`, in log2 rounds instead of size - 1. `held` must stay valid until the lanes'
+    /// sends are done, also when this throws.
+    public static func bruckAllGather(_ held: UnsafeMutablePointer<Float>, _ m: Int, op: UInt64, over lanes: [RingLane]) throws {
+        guard let first = lanes.first else { return }
+        let N = first.size
+        precondition(lanes.count == rounds(N), "bruckAllGather: \(lanes.count) lanes for the \(rounds(N)) rounds of \(N) ranks")
+        var have = 1
+        for (k, lane) in lanes.enumerated() {
+            let count = min(have, N - have) * m
+            // Frames of at most a segment each, cut at the same offsets on both ends.
+            var piece = 0
+            for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
+                let t = SegmentTag(op: op, phase: 1, step: k, segment: piece)
+                lane.post(held + lo, min(lane.segmentFloats, count - lo), tag: t)
+                piece += 1
+            }
+            piece = 0
+            for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
+                let t = SegmentTag(op: op, phase: 1, step: k, segment: piece)
+                try lane.receive(min(lane.segmentFloats, count - lo), tag: t, into: held + have * m + lo, add: false)
+                piece += 1
+            }
+            try lane.checkSends()
+            have += count / max(m, 1)
+        }
+        for lane in lanes { try lane.flush() }
+    }
+
+    /// Rounds of `bruckAllGather` for `size` ranks: ceil(log2 size).
+    public static func rounds(_ size: Int) -> Int {
+        var k = 0
+        while (1 << k) < size { k += 1 }
+        return k
+    }
+}

@@ -101,6 +101,62 @@ final class RingAlgorithmTests: XCTestCase {
         v[0] = 0
     }
 
+    /// The log2-round all-gather over in-memory lanes (round k's lanes post to rank - 2^k)
+    /// leaves every rank every vector, in held order (its own, then rank + 1, ...), for sizes
+    /// that are and are not powers of two and vectors spanning several segments.
+    func testBruckAllGatherGathersEverythingInLogRounds() {
+        for n in 1...9 {
+            for m in [1, 5, 700] {
+                let ins = inputs(n, m, seed: 21)
+                let rounds = RingAlgorithms.rounds(n)
+                let lanes = (0..<rounds).map { MemoryLane.ring(size: n, segmentFloats: 1024, step: -(1 << $0)) }
+                let got = Results()
+                onMemoryRing(n, codec: .none, segment: 1024) { r, _ in
+                    var held = [Float](repeating: 0, count: n * m)
+                    for i in 0..<m { held[i] = ins[r][i] }
+                    try held.withUnsafeMutableBufferPointer {
+                        try RingAlgorithms.bruckAllGather($0.baseAddress!, m, op: 9, over: lanes.map { $0[r] })
+                    }
+                    got.put(r, held)
+                }
+                for r in 0..<n {
+                    let want = (0..<n).flatMap { ins[(r + $0) % n] }
+                    XCTAssertEqual(got.byRank[r], want, "n=\(n) m=\(m) rank \(r)")
+                }
+                withExtendedLifetime(lanes) {}
+            }
+        }
+    }
+
+    /// Statistics summed through far links (log2 rounds) equal those summed round the ring
+    /// (N - 1 hops), bit for bit: both gather every rank's vector and add them in rank order,
+    /// so which algorithm ran never changes a result. Values chosen so the order of additions
+    /// matters (large and small terms mixed).
+    func testStatisticsInLogRoundsEqualTheRingGatherBitForBit() throws {
+        for n in [2, 3, 4, 5, 8] {
+            let ins: [[Float]] = (0..<n).map { r in
+                var g = RandomGenerator(seed: UInt64(r) + 3, stream: 77)
+                return (0..<300).map { i in g.normal() * (i % 3 == 0 ? 1e6 : 1e-3) }
+            }
+            let viaFar = Results(), viaRing = Results()
+            for (far, out) in [(true, viaFar), (false, viaRing)] {
+                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far) { ring in
+                    XCTAssertEqual(ring.gathersInLogRounds, far && n > 2, "n=\(n) far \(far)")
+                    var v: [Float] = []
+                    for _ in 0..<3 { v = ring.allReduceSum(ins[ring.rank]) }
+                    XCTAssertNil(ring.failure)
+                    out.put(ring.rank, v)
+                }
+            }
+            var plain = ins[0]
+            for r in 1..<n { for i in 0..<plain.count { plain[i] += ins[r][i] } }
+            for r in 0..<n {
+                XCTAssertEqual(viaFar.byRank[r]?.map(\.bitPattern), viaRing.byRank[r]?.map(\.bitPattern), "n=\(n) rank \(r)")
+                XCTAssertEqual(viaFar.byRank[r]?.map(\.bitPattern), plain.map(\.bitPattern), "n=\(n) rank \(r): not the rank-order sum")
+            }
+        }
+    }
+
     /// The tag's documented layout: segment in bits 0-11, step 12-22, phase 23, op from 24.
     func testSegmentTagLayout() {
         let t = SegmentTag(op: 0x1234, phase: 1, step: 2047, segment: 4097)

@@ -4,7 +4,7 @@ import XCTest
 
 /// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
 public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret-ring-token-for-tests",
-              _ body: @escaping @Sendable (Ring) throws -> Void) throws {
+              far: Bool = false, _ body: @escaping @Sendable (Ring) throws -> Void) throws {
     let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
     let ports = listeners.map { $0.port }
     final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
@@ -16,7 +16,9 @@ public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, tok
         Thread {
             defer { group.leave() }
             do {
+                let farAddresses = far ? Ring.farDistances(n).map { ("127.0.0.1", ports[(r + $0) % n]) } : []
                 let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
+                                         farAddresses: farAddresses,
                                          auth: try Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
                 try body(ring)
                 ring.close()
