@@ -83,6 +83,9 @@ public final class TrainingSession {
     public let writes: Bool
     /// The TensorBoard event file (nil when this rank does not write).
     public let events: EventWriter?
+    /// Mode-collapse watch over the fixed-noise grids: each grid's spread across its latents is
+    /// the TensorBoard scalar `samples/latent_spread`, and a run of low ones gives a warning.
+    public var collapseWatch = CollapseWatch()
     /// Log lines (run folder, grids and checkpoints written). Messages at info and above.
     public var logger: Logger
     /// metrics.jsonl, opened for appending (-1 when this rank does not write).
@@ -150,6 +153,9 @@ public final class TrainingSession {
         let png = PNG.encode(width: g.width, height: g.height, channels: g.channels, pixels: g.pixels)
         try AtomicFile.write(png, to: p)
         events?.image("samples", png: png, width: g.width, height: g.height, channels: g.channels, step: trainer.step)
+        let spread = latentSpread(images)
+        events?.scalar("samples/latent_spread", spread, step: trainer.step)
+        if let warning = collapseWatch.observe(spread: spread, step: trainer.step) { logger.warning("\(warning)") }
         events?.flush()
         logger.debug("sample grid written", metadata: ["path": .string(p), "step": .stringConvertible(trainer.step)])
         return p

@@ -11,19 +11,7 @@ import XCTest
 /// tutorial's StyleGAN at PyTorch's default init drew the same stroke for every z: per-pixel
 /// std 0.00003 across latents after 300 steps.)
 final class LatentVariationTests: XCTestCase {
-    /// Mean over pixels of the standard deviation across the samples (dim 0).
-    static func perPixelSpread(_ x: Tensor) -> Float {
-        let n = x.shape[0], p = x.count / n
-        let v = x.toArray()
-        var total: Double = 0
-        for k in 0..<p {
-            var s = 0.0, s2 = 0.0
-            for i in 0..<n { let a = Double(v[i * p + k]); s += a; s2 += a * a }
-            let m = s / Double(n)
-            total += Swift.max(s2 / Double(n) - m * m, 0).squareRoot()
-        }
-        return Float(total / Double(p))
-    }
+    static func perPixelSpread(_ x: Tensor) -> Float { latentSpread(x) }
 
     /// Mean absolute difference between images i and j of `x`.
     static func meanAbsDiff(_ x: Tensor, _ i: Int, _ j: Int) -> Float {
@@ -123,5 +111,26 @@ final class LatentVariationTests: XCTestCase {
         let trainOut = withNoGrad { g.generate(z) }
         g.truncation = 1
         XCTAssertEqual(withNoGrad { g.generate(z) }.toArray(), trainOut.toArray())
+    }
+}
+
+/// The collapse watch: a warning after `grids` low grids in a row, once per run of them, none for
+/// grids above the bound; and the spread itself separates one repeated image from varied ones.
+final class CollapseWatchTests: XCTestCase {
+    func testWarnsAfterARunOfLowGridsOnce() {
+        var w = CollapseWatch(bound: 0.05, grids: 3)
+        let spreads: [Float] = [0.2, 0.04, 0.03, 0.2, 0.04, 0.04, 0.04, 0.03, 0.02, 0.3, 0.01, 0.01, 0.01]
+        var warnedAt: [Int] = []
+        for (i, s) in spreads.enumerated() where w.observe(spread: s, step: i) != nil { warnedAt.append(i) }
+        XCTAssertEqual(warnedAt, [6, 12], "once per run of three low grids, re-armed by a good one")
+    }
+
+    func testSpreadOfOneRepeatedImageIsZeroAndOfVariedOnesIsNot() {
+        var rng = RandomGenerator(seed: 4)
+        let one = Tensor.randn([1, 1, 8, 8], generator: &rng).tanh()
+        let same = concat(Array(repeating: one, count: 16), dim: 0)
+        XCTAssertEqual(latentSpread(same), 0, accuracy: 1e-6)
+        let varied = Tensor.randn([16, 1, 8, 8], generator: &rng).tanh()
+        XCTAssertGreaterThan(latentSpread(varied), 0.3)
     }
 }
