@@ -66,6 +66,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netns_rig import ns, sh, teardown as teardown_namespaces  # noqa: E402
 from results_md import replace_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,12 +87,6 @@ MODELS = {
 }
 
 
-def sh(*cmd, check=True):
-    return subprocess.run(list(cmd), check=check, capture_output=True, text=True)
-
-
-def ns(name, *cmd):
-    return ["nsenter", f"--net=/run/netns/{name}", *cmd]
 
 
 # ---------------------------------------------------------------- CPU budgets (cgroups)
@@ -187,15 +182,7 @@ class CGroups:
 # ---------------------------------------------------------------- network (namespaces, bridge, tbf)
 
 def net_teardown():
-    for name, _ in [*MACHINES, (SW, None)]:
-        if os.path.exists(f"/run/netns/{name}"):
-            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-                sh("kill", "-KILL", pid, check=False)
-            sh("ip", "netns", "del", name, check=False)
-    for line in sh("ip", "-o", "link", "show", check=False).stdout.splitlines():
-        dev = line.split(": ")[1].split("@")[0] if ": " in line else ""
-        if dev.startswith(P + "-"):
-            sh("ip", "link", "del", dev, check=False)
+    teardown_namespaces([name for name, _ in [*MACHINES, (SW, None)]], P)
 
 
 def tbf(rate_bps):
