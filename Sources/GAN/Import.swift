@@ -96,7 +96,7 @@ public struct TorchImport {
         dataWarning = warning
         let step = config.progressive ? config.steps : 0
         checkpoint = TorchInterop.checkpoint(models, step: step,
-                                             sampler: EpochSampler(count: max(count, config.batchSize), batchSize: config.batchSize, seed: config.seed))
+                                             sampler: try EpochSampler(count: max(count, config.batchSize), batchSize: config.batchSize, seed: config.seed))
     }
 
     /// `runs/import-<file name>/checkpoints/step_<step>.rgan`.

@@ -36,7 +36,7 @@ struct TrainClassifier: ParsableCommand {
         guard train.count >= 64 else { fail("the classifier trains on batches of 64; \(train.count) training images are too few") }
         log.info("training the classifier on \(train.count) \(dataset) images for \(epochs) epochs")
         let progress = Progress(total: epochs * (train.count / 64), label: "classifier")
-        let acc = clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
+        let acc = try clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
             if json {
                 print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
             } else {
