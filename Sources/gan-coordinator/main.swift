@@ -30,9 +30,9 @@ struct CoordinatorCommand: ParsableCommand {
         cluster/k8s restart it that way.
 
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
-        --resume auto may continue it); 2 it could not start (a --resume it cannot go on with, the \
-        token, the run folder or its checkpoints, the data, the port): a restart would fail the \
-        same way; 64 a flag is malformed, out of its \
+        --resume auto may continue it; a spawned worker that crashed is named with the lines of its \
+        log that say why); 2 it could not start (a --resume it cannot go on with, the token, the run \
+        folder or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is malformed, out of its \
         range, or does not fit the others or the data (a --batch larger than the data set, an --nc \
         the images do not have), said before anything listens or a worker starts.
         """)
@@ -95,9 +95,11 @@ struct CoordinatorCommand: ParsableCommand {
         }
         // Workers declared dead are killed (a stopped one too) and reaped; at the end every child
         // has exited or is killed, so the coordinator never waits on a frozen one.
+        var killed: Set<Int32> = []
         coordinator.onDead = { pids in
             for p in children where pids.contains(p.processIdentifier) && p.isRunning {
                 log.warning("killing spawned worker pid \(p.processIdentifier), declared dead")
+                killed.insert(p.processIdentifier)
                 kill(p.processIdentifier, SIGKILL)
             }
         }
@@ -119,8 +121,35 @@ struct CoordinatorCommand: ParsableCommand {
         } catch {
             progress.finish()
             log.critical("\(error)")
+            // A spawned worker that crashed said why only in its own log: bring its last words
+            // here (the survivors were told to stop and exit within moments).
+            if !children.isEmpty {
+                reap(children, within: 10, log: log)
+                for line in crashes(of: children, killedByUs: killed, runDir: runDir) { log.critical("\(line)") }
+            }
             throw ExitCode(1)
         }
+    }
+
+    /// Why spawned workers died by a signal this coordinator did not send: the signal, and the
+    /// lines of the worker's log that say what failed (a Swift runtime error, a critical log
+    /// line), else its last lines.
+    func crashes(of children: [Process], killedByUs: Set<Int32>, runDir: String) -> [String] {
+        var lines: [String] = []
+        for (rank, p) in children.enumerated() where !p.isRunning && p.terminationReason == .uncaughtSignal
+            && !killedByUs.contains(p.processIdentifier) {
+            let sig = p.terminationStatus
+            let logPath = runDir + "/logs/rank-\(rank).log"
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            let all = text.split(separator: "\n").map { String($0.prefix(400)) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            let telling = all.filter { l in
+                ["Fatal error", "Precondition failed", "Assertion failed", "critical", "error:"].contains { l.contains($0) }
+            }
+            let words = (telling.isEmpty ? Array(all.suffix(3)) : Array(telling.suffix(3))).joined(separator: " | ")
+            lines.append("spawned rank \(rank) (pid \(p.processIdentifier)) crashed (signal \(sig), \(String(cString: strsignal(sig)))); "
+                         + "its log \(logPath) says: \(words.isEmpty ? "nothing" : words)")
+        }
+        return lines
     }
 
     /// The run (resumed or new), the token, the data, the listening coordinator and, with
