@@ -165,6 +165,9 @@ public final class Coordinator {
     public func run(dataset given: ImageDataset? = nil, progress: ((ClusterStep) -> Void)? = nil) throws {
         let c = options.config
         let dataset = try given ?? loadTrainingData(c)
+        // Before any worker is admitted: a batch or channel count the data cannot give is the
+        // flags' fault, and no worker should start on it.
+        try c.checkFits(dataset)
         log.info("\(dataset.count) training images from \(dataset.source); \(c.steps) steps of a global batch of \(c.batchSize)")
         var resume = options.resume
         var members = try rendezvous(count: options.workers, ranks: nil)
@@ -294,7 +297,7 @@ public final class Coordinator {
             self.dataset = dataset
             self.resume = resume
             self.progress = progress
-            source = LocalBatches(dataset: dataset, config: coordinator.options.config)
+            source = try LocalBatches(dataset: dataset, config: coordinator.options.config)
             var step = 0
             if let r = resume {
                 let ck = try Checkpoint.read(path: r)

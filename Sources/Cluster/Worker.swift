@@ -265,7 +265,7 @@ public final class WorkerProcess {
         let c = start.config
         let models = GANModels(config: c)
         var startStep = 0
-        var sampler = EpochSampler(count: 1, batchSize: 1, seed: 0)
+        var sampler = try EpochSampler(count: 1, batchSize: 1, seed: 0)
         if let r = start.resume {
             let ckpt = try Checkpoint.read(path: r)
             try ckpt.restore(into: models, path: r)

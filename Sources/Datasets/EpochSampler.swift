@@ -23,22 +23,35 @@ public struct EpochSampler: Sendable, Codable, Equatable {
     /// count, seed and epoch, so it takes no part in equality).
     private var order: [Int]?
 
-    public init(count: Int, batchSize: Int, seed: UInt64) {
-        self.init(count: count, batchSize: batchSize, seed: seed, epoch: 0, position: 0)
+    /// A sampler at the start of epoch 0. Throws an `EpochSamplerError` when the batch does not fit
+    /// the data set (a batch larger than the data set, or not positive): sizes a user can give.
+    public init(count: Int, batchSize: Int, seed: UInt64) throws {
+        try self.init(count: count, batchSize: batchSize, seed: seed, epoch: 0, position: 0)
     }
 
-    /// A sampler at a given point (for instance one read from a checkpoint).
-    public init(count: Int, batchSize: Int, seed: UInt64, epoch: Int, position: Int) {
-        precondition(batchSize > 0 && count >= batchSize,
-                     "EpochSampler: batch size \(batchSize) needs 1...\(count) (the data set has \(count) items)")
-        precondition(epoch >= 0 && position >= 0 && position <= count,
-                     "EpochSampler: bad state epoch \(epoch), position \(position)")
+    /// A sampler at a given point (for instance one read from a checkpoint); throws an
+    /// `EpochSamplerError` for a batch that does not fit the data set or an impossible position.
+    public init(count: Int, batchSize: Int, seed: UInt64, epoch: Int, position: Int) throws {
+        try EpochSampler.check(count: count, batchSize: batchSize)
+        guard epoch >= 0 && position >= 0 && position <= count else {
+            throw EpochSamplerError("EpochSampler: bad state epoch \(epoch), position \(position) for \(count) items")
+        }
         self.count = count
         self.batchSize = batchSize
         self.seed = seed
         self.epoch = epoch
         self.position = position
         order = nil
+    }
+
+    /// Whether batches of `batchSize` can be drawn from `count` items without repeats within an
+    /// epoch (1...count, at most `maxCount` items): throws an `EpochSamplerError` saying why not.
+    public static func check(count: Int, batchSize: Int) throws {
+        guard count >= 1 else { throw EpochSamplerError("the data set is empty: there is nothing to draw batches from") }
+        guard count <= maxCount else { throw EpochSamplerError("the data set has \(count) items, more than the \(maxCount) a sampler takes") }
+        guard batchSize >= 1 && batchSize <= count else {
+            throw EpochSamplerError("a batch of \(batchSize) does not fit the data set: the batch size must be in 1...\(count) (the data set has \(count) items)")
+        }
     }
 
     /// Full batches per epoch.
@@ -78,8 +91,8 @@ public struct EpochSampler: Sendable, Codable, Equatable {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
                 "EpochSampler: inconsistent state (count at most \(EpochSampler.maxCount)): count \(count), batchSize \(batchSize), epoch \(epoch), position \(position)"))
         }
-        self.init(count: count, batchSize: batchSize, seed: try c.decode(UInt64.self, forKey: .seed),
-                  epoch: epoch, position: position)
+        try self.init(count: count, batchSize: batchSize, seed: try c.decode(UInt64.self, forKey: .seed),
+                      epoch: epoch, position: position)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -90,6 +103,12 @@ public struct EpochSampler: Sendable, Codable, Equatable {
         try c.encode(epoch, forKey: .epoch)
         try c.encode(position, forKey: .position)
     }
+}
+
+/// A batch size or sampler state that does not fit the data set.
+public struct EpochSamplerError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
 extension EpochSampler {

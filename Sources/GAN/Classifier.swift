@@ -55,11 +55,12 @@ public final class DigitClassifier: Module {
     }
 
     /// Trains on `train` for `epochs` (Adam 1e-3, batch 64) and returns the accuracy on `test`.
+    /// Throws an `EpochSamplerError` when `train` has fewer than 64 images.
     public func fit(train: ImageDataset, test: ImageDataset, epochs: Int, seed: UInt64,
-                    progress: ((Int, Int, Float) -> Void)? = nil) -> Double {
+                    progress: ((Int, Int, Float) -> Void)? = nil) throws -> Double {
         let group = ParameterGroup(self)
         let opt = Adam(group, lr: 1e-3)
-        var sampler = EpochSampler(count: train.count, batchSize: 64, seed: seed)
+        var sampler = try EpochSampler(count: train.count, batchSize: 64, seed: seed)
         let steps = epochs * sampler.batchesPerEpoch
         self.train()   // the module's mode (`train` here is the data set)
         for s in 0..<steps {

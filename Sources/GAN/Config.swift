@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 
 public enum ModelKind: String, Codable, CaseIterable, Sendable {
@@ -52,11 +53,11 @@ public struct GANConfig: Codable, Equatable, Sendable {
     /// A problem with the combination of settings, or nil.
     public func validate() -> String? {
         if model == .mlp && imageSize != 28 { return "the mlp model works on 28x28 images (got --image-size \(imageSize))" }
-        if model != .mlp && ![16, 32, 64].contains(imageSize) { return "--image-size must be 16, 32 or 64 for \(model.rawValue)" }
+        if model != .mlp && ![16, 32, 64].contains(imageSize) { return "--image-size must be 16, 32 or 64 for \(model.rawValue) (got \(imageSize))" }
+        if DatasetName(rawValue: dataset) == nil {
+            return "unknown --dataset '\(dataset)' (one of \(DatasetName.allCases.map { $0.rawValue }.joined(separator: ", ")))"
+        }
         if progressive && !(model == .dcgan || model == .sndcgan) { return "--progressive applies to the dcgan and sndcgan models" }
-        if batchSize < 1 { return "--batch must be at least 1" }
-        if steps < 0 { return "--steps must not be negative" }
-        if nCritic < 1 { return "--n-critic must be at least 1" }
         // Upper bounds, so that a config from a file or a peer (a checkpoint, the coordinator's
         // start message) cannot ask for an absurd model or an overflowing size.
         for (name, value, range) in [("--batch", batchSize, 1...GANConfig.maxBatchSize), ("--steps", steps, 0...1_000_000_000),
@@ -69,8 +70,12 @@ public struct GANConfig: Codable, Equatable, Sendable {
                               ("--gp-lambda", gpLambda), ("--style-mixing-prob", styleMixingProb)] where !(value.isFinite && value >= 0) {
             return "\(name) must be a finite non-negative number (got \(value))"
         }
-        if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1]" }
-        if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999)" }
+        for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] where !(value < 1) {
+            return "\(name) must be in [0, 1) (Adam's decay rates; got \(value))"
+        }
+        if !(styleMixingProb <= 1) { return "--style-mixing-prob must be in 0...1 (a probability; got \(styleMixingProb))" }
+        if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1] (got \(s))" }
+        if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999; 0: none; got \(d))" }
         if labelSmoothing != nil && noisyLabels {
             return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
         }

@@ -41,6 +41,12 @@ public struct CheckpointEvaluation {
                 progress: Progress = .none) throws {
         guard samples >= 2 else { throw SessionError("--samples must be at least 2 (FID needs a covariance)") }
         let config = checkpoint.config
+        // The classifier reads gray 28x28 digits (32 cropped, 64 pooled): a generator of other
+        // sizes or channels cannot be scored by it.
+        guard [28, 32, 64].contains(config.imageSize), config.nc == 1 else {
+            throw SessionError("\(path): its generator makes \(config.nc)-channel \(config.imageSize)x\(config.imageSize) images; "
+                               + "FID here scores gray images of 28, 32 or 64 pixels (the classifier's input)")
+        }
         let cp = classifierPath ?? CheckpointEvaluation.defaultClassifierPath(config.dataset)
         var rng = RandomGenerator(seed: 0)
         let clf = DigitClassifier(rng: &rng)

@@ -96,7 +96,7 @@ public struct TorchImport {
         dataWarning = warning
         let step = config.progressive ? config.steps : 0
         checkpoint = TorchInterop.checkpoint(models, step: step,
-                                             sampler: EpochSampler(count: max(count, config.batchSize), batchSize: config.batchSize, seed: config.seed))
+                                             sampler: try EpochSampler(count: max(count, config.batchSize), batchSize: config.batchSize, seed: config.seed))
     }
 
     /// `runs/import-<file name>/checkpoints/step_<step>.rgan`.
@@ -107,8 +107,13 @@ public struct TorchImport {
 
     /// Writes the checkpoint to `path`, creating its folder.
     public func write(to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
+        var isDir: ObjCBool = false
+        if path.isEmpty || path.hasSuffix("/") || (FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue) {
+            throw TorchInterop.Error("checkpoint path '\(path)' is a folder; give a file name such as \(path.isEmpty ? "" : path.hasSuffix("/") ? path : path + "/")imported.rgan")
+        }
+        // (NSString's deletingLastPathComponent traps on "." in swift-corelibs-foundation.)
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try checkpoint.write(to: path)
     }
 }

@@ -103,6 +103,28 @@ public protocol BatchSource: AnyObject {
     func restore(_ sampler: EpochSampler)
 }
 
+/// A config that cannot train on a data set (its batch does not fit, or its images have other
+/// channels): the flags' fault, said before any work starts.
+public struct TrainingDataError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+extension GANConfig {
+    /// Whether this config can train on `dataset`: a global batch of 1...count images (batches
+    /// never repeat an image within an epoch) and images with `nc` channels (the data sets are
+    /// gray: one channel). Throws a `TrainingDataError` naming the flag, its value and what fits.
+    public func checkFits(_ dataset: ImageDataset) throws {
+        guard batchSize >= 1 && batchSize <= dataset.count else {
+            throw TrainingDataError("--batch \(batchSize) does not fit the data: it must be in 1...\(dataset.count) (\(dataset.source) has \(dataset.count) images)")
+        }
+        guard nc == 1 else {
+            throw TrainingDataError("--nc \(nc) does not fit the data: \(dataset.source) has gray images (1 channel), so training needs --nc 1 (other channel counts are for imported generators)")
+        }
+        do { try EpochSampler.check(count: dataset.count, batchSize: batchSize) } catch { throw TrainingDataError("\(error)") }
+    }
+}
+
 /// Batches drawn from a dataset in this process (single-process training, and the coordinator).
 public final class LocalBatches: BatchSource {
     public let dataset: ImageDataset
@@ -110,12 +132,14 @@ public final class LocalBatches: BatchSource {
     public let imageSize: Int
     public let rank: Int, worldSize: Int
 
-    public init(dataset: ImageDataset, config: GANConfig, rank: Int = 0, worldSize: Int = 1) {
+    /// Throws a `TrainingDataError` when `config` cannot train on `dataset` (`checkFits`).
+    public init(dataset: ImageDataset, config: GANConfig, rank: Int = 0, worldSize: Int = 1) throws {
+        try config.checkFits(dataset)
         self.dataset = dataset
         imageSize = config.imageSize
         self.rank = rank
         self.worldSize = worldSize
-        sampler = EpochSampler(count: dataset.count, batchSize: config.batchSize, seed: config.seed)
+        sampler = try EpochSampler(count: dataset.count, batchSize: config.batchSize, seed: config.seed)
     }
 
     /// The next global batch's dataset indices (all ranks' shards).
@@ -154,9 +178,10 @@ public final class GANTrainer {
         self.worldSize = worldSize
     }
 
-    /// A single process (or one rank) reading `dataset` itself.
-    public convenience init(models: GANModels, dataset: ImageDataset, rank: Int = 0, worldSize: Int = 1) {
-        self.init(models: models, source: LocalBatches(dataset: dataset, config: models.config, rank: rank, worldSize: worldSize),
+    /// A single process (or one rank) reading `dataset` itself; throws a `TrainingDataError` when
+    /// the config cannot train on it (`GANConfig.checkFits`).
+    public convenience init(models: GANModels, dataset: ImageDataset, rank: Int = 0, worldSize: Int = 1) throws {
+        self.init(models: models, source: try LocalBatches(dataset: dataset, config: models.config, rank: rank, worldSize: worldSize),
                   rank: rank, worldSize: worldSize)
     }
 

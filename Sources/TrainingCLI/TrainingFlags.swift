@@ -3,8 +3,18 @@ import Foundation
 import GAN
 
 /// The flags that define a training run, shared by `gan train` and `gan-coordinator`.
+///
+/// Every numeric option of the three executables is parsed `.unconditional`: the token after the
+/// flag is its value even when it begins with a dash, so `--steps -5` gets the range error
+/// rather than "Missing value". Ranges are checked in `validate()` (a `ValidationError`: exit 64).
 public struct TrainingFlags: ParsableArguments {
     public init() {}
+
+    /// The flags alone make a valid config (ranges, names, combinations); the checks that need
+    /// the data (the batch fits it) come when it is loaded (`GANConfig.checkFits`).
+    public func validate() throws {
+        _ = try config()
+    }
 
     @Option(help: "A named recipe: \(TrainingPreset.all.map { "\($0.name) (\($0.summary))" }.joined(separator: "; ")). Flags given explicitly override its values.")
     public var preset: String?
@@ -12,33 +22,33 @@ public struct TrainingFlags: ParsableArguments {
     public var model: String?
     @Option(help: "Loss: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")) (default: bce).")
     public var loss: String?
-    @Option(help: "Image size: 28 for mlp; 32 (MNIST padded) or 64 (MNIST resized) for the conv models.")
+    @Option(parsing: .unconditional, help: "Image size: 28 for mlp; 16 (MNIST resized), 32 (MNIST padded) or 64 (MNIST resized) for the conv models (default: 28 for mlp, else 32).")
     public var imageSize: Int?
-    @Option(help: "Generator feature maps (DCGAN's ngf; default: 64).") public var ngf: Int?
-    @Option(help: "Discriminator feature maps (DCGAN's ndf; default: 64).") public var ndf: Int?
-    @Option(help: "Image channels.") public var nc: Int = 1
-    @Option(help: "Latent size (default: 100).") public var latentDim: Int?
-    @Option(help: "StyleGAN: w size.") public var wDim: Int = 128
-    @Option(help: "StyleGAN: mapping network layers (default: the preset's, else 8).") public var mappingLayers: Int?
-    @Option(help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0.5).")
+    @Option(parsing: .unconditional, help: "Generator feature maps (DCGAN's ngf; default: 64).") public var ngf: Int?
+    @Option(parsing: .unconditional, help: "Discriminator feature maps (DCGAN's ndf; default: 64).") public var ndf: Int?
+    @Option(parsing: .unconditional, help: "Image channels.") public var nc: Int = 1
+    @Option(parsing: .unconditional, help: "Latent size (default: 100).") public var latentDim: Int?
+    @Option(parsing: .unconditional, help: "StyleGAN: w size.") public var wDim: Int = 128
+    @Option(parsing: .unconditional, help: "StyleGAN: mapping network layers (default: the preset's, else 8).") public var mappingLayers: Int?
+    @Option(parsing: .unconditional, help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0.5).")
     public var styleMixingProb: Float?
     @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
     public var progressive = false
-    @Option(name: .customLong("steps"), help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
     public var stepsGiven: Int?
-    @Option(help: "Global batch size (default: 64).") public var batch: Int?
-    @Option(help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
-    @Option(help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
-    @Option(help: "Generator learning rate (TTUR).") public var lrG: Float?
-    @Option(help: "Discriminator learning rate (TTUR).") public var lrD: Float?
-    @Option(help: "Adam beta1.") public var beta1: Float?
-    @Option(help: "Adam beta2.") public var beta2: Float?
-    @Option(help: "Discriminator updates per generator update.") public var nCritic: Int?
-    @Option(help: "WGAN weight clipping bound.") public var clip: Float = 0.01
-    @Option(help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
-    @Option(help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
+    @Option(parsing: .unconditional, help: "Global batch size (default: 64).") public var batch: Int?
+    @Option(parsing: .unconditional, help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
+    @Option(parsing: .unconditional, help: "Generator learning rate (TTUR).") public var lrG: Float?
+    @Option(parsing: .unconditional, help: "Discriminator learning rate (TTUR).") public var lrD: Float?
+    @Option(parsing: .unconditional, help: "Adam beta1.") public var beta1: Float?
+    @Option(parsing: .unconditional, help: "Adam beta2.") public var beta2: Float?
+    @Option(parsing: .unconditional, help: "Discriminator updates per generator update.") public var nCritic: Int?
+    @Option(parsing: .unconditional, help: "WGAN weight clipping bound.") public var clip: Float = 0.01
+    @Option(parsing: .unconditional, help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
+    @Option(parsing: .unconditional, help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
-    @Option(help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it (0: none, also against a preset's).")
+    @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it (0: none, also against a preset's).")
     public var gEma: Float?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
@@ -81,8 +91,12 @@ public struct TrainingFlags: ParsableArguments {
         }
         let modelName = model ?? p?.model.rawValue ?? ModelKind.dcgan.rawValue
         let lossName = loss ?? p?.loss.rawValue ?? LossKind.bce.rawValue
-        guard let m = ModelKind(rawValue: modelName) else { throw ValidationError("unknown --model '\(modelName)'") }
-        guard let l = LossKind(rawValue: lossName) else { throw ValidationError("unknown --loss '\(lossName)'") }
+        guard let m = ModelKind(rawValue: modelName) else {
+            throw ValidationError("unknown --model '\(modelName)' (one of \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
+        }
+        guard let l = LossKind(rawValue: lossName) else {
+            throw ValidationError("unknown --loss '\(lossName)' (one of \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
+        }
         // The preset's sizes belong to its model, its optimizer settings to its loss.
         let presetModel = p?.model == m ? p : nil
         let presetLoss = p?.loss == l ? p : nil
@@ -128,13 +142,26 @@ public struct RunFlags: ParsableArguments {
 
     @Option(help: "Folder for runs.") public var runsDir: String = "runs"
     @Option(help: "Run name (default: model-loss-time).") public var name: String?
-    @Option(help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
-    @Option(help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
-    @Option(help: "Checkpoints to keep.") public var keep: Int = 3
-    @Option(help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
+    @Option(parsing: .unconditional, help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
+    @Option(parsing: .unconditional, help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
+    @Option(parsing: .unconditional, help: "Checkpoints to keep.") public var keep: Int = 3
+    @Option(parsing: .unconditional, help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
     public var logEvery: Int = 1
     @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run). 'auto': the newest checkpoint of <runs-dir>/<name> that reads back whole, taken as if named here, or a fresh run from the flags when there is none (needs --name; what a restarted coordinator uses).")
     public var resume: String?
+
+    public func validate() throws {
+        guard sampleEvery >= 0 else { throw ValidationError("--sample-every must be 0 (only at the end) or more, got \(sampleEvery)") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 (only at the end) or more, got \(checkpointEvery)") }
+        guard (1...RunFlags.maxKeep).contains(keep) else { throw ValidationError("--keep must be in 1...\(RunFlags.maxKeep), got \(keep)") }
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+        guard !runsDir.isEmpty else { throw ValidationError("--runs-dir must not be empty") }
+        if let n = name, n.isEmpty { throw ValidationError("--name must not be empty") }
+        if let r = resume, r.isEmpty { throw ValidationError("--resume needs a checkpoint path or 'auto'") }
+    }
+
+    /// The most checkpoints `--keep` keeps.
+    public static let maxKeep = 100_000
 
     /// The folder of a new run: `<runs-dir>/<name>`, the name defaulting to model-loss-time.
     public func newRunPath(_ config: GANConfig) -> String {

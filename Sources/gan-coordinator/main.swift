@@ -30,36 +30,56 @@ struct CoordinatorCommand: ParsableCommand {
         cluster/k8s restart it that way.
 
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
-        --resume auto may continue it); 2 it could not start (the flags, the token, the run folder \
-        or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is \
-        malformed.
+        --resume auto may continue it; a spawned worker that crashed is named with the lines of its \
+        log that say why); 2 it could not start (a --resume it cannot go on with, the token, the run \
+        folder or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is malformed, out of its \
+        range, or does not fit the others or the data (a --batch larger than the data set, an --nc \
+        the images do not have), said before anything listens or a worker starts.
         """)
 
-    @Option(help: "Number of workers.") var workers: Int
-    @Option(help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?
+    @Option(parsing: .unconditional, help: "Number of workers.") var workers: Int
+    @Option(parsing: .unconditional, help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?
     @Option(help: "Address to listen on (default: $MASTER_ADDR, else 127.0.0.1).") var host: String?
-    @Option(help: "Port to listen on (default: $MASTER_PORT, else 29500).") var port: UInt16?
+    @Option(parsing: .unconditional, help: "Port to listen on (default: $MASTER_PORT, else 29500).") var port: UInt16?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
     @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = "shuffle-zstd"
-    @Option(help: "zstd level.") var zstdLevel: Int32 = 1
-    @Option(help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
-    @Option(help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
-    @Option(help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
-    @Option(help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
+    @Option(parsing: .unconditional, help: "zstd level.") var zstdLevel: Int32 = 1
+    @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
+    @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
+    @Option(parsing: .unconditional, help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
+    @Option(parsing: .unconditional, help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
-    @Option(help: "Engine threads per spawned worker.") var workerThreads: Int = 1
+    @Option(parsing: .unconditional, help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
     @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), the final checkpoint and grid written then, even before --steps (default: the preset's, if any).")
     var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
+    /// The most workers a run takes, and the most --spawn starts on this machine.
+    static let maxWorkers = 1024, maxSpawned = 64
+
+    func validate() throws {
+        try FlagCheck.range("--workers", workers, 1...Self.maxWorkers)
+        if spawn { try FlagCheck.range("--workers", workers, 1...Self.maxSpawned, "with --spawn, local worker processes") }
+        try FlagCheck.range("--min-workers", minWorkers, 1...workers, "at most --workers")
+        try FlagCheck.oneOf("--codec", codec, GradientCodec.allCases.map { $0.rawValue })
+        try FlagCheck.range("--zstd-level", zstdLevel, -7...22, "negative: faster")
+        try FlagCheck.atLeast("--checksum-every", checksumEvery, 0, "0: never")
+        try FlagCheck.range("--prefetch", prefetch, 1...64)
+        try FlagCheck.range("--dead-after", deadAfter, 0.1...FlagCheck.maxSeconds, "seconds")
+        try FlagCheck.range("--rendezvous-timeout", rendezvousTimeout, 0.1...FlagCheck.maxSeconds, "seconds")
+        try FlagCheck.range("--worker-threads", workerThreads, FlagCheck.threads)
+        _ = try training.deadline(timeLimit: timeLimit, from: Date())
+        if output.resume == nil, let b = try? training.config().batchSize, b < workers {
+            throw ValidationError("--batch \(b) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
+        }
+    }
+
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan-coordinator")
-        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-        if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...\(workers)") }
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
@@ -75,9 +95,11 @@ struct CoordinatorCommand: ParsableCommand {
         }
         // Workers declared dead are killed (a stopped one too) and reaped; at the end every child
         // has exited or is killed, so the coordinator never waits on a frozen one.
+        var killed: Set<Int32> = []
         coordinator.onDead = { pids in
             for p in children where pids.contains(p.processIdentifier) && p.isRunning {
                 log.warning("killing spawned worker pid \(p.processIdentifier), declared dead")
+                killed.insert(p.processIdentifier)
                 kill(p.processIdentifier, SIGKILL)
             }
         }
@@ -99,8 +121,35 @@ struct CoordinatorCommand: ParsableCommand {
         } catch {
             progress.finish()
             log.critical("\(error)")
+            // A spawned worker that crashed said why only in its own log: bring its last words
+            // here (the survivors were told to stop and exit within moments).
+            if !children.isEmpty {
+                reap(children, within: 10, log: log)
+                for line in crashes(of: children, killedByUs: killed, runDir: runDir) { log.critical("\(line)") }
+            }
             throw ExitCode(1)
         }
+    }
+
+    /// Why spawned workers died by a signal this coordinator did not send: the signal, and the
+    /// lines of the worker's log that say what failed (a Swift runtime error, a critical log
+    /// line), else its last lines.
+    func crashes(of children: [Process], killedByUs: Set<Int32>, runDir: String) -> [String] {
+        var lines: [String] = []
+        for (rank, p) in children.enumerated() where !p.isRunning && p.terminationReason == .uncaughtSignal
+            && !killedByUs.contains(p.processIdentifier) {
+            let sig = p.terminationStatus
+            let logPath = runDir + "/logs/rank-\(rank).log"
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            let all = text.split(separator: "\n").map { String($0.prefix(400)) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            let telling = all.filter { l in
+                ["Fatal error", "Precondition failed", "Assertion failed", "critical", "error:"].contains { l.contains($0) }
+            }
+            let words = (telling.isEmpty ? Array(all.suffix(3)) : Array(telling.suffix(3))).joined(separator: " | ")
+            lines.append("spawned rank \(rank) (pid \(p.processIdentifier)) crashed (signal \(sig), \(String(cString: strsignal(sig)))); "
+                         + "its log \(logPath) says: \(words.isEmpty ? "nothing" : words)")
+        }
+        return lines
     }
 
     /// The run (resumed or new), the token, the data, the listening coordinator and, with
@@ -113,7 +162,9 @@ struct CoordinatorCommand: ParsableCommand {
         for note in start.notes { log.notice("\(note)") }
         let config = start.config
         let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
-        guard config.batchSize >= workers else { throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers)") }
+        guard config.batchSize >= workers else {
+            throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
+        }
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
@@ -121,14 +172,17 @@ struct CoordinatorCommand: ParsableCommand {
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
         o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
-        o.sampleEvery = output.sampleEvery; o.logEvery = max(1, output.logEvery); o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
+        o.sampleEvery = output.sampleEvery; o.logEvery = output.logEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         // Absolute, as the run folder: the workers read it from their own working folders.
         o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
         o.resumeNewest = output.resume == RunStart.auto
-        o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = max(1, prefetch)
+        o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
         let dataset = try loadTrainingData(config)
+        // A batch or channel count the data cannot give is the flags' fault (exit 64), said
+        // before the coordinator listens or a worker is started.
+        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
         let coordinator = try Coordinator(options: o, logger: log)
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
         var children: [Process] = []

@@ -30,21 +30,31 @@ struct Worker: ParsableCommand {
         goes on from the run's newest checkpoint. When the time passes it exits 1 naming the \
         address and how long it waited. A coordinator that says stop (without re-forming), or \
         sends a message the worker refuses, ends it at once.
+
+        Exit status: 0 the run finished; 1 it failed (the reason is also sent to the coordinator) \
+        or the coordinator was lost; 64 a flag or launcher variable is malformed or out of its range.
         """)
 
-    @Option(help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
+    @Option(parsing: .unconditional, help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
     @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else 127.0.0.1:29500).") var coordinator: String?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN).") var tokenFile: String?
     @Option(help: "Address the ring listener binds (default 0.0.0.0, which binds only the advertised address, not every interface).")
     var ringHost: String = "0.0.0.0"
-    @Option(help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
+    @Option(parsing: .unconditional, help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
     @Option(help: "Address other workers use to reach this one (default: the address this worker reaches the coordinator from; $POD_IP when set).")
     var advertise: String?
-    @Option(help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
-    @Option(help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
-    @Option(help: "Seconds to keep trying to rejoin a coordinator that was lost, so that a restarted one (--resume auto) takes this worker back (0: exit at once).")
+    @Option(parsing: .unconditional, help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
+    @Option(parsing: .unconditional, help: "Seconds to keep trying to rejoin a coordinator that was lost, so that a restarted one (--resume auto) takes this worker back (0: exit at once).")
     var rejoinTimeout: Double = 120
     @OptionGroup var logging: LogOptions
+
+    func validate() throws {
+        try FlagCheck.atLeast("--rank", rank, 0)
+        try FlagCheck.range("--threads", threads, FlagCheck.threads)
+        try FlagCheck.range("--connect-timeout", connectTimeout, 0...FlagCheck.maxSeconds, "seconds")
+        try FlagCheck.range("--rejoin-timeout", rejoinTimeout, 0...FlagCheck.maxSeconds, "seconds; 0: exit at once")
+    }
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
@@ -65,7 +75,6 @@ struct Worker: ParsableCommand {
         o.ringPort = ringPort
         o.advertiseHost = advertise ?? env["POD_IP"]
         o.connectTimeout = connectTimeout
-        guard rejoinTimeout >= 0, rejoinTimeout.isFinite else { throw ValidationError("--rejoin-timeout must be 0 or more seconds, got \(rejoinTimeout)") }
         o.rejoinTimeout = rejoinTimeout
         do {
             try WorkerProcess(options: o, logger: log).run()

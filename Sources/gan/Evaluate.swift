@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Foundation
 import GAN
 import Telemetry
@@ -15,10 +16,10 @@ struct Evaluate: ParsableCommand {
         """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Option(help: "Classifier (default: data/classifier-<dataset>.safetensors from gan train-classifier).") var classifier: String?
-    @Option(help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
+    @Option(parsing: .unconditional, help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
     var samples: Int = 2000
-    @Option(help: "Seed for the latents.") var seed: UInt64 = 4
-    @Option(help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
+    @Option(parsing: .unconditional, help: "Seed for the latents.") var seed: UInt64 = 4
+    @Option(parsing: .unconditional, help: "Seed of the stratified draw of real reference images.") var referenceSeed: UInt64 = RealReference.defaultSeed
     @Flag(help: "Also score an untrained generator of the same config (the baseline).") var baseline = false
     @Option(help: "Score generated images from this .npy file instead of a checkpoint (float32 [N, 1, S, S] or [N, S, S] in [-1, 1], S 28, 32 or 64, e.g. PyTorch samples); the reference is N train images of --dataset.")
     var npy: String?
@@ -28,10 +29,14 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print one JSON object (the progress display goes to standard error).") var json = false
     @OptionGroup var logging: LogOptions
 
+    func validate() throws {
+        try FlagCheck.range("--samples", samples, 2...100_000, "FID needs a covariance")
+        try FlagCheck.oneOf("--dataset", dataset, DatasetName.allCases.map { $0.rawValue })
+    }
+
     func run() throws {
         let log = logging.bootstrap("gan.evaluate")
         if let file = npy { return evaluateArray(file, log: log) }
-        guard samples >= 2 else { fail("--samples must be at least 2 (FID needs a covariance)") }
         let (models, ckpt, path) = loadModels(checkpoint)
         var current: Telemetry.Progress?
         let progress = CheckpointEvaluation.Progress(

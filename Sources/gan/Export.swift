@@ -43,9 +43,13 @@ struct Export: ParsableCommand {
         return dir.isEmpty ? newName : dir + "/" + newName
     }
 
+    func validate() throws {
+        try FlagCheck.oneOf("--format", format, ["safetensors"])
+        if let d = discriminatorOut, !includeDiscriminator { throw ValidationError("--discriminator-out \(d) needs --include-discriminator") }
+    }
+
     func run() throws {
         let log = logging.bootstrap("gan.export")
-        guard format == "safetensors" else { fail("unknown --format '\(format)' (safetensors is supported)") }
         let (models, ckpt, path) = loadModels(checkpoint)
         let o = out ?? defaultOut(path, "generator.safetensors")
         let c = ckpt.config

@@ -24,18 +24,29 @@ struct Import: ParsableCommand {
     @Option(help: "The checkpoint to write (default: runs/import-<name>/checkpoints/step_<step>.rgan).") var checkpointOut: String?
     @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var model: String?
     @Option(help: "Loss of later fine-tuning: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var loss: String?
-    @Option(help: "Image size.") var imageSize: Int?
-    @Option(help: "Generator feature maps (ngf).") var ngf: Int?
-    @Option(help: "Discriminator feature maps (ndf).") var ndf: Int?
-    @Option(help: "Image channels.") var nc: Int?
-    @Option(help: "Latent size.") var latentDim: Int?
-    @Option(help: "StyleGAN: w size.") var wDim: Int?
-    @Option(help: "StyleGAN: mapping network layers.") var mappingLayers: Int?
+    @Option(parsing: .unconditional, help: "Image size.") var imageSize: Int?
+    @Option(parsing: .unconditional, help: "Generator feature maps (ngf).") var ngf: Int?
+    @Option(parsing: .unconditional, help: "Discriminator feature maps (ndf).") var ndf: Int?
+    @Option(parsing: .unconditional, help: "Image channels.") var nc: Int?
+    @Option(parsing: .unconditional, help: "Latent size.") var latentDim: Int?
+    @Option(parsing: .unconditional, help: "StyleGAN: w size.") var wDim: Int?
+    @Option(parsing: .unconditional, help: "StyleGAN: mapping network layers.") var mappingLayers: Int?
     @Flag(help: "Progressive model.") var progressive = false
     @Option(help: "Dataset of later fine-tuning (mnist, fashion-mnist).") var dataset: String?
     @Option(help: "A standard MNIST-format folder for later fine-tuning.") var data: String?
-    @Option(help: "Seed (fresh discriminator, data order of later fine-tuning).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed (fresh discriminator, data order of later fine-tuning).") var seed: UInt64?
     @OptionGroup var logging: LogOptions
+
+    func validate() throws {
+        try FlagCheck.oneOf("--model", model, ModelKind.allCases.map { $0.rawValue })
+        try FlagCheck.oneOf("--loss", loss, LossKind.allCases.map { $0.rawValue })
+        try FlagCheck.range("--image-size", imageSize, 1...4096)
+        for (flag, value) in [("--ngf", ngf), ("--ndf", ndf), ("--latent-dim", latentDim), ("--w-dim", wDim)] {
+            try FlagCheck.range(flag, value, 1...4096)
+        }
+        try FlagCheck.range("--nc", nc, 1...4)
+        try FlagCheck.range("--mapping-layers", mappingLayers, 1...64)
+    }
 
     func run() throws {
         let log = logging.bootstrap("gan.import")

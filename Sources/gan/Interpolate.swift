@@ -8,17 +8,22 @@ struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write rows of latent interpolations (lerp or slerp) as a PNG.")
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Option(help: "lerp or slerp.") var mode: String = "slerp"
-    @Option(help: "Rows (pairs of endpoints).") var rows: Int = 8
-    @Option(help: "Images per row.") var steps: Int = 10
-    @Option(help: "Seed for the endpoints.") var seed: UInt64 = 2
+    @Option(parsing: .unconditional, help: "Rows (pairs of endpoints).") var rows: Int = 8
+    @Option(parsing: .unconditional, help: "Images per row.") var steps: Int = 10
+    @Option(parsing: .unconditional, help: "Seed for the endpoints.") var seed: UInt64 = 2
     @Option(help: "Output PNG (default: <run>/interpolate-<mode>.png).") var out: String?
-    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
+    @Option(parsing: .unconditional, help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
+
+    func validate() throws {
+        try FlagCheck.oneOf("--mode", mode, ["lerp", "slerp"])
+        try FlagCheck.range("--rows", rows, 1...256)
+        try FlagCheck.range("--steps", steps, 2...256, "images per row, both ends included")
+        try FlagCheck.nonNegative("--truncation", truncation, "1: none, 0.7 is typical")
+    }
 
     func run() throws {
         _ = logging.bootstrap("gan")
-        guard mode == "lerp" || mode == "slerp" else { fail("--mode must be lerp or slerp") }
-        guard steps >= 2 && rows >= 1 else { fail("--steps must be at least 2 and --rows at least 1") }
         let (models, ckpt, path) = loadModels(checkpoint)
         applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim

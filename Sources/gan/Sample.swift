@@ -18,13 +18,22 @@ struct Sample: ParsableCommand {
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Option(help: "Output, by extension: .npy for the images as an array, otherwise a PNG grid; repeatable (default: <run>/sample.png).")
     var out: [String] = []
-    @Option(help: "Number of samples (ignored with --latents).") var count: Int = 64
-    @Option(help: "Seed for the latents.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Number of samples (ignored with --latents).") var count: Int = 64
+    @Option(parsing: .unconditional, help: "Seed for the latents.") var seed: UInt64 = 1
     @Option(help: "Latents from a .npy file, shape [N, latent_dim].") var latents: String?
     @Option(help: "Write the latents used to this .npy file ([N, latent_dim] float32).") var latentsOut: String?
-    @Option(help: "Images per row of the PNG grid.") var nrow: Int = 8
-    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
+    @Option(parsing: .unconditional, help: "Images per row of the PNG grid.") var nrow: Int = 8
+    @Option(parsing: .unconditional, help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
+
+    /// The most samples one command draws.
+    static let maxCount = 100_000
+
+    func validate() throws {
+        try FlagCheck.range("--count", count, 1...Sample.maxCount)
+        try FlagCheck.range("--nrow", nrow, 1...1024)
+        try FlagCheck.nonNegative("--truncation", truncation, "1: none, 0.7 is typical")
+    }
 
     func run() throws {
         let log = logging.bootstrap("gan")
@@ -38,10 +47,8 @@ struct Sample: ParsableCommand {
                 fail("\(lp): latents of shape \(z.shape); this \(ckpt.config.model.rawValue) generator needs [N, \(d)]")
             }
         } else {
-            guard count > 0 else { fail("--count must be at least 1") }
             z = GAN.latents(seed: seed, .fixedNoise, step: 1, indices: Array(0..<count), dim: d)
         }
-        guard nrow > 0 else { fail("--nrow must be at least 1") }
         let n = z.shape[0]
         var parts: [Tensor] = []
         for s in stride(from: 0, to: n, by: 256) { parts.append(models.sample(z.narrow(0, s, min(256, n - s)))) }

@@ -9,12 +9,21 @@ struct StyleMix: ParsableCommand {
         commandName: "style-mix",
         abstract: "Write StyleGAN's style-mixing grid: row sources give the coarse styles, column sources the fine ones.")
     @Option(help: "Checkpoint of a stylegan run (default: newest of the newest run under ./runs).") var checkpoint: String?
-    @Option(help: "Sources per side.") var count: Int = 6
-    @Option(help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
-    @Option(help: "Seed.") var seed: UInt64 = 3
+    @Option(parsing: .unconditional, help: "Sources per side (1...\(StyleMix.maxCount)).") var count: Int = 6
+    @Option(parsing: .unconditional, help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 3
     @Option(help: "Output PNG (default: <run>/style-mix.png).") var out: String?
-    @Option(help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
+    @Option(parsing: .unconditional, help: "StyleGAN: truncation psi (w = mean w + psi (w - mean w); 1 is none, 0.7 is typical).") var truncation: Float?
     @OptionGroup var logging: LogOptions
+
+    /// The most sources per side: the grid has (count + 1)^2 images.
+    static let maxCount = 32
+
+    func validate() throws {
+        try FlagCheck.range("--count", count, 1...StyleMix.maxCount, "the grid has (count + 1)^2 images")
+        try FlagCheck.atLeast("--crossover", crossover, 0)
+        try FlagCheck.nonNegative("--truncation", truncation, "1: none, 0.7 is typical")
+    }
 
     func run() throws {
         _ = logging.bootstrap("gan")
@@ -22,7 +31,7 @@ struct StyleMix: ParsableCommand {
         guard let g = models.samplingGenerator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2
-        guard k >= 0 && k <= g.numLayers else { fail("--crossover must be in 0...\(g.numLayers)") }
+        guard k >= 0 && k <= g.numLayers else { throw ValidationError("--crossover must be in 0...\(g.numLayers) for this generator (\(g.numLayers) layers), got \(k)") }
         let d = ckpt.config.latentDim
         let za = latents(seed: seed, .styleMix, step: 0, indices: Array(0..<count), dim: d)
         let zb = latents(seed: seed, .styleMix, step: 1, indices: Array(0..<count), dim: d)

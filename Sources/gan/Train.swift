@@ -18,7 +18,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    @Option(help: "Threads (cores) the engine uses (default: $RINGGAN_THREADS, else all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (cores) the engine uses (default: $RINGGAN_THREADS, else all cores).") var threads: Int?
     @Option(help: "Folder for the TensorBoard event file (default: the run folder; view with tensorboard --logdir runs).")
     var logdir: String?
     @Flag(help: "Print one JSON metrics line per step instead of the progress display.") var json = false
@@ -26,14 +26,18 @@ struct Train: ParsableCommand {
     var timeLimit: String?
     @OptionGroup var logging: LogOptions
 
+    func validate() throws {
+        try FlagCheck.range("--threads", threads, FlagCheck.threads)
+        _ = try training.deadline(timeLimit: timeLimit, from: Date())
+    }
+
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan.train")
-        let deadline: Date?
-        do { deadline = try training.deadline(timeLimit: timeLimit, from: started) } catch { fail("\(error)") }
+        let deadline = try training.deadline(timeLimit: timeLimit, from: started)
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         let start: RunStart
-        do { start = try RunStart(training: training, run: output) } catch { fail("\(error)") }
+        do { start = try RunStart(training: training, run: output) } catch let e as ValidationError { throw e } catch { fail("\(error)") }
         for w in start.warnings { log.warning("\(w)") }
         for note in start.notes { log.notice("\(note)") }
         try trainLoop(start, deadline: deadline, log: log)
@@ -43,8 +47,11 @@ struct Train: ParsableCommand {
         let config = start.config, runPath = start.path
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
+        // A batch or channel count the data cannot give is the flags' fault: said before the
+        // models are built or the run folder is made.
+        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
         let models = GANModels(config: config)
-        let trainer = GANTrainer(models: models, dataset: dataset)
+        let trainer = try GANTrainer(models: models, dataset: dataset)
         if let (ckpt, path) = start.resume {
             do { try TrainingSession.resume(trainer, from: ckpt, path: path) } catch { fail("\(error)") }
         }
@@ -54,7 +61,6 @@ struct Train: ParsableCommand {
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
         session.deadline = deadline
-        guard output.logEvery >= 1 else { fail("--log-every must be at least 1, got \(output.logEvery)") }
         session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "

@@ -13,16 +13,22 @@ struct TrainClassifier: ParsableCommand {
         abstract: "Train the digit classifier whose features FID uses, and report its held-out accuracy.")
     @Option(help: "Dataset (its train split trains, its test split measures).") var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder instead of the dataset's default.") var data: String?
-    @Option(help: "Epochs.") var epochs: Int = 4
-    @Option(help: "Use only the first N training images (quick checks).") var maxTrain: Int?
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int = 4
+    @Option(parsing: .unconditional, help: "Use only the first N training images (quick checks).") var maxTrain: Int?
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output (default: data/classifier-<dataset>.safetensors).") var out: String?
     @Flag(help: "Print one JSON line per step and a JSON result line instead of the progress display.") var json = false
     @OptionGroup var logging: LogOptions
 
+    func validate() throws {
+        try FlagCheck.oneOf("--dataset", dataset, DatasetName.allCases.map { $0.rawValue })
+        try FlagCheck.range("--epochs", epochs, 1...1000)
+        try FlagCheck.atLeast("--max-train", maxTrain, 64, "the classifier trains on batches of 64")
+    }
+
     func run() throws {
         let log = logging.bootstrap("gan.classifier")
-        guard let name = DatasetName(rawValue: dataset) else { fail("unknown --dataset '\(dataset)'") }
+        guard let name = DatasetName(rawValue: dataset) else { throw ValidationError("unknown --dataset '\(dataset)'") }
         let train: ImageDataset, test: ImageDataset
         do {
             let full = try name.load(split: .train, folder: data)
@@ -36,7 +42,7 @@ struct TrainClassifier: ParsableCommand {
         guard train.count >= 64 else { fail("the classifier trains on batches of 64; \(train.count) training images are too few") }
         log.info("training the classifier on \(train.count) \(dataset) images for \(epochs) epochs")
         let progress = Progress(total: epochs * (train.count / 64), label: "classifier")
-        let acc = clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
+        let acc = try clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
             if json {
                 print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
             } else {

@@ -5,6 +5,11 @@ struct Gan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gan",
         abstract: "RingGAN: GAN training in Swift, from the tensor up.",
+        discussion: """
+        Exit status: 0 done; 1 the command failed (a file it could not read or write, a checkpoint \
+        that does not fit the command, training data it could not load); 64 a flag is malformed, \
+        out of its range, or does not fit the others or the data (named with the accepted values).
+        """,
         subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self,
                       Export.self, Import.self, Info.self])
 }

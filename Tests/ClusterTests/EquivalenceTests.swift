@@ -53,7 +53,7 @@ final class EquivalenceTests: XCTestCase {
                overlapped: Int? = nil) throws -> [(String, [Float])] {
         BLASRuntime.setThreads(1)
         if n == 1 {
-            let t = GANTrainer(models: GANModels(config: c), dataset: Self.data)
+            let t = try GANTrainer(models: GANModels(config: c), dataset: Self.data)
             try t.trainStep()
             let first = Self.gradients(t.models)
             for _ in 1..<c.steps { try t.trainStep() }
@@ -66,7 +66,7 @@ final class EquivalenceTests: XCTestCase {
             for m in models.generator.modules() + models.discriminator.modules() {
                 (m as? BatchNorm)?.synchronizer = ring
             }
-            let t = GANTrainer(models: models, dataset: Self.data, rank: ring.rank, worldSize: n)
+            let t = try GANTrainer(models: models, dataset: Self.data, rank: ring.rank, worldSize: n)
             t.reducer = ring
             if let bucketFloats { t.bucketFloats = bucketFloats }
             if overlap { t.overlapsNextRealPass = { $0 < c.steps } }

@@ -116,3 +116,29 @@ extension ClusterTests {
         XCTAssertEqual(errno, ESRCH)
     }
 }
+
+extension ClusterTests {
+    /// A spawned worker that dies by a signal it was not sent by the coordinator (here SIGKILL,
+    /// as the kernel's OOM killer sends; a trapped Swift runtime error ends in SIGILL or SIGTRAP)
+    /// leaves the coordinator's output naming it, the signal and what its log says, not only
+    /// "lost rank 1" (issue 26: the cause was only in the workers' logs).
+    func testASpawnedWorkersCrashReachesTheCoordinatorsOutput() throws {
+        let p = port()
+        let coord = try launch("gan-coordinator", ["--workers", "2", "--port", "\(p)", "--spawn"] + trainArgs(steps: 5000, name: "crash"),
+                               log: "coord.log")
+        // Training has begun (the first steps are reported).
+        let until = Date().addingTimeInterval(60)
+        while !text("coord.log").contains("started 2 worker(s)") && Date() < until { usleep(100_000) }
+        usleep(1_000_000)
+        let log0 = text("coord.log")
+        guard let r = log0.range(of: #"spawned rank 1 \(pid (\d+)\)"#, options: .regularExpression) else {
+            return XCTFail("no spawned rank 1 in the log: \(log0)")
+        }
+        let pid = pid_t(log0[r].split(separator: " ").last!.dropLast())!
+        kill(pid, SIGKILL)
+        XCTAssertEqual(wait(coord, within: 60), 1, text("coord.log"))
+        let out = text("coord.log")
+        XCTAssertTrue(out.contains("spawned rank 1 (pid \(pid)) crashed (signal \(SIGKILL)"), out)
+        XCTAssertTrue(out.contains("runs/crash/logs/rank-1.log says:"), out)
+    }
+}

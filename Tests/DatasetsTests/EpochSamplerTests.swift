@@ -4,8 +4,8 @@ import Tensors
 import XCTest
 
 final class EpochSamplerTests: XCTestCase {
-    func testEpochsArePermutationsWithDropLast() {
-        var s = EpochSampler(count: 10, batchSize: 3, seed: 42)
+    func testEpochsArePermutationsWithDropLast() throws {
+        var s = try EpochSampler(count: 10, batchSize: 3, seed: 42)
         XCTAssertEqual(s.batchesPerEpoch, 3)
         for epoch in 0..<4 {
             var seen: [Int] = []
@@ -24,8 +24,8 @@ final class EpochSamplerTests: XCTestCase {
         XCTAssertEqual(s.position, 3)
     }
 
-    func testEpochUsesTheSeededPermutation() {
-        var s = EpochSampler(count: 8, batchSize: 4, seed: 7)
+    func testEpochUsesTheSeededPermutation() throws {
+        var s = try EpochSampler(count: 8, batchSize: 4, seed: 7)
         for e in 0..<3 {
             var rng = RandomGenerator(seed: 7, stream: UInt64(e))
             let p = rng.permutation(8)
@@ -33,10 +33,10 @@ final class EpochSamplerTests: XCTestCase {
         }
     }
 
-    func testDeterministicPerSeed() {
-        var a = EpochSampler(count: 100, batchSize: 16, seed: 1)
-        var b = EpochSampler(count: 100, batchSize: 16, seed: 1)
-        var c = EpochSampler(count: 100, batchSize: 16, seed: 2)
+    func testDeterministicPerSeed() throws {
+        var a = try EpochSampler(count: 100, batchSize: 16, seed: 1)
+        var b = try EpochSampler(count: 100, batchSize: 16, seed: 1)
+        var c = try EpochSampler(count: 100, batchSize: 16, seed: 2)
         let aa = (0..<20).map { _ in a.next() }
         XCTAssertEqual(aa, (0..<20).map { _ in b.next() })
         XCTAssertNotEqual(aa, (0..<20).map { _ in c.next() })
@@ -45,7 +45,7 @@ final class EpochSamplerTests: XCTestCase {
     }
 
     func testCodableRoundTripResumesIdentically() throws {
-        var s = EpochSampler(count: 50, batchSize: 8, seed: 99)
+        var s = try EpochSampler(count: 50, batchSize: 8, seed: 99)
         for _ in 0..<9 { _ = s.next() }          // into epoch 1
         let json = try JSONEncoder().encode(s)
         var r = try JSONDecoder().decode(EpochSampler.self, from: json)
@@ -54,7 +54,7 @@ final class EpochSamplerTests: XCTestCase {
         XCTAssertEqual(r.position, 24)
         for _ in 0..<30 { XCTAssertEqual(r.next(), s.next()) }
         // Also at an epoch boundary.
-        var t = EpochSampler(count: 50, batchSize: 8, seed: 99)
+        var t = try EpochSampler(count: 50, batchSize: 8, seed: 99)
         for _ in 0..<6 { _ = t.next() }
         var u = try JSONDecoder().decode(EpochSampler.self, from: try JSONEncoder().encode(t))
         XCTAssertEqual(u.next(), t.next())
@@ -74,12 +74,12 @@ final class EpochSamplerTests: XCTestCase {
         var rng = RandomGenerator(seed: 99, stream: 1)
         XCTAssertEqual(s.next(), Array(rng.permutation(50)[16..<24]))
         // Equality is the state's, whether or not a permutation was made yet.
-        var a = EpochSampler(count: 50, batchSize: 8, seed: 99), b = a
+        var a = try EpochSampler(count: 50, batchSize: 8, seed: 99), b = a
         _ = a.next()
         XCTAssertNotEqual(a, b)
         _ = b.next()
         XCTAssertEqual(a, b)
-        XCTAssertEqual(EpochSampler(count: 50, batchSize: 8, seed: 99, epoch: 1, position: 24), s)
+        XCTAssertEqual(try EpochSampler(count: 50, batchSize: 8, seed: 99, epoch: 1, position: 24), s)
     }
 
     func testDecodingRejectsInconsistentState() {
@@ -97,5 +97,18 @@ final class EpochSamplerTests: XCTestCase {
                 XCTAssertLessThanOrEqual(shards.map { $0.count }.max()! - shards.map { $0.count }.min()!, 1)
             }
         }
+    }
+
+    /// A batch the data set cannot give is an error that names the sizes, not a trap: a user
+    /// reaches it with `--batch` (issue 26: `gan train --batch 4501` died of SIGILL here).
+    func testABatchLargerThanTheDataSetThrows() {
+        XCTAssertThrowsError(try EpochSampler(count: 4500, batchSize: 4501, seed: 0)) { e in
+            XCTAssertTrue("\(e)".contains("1...4500") && "\(e)".contains("4501"), "\(e)")
+        }
+        XCTAssertThrowsError(try EpochSampler(count: 10, batchSize: 0, seed: 0))
+        XCTAssertThrowsError(try EpochSampler(count: 0, batchSize: 1, seed: 0))
+        XCTAssertThrowsError(try EpochSampler(count: 10, batchSize: 2, seed: 0, epoch: -1, position: 0))
+        XCTAssertThrowsError(try EpochSampler(count: 10, batchSize: 2, seed: 0, epoch: 0, position: 11))
+        XCTAssertNoThrow(try EpochSampler(count: 10, batchSize: 10, seed: 0))
     }
 }

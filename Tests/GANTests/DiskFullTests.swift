@@ -15,7 +15,7 @@ final class DiskFullTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: dir + "/run/metrics.jsonl", withDestinationPath: "/dev/full")
         var c = smallConfig(.mlp, .bce)
         c.steps = 6
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let s = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/run"), sampleEvery: 0, checkpointEvery: 3)
         try s.run { _ in }
         XCTAssertEqual(trainer.step, 6)
@@ -49,7 +49,7 @@ final class DiskFullTests: XCTestCase {
         // A run whose next checkpoint does not fit.
         var c = smallConfig(.dcgan, .bce)
         c.steps = 4
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let s = try TrainingSession(trainer: trainer, folder: RunFolder(path: mnt + "/run"), sampleEvery: 0, checkpointEvery: 2)
         var filled = false
         XCTAssertThrowsError(try s.run { _ in

@@ -19,7 +19,7 @@ final class EMATests: XCTestCase {
         let ema = try XCTUnwrap(models.emaGenerator)
         XCTAssertEqual(values(ema), values(models.generator), "the average starts at G's weights")
         let g0 = params(models.generator)
-        let trainer = GANTrainer(models: models, dataset: blobs(48))
+        let trainer = try GANTrainer(models: models, dataset: blobs(48))
         try trainer.trainStep()
         let g1 = params(models.generator)
         for ((a, b), e) in zip(zip(g0, g1), params(ema)) {
@@ -51,15 +51,15 @@ final class EMATests: XCTestCase {
         var c = smallConfig(.dcgan, .bce)
         c.gEMA = 0.8
         let data = blobs(48)
-        let straight = GANTrainer(models: GANModels(config: c), dataset: data)
+        let straight = try GANTrainer(models: GANModels(config: c), dataset: data)
         for _ in 0..<6 { try straight.trainStep() }
-        let first = GANTrainer(models: GANModels(config: c), dataset: data)
+        let first = try GANTrainer(models: GANModels(config: c), dataset: data)
         for _ in 0..<3 { try first.trainStep() }
         let saved = Checkpoint(trainer: first)
         XCTAssertTrue(saved.tensors.contains { $0.name.hasPrefix("G_ema.") })
         let path = try CheckpointStore(directory: dir).save(saved)
         let ckpt = try Checkpoint.read(path: path)
-        let resumed = GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
+        let resumed = try GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
         try TrainingSession.resume(resumed, from: ckpt, path: path)
         XCTAssertEqual(values(resumed.models.emaGenerator!), values(first.models.emaGenerator!))
         for _ in 0..<3 { try resumed.trainStep() }

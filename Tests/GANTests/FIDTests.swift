@@ -81,7 +81,7 @@ final class FIDTests: XCTestCase {
                                labels: pick.map { train.labels[$0] }, source: "subset")
         var rng = RandomGenerator(seed: 5, stream: 0xC1)
         let clf = DigitClassifier(rng: &rng)
-        _ = clf.fit(train: sub, test: sub, epochs: 2, seed: 5)
+        _ = try! clf.fit(train: sub, test: sub, epochs: 2, seed: 5)
         return clf
     }
 

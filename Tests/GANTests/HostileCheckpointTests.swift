@@ -24,7 +24,7 @@ final class HostileCheckpointTests: XCTestCase {
 
     /// A small valid checkpoint: the test config, one tensor `x` of `floats` values.
     func plainCheckpoint(floats: Int = 16) -> Checkpoint {
-        Checkpoint(config: smallConfig(.dcgan, .bce), step: 3, sampler: EpochSampler(count: 48, batchSize: 8, seed: 1),
+        Checkpoint(config: smallConfig(.dcgan, .bce), step: 3, sampler: try! EpochSampler(count: 48, batchSize: 8, seed: 1),
                    tensors: [("x", Tensor(shape: [floats], values: (0..<floats).map(Float.init)))])
     }
 
@@ -94,7 +94,7 @@ final class HostileCheckpointTests: XCTestCase {
     /// A NaN (or infinite, negative, fractional) optimizer step used to trap in `Int(_:)`.
     func testNaNOptimizerStep() throws {
         let c = smallConfig(.dcgan, .bce)
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let dir = try makeTempDir(self)
         for bad: Float in [.nan, .infinity, -1, 1e30, 2.5] {
             let ck = Checkpoint(trainer: trainer)

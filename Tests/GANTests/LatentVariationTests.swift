@@ -21,7 +21,7 @@ final class LatentVariationTests: XCTestCase {
 
     func trained(_ c: GANConfig, steps: Int) throws -> GANModels {
         let models = GANModels(config: c)
-        let trainer = GANTrainer(models: models, dataset: blobs(64))
+        let trainer = try GANTrainer(models: models, dataset: blobs(64))
         for _ in 0..<steps { try trainer.trainStep() }
         return models
     }

@@ -58,7 +58,7 @@ final class NewLossTests: XCTestCase {
         let dir = try makeTempDir(self)
         let models = GANModels(config: c)
         XCTAssertTrue(models.optD is Adam && models.optG is Adam)
-        let trainer = GANTrainer(models: models, dataset: blobs(48))
+        let trainer = try GANTrainer(models: models, dataset: blobs(48))
         let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/run"), sampleEvery: 0, checkpointEvery: 0)
         LSGAN.calls.reset()
         var seen: [StepMetrics] = []
@@ -95,7 +95,7 @@ final class NewLossTests: XCTestCase {
         XCTAssertTrue(configJSON.contains("\"loss\" : \"lsgan-test\""), configJSON)
         let ckpt = try Checkpoint.read(path: ckptPath)
         XCTAssertEqual(ckpt.config.loss, LSGAN.kind)
-        let resumed = GANTrainer(models: GANModels(config: ckpt.config), dataset: blobs(48))
+        let resumed = try GANTrainer(models: GANModels(config: ckpt.config), dataset: blobs(48))
         try TrainingSession.resume(resumed, from: ckpt, path: ckptPath)
         XCTAssertEqual(resumed.models.dParams.valueTensor.toArray(), models.dParams.valueTensor.toArray())
     }

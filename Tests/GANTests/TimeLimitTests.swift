@@ -21,7 +21,7 @@ final class TimeLimitTests: XCTestCase {
     func session(_ dir: String, steps: Int, deadline: Date?) throws -> (TrainingSession, GANTrainer) {
         var c = smallConfig(.dcgan, .bce)
         c.steps = steps
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let s = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir), sampleEvery: 0, checkpointEvery: 0)
         s.deadline = deadline
         return (s, trainer)

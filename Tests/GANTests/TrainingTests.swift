@@ -39,7 +39,7 @@ final class TrainingTests: XCTestCase {
             let name = "\(c.model.rawValue)\(c.progressive ? "+progressive" : "")/\(c.loss.rawValue)"
             XCTAssertNil(c.validate(), name)
             let models = GANModels(config: c)
-            let trainer = GANTrainer(models: models, dataset: data)
+            let trainer = try GANTrainer(models: models, dataset: data)
             let g0 = models.gParams.valueTensor.copy(), d0 = models.dParams.valueTensor.copy()
             var ms: [StepMetrics] = []
             for _ in 0..<c.steps { ms.append(try trainer.trainStep()) }
@@ -64,9 +64,27 @@ final class TrainingTests: XCTestCase {
     func testProgressiveRunReachesFullResolution() throws {
         var c = smallConfig(.dcgan, .bce, progressive: true)
         c.steps = 10   // 5 phases of 2 steps at 16x16 (levels 0...2)
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         let res = try (0..<c.steps).map { _ in try trainer.trainStep() }.map { $0.resolution }
         XCTAssertEqual(res, [4, 4, 8, 8, 8, 8, 16, 16, 16, 16])
+    }
+
+    /// A config the data cannot feed is a `TrainingDataError` naming the flag and what fits,
+    /// before a step runs: a batch larger than the data set, images with other channels (issue
+    /// 26: both died of a trapped precondition, in the sampler and in conv2d).
+    func testAConfigTheDataCannotFeedThrows() throws {
+        var c = smallConfig(.dcgan, .bce)
+        c.batchSize = 49
+        XCTAssertThrowsError(try GANTrainer(models: GANModels(config: c), dataset: blobs(48))) { e in
+            XCTAssertEqual((e as? TrainingDataError).map { "\($0)".contains("--batch 49") && "\($0)".contains("1...48") }, true, "\(e)")
+        }
+        c.batchSize = 8
+        c.nc = 3
+        XCTAssertThrowsError(try GANTrainer(models: GANModels(config: c), dataset: blobs(48))) { e in
+            XCTAssertEqual((e as? TrainingDataError).map { "\($0)".contains("--nc 3") }, true, "\(e)")
+        }
+        c.nc = 1
+        XCTAssertNoThrow(try c.checkFits(blobs(48)))
     }
 
     func testStyleMixingCrossover() {
@@ -97,7 +115,7 @@ final class TrainingTests: XCTestCase {
         c.steps = 5
         var runs: [[StepMetrics]] = []
         for k in [1, 2] {
-            let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+            let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
             let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/k\(k)"), sampleEvery: 0, checkpointEvery: 0)
             session.logEvery = k
             var seen: [StepMetrics] = []
@@ -122,14 +140,14 @@ final class TrainingTests: XCTestCase {
         for c in [smallConfig(.dcgan, .bce), smallConfig(.sndcgan, .wganGP), smallConfig(.stylegan, .hinge),
                   smallConfig(.dcgan, .bce, progressive: true)] {
             let name = "\(c.model.rawValue)/\(c.loss.rawValue)"
-            let straight = GANTrainer(models: GANModels(config: c), dataset: data)
+            let straight = try GANTrainer(models: GANModels(config: c), dataset: data)
             let all = try (0..<6).map { _ in try straight.trainStep() }
-            let first = GANTrainer(models: GANModels(config: c), dataset: data)
+            let first = try GANTrainer(models: GANModels(config: c), dataset: data)
             for _ in 0..<3 { try first.trainStep() }
             let store = CheckpointStore(directory: dir + "/" + c.model.rawValue + c.loss.rawValue)
             let path = try store.save(Checkpoint(trainer: first))
             let ckpt = try Checkpoint.read(path: path)
-            let resumed = GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
+            let resumed = try GANTrainer(models: GANModels(config: ckpt.config), dataset: data)
             try TrainingSession.resume(resumed, from: ckpt, path: path)
             XCTAssertEqual(resumed.step, 3)
             let rest = try (0..<3).map { _ in try resumed.trainStep() }
@@ -149,7 +167,7 @@ final class TrainingTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = smallConfig(.dcgan, .bce)
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(48))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         try trainer.trainStep()
         let good = dir + "/good.rgan"
         try Checkpoint(trainer: trainer).write(to: good)

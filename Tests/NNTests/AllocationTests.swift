@@ -51,7 +51,7 @@ final class AllocationTests: XCTestCase {
     func testTrainingStepsReuseLargeBlocks() throws {
         var c = GANConfig()
         c.model = .dcgan; c.imageSize = 16; c.ngf = 16; c.ndf = 16; c.latentDim = 16; c.batchSize = 32; c.steps = 10
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(96))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(96))
         for _ in 0..<3 { try trainer.trainStep() }   // warm-up fills the block cache
         ringgan_large_allocs_reset(size_t(BlockCache.minBytes))
         for _ in 0..<5 { try trainer.trainStep() }
@@ -65,7 +65,7 @@ final class AllocationTests: XCTestCase {
     func testReleasingTheCacheHandsItsBlocksBack() throws {
         var c = GANConfig()
         c.model = .dcgan; c.imageSize = 16; c.ngf = 16; c.ndf = 16; c.latentDim = 16; c.batchSize = 32; c.steps = 10
-        let trainer = GANTrainer(models: GANModels(config: c), dataset: blobs(96))
+        let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(96))
         for _ in 0..<3 { try trainer.trainStep() }
         let held = cachedTensorMemory
         XCTAssertGreaterThan(held, 0, "a DCGAN step leaves its blocks in the cache")

@@ -146,7 +146,7 @@ final class TensorBoardTests: XCTestCase {
         let dir = try makeTempDir(self)
         let data = blobs(32)
         for (name, config) in [("mlp-bce", tinyConfig(.mlp, .bce)), ("prog-gp", tinyConfig(.dcgan, .wganGP, progressive: true))] {
-            let trainer = GANTrainer(models: GANModels(config: config), dataset: data)
+            let trainer = try GANTrainer(models: GANModels(config: config), dataset: data)
             let session = try TrainingSession(trainer: trainer, folder: RunFolder(path: dir + "/" + name), sampleEvery: 2, checkpointEvery: 0)
             var seen: [StepMetrics] = []
             try session.run { seen.append($0) }

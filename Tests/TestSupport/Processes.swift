@@ -2,14 +2,22 @@ import Foundation
 import XCTest
 
 public struct ProcessResult {
+    /// The exit status, or the signal's number when `signalled`.
     public var status: Int32
     public var stdout: String
     public var stderr: String
     public var both: String { stdout + stderr }
+    /// The process ended by a signal (a crash, or the kill at `runProcess`'s time limit).
+    public var signalled = false
+    /// `runProcess` killed it at its time limit.
+    public var timedOut = false
 }
 
-/// Runs `executable args` in `cwd` with separate stdout and stderr (read concurrently).
-public func runProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:]) throws -> ProcessResult {
+/// Runs `executable args` in `cwd` with separate stdout and stderr (read concurrently). With a
+/// `timeout` (seconds), a process still running then is sent SIGTERM, then SIGKILL a second
+/// later, and the result says `timedOut`.
+public func runProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:],
+                       timeout: Double? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
@@ -22,6 +30,14 @@ public func runProcess(_ executable: String, _ args: [String], cwd: String, env 
     p.standardOutput = out
     p.standardError = err
     try p.run()
+    let killed = KillFlag()
+    if let t = timeout {
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + t) {
+            guard killed.kill(pid, SIGTERM) else { return }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { _ = killed.kill(pid, SIGKILL) }
+        }
+    }
     // Drain stderr on another thread so that neither pipe fills up and blocks the child.
     nonisolated(unsafe) var errData = Data()
     let group = DispatchGroup()
@@ -33,8 +49,26 @@ public func runProcess(_ executable: String, _ args: [String], cwd: String, env 
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
+    killed.exited()
     return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+                         stderr: String(decoding: errData, as: UTF8.self),
+                         signalled: p.terminationReason == .uncaughtSignal, timedOut: killed.isSet)
+}
+
+/// The time limit of `runProcess`: signals the child only while it has not been waited for
+/// (so never a reused pid), and remembers that it did.
+private final class KillFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false, done = false
+    func kill(_ pid: pid_t, _ sig: Int32) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !done else { return false }
+        value = true
+        Foundation.kill(pid, sig)
+        return true
+    }
+    func exited() { lock.lock(); done = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// An executable of this package (`gan`, `gan-coordinator`, `gan-worker`) built beside this

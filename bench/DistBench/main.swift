@@ -138,7 +138,7 @@ let cfg: GANConfig = {
 }()
 let data = try loadTrainingData(cfg)
 let models = GANModels(config: cfg)
-let trainer = GANTrainer(models: models, dataset: data)
+let trainer = try GANTrainer(models: models, dataset: data)
 for _ in 0..<3 { try trainer.trainStep() }
 let grads = models.gParams.gradTensor.toArray() + models.dParams.gradTensor.toArray()
 say("2. Codecs on real gradients (DCGAN 32x32 after 3 steps: G + D = \(grads.count) floats, \(grads.count * 4 / 1_000_000) MB)")
@@ -195,7 +195,7 @@ for (n, blas) in only.contains("throughput") ? [(1, 1), (1, 2), (2, 1), (4, 1)] 
     let ips: Double = try onRing(n, codec: .shuffleZstd) { ring in
         let m = GANModels(config: cfg)
         if n > 1 { for mm in m.generator.modules() + m.discriminator.modules() { (mm as? BatchNorm)?.synchronizer = ring } }
-        let t = GANTrainer(models: m, dataset: data, rank: ring.rank, worldSize: n)
+        let t = try GANTrainer(models: m, dataset: data, rank: ring.rank, worldSize: n)
         if n > 1 { t.reducer = ring }
         for _ in 0..<2 { try t.trainStep() }
         let t0 = monotonic()
