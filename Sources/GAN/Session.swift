@@ -157,7 +157,8 @@ public final class TrainingSession {
         events?.scalar("samples/latent_spread", spread, step: trainer.step)
         if let warning = collapseWatch.observe(spread: spread, step: trainer.step) { logger.warning("\(warning)") }
         events?.flush()
-        logger.debug("sample grid written", metadata: ["path": .string(p), "step": .stringConvertible(trainer.step)])
+        logger.debug("sample grid written", metadata: ["path": .string(p), "step": .stringConvertible(trainer.step),
+                                                       "latent_spread": .string(String(format: "%.4f", spread))])
         return p
     }
 
