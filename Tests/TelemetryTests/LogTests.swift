@@ -53,7 +53,8 @@ final class LogTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("unknown --log-level 'loud'"), bad.stderr)
         let common = ["train", "--model", "mlp", "--steps", "2", "--batch", "8", "--data", mnistFolder, "--sample-every", "1"]
         let debug = try gan(common + ["--name", "d", "--log-level", "debug"], cwd: work)
-        XCTAssertTrue(debug.stderr.contains(" debug gan.train sample grid written path=runs/d/samples/step_00000001.png step=1"), debug.stderr)
+        XCTAssertTrue(debug.stderr.contains(" debug gan.train sample grid written latent_spread="), debug.stderr)
+        XCTAssertTrue(debug.stderr.contains(" path=runs/d/samples/step_00000001.png step=1"), debug.stderr)
         let quiet = try gan(common + ["--name", "q", "--log-level", "warning"], cwd: work)
         XCTAssertEqual(quiet.stderr, "", "nothing at warning level or above")
         XCTAssertTrue(quiet.stdout.contains("train 2/2"), quiet.stdout)

@@ -153,7 +153,7 @@ final class TensorBoardTests: XCTestCase {
             session.logScalars([("dist/bytes_on_wire", 123_456), ("dist/compression_ratio", 2.5)], step: 3)
             let r = try InteropSupport.readEvents(dir + "/" + name)
             var want: Set<String> = ["loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "speed/images_per_sec",
-                                     "dist/bytes_on_wire", "dist/compression_ratio"]
+                                     "dist/bytes_on_wire", "dist/compression_ratio", "samples/latent_spread"]
             if config.loss == .wganGP { want.insert("wgan_gp/penalty") }
             if config.progressive { want.formUnion(["progressive/resolution", "progressive/alpha"]) }
             XCTAssertEqual(Set(r.scalarTags), want, name)
