@@ -18,21 +18,7 @@ final class RingAlgorithmTests: XCTestCase {
     private func onMemoryRing(_ n: Int, codec: GradientCodec, segment: Int,
                               _ body: @escaping @Sendable (Int, MemoryLane) throws -> Void) {
         let lanes = MemoryLane.ring(size: n, codec: codec, segmentFloats: segment)
-        final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
-        let errors = Errors()
-        let group = DispatchGroup()
-        for r in 0..<n {
-            group.enter()
-            let lane = lanes[r]
-            Thread {
-                defer { group.leave() }
-                do { try body(r, lane) } catch {
-                    errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
-                }
-            }.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "memory ring of \(n) timed out")
-        XCTAssertEqual(errors.list, [], "memory ring errors")
+        onRankThreads(n, what: "memory ring") { r in try body(r, lanes[r]) }
         withExtendedLifetime(lanes) {}
     }
 

@@ -2,31 +2,37 @@ import Collectives
 import Foundation
 import XCTest
 
-/// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
-public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret-ring-token-for-tests",
-              far: Bool = false, _ body: @escaping @Sendable (Ring) throws -> Void) throws {
-    let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
-    let ports = listeners.map { $0.port }
+/// Runs `body(rank)` for ranks 0..<n, each on a thread of its own; fails the test on a timeout or
+/// on any rank's error (named by rank).
+public func onRankThreads(_ n: Int, what: String = "ring", timeout: Double = 60,
+                          _ body: @escaping @Sendable (Int) throws -> Void) {
     final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
     let errors = Errors()
     let group = DispatchGroup()
     for r in 0..<n {
         group.enter()
-        let l = listeners[r]
         Thread {
             defer { group.leave() }
-            do {
-                let farAddresses = far ? Ring.farDistances(n).map { ("127.0.0.1", ports[(r + $0) % n]) } : []
-                let ring = try Ring.form(rank: r, worldSize: n, listener: l, rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
-                                         farAddresses: farAddresses,
-                                         auth: try Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
-                try body(ring)
-                ring.close()
-            } catch {
+            do { try body(r) } catch {
                 errors.lock.lock(); errors.list.append("rank \(r): \(error)"); errors.lock.unlock()
             }
         }.start()
     }
-    XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ring of \(n) timed out")
-    XCTAssertEqual(errors.list, [], "ring errors")
+    XCTAssertEqual(group.wait(timeout: .now() + timeout), .success, "\(what) of \(n) timed out")
+    XCTAssertEqual(errors.list, [], "\(what) errors")
+}
+
+/// Forms a ring of `n` ranks on loopback (one thread per rank) and runs `body` on each.
+public func withRing(_ n: Int, codec: GradientCodec, segment: Int = 1 << 16, token: String = "secret-ring-token-for-tests",
+              far: Bool = false, _ body: @escaping @Sendable (Ring) throws -> Void) throws {
+    let listeners = try (0..<n).map { _ in try Listener(host: "127.0.0.1", port: 0) }
+    let ports = listeners.map { $0.port }
+    onRankThreads(n) { r in
+        let farAddresses = far ? Ring.farDistances(n).map { ("127.0.0.1", ports[(r + $0) % n]) } : []
+        let ring = try Ring.form(rank: r, worldSize: n, listener: listeners[r], rightAddress: ("127.0.0.1", ports[(r + 1) % n]),
+                                 farAddresses: farAddresses,
+                                 auth: try Authenticator(token: token), codec: codec, segmentFloats: segment, timeout: 20)
+        try body(ring)
+        ring.close()
+    }
 }
