@@ -61,4 +61,13 @@ void rg_im2col(const float *x, const rg_conv_geometry *g, long n0, long nc, floa
 /// output rows); `scratch` as for rg_im2col.
 void rg_col2im(const float *cols, const rg_conv_geometry *g, long n0, long nc, float *dx, float *scratch);
 
+// Exact mode's fixed-point sums (fixedpoint.c).
+/// acc[i] += round(x[i] * scale) (ties to even); exact while |x[i] * scale| < 2^51 and scale is
+/// a power of two.
+void rg_fixed_accumulate(const float *x, int64_t *acc, size_t n, double scale);
+/// out[i] = (float)((double)acc[i] * inverseScale).
+void rg_fixed_to_float(const int64_t *acc, float *out, size_t n, double inverseScale);
+/// The largest |x[i]| (0 for n = 0), NaN if any x[i] is NaN.
+float rg_max_abs(const float *x, size_t n);
+
 #endif

@@ -1,0 +1,36 @@
+// Fixed-point accumulation for exact, order-independent sums (RingGAN's exact mode).
+//
+// A float x times a power of two 2^s is exact in double; adding 2^52 + 2^51 then rounds it to
+// the nearest integer (ties to even) as long as |x 2^s| < 2^51, and leaves that integer in the
+// low bits of the double's pattern. The caller picks s from the largest |x| so that the bound
+// holds (`ExactSum` in NN). Integer addition is associative, so the sums do not depend on the
+// order in which contributions arrive.
+#include "kernels.h"
+#include <string.h>
+
+void rg_fixed_accumulate(const float *x, int64_t *acc, size_t n, double scale) {
+    const double magic = 6755399441055744.0;   // 2^52 + 2^51
+    const int64_t magicBits = 0x4338000000000000LL;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)x[i] * scale + magic;
+        int64_t b;
+        memcpy(&b, &v, sizeof b);
+        acc[i] += b - magicBits;
+    }
+}
+
+void rg_fixed_to_float(const int64_t *acc, float *out, size_t n, double inverseScale) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)acc[i] * inverseScale);
+}
+
+float rg_max_abs(const float *x, size_t n) {
+    // NaN propagates: a NaN anywhere gives NaN (the caller reports non-finite gradients).
+    float m = 0;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a != a) nan = 1;
+        m = a > m ? a : m;
+    }
+    return nan ? __builtin_nanf("") : m;
+}
