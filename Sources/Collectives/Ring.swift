@@ -256,31 +256,57 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// bits everywhere): N - 1 hops where the reduce-scatter and all-gather take 2 (N - 1), each
     /// a wait in the queue of a link busy with gradients, for a few kilobytes more on the wire.
     public func allReduceSum(_ values: [Float]) -> [Float] {
-        var v = values
         guard worldSize > 1, failure == nil, let lane = statisticsLane else { return values }
-        statisticsOps &+= 1
-        let op = statisticsOps
+        let m = values.count
         do {
+            if m <= segmentFloats {
+                let all = try gather(values)
+                // Summed in rank order: the same bits on every rank.
+                var sum = Array(all[0..<m])
+                for r in 1..<worldSize {
+                    let at = r * m
+                    for i in 0..<m { sum[i] += all[at + i] }
+                }
+                return sum
+            }
+            statisticsOps &+= 1
+            let op = statisticsOps
+            var v = values
             try blocked {
-                if v.count <= segmentFloats && !bruckLanes.isEmpty {
-                    v = try bruckSum(values, op: op)
-                } else if v.count <= segmentFloats {
-                    v = try gatherSum(values, op: op, on: lane)
-                } else {
-                    try v.withUnsafeMutableBufferPointer {
-                        try reduce(on: lane, op: op, $0, range: nil, average: false, statistics: true)
-                    }
+                try v.withUnsafeMutableBufferPointer {
+                    try reduce(on: lane, op: op, $0, range: nil, average: false, statistics: true)
                 }
             }
+            return v
         } catch {
             // Recorded (`fail`) and surfaced by checkFailure() after the step.
             return values
         }
-        return v
     }
 
-    /// Every rank's `mine` gathered along the statistics lane and summed in rank order.
-    private func gatherSum(_ mine: [Float], op: UInt64, on lane: SocketLane) throws -> [Float] {
+    /// Every rank's `mine` in rank order: in log2 rounds over the far links where the ring has
+    /// them, else passed round the statistics lane; vectors longer than a segment go in pieces of
+    /// a segment each.
+    private func gather(_ mine: [Float]) throws -> [Float] {
+        let N = worldSize, m = mine.count
+        guard N > 1, let lane = statisticsLane else { return mine }
+        if let f = failure { throw f }
+        guard m > segmentFloats else {
+            statisticsOps &+= 1
+            let op = statisticsOps
+            return try blocked { bruckLanes.isEmpty ? try ringGather(mine, op: op, on: lane) : try bruckGather(mine, op: op) }
+        }
+        var all = [Float](repeating: 0, count: N * m)
+        for lo in stride(from: 0, to: m, by: segmentFloats) {
+            let hi = min(m, lo + segmentFloats)
+            let part = try gather(Array(mine[lo..<hi]))
+            for r in 0..<N { for i in lo..<hi { all[r * m + i] = part[r * (hi - lo) + i - lo] } }
+        }
+        return all
+    }
+
+    /// Every rank's `mine` passed round the statistics lane, in rank order.
+    private func ringGather(_ mine: [Float], op: UInt64, on lane: SocketLane) throws -> [Float] {
         let N = worldSize, m = mine.count
         // Freed only after `run` has drained the lane's sender, also on failure.
         let all = UnsafeMutableBufferPointer<Float>.allocate(capacity: N * m)
@@ -292,17 +318,14 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             try RingAlgorithms.allGather(all.baseAddress!, m, op: op, over: lane)
         }
         // Position along the statistics lane q holds rank N - 1 - q's vector.
-        var sum = Array(all[((N - 1) * m)..<(N * m)])
-        for r in 1..<N {
-            let at = (N - 1 - r) * m
-            for i in 0..<m { sum[i] += all[at + i] }
-        }
-        return sum
+        var out = [Float](repeating: 0, count: N * m)
+        for r in 0..<N { for i in 0..<m { out[r * m + i] = all[(N - 1 - r) * m + i] } }
+        return out
     }
 
-    /// Every rank's `mine` gathered in log2 rounds over the far links and summed in rank order:
-    /// the bits of `gatherSum`, in ceil(log2 N) hops instead of N - 1.
-    private func bruckSum(_ mine: [Float], op: UInt64) throws -> [Float] {
+    /// Every rank's `mine` gathered in log2 rounds over the far links, in rank order: the vectors
+    /// of `ringGather`, in ceil(log2 N) hops instead of N - 1.
+    private func bruckGather(_ mine: [Float], op: UInt64) throws -> [Float] {
         let N = worldSize, m = mine.count
         // Freed only after `run` has drained the lanes' sender, also on failure.
         let held = UnsafeMutableBufferPointer<Float>.allocate(capacity: N * m)
@@ -313,13 +336,38 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             try RingAlgorithms.bruckAllGather(held.baseAddress!, m, op: op, over: bruckLanes)
         }
         // Held index i is rank (rank + i) mod N's vector.
-        func at(_ r: Int) -> Int { ((r - rank + N) % N) * m }
-        var sum = Array(held[at(0)..<(at(0) + m)])
-        for r in 1..<N {
-            let o = at(r)
-            for i in 0..<m { sum[i] += held[o + i] }
+        var out = [Float](repeating: 0, count: N * m)
+        for r in 0..<N {
+            let at = ((r - rank + N) % N) * m
+            for i in 0..<m { out[r * m + i] = held[at + i] }
         }
-        return sum
+        return out
+    }
+
+    /// Exact mode's gather (maxima of the gradients, per-micro-batch statistics and metrics).
+    public func allGather(_ mine: [Float]) throws -> [Float] {
+        let all = try gather(mine)
+        try checkFailure()
+        return all
+    }
+
+    /// Exact mode's gradients: the integers summed on the collective thread after every range
+    /// started before, over the gradient lane when its codec is lossless (the integers' bits
+    /// must arrive as sent), else uncompressed.
+    public func allReduceExact(_ buffer: UnsafeMutableBufferPointer<Int64>) throws {
+        guard worldSize > 1, let p = buffer.baseAddress, !buffer.isEmpty else { return }
+        let job = collectives.enqueue { [self] in
+            gradientOps &+= 1
+            guard let lane = codec.isLossy ? exactLane : gradientLane else { return 0 }
+            let plan = RingAlgorithms.integerPlan(count: buffer.count, over: lane)
+            let op = gradientOps
+            try run(on: [lane], statistics: false) {
+                try RingAlgorithms.allReduceIntegers(p, plan, op: op, over: lane)
+            }
+            return 0
+        }
+        blocked { collectives.wait(for: job) }
+        try checkFailure()
     }
 
     /// Whether statistics travel by the log2-round all-gather (the ring formed with far links).

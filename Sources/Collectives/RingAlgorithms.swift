@@ -46,43 +46,86 @@ public struct ChunkPlan: Sendable {
 public enum RingAlgorithms {
     /// Sums `plan.range` of the buffer at `p` over the lane's ranks in place, every rank ending
     /// with identical values; `average` scales each final value by 1/size before it is sent on.
-    ///
-    /// A reduce-scatter then an all-gather (gloo's `allreduce_ring`): in size - 1 steps every
-    /// rank passes a chunk on and adds the one it receives, leaving each rank owning one fully
-    /// summed chunk; size - 1 more steps pass the summed chunks round. Each rank sends
-    /// 2 (size - 1) / size of the buffer: the bandwidth-optimal amount. Pipelined by segment: the
-    /// chunk a rank receives at one step is the one it sends at the next, so each received
-    /// segment is posted as soon as it is added (or, at the last reduce-scatter step, as soon as
-    /// it is final) while later segments are still arriving.
+    /// A reduce-scatter then an all-gather (`reduceScatterGather`).
     public static func allReduce(_ p: UnsafeMutablePointer<Float>, _ plan: ChunkPlan, op: UInt64, average: Bool,
                                  over lane: RingLane) throws {
+        precondition(plan.ranks == lane.size && plan.segmentFloats == lane.segmentFloats, "allReduce: the plan is not the lane's")
+        let inv = 1 / Float(lane.size)
+        try reduceScatterGather(plan, op: op, over: lane,
+            post: { lo, m, t in lane.post(p + lo, m, tag: t) },
+            add: { lo, m, t in try lane.receive(m, tag: t, into: p + lo, add: true) },
+            store: { lo, m, t in try lane.receive(m, tag: t, into: p + lo, add: false) },
+            final: { lo, m in
+                // Scale and round as the lane will, before the chunk opens the all-gather.
+                if average { for i in lo..<(lo + m) { p[i] *= inv } }
+                lane.quantize(p + lo, m)
+            })
+    }
+
+    /// Sums `plan.range` of the 64-bit integers at `p` over the lane's ranks in place, in wrapping
+    /// two's-complement arithmetic: associative, so every rank ends with the same integers
+    /// whatever the order of the additions (exact mode's fixed-point gradients, `ExactSum`). The
+    /// same reduce-scatter and all-gather as `allReduce`; each integer travels as the two floats
+    /// of its bit pattern (the lane's codec must be lossless), so the plan counts integers with
+    /// half the lane's floats per segment (`integerPlan`). `scratch` holds one segment.
+    public static func allReduceIntegers(_ p: UnsafeMutablePointer<Int64>, _ plan: ChunkPlan, op: UInt64,
+                                         over lane: RingLane) throws {
+        precondition(plan.ranks == lane.size && plan.segmentFloats * 2 <= lane.segmentFloats && plan.segmentFloats >= 1,
+                     "allReduceIntegers: the plan is not the lane's (use integerPlan)")
+        let words = UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+        let scratch = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, plan.segmentFloats))
+        defer { scratch.deallocate() }
+        let scratchWords = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: Float.self)
+        try reduceScatterGather(plan, op: op, over: lane,
+            post: { lo, m, t in lane.post(words + 2 * lo, 2 * m, tag: t) },
+            add: { lo, m, t in
+                try lane.receive(2 * m, tag: t, into: scratchWords, add: false)
+                for i in 0..<m { p[lo + i] &+= scratch[i] }
+            },
+            store: { lo, m, t in try lane.receive(2 * m, tag: t, into: words + 2 * lo, add: false) },
+            final: { _, _ in })
+    }
+
+    /// The plan of `allReduceIntegers` for `count` integers (all of them) over `lane`.
+    public static func integerPlan(count: Int, over lane: RingLane) -> ChunkPlan {
+        ChunkPlan(n: count, range: 0..<count, ranks: lane.size, segmentFloats: lane.segmentFloats / 2)
+    }
+
+    /// The reduce-scatter and all-gather both all-reduces share (gloo's `allreduce_ring`), over
+    /// elements of any kind: `post` sends elements [lo, lo + m) with a tag, `add` receives m
+    /// elements and adds them in at lo, `store` receives them into lo, `final` prepares a fully
+    /// summed segment before it opens the all-gather.
+    ///
+    /// In size - 1 steps every rank passes a chunk on and adds the one it receives, leaving each
+    /// rank owning one fully summed chunk; size - 1 more steps pass the summed chunks round. Each
+    /// rank sends 2 (size - 1) / size of the buffer: the bandwidth-optimal amount. Pipelined by
+    /// segment: the chunk a rank receives at one step is the one it sends at the next, so each
+    /// received segment is posted as soon as it is added (or, at the last reduce-scatter step, as
+    /// soon as it is final) while later segments are still arriving.
+    private static func reduceScatterGather(_ plan: ChunkPlan, op: UInt64, over lane: RingLane,
+                                            post: (_ lo: Int, _ m: Int, SegmentTag) -> Void,
+                                            add: (_ lo: Int, _ m: Int, SegmentTag) throws -> Void,
+                                            store: (_ lo: Int, _ m: Int, SegmentTag) throws -> Void,
+                                            final: (_ lo: Int, _ m: Int) -> Void) throws {
         let N = lane.size, r = lane.position
-        precondition(plan.ranks == N && plan.segmentFloats == lane.segmentFloats, "allReduce: the plan is not the lane's")
         func tag(_ phase: UInt64, _ step: Int, _ k: Int) -> SegmentTag { SegmentTag(op: op, phase: phase, step: step, segment: k) }
-        func post(_ c: Int, _ k: Int, _ t: SegmentTag) {
+        func send(_ c: Int, _ k: Int, _ t: SegmentTag) {
             let (lo, m) = plan.segment(c, k)
-            lane.post(p + lo, m, tag: t)
+            post(lo, m, t)
         }
-        func receive(_ c: Int, _ k: Int, _ t: SegmentTag, add: Bool) throws {
-            let (lo, m) = plan.segment(c, k)
-            try lane.receive(m, tag: t, into: p + lo, add: add)
-        }
-        let inv = 1 / Float(N)
         // Reduce-scatter: step 0 sends chunk r as it is.
-        for k in 0..<plan.segments(r) { post(r, k, tag(0, 0, k)) }
+        for k in 0..<plan.segments(r) { send(r, k, tag(0, 0, k)) }
         for s in 0..<(N - 1) {
             let rc = (r - s - 1 + 2 * N) % N
             for k in 0..<plan.segments(rc) {
-                try receive(rc, k, tag(0, s, k), add: true)
+                let (lo, m) = plan.segment(rc, k)
+                try add(lo, m, tag(0, s, k))
                 if s < N - 2 {
-                    post(rc, k, tag(0, s + 1, k))
+                    send(rc, k, tag(0, s + 1, k))
                 } else {
-                    // Chunk r + 1 is now final here: scale and round it as the lane will, then
-                    // it opens the all-gather.
-                    let (lo, m) = plan.segment(rc, k)
-                    if average { for i in lo..<(lo + m) { p[i] *= inv } }
-                    lane.quantize(p + lo, m)
-                    post(rc, k, tag(1, 0, k))
+                    // Chunk r + 1 is now final here; it opens the all-gather.
+                    final(lo, m)
+                    send(rc, k, tag(1, 0, k))
                 }
             }
             try lane.checkSends()
@@ -91,8 +134,9 @@ public enum RingAlgorithms {
         for s in 0..<(N - 1) {
             let rc = (r - s + N) % N
             for k in 0..<plan.segments(rc) {
-                try receive(rc, k, tag(1, s, k), add: false)
-                if s < N - 2 { post(rc, k, tag(1, s + 1, k)) }
+                let (lo, m) = plan.segment(rc, k)
+                try store(lo, m, tag(1, s, k))
+                if s < N - 2 { send(rc, k, tag(1, s + 1, k)) }
             }
             try lane.checkSends()
         }

@@ -17,6 +17,17 @@ public protocol GradientReducer: AnyObject {
     /// Throws the first failure of a collective that could not throw where it ran (SyncBatchNorm
     /// statistics inside a forward pass).
     func checkFailure() throws
+
+    // Exact mode (`GANConfig.microBatches`): collectives whose results do not depend on the
+    // order in which the ranks' values meet.
+
+    /// Every rank's `mine` (the same length on every rank), concatenated in rank order, bit for
+    /// bit. Every rank calls it in the same order.
+    func allGather(_ mine: [Float]) throws -> [Float]
+    /// Sums `buffer` over the ranks in wrapping two's-complement arithmetic (associative, so
+    /// the sums are the same whatever the order of additions), after every gradient range
+    /// started before.
+    func allReduceExact(_ buffer: UnsafeMutableBufferPointer<Int64>) throws
 }
 
 /// Sums per-channel statistics over every rank of a data-parallel run (SyncBatchNorm).

@@ -151,4 +151,77 @@ final class RingAlgorithmTests: XCTestCase {
         XCTAssertEqual((t.wire >> 23) & 1, 1)
         XCTAssertEqual(t.wire >> 24, 0x1234)
     }
+
+    /// Exact mode's integers: every lossless codec, world sizes 1-5, lengths with empty chunks
+    /// and partial segments, values at the ends of Int64's range (the sums wrap, as two's
+    /// complement does): the in-memory ring and the TCP ring (`Ring.allReduceExact`, on the
+    /// collective thread) give every rank the wrapping sum, whatever order the ring adds in.
+    func testIntegerAllReduceIsTheWrappingSumOnEveryRank() throws {
+        for codec in GradientCodec.allCases where !codec.isLossy {
+            for n in 1...5 {
+                for length in [3, 700, 5003] {
+                    let ins: [[Int64]] = (0..<n).map { r in
+                        var g = RandomGenerator(seed: 7 + UInt64(r), stream: UInt64(length))
+                        return (0..<length).map { i in
+                            switch i % 4 {
+                            case 0: return .max - Int64(r)
+                            case 1: return Int64(g.int(below: 1 << 20)) - (1 << 19)
+                            case 2: return .min + Int64(r)
+                            default: return Int64(bitPattern: UInt64(g.int(below: 1 << 30)) << 33)
+                            }
+                        }
+                    }
+                    var expected = [Int64](repeating: 0, count: length)
+                    for v in ins { for i in 0..<length { expected[i] &+= v[i] } }
+                    final class IntResults: @unchecked Sendable {
+                        var byRank: [Int: [Int64]] = [:]
+                        let lock = NSLock()
+                        func put(_ r: Int, _ v: [Int64]) { lock.lock(); byRank[r] = v; lock.unlock() }
+                    }
+                    let memory = IntResults(), socket = IntResults()
+                    onMemoryRing(n, codec: codec, segment: 1024) { r, lane in
+                        var mine = ins[r]
+                        try mine.withUnsafeMutableBufferPointer {
+                            try RingAlgorithms.allReduceIntegers($0.baseAddress!, RingAlgorithms.integerPlan(count: length, over: lane),
+                                                                 op: 1, over: lane)
+                        }
+                        memory.put(r, mine)
+                    }
+                    if n > 1 {
+                        try withRing(n, codec: codec, segment: 1024) { ring in
+                            var mine = ins[ring.rank]
+                            try mine.withUnsafeMutableBufferPointer { try ring.allReduceExact($0) }
+                            socket.put(ring.rank, mine)
+                        }
+                    }
+                    for r in 0..<n {
+                        XCTAssertEqual(memory.byRank[r], expected, "memory ring, \(codec) n=\(n) length \(length) rank \(r)")
+                        if n > 1 { XCTAssertEqual(socket.byRank[r], expected, "TCP ring, \(codec) n=\(n) length \(length) rank \(r)") }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Ring.allGather`: every rank's vector in rank order, bit for bit (negative zero and a NaN
+    /// payload included), over the plain ring and the far links, for vectors shorter and longer
+    /// than a segment.
+    func testAllGatherReturnsEveryRanksBitsInRankOrder() throws {
+        for far in [false, true] {
+            for length in [5, 2500] {
+                let n = 5
+                let results = Results()
+                let vector: @Sendable (Int) -> [Float] = { r in
+                    (0..<length).map { i in i == 0 ? -0.0 : i == 1 ? Float(bitPattern: 0x7FC0_1234) : Float(r * 10_000 + i) }
+                }
+                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far) { ring in
+                    results.put(ring.rank, try ring.allGather(vector(ring.rank)))
+                }
+                let expected = (0..<n).flatMap(vector).map(\.bitPattern)
+                for r in 0..<n {
+                    XCTAssertEqual(results.byRank[r]?.map(\.bitPattern), expected, "far \(far) length \(length) rank \(r)")
+                }
+            }
+        }
+    }
 }
