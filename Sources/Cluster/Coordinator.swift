@@ -361,7 +361,7 @@ public final class Coordinator {
                     let global = source.nextGlobal()
                     let sampler = it == c.nCritic - 1 ? source.samplerState : nil
                     for m in members {
-                        let mine = EpochSampler.shard(global.count, rank: m.rank, worldSize: n)
+                        let mine = EpochSampler.shard(global.count, rank: m.rank, worldSize: n, microBatches: c.microBatches)
                         var px = [UInt8]()
                         px.reserveCapacity(mine.count * dataset.height * dataset.width)
                         let plane = dataset.height * dataset.width

@@ -281,7 +281,11 @@ public final class WorkerProcess {
             ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
         log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(statistics)")
         if start.worldSize > 1 {
-            for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
+            // Exact mode normalises each micro-batch by itself and merges the statistics at the step's
+            // end (`GANTrainer.trainStepExact`); otherwise BatchNorm is SyncBatchNorm over the ring.
+            if c.microBatches == nil {
+                for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
+            }
         }
         let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout)
         let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
@@ -402,7 +406,7 @@ public final class WorkerProcess {
             try session.run { m in
                 let s = m.step
                 let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps || s == queue?.lastStep) ? replicaChecksum(trainer.models) : nil
-                let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize).count,
+                let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize, microBatches: c.microBatches).count,
                                            metrics: m, checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes)
                 try? conn.send(.stepDone, json: done)
                 if start.rank == 0 && start.worldSize > 1 {

@@ -120,4 +120,13 @@ extension EpochSampler {
         let start = rank * base + min(rank, extra)
         return start..<(start + base + (rank < extra ? 1 : 0))
     }
+
+    /// Rank `rank`'s slice of a global batch of `b` samples cut into `microBatches` equal
+    /// micro-batches (exact mode; `b` a multiple of it): whole micro-batches, contiguous, the
+    /// counts per rank differing by at most one (`shard` of the micro-batches). nil: `shard`.
+    public static func shard(_ b: Int, rank: Int, worldSize n: Int, microBatches: Int?) -> Range<Int> {
+        guard let m = microBatches, m >= 1, b % m == 0 else { return shard(b, rank: rank, worldSize: n) }
+        let mine = shard(m, rank: rank, worldSize: n), size = b / m
+        return (mine.lowerBound * size)..<(mine.upperBound * size)
+    }
 }

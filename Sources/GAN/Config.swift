@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import NN
 
 public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case mlp, dcgan, sndcgan, stylegan
@@ -36,8 +37,22 @@ public struct GANConfig: Codable, Equatable, Sendable {
     public var noisyLabels = false
     /// Decay of the exponential moving average of G's weights used for sampling (nil: none).
     public var gEMA: Float? = nil
+    /// Exact mode: each global batch is cut into this many equal micro-batches, each one's
+    /// gradients computed alone and summed exactly (`ExactSum`), so that the weights depend on the
+    /// seed, the config and the global batch and not on the number of workers (nil: off). Any
+    /// number of workers up to it can train the run.
+    public var microBatches: Int? = nil
 
     public init() {}
+
+    /// Exact mode's default number of micro-batches (`--exact` without `--micro-batches`): 8,
+    /// or the largest divisor of the batch below it (a function of the config alone, never of
+    /// the number of workers).
+    public static func defaultMicroBatches(batch: Int) -> Int {
+        var a = max(batch, 1), b = 8
+        while b != 0 { (a, b) = (b, a % b) }
+        return a
+    }
 
     /// The largest batch `validate` accepts.
     public static let maxBatchSize = 1 << 16
@@ -76,6 +91,15 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if !(styleMixingProb <= 1) { return "--style-mixing-prob must be in 0...1 (a probability; got \(styleMixingProb))" }
         if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1] (got \(s))" }
         if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999; 0: none; got \(d))" }
+        if let m = microBatches {
+            guard (1...ExactSum.maxTerms).contains(m) else { return "--micro-batches must be in 1...\(ExactSum.maxTerms) (got \(m))" }
+            guard batchSize % m == 0 else {
+                return "--micro-batches \(m) must divide --batch \(batchSize) (exact mode cuts each batch into equal micro-batches)"
+            }
+            if model == .sndcgan {
+                return "--exact does not support sndcgan yet: its spectral norm moves once per forward, so a worker with more micro-batches would move it more often"
+            }
+        }
         if labelSmoothing != nil && noisyLabels {
             return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
         }

@@ -131,6 +131,8 @@ public final class LocalBatches: BatchSource {
     public private(set) var sampler: EpochSampler
     public let imageSize: Int
     public let rank: Int, worldSize: Int
+    /// Exact mode's micro-batches: shards are whole micro-batches.
+    public let microBatches: Int?
 
     /// Throws a `TrainingDataError` when `config` cannot train on `dataset` (`checkFits`).
     public init(dataset: ImageDataset, config: GANConfig, rank: Int = 0, worldSize: Int = 1) throws {
@@ -139,6 +141,7 @@ public final class LocalBatches: BatchSource {
         imageSize = config.imageSize
         self.rank = rank
         self.worldSize = worldSize
+        microBatches = config.microBatches
         sampler = try EpochSampler(count: dataset.count, batchSize: config.batchSize, seed: config.seed)
     }
 
@@ -147,7 +150,7 @@ public final class LocalBatches: BatchSource {
 
     public func nextShard() throws -> (images: Tensor, positions: [Int]) {
         let global = sampler.next()
-        let mine = EpochSampler.shard(global.count, rank: rank, worldSize: worldSize)
+        let mine = EpochSampler.shard(global.count, rank: rank, worldSize: worldSize, microBatches: microBatches)
         return (batch(dataset, indices: Array(global[mine]), size: imageSize), Array(mine))
     }
 
@@ -162,7 +165,7 @@ public final class GANTrainer {
     public var config: GANConfig { models.config }
     public let source: BatchSource
     public var sampler: EpochSampler { source.samplerState }
-    public private(set) var step = 0
+    public internal(set) var step = 0
     public let rank: Int
     public let worldSize: Int
     public var reducer: GradientReducer?
@@ -344,6 +347,7 @@ public final class GANTrainer {
     /// One step: `nCritic` discriminator updates, then one generator update.
     @discardableResult
     public func trainStep() throws -> StepMetrics {
+        if let m = config.microBatches { return try trainStepExact(microBatches: m) }
         let c = config
         var metrics = StepMetrics()
         let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)

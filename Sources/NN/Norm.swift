@@ -45,8 +45,78 @@ public final class BatchNorm: Module {
         // more than one rank, over the statistics of the whole group (SyncBatchNorm).
         let group = synchronizer.flatMap { $0.worldSize > 1 ? syncGroup($0) : nil }
         let (y, stats) = batchNormTraining(x, weight: parameter("weight"), bias: parameter("bias"), eps: eps, group: group)
-        updateRunningStatistics(mean: stats.mean, variance: stats.variance, count: stats.count)
+        if keepsStatistics {
+            kept.append(KeptStatistics(slot: slot, count: stats.count, mean: stats.mean,
+                                       squaredDeviations: stats.variance.map { $0 * Float(stats.count) }))
+        } else {
+            updateRunningStatistics(mean: stats.mean, variance: stats.variance, count: stats.count)
+        }
         return y
+    }
+
+    // MARK: exact mode
+
+    /// One training forward's statistics of one micro-batch (exact mode).
+    public struct KeptStatistics: Sendable {
+        public var slot: Int
+        public var count: Int
+        public var mean: [Float]
+        public var squaredDeviations: [Float]
+        public init(slot: Int, count: Int, mean: [Float], squaredDeviations: [Float]) {
+            self.slot = slot; self.count = count; self.mean = mean; self.squaredDeviations = squaredDeviations
+        }
+    }
+    /// Exact mode (`GANConfig.microBatches`): each micro-batch is normalised with its own
+    /// statistics (a worker's micro-batches are not synchronised), and training forwards keep
+    /// them here under the micro-batch `slot` the trainer sets, instead of moving the running
+    /// estimates: `updateRunningStatistics(merging:)` moves them once per forward of the global
+    /// batch, with every micro-batch's statistics merged in slot order, the same on any number
+    /// of workers.
+    public var keepsStatistics = false
+    /// The micro-batch the next training forward belongs to (exact mode).
+    public var slot = 0
+    /// The statistics kept since the last `takeKept`, in forward order.
+    public private(set) var kept: [KeptStatistics] = []
+
+    /// Returns the kept statistics and forgets them.
+    public func takeKept() -> [KeptStatistics] {
+        defer { kept = [] }
+        return kept
+    }
+
+    /// Moves the running estimates once, by the statistics of `parts` (one forward's
+    /// micro-batches, in slot order) merged as one batch.
+    public func updateRunningStatistics(merging parts: [KeptStatistics]) {
+        let merged = Self.merge(parts.map { ($0.count, $0.mean, $0.squaredDeviations) }, channels: numFeatures)
+        updateRunningStatistics(mean: merged.mean, variance: merged.variance, count: merged.count)
+    }
+
+    /// Parts' counts, means and sums of squared deviations merged in order into one batch's
+    /// count, mean and biased variance (Chan et al.'s parallel variance; parts with no values
+    /// are skipped). SyncBatchNorm merges its ranks, and exact mode its micro-batches, with it.
+    static func merge(_ parts: [(count: Int, mean: [Float], squaredDeviations: [Float])], channels c: Int)
+        -> (count: Int, mean: [Float], variance: [Float])
+    {
+        let n = parts.reduce(0) { $0 + $1.count }
+        precondition(n > 0, "BatchNorm(\(c)): the batch is empty")
+        var gm = [Float](repeating: 0, count: c), gm2 = [Float](repeating: 0, count: c)
+        var first = true
+        for p in parts where p.count > 0 {
+            let share = Float(p.count) / Float(n)
+            for ch in 0..<c { gm[ch] = first ? p.mean[ch] * share : gm[ch] + p.mean[ch] * share }
+            first = false
+        }
+        first = true
+        for p in parts where p.count > 0 {
+            for ch in 0..<c {
+                let d = p.mean[ch] - gm[ch]
+                let term = p.squaredDeviations[ch] + d * d * Float(p.count)
+                gm2[ch] = first ? term : gm2[ch] + term
+            }
+            first = false
+        }
+        let inv = 1 / Float(n)
+        return (n, gm, gm2.map { $0 * inv })
     }
 
     /// SyncBatchNorm's collectives over `sync`'s ranks, for the fused op.
@@ -68,27 +138,11 @@ public final class BatchNorm: Module {
                 mine[base] = Float(count)
                 for ch in 0..<c { mine[base + 1 + ch] = mean[ch]; mine[base + 1 + c + ch] = deviations[ch] }
                 let all = sync.allReduceSum(mine)
-                let counts = (0..<w).map { Int(all[$0 * slot].rounded()) }
-                let n = counts.reduce(0, +)
-                precondition(n > 0, "SyncBatchNorm(\(c)): the group's batch is empty")
-                var gm = [Float](repeating: 0, count: c), gm2 = [Float](repeating: 0, count: c)
-                var first = true
-                for r in 0..<w where counts[r] > 0 {
-                    let share = Float(counts[r]) / Float(n)
-                    for ch in 0..<c { gm[ch] = first ? all[r * slot + 1 + ch] * share : gm[ch] + all[r * slot + 1 + ch] * share }
-                    first = false
+                let parts = (0..<w).map { r in
+                    (count: Int(all[r * slot].rounded()), mean: Array(all[(r * slot + 1)..<(r * slot + 1 + c)]),
+                     squaredDeviations: Array(all[(r * slot + 1 + c)..<(r * slot + 1 + 2 * c)]))
                 }
-                first = true
-                for r in 0..<w where counts[r] > 0 {
-                    for ch in 0..<c {
-                        let d = all[r * slot + 1 + ch] - gm[ch]
-                        let term = all[r * slot + 1 + c + ch] + d * d * Float(counts[r])
-                        gm2[ch] = first ? term : gm2[ch] + term
-                    }
-                    first = false
-                }
-                let inv = 1 / Float(n)
-                return (n, gm, gm2.map { $0 * inv })
+                return Self.merge(parts, channels: c)
             },
             sum: { sync.allReduceSum($0) },
             composedBackward: { x, weight, gy, needs in

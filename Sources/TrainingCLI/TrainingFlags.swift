@@ -50,6 +50,10 @@ public struct TrainingFlags: ParsableArguments {
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
     @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it (0: none, also against a preset's).")
     public var gEma: Float?
+    @Flag(help: "Exact mode: the same weights, bit for bit, on any number of workers (up to --micro-batches) and in one process, for the same seed, config and --threads per process. Each batch is cut into micro-batches whose gradients are summed exactly; BatchNorm normalises each micro-batch by itself. Costs step time: see README.")
+    public var exact = false
+    @Option(parsing: .unconditional, help: "Exact mode's micro-batches per batch (implies --exact; must divide --batch; default: gcd(batch, 8)).")
+    public var microBatches: Int?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
 
@@ -131,6 +135,7 @@ public struct TrainingFlags: ParsableArguments {
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
         if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA }
         config.dataset = dataset; config.dataDir = data
+        if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
         if let problem = config.validate() { throw ValidationError(problem) }
         return config
     }

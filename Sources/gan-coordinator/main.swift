@@ -75,6 +75,9 @@ struct CoordinatorCommand: ParsableCommand {
         if output.resume == nil, let b = try? training.config().batchSize, b < workers {
             throw ValidationError("--batch \(b) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
         }
+        if output.resume == nil, let m = try? training.config().microBatches, workers > m {
+            throw ValidationError("--workers \(workers) is more than the run's \(m) micro-batches (exact mode): every worker trains whole micro-batches, so give --micro-batches \(workers) or more (a divisor of --batch)")
+        }
     }
 
     func run() throws {
@@ -165,6 +168,9 @@ struct CoordinatorCommand: ParsableCommand {
         guard config.batchSize >= workers else {
             throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
         }
+        if let m = config.microBatches, workers > m {
+            throw ValidationError("--workers \(workers) is more than the run's \(m) micro-batches (exact mode): every worker trains whole micro-batches, so give --micro-batches \(workers) or more (a divisor of --batch \(config.batchSize))")
+        }
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
@@ -184,7 +190,7 @@ struct CoordinatorCommand: ParsableCommand {
         // before the coordinator listens or a worker is started.
         do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
         let coordinator = try Coordinator(options: o, logger: log)
-        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
+        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
         var children: [Process] = []
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)

@@ -63,7 +63,8 @@ final class EquivalenceTests: XCTestCase {
         let out = Out()
         try withRing(n, codec: .shuffleZstd) { ring in
             let models = GANModels(config: c)
-            for m in models.generator.modules() + models.discriminator.modules() {
+            // As gan-worker: SyncBatchNorm, except in exact mode (micro-batches normalised alone).
+            for m in models.generator.modules() + models.discriminator.modules() where c.microBatches == nil {
                 (m as? BatchNorm)?.synchronizer = ring
             }
             let t = try GANTrainer(models: models, dataset: Self.data, rank: ring.rank, worldSize: n)

@@ -1,0 +1,212 @@
+import Datasets
+import DataParallel
+import NN
+import Tensors
+
+/// Exact mode (`GANConfig.microBatches` = M): the step of `GANTrainer.trainStep` with every
+/// number a function of the seed, the config and the global batch, not of the number of
+/// workers. Each global batch is cut into M equal micro-batches; a worker runs its own ones
+/// (`EpochSampler.shard(_:rank:worldSize:microBatches:)`) one after another, each alone (so each
+/// micro-batch's gradients are computed by the same kernels on the same shapes wherever it
+/// runs), and the micro-batches' gradients are summed exactly (`ExactSum`): a max over every
+/// micro-batch fixes each tensor's fixed-point scale, each worker adds its micro-batches'
+/// integers, and the ring adds the workers' integers (`GradientReducer.allReduceExact`).
+///
+/// BatchNorm normalises each micro-batch with its own statistics and keeps them
+/// (`BatchNorm.keepsStatistics`); at the end of the step every micro-batch's statistics and
+/// metrics are gathered and merged in micro-batch order, so the running estimates move once per
+/// forward of the global batch and the metrics are the global batch's, on every worker alike.
+extension GANTrainer {
+    /// One micro-batch of this rank's shard: its rows in the shard and its index in the global
+    /// batch (its slot).
+    struct MicroBatch { let rows: Range<Int>; let slot: Int }
+
+    /// The micro-batches of a shard with global `positions`; throws where the shard does not
+    /// consist of whole micro-batches (a coordinator that cut the batch another way).
+    func microBatches(_ positions: [Int], count m: Int) throws -> [MicroBatch] {
+        let size = config.batchSize / m
+        var out: [MicroBatch] = []
+        var i = 0
+        while i < positions.count {
+            let slot = positions[i] / size
+            guard i + size <= positions.count, positions[i..<(i + size)].elementsEqual((slot * size)..<((slot + 1) * size)) else {
+                throw TrainingDataError("exact mode: this worker's shard (positions \(positions.first ?? 0)...\(positions.last ?? 0)) is not made of whole micro-batches of \(size): the coordinator and the worker disagree on --micro-batches")
+            }
+            out.append(MicroBatch(rows: i..<(i + size), slot: slot))
+            i += size
+        }
+        return out
+    }
+
+    /// Every BatchNorm of G and D, keeping their statistics for the step's end.
+    var keptBatchNorms: [BatchNorm] {
+        let layers = (models.generator.modules() + models.discriminator.modules()).compactMap { $0 as? BatchNorm }
+        for l in layers { l.keepsStatistics = true }
+        return layers
+    }
+
+    /// The exact sum of `terms` (one gradient buffer per micro-batch of this rank) over every
+    /// micro-batch of every rank, into `group`'s gradients.
+    func sumExactly(_ terms: [[Float]], into group: ParameterGroup) throws {
+        let ranges = group.offsets.indices.map { group.offsets[$0]..<(group.offsets[$0] + group.tensors[$0].count) }
+        var maxima = [Float](repeating: 0, count: ranges.count)
+        for t in terms { maxima = t.withUnsafeBufferPointer { ExactSum.combine(maxima, ExactSum.maxima($0, ranges: ranges)) } }
+        if let r = reducer, worldSize > 1 {
+            let all = try r.allGather(maxima)
+            maxima = [Float](repeating: 0, count: ranges.count)
+            for k in 0..<worldSize { maxima = ExactSum.combine(maxima, Array(all[(k * ranges.count)..<((k + 1) * ranges.count)])) }
+        }
+        let sum = ExactSum(ranges: ranges, maxima: maxima)
+        let acc = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(group.count, 1))
+        defer { acc.deallocate() }
+        acc.initialize(repeating: 0)
+        for t in terms { t.withUnsafeBufferPointer { sum.accumulate($0, into: acc) } }
+        if let r = reducer, worldSize > 1 { try r.allReduceExact(UnsafeMutableBufferPointer(rebasing: acc[0..<group.count])) }
+        sum.result(UnsafeBufferPointer(acc), into: group.gradBuffer)
+    }
+
+    /// The step's metrics, per micro-batch (each a micro-batch's mean times its share of the
+    /// global batch, so the global values are their sums).
+    private struct SlotMetrics { var dLoss: Float = 0, dReal: Float = 0, dFake: Float = 0, gp: Float = 0, gLoss: Float = 0
+        var values: [Float] { [dLoss, dReal, dFake, gp, gLoss] }
+    }
+
+    /// One step in exact mode: `nCritic` discriminator updates, then one generator update.
+    func trainStepExact(microBatches m: Int) throws -> StepMetrics {
+        let c = config
+        var metrics = StepMetrics()
+        let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
+        models.setGrowth(growth)
+        metrics.resolution = models.growthSchedule == nil ? (c.model == .mlp ? 28 : c.imageSize) : growth.resolution
+        metrics.alpha = growth.alpha
+        let G = models.generator, D = models.discriminator
+        G.train(); D.train()
+        let norms = keptBatchNorms
+        func enter(_ mb: MicroBatch) { for l in norms { l.slot = mb.slot } }
+        let loss = models.loss
+        let probs = loss.scores == .probabilities
+        var fakes: [Tensor] = []
+        var parts: [MicroBatch] = []
+        var slotMetrics: [SlotMetrics] = []
+        for it in 0..<c.nCritic {
+            let (real, positions) = try nextReal(resolution: metrics.resolution)
+            parts = try microBatches(positions, count: m)
+            let last = it == c.nCritic - 1
+            var terms: [[Float]] = []
+            slotMetrics = []
+            for mb in parts {
+                enter(mb)
+                let pos = Array(positions[mb.rows])
+                let share = Float(mb.rows.count) / Float(c.batchSize)
+                let x = real.narrow(0, mb.rows.lowerBound, mb.rows.count)
+                let z = latents(seed: c.seed, step: step, iteration: it, indices: pos, dim: c.latentDim)
+                // The last iteration keeps each micro-batch's graph of G(z) for the generator step.
+                let fake = last ? generate(z, positions: pos, iteration: it) : withNoGrad { generate(z, positions: pos, iteration: it) }
+                if last { fakes.append(fake) }
+                models.dParams.zeroGrad()
+                let realOut = D.score(x)
+                let fakeOut = D.score(fake.detach())
+                var dLoss = loss.discriminatorLoss(realOut, fakeOut, realTargets(pos, iteration: it))
+                var s = SlotMetrics()
+                if loss.gradientPenalty {
+                    let alpha = perSampleUniform(seed: c.seed, .gpAlpha, step: step, iteration: it, indices: pos,
+                                                 shape: [pos.count, 1, 1, 1])
+                    let gp = gradientPenalty(critic: { D.score($0) }, real: x, fake: fake.detach(), alpha: alpha)
+                    s.gp = gp.item * share
+                    dLoss = dLoss + gp * c.gpLambda
+                }
+                (dLoss * share).backward()
+                terms.append(Array(models.dParams.gradBuffer))
+                s.dLoss = dLoss.item * share
+                s.dReal = (probs ? realOut.sigmoid().mean().item : realOut.mean().item) * share
+                s.dFake = (probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item) * share
+                slotMetrics.append(s)
+            }
+            try sumExactly(terms, into: models.dParams)
+            if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
+            models.optD.step()
+            if loss.clipsWeights { models.dParams.clamp(c.clip) }
+        }
+        // Generator step, micro-batch by micro-batch over the last iteration's images; D's
+        // parameters are frozen so backward skips their gradients.
+        for t in models.dParams.tensors { t.requiresGrad = false }
+        var terms: [[Float]] = []
+        for (j, mb) in parts.enumerated() {
+            enter(mb)
+            models.gParams.zeroGrad()
+            let gLoss = loss.generatorLoss(D.score(fakes[j]))
+            let share = Float(mb.rows.count) / Float(c.batchSize)
+            (gLoss * share).backward()
+            terms.append(Array(models.gParams.gradBuffer))
+            slotMetrics[j].gLoss = gLoss.item * share
+        }
+        for t in models.dParams.tensors { t.requiresGrad = true }
+        try sumExactly(terms, into: models.gParams)
+        if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
+        models.optG.step()
+        let global = try finishStep(norms, parts: parts, metrics: slotMetrics, microBatches: m)
+        (metrics.dLoss, metrics.dReal, metrics.dFake, metrics.gradientPenalty, metrics.gLoss) = (global[0], global[1], global[2], global[3], global[4])
+        step += 1
+        metrics.step = step
+        models.updateEMA()
+        return metrics
+    }
+
+    /// Every micro-batch's kept BatchNorm statistics and metrics, gathered from every rank and
+    /// merged in micro-batch order: the running estimates move once per forward call (as one
+    /// batch of all the micro-batches), and the returned metrics are the global batch's
+    /// (dLoss, dReal, dFake, gp, gLoss).
+    private func finishStep(_ norms: [BatchNorm], parts: [MicroBatch], metrics: [SlotMetrics], microBatches m: Int) throws -> [Float] {
+        let kept = norms.map { $0.takeKept() }
+        // This rank's record per micro-batch: its metrics, then each layer's calls in order
+        // (count, mean, squared deviations), the same layout on every micro-batch.
+        func record(_ j: Int) -> [Float] {
+            var v = metrics[j].values
+            for layer in kept {
+                for k in layer where k.slot == parts[j].slot { v.append(Float(k.count)); v += k.mean; v += k.squaredDeviations }
+            }
+            return v
+        }
+        let mine = parts.indices.map(record)
+        let width = mine.first?.count ?? 0
+        var bySlot = [[Float]?](repeating: nil, count: m)
+        if let r = reducer, worldSize > 1 {
+            // Ranks hold different numbers of micro-batches: each sends the most any holds.
+            let most = (m + worldSize - 1) / worldSize
+            var flat = [Float](repeating: 0, count: most * width)
+            for (j, v) in mine.enumerated() { flat.replaceSubrange((j * width)..<((j + 1) * width), with: v) }
+            let all = try r.allGather(flat)
+            for k in 0..<worldSize {
+                let slots = EpochSampler.shard(m, rank: k, worldSize: worldSize)
+                for (j, s) in slots.enumerated() {
+                    let at = (k * most + j) * width
+                    bySlot[s] = Array(all[at..<(at + width)])
+                }
+            }
+        } else {
+            for (j, mb) in parts.enumerated() { bySlot[mb.slot] = mine[j] }
+        }
+        let records = try bySlot.enumerated().map { s, v in
+            guard let v, v.count == width else { throw TrainingDataError("exact mode: micro-batch \(s) of \(m) was trained by no rank") }
+            return v
+        }
+        var totals = [Float](repeating: 0, count: 5)
+        for v in records { for i in 0..<5 { totals[i] += v[i] } }
+        // Each layer's calls: the same number per micro-batch, so call k of every micro-batch is
+        // one forward of the global batch.
+        var at = 5
+        for (layer, mineKept) in zip(norms, kept) {
+            let c = layer.numFeatures
+            let calls = parts.isEmpty ? 0 : mineKept.filter { $0.slot == parts[0].slot }.count
+            for _ in 0..<calls {
+                let merged = records.enumerated().map { s, v in
+                    BatchNorm.KeptStatistics(slot: s, count: Int(v[at]), mean: Array(v[(at + 1)..<(at + 1 + c)]),
+                                             squaredDeviations: Array(v[(at + 1 + c)..<(at + 1 + 2 * c)]))
+                }
+                layer.updateRunningStatistics(merging: merged)
+                at += 1 + 2 * c
+            }
+        }
+        return totals
+    }
+}
