@@ -56,22 +56,30 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// Stops and joins the workers.
+    /// Runs once the workers have stopped (`shutdown`): each running worker holds its pool.
     deinit {
-        stopping.store(true, ordering: .sequentiallyConsistent)
-        generation.add(1, ordering: .sequentiallyConsistent)
-        pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(wake)
-        pthread_mutex_unlock(mutex)
-        for h in handles { pthread_join(h, nil) }
         pthread_cond_destroy(wake)
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         wake.deallocate()
     }
 
+    /// Stops and joins the workers; the pool must not run loops afterwards. `setThreads` shuts
+    /// down the pool it replaces. (A worker holds its pool, so a pool nobody shuts down keeps its
+    /// sleeping threads: an unowned reference here let a pool created and dropped at once be
+    /// destroyed before its workers had started, which then read a dead object.)
+    public func shutdown() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        for h in handles { pthread_join(h, nil) }
+        handles = []
+    }
+
     private final class WorkerStart {
-        unowned let pool: ThreadPool
+        let pool: ThreadPool
         let index: Int
         init(pool: ThreadPool, index: Int) { self.pool = pool; self.index = index }
     }
@@ -99,18 +107,18 @@ public final class ThreadPool: @unchecked Sendable {
             seen = g
             if stopping.load(ordering: .sequentiallyConsistent) { return }
             let parts = live.load(ordering: .acquiring)
-            if index < parts { jobFunction!(jobArgument, index, parts) }
+            var part = index
+            while part < parts { jobFunction!(jobArgument, part, parts); part += threads }
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
-    /// Runs `body(i)` for i in 0..<parts (parts <= threads) on the pool, part 0 on the caller,
+    /// Runs `body(i)` for i in 0..<parts on the pool (as `run(parts:argument:kernel:)`),
     /// and returns when all are done. Called from inside a running loop, runs every part inline.
     /// (Handing a Swift closure to other threads costs one small heap allocation; kernels that
     /// must allocate nothing use `run(parts:argument:kernel:)`.)
     public func run(parts: Int, _ body: (Int) -> Void) {
-        let parts = min(parts, threads)
-        if parts <= 1 || busy.load(ordering: .relaxed) {
+        if parts <= 1 || threads == 1 || busy.load(ordering: .relaxed) {
             for i in 0..<max(parts, 1) { body(i) }
             return
         }
@@ -124,12 +132,12 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `kernel(argument, i, parts)` for i in 0..<parts (parts <= threads), part 0 on the
-    /// caller, and returns when all are done; allocates nothing. Called from inside a running
-    /// loop, runs every part inline.
+    /// Runs `kernel(argument, i, parts)` for i in 0..<parts, part i on thread i % threads (part 0
+    /// on the caller), and returns when all are done; allocates nothing. Called from inside a
+    /// running loop, runs every part inline. More parts than threads (`splits` fixed above the
+    /// thread count) run in turn on each thread.
     public func run(parts: Int, argument: UnsafeMutableRawPointer?, kernel: Kernel) {
-        let parts = min(parts, threads)
-        if parts <= 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+        if parts <= 1 || threads == 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             let n = max(parts, 1)
             for i in 0..<n { kernel(argument, i, n) }
             return
@@ -144,19 +152,20 @@ public final class ThreadPool: @unchecked Sendable {
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
         }
-        kernel(argument, 0, parts)
+        var part = 0
+        while part < parts { kernel(argument, part, parts); part += threads }
         while remaining.load(ordering: .acquiring) > 0 {}
         jobFunction = nil
         jobArgument = nil
         busy.store(false, ordering: .releasing)
     }
 
-    /// Splits 0..<count into contiguous ranges of at least `grain` elements (as many as there are
-    /// threads, at most) and runs `body` on each in parallel. `align` rounds the split points to
-    /// a multiple (SIMD width, GEMM panel).
+    /// Splits 0..<count into contiguous ranges of at least `grain` elements (`splits` of them,
+    /// at most) and runs `body` on each in parallel. `align` rounds the split points to a
+    /// multiple (SIMD width, GEMM panel).
     public func parallelFor(_ count: Int, grain: Int, align: Int = 16, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
-        let parts = min(threads, max(1, count / max(grain, 1)))
+        let parts = min(splits, max(1, count / max(grain, 1)))
         if parts <= 1 { body(0..<count); return }
         let per = ((count + parts - 1) / parts + align - 1) / align * align
         run(parts: parts) { i in
@@ -166,7 +175,22 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// How many parts `parallelFor` makes of `count` elements with this grain.
-    public func parts(count: Int, grain: Int) -> Int { min(threads, max(1, count / max(grain, 1))) }
+    public func parts(count: Int, grain: Int) -> Int { min(splits, max(1, count / max(grain, 1))) }
+
+    /// How many parts the engine cuts a loop into, at most: the thread count, unless
+    /// `fixSplits` set another. Whatever depends on the cut (a reduction's partial sums added in
+    /// part order, a GEMM's blocks, a convolution's chunks) depends on this and not on the
+    /// threads, so with the cut fixed the engine's results are the same on any thread count.
+    public var splits: Int {
+        let f = ThreadPool.fixedSplits.load(ordering: .relaxed)
+        return f > 0 ? f : threads
+    }
+    private static let fixedSplits = Atomic<Int>(0)
+
+    /// Fixes the number of parts every loop is cut into, whatever the thread count (nil: the
+    /// thread count). Exact mode (`GANConfig.microBatches`) fixes it, so that a run's bits do
+    /// not depend on each process's `--threads`.
+    public static func fixSplits(_ n: Int?) { fixedSplits.store(max(0, n ?? 0), ordering: .relaxed) }
 
     /// Part `part` of `parts` contiguous ranges of 0..<count, split points rounded to `align`.
     @inlinable
@@ -203,15 +227,17 @@ public final class ThreadPool: @unchecked Sendable {
     public static func setThreads(_ n: Int) {
         let n = max(1, n)
         BLASRuntime.setThreads(1)
-        sharedLock.withLock { pool in
-            if pool?.threads == n { return }
-            pool = ThreadPool(threads: n)
+        let replaced: ThreadPool? = sharedLock.withLock { pool in
+            if pool?.threads == n { return nil }
+            defer { pool = ThreadPool(threads: n) }
+            return pool
         }
+        replaced?.shutdown()
     }
 }
 
-/// The engine's thread count (`ThreadPool.shared.threads`).
-@inline(__always) var engineThreads: Int { ThreadPool.shared.threads }
+/// How many parts the engine's loops are cut into (`ThreadPool.shared.splits`).
+@inline(__always) var engineSplits: Int { ThreadPool.shared.splits }
 
 /// `ThreadPool.shared.parallelFor`.
 @inline(__always)

@@ -8,6 +8,7 @@ final class ThreadPoolTests: XCTestCase {
 
     func testEveryIndexRunsOnceAndNestedLoopsRunInline() {
         let pool = ThreadPool(threads: 3)
+        defer { pool.shutdown() }
         for count in [0, 1, 15, 16, 17, 1000, 100_003] {
             var hits = [Int32](repeating: 0, count: count)
             hits.withUnsafeMutableBufferPointer { h in
@@ -36,8 +37,37 @@ final class ThreadPoolTests: XCTestCase {
             do {
                 let pool = ThreadPool(threads: n)
                 seen.withUnsafeMutableBufferPointer { s in pool.run(parts: n) { i in s[i] = 1 } }
+                pool.shutdown()
             }
             XCTAssertEqual(seen.reduce(0, +), n)
+        }
+        // Pools replaced as soon as they are made (their workers may not have started yet):
+        // this used to read a destroyed pool through the workers' unowned reference.
+        for i in 0..<50 {
+            ThreadPool.setThreads(2 + i % 3)
+            _ = ThreadPool.shared.threads
+        }
+    }
+
+    /// More parts than threads (a cut fixed by `fixSplits`) run every part once, on any thread
+    /// count; `parallelFor` and `parts(count:grain:)` cut by the fixed number, not the threads.
+    func testFixedSplitsRunEveryPartOnAnyThreadCount() {
+        defer { ThreadPool.fixSplits(nil) }
+        for threads in 1...3 {
+            let pool = ThreadPool(threads: threads)
+            defer { pool.shutdown() }
+            ThreadPool.fixSplits(5)
+            XCTAssertEqual(pool.splits, 5)
+            XCTAssertEqual(pool.parts(count: 1000, grain: 1), 5)
+            var seen = [Int](repeating: 0, count: 7)
+            seen.withUnsafeMutableBufferPointer { s in pool.run(parts: 7) { i in s[i] += 1 } }
+            XCTAssertEqual(seen, [Int](repeating: 1, count: 7), "\(threads) thread(s)")
+            var ranges = [Range<Int>]()
+            let lock = NSLock()
+            pool.parallelFor(1000, grain: 1, align: 1) { r in lock.lock(); ranges.append(r); lock.unlock() }
+            XCTAssertEqual(ranges.count, 5, "\(threads) thread(s)")
+            ThreadPool.fixSplits(nil)
+            XCTAssertEqual(pool.splits, threads)
         }
     }
 
