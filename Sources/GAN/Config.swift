@@ -45,6 +45,10 @@ public struct GANConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Exact mode's cut of every engine loop (`ThreadPool.fixSplits`): the same bits on any
+    /// thread count, with up to this many threads busy in each loop.
+    public static let exactSplits = 4
+
     /// Exact mode's default number of micro-batches (`--exact` without `--micro-batches`): 8,
     /// or the largest divisor of the batch below it (a function of the config alone, never of
     /// the number of workers).

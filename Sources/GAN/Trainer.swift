@@ -175,6 +175,9 @@ public final class GANTrainer {
 
     public init(models: GANModels, source: BatchSource, rank: Int = 0, worldSize: Int = 1) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
+        // Exact mode cuts every loop of the engine into a fixed number of parts, so that its
+        // bits do not depend on this process's thread count (`ThreadPool.fixSplits`).
+        ThreadPool.fixSplits(models.config.microBatches == nil ? nil : GANConfig.exactSplits)
         self.models = models
         self.source = source
         self.rank = rank

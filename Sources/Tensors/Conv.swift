@@ -74,7 +74,7 @@ private func scatterRows(_ m: UnsafePointer<Float>, _ g: ConvGeometry, _ n0: Int
 /// its chunks in order, so per-part scratch needs no locking. Returns the number of parts. With
 /// one part the GEMMs inside split themselves over the threads instead.
 private func forEachChunk(_ g: ConvGeometry, _ body: (_ part: Int, _ n0: Int, _ m: Int) -> Void) -> Int {
-    let threads = engineThreads
+    let threads = engineSplits
     var nc = g.chunk
     if threads > 1 && g.n >= threads && (g.n + nc - 1) / nc < threads { nc = (g.n + threads - 1) / threads }
     let chunks = (g.n + nc - 1) / nc
@@ -126,7 +126,7 @@ private func convForwardKernel(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> T
         return y
     }
     let xp = x.data, wp = w.data, yp = y.data
-    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineSplits)
     scratch.withUnsafeMutableBufferPointer { sc in
         _ = forEachChunk(g) { part, n0, m in
             if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
@@ -151,7 +151,7 @@ private func convInputGradKernel(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -
     }
     let dx = Tensor(uninitializedShape: g.xShape)
     let gp = gy.data, wp = w.data, dxp = dx.data
-    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineSplits)
     scratch.withUnsafeMutableBufferPointer { sc in
         _ = forEachChunk(g) { part, n0, m in
             if sc[part] == nil { sc[part] = ChunkScratch(g, g.chunk) }
@@ -179,10 +179,10 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, 
     if g.n == 0 { if !accumulate { dw.buffer.update(repeating: 0) }; return dw }
     let xp = x.data, gp = gy.data
     let wCount = g.cout * g.k
-    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineThreads)
+    var scratch: [ChunkScratch?] = Array(repeating: nil, count: engineSplits)
     // Part 0 sums into dw, every other part into its own partial, added at the end.
-    var partials: [TensorStorage?] = Array(repeating: nil, count: engineThreads)
-    var started = [Bool](repeating: false, count: engineThreads)
+    var partials: [TensorStorage?] = Array(repeating: nil, count: engineSplits)
+    var started = [Bool](repeating: false, count: engineSplits)
     let dwp = dw.data
     let parts = scratch.withUnsafeMutableBufferPointer { sc in
         partials.withUnsafeMutableBufferPointer { pa in

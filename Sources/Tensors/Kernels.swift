@@ -153,7 +153,7 @@ func reduceSum(_ x: Tensor, to shape: [Int]) -> Tensor {
     let out = Tensor.zeros(shape)
     let px = x.data, po = out.data
     if out.count == 1 {
-        let parts = min(engineThreads, max(1, x.count / elementGrain))
+        let parts = min(engineSplits, max(1, x.count / elementGrain))
         var partial = [Double](repeating: 0, count: parts)
         partial.withUnsafeMutableBufferPointer { acc in
             ThreadPool.shared.run(parts: parts) { p in
@@ -169,7 +169,7 @@ func reduceSum(_ x: Tensor, to shape: [Int]) -> Tensor {
     let io = so[r - 1]
     let inner = x.shape[r - 1]
     let rows = x.count / max(inner, 1)
-    let parts = min(engineThreads, max(1, x.count / elementGrain), rows)
+    let parts = min(engineSplits, max(1, x.count / elementGrain), rows)
     // Partials for threads 1..<parts (thread 0 sums straight into the output).
     let scratch = parts > 1 ? TensorStorage(count: (parts - 1) * out.count) : nil
     if let scratch { scratch.pointer.update(repeating: 0, count: (parts - 1) * out.count) }

@@ -15,7 +15,7 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
     // Split the larger side of C over the engine's threads (each block is one single-threaded
     // OpenBLAS call); small products run whole on the caller.
     let pool = ThreadPool.shared
-    if pool.threads > 1 && m * n * k >= sgemmSplitFlops {
+    if pool.splits > 1 && m * n * k >= sgemmSplitFlops {
         if n >= m {
             pool.parallelFor(n, grain: 64, align: 16) { r in
                 sgemmBlock(transA, transB, m, r.count, k, a, lda,
@@ -94,7 +94,7 @@ private let onePassShapes = Mutex<[GemmShape: Bool]>([:])
 /// split), so it is cached per shape.
 func gemmAddsProductOnce(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int) -> Bool {
     if k < 2 || m == 0 || n == 0 { return true }
-    let key = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, threads: ThreadPool.shared.threads)
+    let key = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, threads: ThreadPool.shared.splits)
     if let known = onePassShapes.withLock({ $0[key] }) { return known }
     let once = probeOnePass(key, positions: (0, k - 1)) && probeOnePass(key, positions: (0, 1))
     onePassShapes.withLock { $0[key] = once }

@@ -2,6 +2,7 @@ import Foundation
 import GAN
 import TestSupport
 import XCTest
+@testable import Tensors
 
 /// Exact mode (`GANConfig.microBatches`): the same bits on any number of ranks.
 extension EquivalenceTests {
@@ -26,6 +27,26 @@ extension EquivalenceTests {
                     XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern },
                                   "\(c.model.rawValue)/\(c.loss.rawValue)\(c.progressive ? " progressive" : ""), exact mode, world \(n): \(a.0) differs from one process")
                 }
+            }
+        }
+    }
+
+    /// Exact mode fixes how the engine cuts its loops (`ThreadPool.fixSplits`), so one process
+    /// on 1, 2 or 3 engine threads computes the same bits (the DCGAN's convolution weight
+    /// gradients and reductions are cut by thread otherwise).
+    func testExactModeIsBitIdenticalOnAnyThreadCount() throws {
+        var c = config(.dcgan, .bce)
+        c.imageSize = 32; c.ngf = 16; c.ndf = 16; c.batchSize = 32; c.steps = 2; c.microBatches = 2
+        let saved = ThreadPool.shared.threads
+        defer { ThreadPool.setThreads(saved) }
+        var results: [[(String, [Float])]] = []
+        for t in [1, 2, 3] {
+            ThreadPool.setThreads(t)
+            results.append(try train(c, world: 1))
+        }
+        for (t, r) in zip([2, 3], results.dropFirst()) {
+            for (a, b) in zip(results[0], r) {
+                XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern }, "\(t) threads: \(a.0) differs from 1 thread")
             }
         }
     }
