@@ -34,3 +34,26 @@ float rg_max_abs(const float *x, size_t n) {
     }
     return nan ? __builtin_nanf("") : m;
 }
+
+float rg_copy_max_abs(const float *x, float *dst, size_t n) {
+    float m = 0;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        dst[i] = v;
+        float a = v < 0 ? -v : v;
+        if (a != a) nan = 1;
+        m = a > m ? a : m;
+    }
+    return nan ? __builtin_nanf("") : m;
+}
+
+void rg_fixed_accumulate_terms(const float *const *terms, size_t count, size_t offset, int64_t *acc, size_t n,
+                               double scale) {
+    // A block of the accumulator stays in cache while every term is added into it.
+    const size_t block = 2048;
+    for (size_t lo = 0; lo < n; lo += block) {
+        size_t m = n - lo < block ? n - lo : block;
+        for (size_t t = 0; t < count; t++) rg_fixed_accumulate(terms[t] + offset + lo, acc + lo, m, scale);
+    }
+}

@@ -42,12 +42,15 @@ public struct GANConfig: Codable, Equatable, Sendable {
     /// seed, the config and the global batch and not on the number of workers (nil: off). Any
     /// number of workers up to it can train the run.
     public var microBatches: Int? = nil
+    /// Exact mode's cut of every engine loop (`ThreadPool.fixSplits`), so that the bits do not
+    /// depend on any process's thread count: at most this many threads work on one loop (nil: 1,
+    /// which costs a one-thread worker nothing).
+    public var exactSplitsGiven: Int? = nil
+    /// `exactSplitsGiven`, else 1.
+    public var exactSplits: Int { exactSplitsGiven ?? 1 }
 
     public init() {}
 
-    /// Exact mode's cut of every engine loop (`ThreadPool.fixSplits`): the same bits on any
-    /// thread count, with up to this many threads busy in each loop.
-    public static let exactSplits = 4
 
     /// Exact mode's default number of micro-batches (`--exact` without `--micro-batches`): 8,
     /// or the largest divisor of the batch below it (a function of the config alone, never of
@@ -100,10 +103,12 @@ public struct GANConfig: Codable, Equatable, Sendable {
             guard batchSize % m == 0 else {
                 return "--micro-batches \(m) must divide --batch \(batchSize) (exact mode cuts each batch into equal micro-batches)"
             }
+            if let k = exactSplitsGiven, !(1...256).contains(k) { return "--exact-splits must be in 1...256 (got \(k))" }
             if model == .sndcgan {
                 return "--exact does not support sndcgan yet: its spectral norm moves once per forward, so a worker with more micro-batches would move it more often"
             }
         }
+        if microBatches == nil && exactSplitsGiven != nil { return "--exact-splits applies to exact mode: add --exact" }
         if labelSmoothing != nil && noisyLabels {
             return "--label-smoothing and --noisy-labels both set the real targets: give one (0.9, or uniform in [0.7, 1.0])"
         }

@@ -45,23 +45,31 @@ extension GANTrainer {
         return layers
     }
 
-    /// The exact sum of `terms` (one gradient buffer per micro-batch of this rank) over every
-    /// micro-batch of every rank, into `group`'s gradients.
-    func sumExactly(_ terms: [[Float]], into group: ParameterGroup) throws {
-        let ranges = group.offsets.indices.map { group.offsets[$0]..<(group.offsets[$0] + group.tensors[$0].count) }
-        var maxima = [Float](repeating: 0, count: ranges.count)
-        for t in terms { maxima = t.withUnsafeBufferPointer { ExactSum.combine(maxima, ExactSum.maxima($0, ranges: ranges)) } }
+    /// This rank's gradient terms of `group` (one per micro-batch) and their integer sum, kept
+    /// from step to step.
+    func exactBuffers(_ group: ParameterGroup) -> ExactBuffers {
+        let key = ObjectIdentifier(group)
+        if let b = exactBuffersByGroup[key] { return b }
+        let b = ExactBuffers(group)
+        exactBuffersByGroup[key] = b
+        return b
+    }
+
+    /// The exact sum of the kept terms over every micro-batch of every rank, into `group`'s
+    /// gradients: the tensors' maxima maximised over the ranks fix the scales, this rank's terms
+    /// are added as integers, and the ring adds the ranks' integers.
+    func sumExactly(_ kept: ExactBuffers, into group: ParameterGroup) throws {
+        var maxima = kept.maxima
         if let r = reducer, worldSize > 1 {
             let all = try r.allGather(maxima)
-            maxima = [Float](repeating: 0, count: ranges.count)
-            for k in 0..<worldSize { maxima = ExactSum.combine(maxima, Array(all[(k * ranges.count)..<((k + 1) * ranges.count)])) }
+            let t = maxima.count
+            for k in 0..<worldSize { maxima = ExactSum.combine(maxima, Array(all[(k * t)..<((k + 1) * t)])) }
         }
-        let sum = ExactSum(ranges: ranges, maxima: maxima)
-        let acc = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(group.count, 1))
-        defer { acc.deallocate() }
-        acc.initialize(repeating: 0)
-        for t in terms { t.withUnsafeBufferPointer { sum.accumulate($0, into: acc) } }
-        if let r = reducer, worldSize > 1 { try r.allReduceExact(UnsafeMutableBufferPointer(rebasing: acc[0..<group.count])) }
+        let sum = ExactSum(ranges: kept.ranges, maxima: maxima)
+        let acc = kept.accumulator
+        acc.update(repeating: 0)
+        sum.accumulate(kept.terms, into: acc)
+        if let r = reducer, worldSize > 1 { try r.allReduceExact(acc) }
         sum.result(UnsafeBufferPointer(acc), into: group.gradBuffer)
     }
 
@@ -92,7 +100,8 @@ extension GANTrainer {
             let (real, positions) = try nextReal(resolution: metrics.resolution)
             parts = try microBatches(positions, count: m)
             let last = it == c.nCritic - 1
-            var terms: [[Float]] = []
+            let kept = exactBuffers(models.dParams)
+            kept.begin()
             slotMetrics = []
             for mb in parts {
                 enter(mb)
@@ -116,13 +125,13 @@ extension GANTrainer {
                     dLoss = dLoss + gp * c.gpLambda
                 }
                 (dLoss * share).backward()
-                terms.append(Array(models.dParams.gradBuffer))
+                kept.keep(models.dParams.gradBuffer)
                 s.dLoss = dLoss.item * share
                 s.dReal = (probs ? realOut.sigmoid().mean().item : realOut.mean().item) * share
                 s.dFake = (probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item) * share
                 slotMetrics.append(s)
             }
-            try sumExactly(terms, into: models.dParams)
+            try sumExactly(kept, into: models.dParams)
             if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
             models.optD.step()
             if loss.clipsWeights { models.dParams.clamp(c.clip) }
@@ -130,18 +139,19 @@ extension GANTrainer {
         // Generator step, micro-batch by micro-batch over the last iteration's images; D's
         // parameters are frozen so backward skips their gradients.
         for t in models.dParams.tensors { t.requiresGrad = false }
-        var terms: [[Float]] = []
+        let kept = exactBuffers(models.gParams)
+        kept.begin()
         for (j, mb) in parts.enumerated() {
             enter(mb)
             models.gParams.zeroGrad()
             let gLoss = loss.generatorLoss(D.score(fakes[j]))
             let share = Float(mb.rows.count) / Float(c.batchSize)
             (gLoss * share).backward()
-            terms.append(Array(models.gParams.gradBuffer))
+            kept.keep(models.gParams.gradBuffer)
             slotMetrics[j].gLoss = gLoss.item * share
         }
         for t in models.dParams.tensors { t.requiresGrad = true }
-        try sumExactly(terms, into: models.gParams)
+        try sumExactly(kept, into: models.gParams)
         if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
         let global = try finishStep(norms, parts: parts, metrics: slotMetrics, microBatches: m)
@@ -209,4 +219,45 @@ extension GANTrainer {
         }
         return totals
     }
+}
+
+/// Exact mode's buffers for one parameter group, allocated once and kept from step to step (no
+/// allocation or fresh pages per step): a copy of the gradients per local micro-batch, the
+/// tensors' maxima over those copies, and the integer accumulator.
+final class ExactBuffers {
+    let count: Int
+    let ranges: [Range<Int>]
+    private var storage: [UnsafeMutableBufferPointer<Float>] = []
+    private(set) var used = 0
+    private(set) var maxima: [Float]
+    let accumulator: UnsafeMutableBufferPointer<Int64>
+
+    init(_ group: ParameterGroup) {
+        count = group.count
+        ranges = group.offsets.indices.map { group.offsets[$0]..<(group.offsets[$0] + group.tensors[$0].count) }
+        maxima = [Float](repeating: 0, count: ranges.count)
+        accumulator = .allocate(capacity: max(count, 1))
+    }
+
+    deinit {
+        for b in storage { b.deallocate() }
+        accumulator.deallocate()
+    }
+
+    /// Forgets the terms of the last sum.
+    func begin() {
+        used = 0
+        maxima = [Float](repeating: 0, count: ranges.count)
+    }
+
+    /// Keeps a copy of `gradients` as the next term (one pass: the copy and its maxima).
+    func keep(_ gradients: UnsafeMutableBufferPointer<Float>) {
+        if used == storage.count { storage.append(.allocate(capacity: max(count, 1))) }
+        let m = ExactSum.keep(UnsafeBufferPointer(gradients), in: storage[used], ranges: ranges)
+        maxima = ExactSum.combine(maxima, m)
+        used += 1
+    }
+
+    /// The terms kept since `begin`.
+    var terms: [UnsafePointer<Float>] { storage[0..<used].map { UnsafePointer($0.baseAddress!) } }
 }

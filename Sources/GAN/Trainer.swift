@@ -177,7 +177,7 @@ public final class GANTrainer {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         // Exact mode cuts every loop of the engine into a fixed number of parts, so that its
         // bits do not depend on this process's thread count (`ThreadPool.fixSplits`).
-        ThreadPool.fixSplits(models.config.microBatches == nil ? nil : GANConfig.exactSplits)
+        ThreadPool.fixSplits(models.config.microBatches == nil ? nil : models.config.exactSplits)
         self.models = models
         self.source = source
         self.rank = rank
@@ -259,6 +259,8 @@ public final class GANTrainer {
         return 1 << 20
     }()
     private var bucketPlans: [ObjectIdentifier: GradientBuckets] = [:]
+    /// Exact mode's kept gradient terms per parameter group (`exactBuffers`).
+    var exactBuffersByGroup: [ObjectIdentifier: ExactBuffers] = [:]
 
     /// Backward of `loss`, then this rank's gradients of `group` summed over the ranks: bucket by
     /// bucket during backward when there is a reducer and `bucketFloats` > 0. `adding` (as long

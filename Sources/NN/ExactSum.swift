@@ -54,6 +54,27 @@ public struct ExactSum: Sendable {
         zip(a, b).map { x, y in x.isNaN || y.isNaN ? .nan : Swift.max(x, y) }
     }
 
+    /// Copies `x` into `dst` and returns the largest |value| in each range (as `maxima`): one
+    /// pass over a term that is kept until the scales are known.
+    public static func keep(_ x: UnsafeBufferPointer<Float>, in dst: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) -> [Float] {
+        precondition(dst.count >= x.count, "ExactSum: a copy of \(dst.count) for \(x.count) values")
+        return ranges.map { r in r.isEmpty ? 0 : rg_copy_max_abs(x.baseAddress! + r.lowerBound, dst.baseAddress! + r.lowerBound, r.count) }
+    }
+
+    /// Adds every term (each as long as the buffer), rounded to each range's fixed point, into
+    /// `acc`, block by block so that the accumulator stays in cache.
+    public func accumulate(_ terms: [UnsafePointer<Float>], into acc: UnsafeMutableBufferPointer<Int64>) {
+        guard !terms.isEmpty else { return }
+        terms.withUnsafeBufferPointer { t in
+            for (r, shift) in zip(ranges, shifts) where !r.isEmpty {
+                guard let shift else { continue }
+                t.baseAddress!.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: t.count) { p in
+                    rg_fixed_accumulate_terms(p, t.count, r.lowerBound, acc.baseAddress! + r.lowerBound, r.count, scale(shift))
+                }
+            }
+        }
+    }
+
     /// Adds one term, rounded to each range's fixed point, into `acc` (as long as the buffer).
     public func accumulate(_ x: UnsafeBufferPointer<Float>, into acc: UnsafeMutableBufferPointer<Int64>) {
         precondition(acc.count >= x.count, "ExactSum: an accumulator of \(acc.count) for \(x.count) values")

@@ -54,6 +54,8 @@ public struct TrainingFlags: ParsableArguments {
     public var exact = false
     @Option(parsing: .unconditional, help: "Exact mode's micro-batches per batch (implies --exact; must divide --batch; default: gcd(batch, 8)).")
     public var microBatches: Int?
+    @Option(parsing: .unconditional, help: "Exact mode: every engine loop is cut into this many parts, in every process (default 1: the workers' one thread each pay nothing; more lets a process use that many threads per loop). Part of the run's config: the bits depend on it.")
+    public var exactSplits: Int?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
 
@@ -136,6 +138,7 @@ public struct TrainingFlags: ParsableArguments {
         if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA }
         config.dataset = dataset; config.dataDir = data
         if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
+        config.exactSplitsGiven = exactSplits
         if let problem = config.validate() { throw ValidationError(problem) }
         return config
     }

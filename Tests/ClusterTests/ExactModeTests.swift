@@ -31,22 +31,27 @@ extension EquivalenceTests {
         }
     }
 
-    /// Exact mode fixes how the engine cuts its loops (`ThreadPool.fixSplits`), so one process
-    /// on 1, 2 or 3 engine threads computes the same bits (the DCGAN's convolution weight
-    /// gradients and reductions are cut by thread otherwise).
+    /// Exact mode fixes how the engine cuts its loops (`ThreadPool.fixSplits`, the config's
+    /// `--exact-splits`), so one process on 1, 2 or 3 engine threads computes the same bits (the
+    /// DCGAN's convolution weight gradients and reductions are cut by thread otherwise): with
+    /// the default cut (1) and with 3 parts (more parts than threads, and fewer).
     func testExactModeIsBitIdenticalOnAnyThreadCount() throws {
         var c = config(.dcgan, .bce)
         c.imageSize = 32; c.ngf = 16; c.ndf = 16; c.batchSize = 32; c.steps = 2; c.microBatches = 2
         let saved = ThreadPool.shared.threads
         defer { ThreadPool.setThreads(saved) }
-        var results: [[(String, [Float])]] = []
-        for t in [1, 2, 3] {
-            ThreadPool.setThreads(t)
-            results.append(try train(c, world: 1))
-        }
-        for (t, r) in zip([2, 3], results.dropFirst()) {
-            for (a, b) in zip(results[0], r) {
-                XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern }, "\(t) threads: \(a.0) differs from 1 thread")
+        for splits in [nil, 3] {
+            c.exactSplitsGiven = splits
+            var results: [[(String, [Float])]] = []
+            for t in [1, 2, 3] {
+                ThreadPool.setThreads(t)
+                results.append(try train(c, world: 1))
+            }
+            for (t, r) in zip([2, 3], results.dropFirst()) {
+                for (a, b) in zip(results[0], r) {
+                    XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern },
+                                  "splits \(splits ?? 1), \(t) threads: \(a.0) differs from 1 thread")
+                }
             }
         }
     }

@@ -87,6 +87,7 @@ final class CommandLineFuzzTests: XCTestCase {
             ("--progressive", .flag), ("--steps", .int), ("--batch", .int), ("--seed", .uint), ("--lr", .float), ("--lr-g", .float),
             ("--lr-d", .float), ("--beta1", .float), ("--beta2", .float), ("--n-critic", .int), ("--clip", .float),
             ("--gp-lambda", .float), ("--label-smoothing", .float), ("--noisy-labels", .flag), ("--g-ema", .float),
+            ("--exact", .flag), ("--micro-batches", .int), ("--exact-splits", .int),
             ("--dataset", .text), ("--data", .path)]
         let run: [(String, Kind)] = [("--runs-dir", .path), ("--name", .text), ("--sample-every", .int), ("--checkpoint-every", .int),
                                      ("--keep", .int), ("--log-every", .int), ("--resume", .path)]

@@ -85,4 +85,26 @@ final class ExactSumTests: XCTestCase {
         XCTAssertEqual(s[0], Float(ExactSum.maxTerms) * Float(1).nextDown)
         XCTAssertEqual(s[1], -Float(ExactSum.maxTerms) * Float(1).nextDown)
     }
+
+    /// The trainer's path (`keep`: copy and maxima in one pass; `accumulate(terms)`: block by
+    /// block) gives the integers and the maxima of term-by-term accumulation.
+    func testKeptTermsAccumulateLikeTermByTerm() {
+        let length = 5000
+        let t = terms(5, length: length, seed: 4)
+        let ranges = [0..<1, 1..<3000, 3000..<3000, 3000..<5000]
+        var copies = t.map { [Float](repeating: 0, count: $0.count) }
+        var maxima = [Float](repeating: 0, count: ranges.count)
+        for i in t.indices {
+            let m = t[i].withUnsafeBufferPointer { x in copies[i].withUnsafeMutableBufferPointer { ExactSum.keep(x, in: $0, ranges: ranges) } }
+            XCTAssertEqual(copies[i], t[i])
+            XCTAssertEqual(m, t[i].withUnsafeBufferPointer { ExactSum.maxima($0, ranges: ranges) })
+            maxima = ExactSum.combine(maxima, m)
+        }
+        let sum = ExactSum(ranges: ranges, maxima: maxima)
+        var one = [Int64](repeating: 0, count: length), blocked = [Int64](repeating: 0, count: length)
+        for x in t { x.withUnsafeBufferPointer { p in one.withUnsafeMutableBufferPointer { sum.accumulate(p, into: $0) } } }
+        let pointers = copies.map { c in c.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
+        withExtendedLifetime(copies) { blocked.withUnsafeMutableBufferPointer { sum.accumulate(pointers, into: $0) } }
+        XCTAssertEqual(one, blocked)
+    }
 }

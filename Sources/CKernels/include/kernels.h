@@ -69,5 +69,11 @@ void rg_fixed_accumulate(const float *x, int64_t *acc, size_t n, double scale);
 void rg_fixed_to_float(const int64_t *acc, float *out, size_t n, double inverseScale);
 /// The largest |x[i]| (0 for n = 0), NaN if any x[i] is NaN.
 float rg_max_abs(const float *x, size_t n);
+/// dst[i] = x[i], returning the largest |x[i]| as rg_max_abs does.
+float rg_copy_max_abs(const float *x, float *dst, size_t n);
+/// rg_fixed_accumulate of terms[t][offset ..< offset + n] into acc[0 ..< n] for every term, block by
+/// block (the sums are the same as term by term: integer addition).
+void rg_fixed_accumulate_terms(const float *const *terms, size_t count, size_t offset, int64_t *acc, size_t n,
+                               double scale);
 
 #endif
