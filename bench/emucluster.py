@@ -52,6 +52,7 @@ Everything is removed on exit, on Ctrl-C and on SIGTERM (namespaces and their pr
 interfaces, cgroups); a run that was SIGKILLed is cleaned up by the next start, or by --cleanup
 (bench/emucluster.sh does that in its EXIT trap).
 """
+import shlex
 import argparse
 import json
 import os
@@ -332,7 +333,7 @@ def run_ringgan(cg, a, model, mode, n, work, port, tag):
                                   "--token-file", token, "--runs-dir", os.path.join(work, "runs"), "--name", tag,
                                   "--data", a.data, *MODELS[model][0], "--batch", str(gb), "--steps", str(total),
                                   "--codec", a.codec, "--sample-every", "0", "--checkpoint-every", "0", "--json",
-                                  "--rendezvous-timeout", "300", "--dead-after", "120"],
+                                  "--rendezvous-timeout", "300", "--dead-after", "120", *shlex.split(a.ringgan_flags)],
                    env, subprocess.PIPE, coord_log)
     st = Stamps(coord, a.warmup, total)
     time.sleep(0.3)
@@ -535,6 +536,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, taking turns; report the medians")
     ap.add_argument("--period-us", default="2000", help="cgroup cpu period(s) in microseconds, comma list (raised where the 1 ms minimum quota needs it)")
     ap.add_argument("--codec", default="shuffle-zstd", help="RingGAN's gradient codec (default: the lossless shuffle-zstd)")
+    ap.add_argument("--ringgan-flags", default="", help="more training flags for RingGAN's coordinator (e.g. '--exact')")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-ballast", dest="ballast", action="store_false",
                     help="do not fill the budgets of the absent workers (N_max - N) with busy loops")
