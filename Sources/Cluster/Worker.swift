@@ -379,7 +379,8 @@ public final class WorkerProcess {
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
         session.logEvery = max(1, start.logEvery ?? 1)
-        // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
+        // The coordinator's time limit or interrupt: it marks the last step's shards; every rank
+        // ends after it.
         let queue = trainer.source as? ShardQueue
         session.shouldEnd = { queue?.lastStep.map { trainer.step >= $0 } ?? false }
         // The next step's real-image pass under this step's generator all-reduce, after every
@@ -432,7 +433,7 @@ public final class WorkerProcess {
         let deadline = Date().addingTimeInterval(start.timeout)
         while Date() < deadline {
             let (f, s) = notices.state
-            if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator's time limit)" : "")"); return }
+            if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator ended the run early: a time limit or an interrupt)" : "")"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
         }

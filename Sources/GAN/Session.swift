@@ -74,8 +74,8 @@ public final class TrainingSession {
     /// even before `config.steps` (`gan train --time-limit`).
     public var deadline: Date?
     /// Asked after every step: true ends the run there as the deadline does (final grid and
-    /// checkpoint written). A distributed worker uses it for the step its coordinator named last
-    /// (`gan-coordinator --time-limit`).
+    /// checkpoint written). `gan train` uses it for SIGINT and SIGTERM; a distributed worker for
+    /// the step its coordinator named last (`gan-coordinator --time-limit`, or an interrupt).
     public var shouldEnd: (() -> Bool)?
     /// Whether the last `run` ended at the deadline (or by `shouldEnd`) rather than at `config.steps`.
     public private(set) var stoppedByDeadline = false
@@ -220,8 +220,10 @@ public final class TrainingSession {
         let total = trainer.config.steps
         defer { events?.flush() }
         while trainer.step < total {
-            // A time limit ends the run after the step that reaches it, as if it were the last.
-            let timeUp = { (self.deadline.map { Date() >= $0 } ?? false) || (self.shouldEnd?() ?? false) }
+            // A time limit (or `shouldEnd`: an interrupt, the coordinator's last step) ends the
+            // run after the step that reaches it, as if it were the last.
+            let pastDeadline = { self.deadline.map { Date() >= $0 } ?? false }
+            let timeUp = { pastDeadline() || (self.shouldEnd?() ?? false) }
             let t0 = Date()
             let next = trainer.step + 1
             let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
@@ -247,7 +249,7 @@ public final class TrainingSession {
             events?.flush()
             if last && s < total {
                 stoppedByDeadline = true
-                logger.info("time limit reached", metadata: ["step": .stringConvertible(s)])
+                logger.info(pastDeadline() ? "time limit reached" : "ending the run early, as asked", metadata: ["step": .stringConvertible(s)])
                 break
             }
         }

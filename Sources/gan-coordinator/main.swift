@@ -29,12 +29,18 @@ struct CoordinatorCommand: ParsableCommand {
         and they rejoin it and train on. cluster/local.sh, docker/docker-compose.yml and \
         cluster/k8s restart it that way.
 
+        SIGINT (Ctrl-C) or SIGTERM ends the run as --time-limit does (the steps already sent are \
+        trained, rank 0 writes the final checkpoint and grid), prints the command that resumes it \
+        (--resume auto) and exits 130 / 143; a second one stops at once. Workers started with \
+        --spawn are in process groups of their own: a terminal's Ctrl-C reaches only the coordinator.
+
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
         --resume auto may continue it; a spawned worker that crashed is named with the lines of its \
         log that say why); 2 it could not start (a --resume it cannot go on with, the token, the run \
         folder or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is malformed, out of its \
         range, or does not fit the others or the data (a --batch larger than the data set, an --nc \
-        the images do not have), said before anything listens or a worker starts.
+        the images do not have), said before anything listens or a worker starts; 130 / 143 interrupted \
+        by SIGINT / SIGTERM (the final checkpoint written, the command that resumes printed).
         """)
 
     @Option(parsing: .unconditional, help: "Number of workers.") var workers: Int
@@ -80,6 +86,11 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan-coordinator")
+        // SIGINT / SIGTERM: the steps already sent are trained, rank 0 writes the final checkpoint
+        // and grid, and the run ends (spawned workers are in process groups of their own, so a
+        // terminal's Ctrl-C reaches only this process).
+        Interrupts.install(program: "gan-coordinator",
+                           stopping: "finishing the steps already sent to the workers, then rank 0 writes a checkpoint and a sample grid")
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
@@ -104,6 +115,7 @@ struct CoordinatorCommand: ParsableCommand {
             }
         }
         defer { reap(children, within: 0, log: log) }
+        coordinator.shouldStop = { Interrupts.received != nil }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         do {
             try coordinator.run(dataset: dataset) { step in
@@ -116,8 +128,23 @@ struct CoordinatorCommand: ParsableCommand {
             }
             progress.finish()
             reap(children, within: 30, log: log)
+            if let signal = Interrupts.received, let s = coordinator.stoppedByRequestAt {
+                log.notice("\(Interrupts.name(signal)): stopped at step \(s) of \(config.steps); \(lastCheckpoint(runDir))")
+                Interrupts.printResumeCommand(runPath: runDir)
+                throw ExitCode(Interrupts.exitStatus(signal))
+            }
             if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
             log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+        } catch let e as ExitCode {
+            throw e
+        } catch let stopped as CoordinatorStopped {
+            // Interrupted while workers joined: nothing more was trained.
+            progress.finish()
+            reap(children, within: 2, log: log)
+            let signal = Interrupts.received ?? SIGINT
+            log.notice("\(Interrupts.name(signal)): \(stopped); \(lastCheckpoint(runDir))")
+            Interrupts.printResumeCommand(runPath: runDir)
+            throw ExitCode(Interrupts.exitStatus(signal))
         } catch {
             progress.finish()
             log.critical("\(error)")
@@ -129,6 +156,11 @@ struct CoordinatorCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
+    }
+
+    /// Where the run's newest checkpoint is, as a phrase for the log.
+    func lastCheckpoint(_ runDir: String) -> String {
+        CheckpointStore(directory: runDir + "/checkpoints").latest().map { "the last checkpoint is \($0)" } ?? "no checkpoint was written"
     }
 
     /// Why spawned workers died by a signal this coordinator did not send: the signal, and the

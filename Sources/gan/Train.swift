@@ -11,8 +11,10 @@ struct Train: ParsableCommand {
         abstract: "Train a GAN in one process on real MNIST digits (or --dataset / --data).",
         discussion: """
         Writes runs/<name>/: config.json, samples/step_*.png (8x8 grids from fixed noise), \
-        checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Loss defaults follow the \
-        tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
+        checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Ctrl-C (SIGINT) or \
+        SIGTERM ends the run after the step in progress with a checkpoint and a grid, prints the \
+        command that resumes it (--resume auto) and exits 130 / 143; a second Ctrl-C stops at once. \
+        Loss defaults follow the tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
 
         """ + GANLoss.summary)
 
@@ -34,6 +36,8 @@ struct Train: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan.train")
+        // SIGINT / SIGTERM: the run ends after the step in progress, with its checkpoint and grid.
+        Interrupts.install(program: "gan train", stopping: "finishing the current step, then writing a checkpoint and a sample grid")
         let deadline = try training.deadline(timeLimit: timeLimit, from: started)
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         let start: RunStart
@@ -61,6 +65,7 @@ struct Train: ParsableCommand {
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
         session.deadline = deadline
+        session.shouldEnd = { Interrupts.received != nil }
         session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
@@ -79,6 +84,12 @@ struct Train: ParsableCommand {
         }
         if !json { progress.finish() }
         session.events?.close()
+        if let signal = Interrupts.received, trainer.step < config.steps {
+            let ckpt = session.folder.checkpoints.latest() ?? "none"
+            log.notice("\(Interrupts.name(signal)): stopped at step \(trainer.step) of \(config.steps); checkpoint \(ckpt), samples in \(session.folder.samples)")
+            Interrupts.printResumeCommand(runPath: runPath)
+            throw ExitCode(Interrupts.exitStatus(signal))
+        }
         if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
         log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
                  metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])
