@@ -38,6 +38,55 @@ public struct RunFolder {
         try AtomicFile.write(try enc.encode(config), to: path + "/config.json")
     }
 
+    /// What `path` holds that makes it a run folder already: its entries but `logs` (a launcher,
+    /// `cluster/local.sh`, makes the run's `logs/` before it starts the coordinator); empty when
+    /// there is no such folder.
+    public static func contents(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != "logs" }.sorted()
+    }
+
+    /// Makes `path` the folder of a new run, so that no other run shares it: the folder is made
+    /// (its parents too) or, when it exists, must hold nothing (`contents`); then its `marker` subfolder is made,
+    /// which succeeds for one claimant only, so of two runs started at once on the same folder
+    /// one gets it and the other `RunFolderTaken`. Throws `RunFolderTaken` for a folder that holds
+    /// anything, a `SessionError` when it cannot be made.
+    public static func claim(_ path: String, marker: String = "samples") throws {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        } catch { throw SessionError("cannot make the folder of the run \(path): \(error.localizedDescription)") }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw SessionError("cannot make the run folder \(path): \(String(cString: strerror(errno)))")
+        }
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw SessionError("\(path) is a file, not a run folder; move it away or choose another --name")
+        }
+        let contents = Self.contents(path)
+        guard contents.isEmpty else { throw RunFolderTaken(path: path, contents: contents) }
+        if mkdir(path + "/" + marker, 0o755) != 0 {
+            if errno == EEXIST { throw RunFolderTaken(path: path, contents: [marker]) }
+            throw SessionError("cannot make \(path)/\(marker): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The folder of a new run with a made-up name (`gan train` without `--name`, `gan import`):
+    /// `base` claimed as `claim` does or, when that one is taken (another run started in the same
+    /// second, an earlier import of the same file), `base-2`, `base-3`, ... Returns the path.
+    public static func claimUnique(_ base: String, marker: String = "samples") throws -> String {
+        for i in 1...1000 {
+            let p = i == 1 ? base : "\(base)-\(i)"
+            do { try claim(p, marker: marker); return p } catch is RunFolderTaken { continue }
+        }
+        throw SessionError("\(base) and the 999 names after it (\(base)-2 ...) are all taken; clear out the folder")
+    }
+
+    /// Undoes a `claim` whose run never started (its folder still empty but for `marker`).
+    public static func unclaim(_ path: String, marker: String = "samples") {
+        rmdir(path + "/" + marker)
+        rmdir(path)
+    }
+
     /// The newest checkpoint of the newest run under `runsDir` (by the checkpoint's time).
     public static func newestCheckpoint(runsDir: String = "runs") -> String? {
         let fm = FileManager.default
@@ -49,6 +98,21 @@ public struct RunFolder {
             if best == nil || d > best!.1 { best = (p, d) }
         }
         return best?.0
+    }
+}
+
+/// A new run asked for a folder that already holds a run (or anything else).
+public struct RunFolderTaken: Error, CustomStringConvertible {
+    public let path: String
+    /// What the folder holds (names), for the message.
+    public let contents: [String]
+    public init(path: String, contents: [String]) {
+        self.path = path
+        self.contents = contents
+    }
+    public var description: String {
+        let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", ..." : "")
+        return "\(path) already holds a run (\(shown))"
     }
 }
 

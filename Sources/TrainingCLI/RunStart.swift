@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import GAN
 
@@ -5,7 +6,9 @@ import GAN
 /// one resumed from `--resume` (its checkpoint's config and length; `--steps` may change it) in the
 /// checkpoint's run folder. `--resume auto` resumes `<runs-dir>/<name>` from its newest checkpoint
 /// that reads back whole, as `--resume` with that path would, or starts it fresh from the flags
-/// when it has none (what a restarted coordinator does).
+/// when it has none (what a restarted coordinator does). A new run never shares a folder: its
+/// folder is claimed (`claimFolder`) before anything is written, and a `--name` whose folder holds
+/// a run is refused, naming `--resume auto`.
 public struct RunStart {
     public var config: GANConfig
     /// The run folder.
@@ -21,6 +24,11 @@ public struct RunStart {
 
     /// The `--resume` value that picks the checkpoint by itself.
     public static let auto = "auto"
+
+    /// How a new run's folder is claimed: the `--name` given (exact), or a made-up name that
+    /// moves on to `-2`, `-3`, ... when taken (unique); nil for a resumed run and `--resume auto`.
+    enum Claim { case exact(String), unique }
+    var claim: Claim?
 
     /// Resume-or-new-run, for `gan train` and `gan-coordinator`. Throws the checkpoint's read
     /// error, a validation error naming the wrong flag, or a `RunStartError` (`--resume auto` on
@@ -39,7 +47,42 @@ public struct RunStart {
             config = try training.config()
             path = run.newRunPath(config)
             resume = nil
+            if let name = run.name {
+                claim = .exact(name)
+                // Said at once, before the data is loaded; `claimFolder` checks again, atomically.
+                let contents = RunFolder.contents(path)
+                if !contents.isEmpty { throw Self.taken(RunFolderTaken(path: path, contents: contents), name: name) }
+            } else {
+                claim = .unique
+            }
         }
+    }
+
+    /// Makes a new run's folder, so that no other run shares it: call it once the flags and the
+    /// data have been checked, before anything is written. A made-up name already taken (another
+    /// run started in the same second) moves on to `-2`, `-3`, ..., changing `path`; a `--name`
+    /// whose folder holds anything is a validation error naming `--resume auto`. Returns whether
+    /// it made a folder (false for a resumed run), for `abandonFolder`.
+    @discardableResult
+    public mutating func claimFolder() throws -> Bool {
+        switch claim {
+        case nil:
+            return false
+        case .unique?:
+            path = try RunFolder.claimUnique(path)
+        case .exact(let name)?:
+            do { try RunFolder.claim(path) } catch let t as RunFolderTaken { throw Self.taken(t, name: name) }
+        }
+        return true
+    }
+
+    /// Undoes `claimFolder` when the run could not start after all (the folder is removed only
+    /// while it is still empty).
+    public func abandonFolder() { RunFolder.unclaim(path) }
+
+    static func taken(_ t: RunFolderTaken, name: String) -> ValidationError {
+        ValidationError("--name \(name): \(t); to continue that run, run the same command with --resume auto "
+            + "(it resumes \(t.path) from its newest checkpoint); for a new run, choose another --name")
     }
 
     /// `--resume auto`: the run folder is `<runs-dir>/<name>` (so --name is required). Its newest

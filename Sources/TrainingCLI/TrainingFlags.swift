@@ -141,7 +141,8 @@ public struct RunFlags: ParsableArguments {
     public init() {}
 
     @Option(help: "Folder for runs.") public var runsDir: String = "runs"
-    @Option(help: "Run name (default: model-loss-time).") public var name: String?
+    @Option(help: "Run name: the folder <runs-dir>/<name>, which a new run must not share with another (default: model-loss-time, with -2, -3, ... when that is taken).")
+    public var name: String?
     @Option(parsing: .unconditional, help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
     @Option(parsing: .unconditional, help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
     @Option(parsing: .unconditional, help: "Checkpoints to keep.") public var keep: Int = 3
@@ -157,6 +158,9 @@ public struct RunFlags: ParsableArguments {
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
         guard !runsDir.isEmpty else { throw ValidationError("--runs-dir must not be empty") }
         if let n = name, n.isEmpty { throw ValidationError("--name must not be empty") }
+        if let n = name, n.contains("/") || n.contains("..") || n == "." {
+            throw ValidationError("--name '\(n)' must be a plain folder name inside --runs-dir (no '/', no '..'); use --runs-dir to choose where runs go")
+        }
         if let r = resume, r.isEmpty { throw ValidationError("--resume needs a checkpoint path or 'auto'") }
     }
 

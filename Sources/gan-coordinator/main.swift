@@ -39,7 +39,8 @@ struct CoordinatorCommand: ParsableCommand {
         log that say why); 2 it could not start (a --resume it cannot go on with, the token, the run \
         folder or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is malformed, out of its \
         range, or does not fit the others or the data (a --batch larger than the data set, an --nc \
-        the images do not have), said before anything listens or a worker starts; 130 / 143 interrupted \
+        the images do not have, a --name whose folder already holds a run), said before anything \
+        listens or a worker starts; 130 / 143 interrupted \
         by SIGINT / SIGTERM (the final checkpoint written, the command that resumes printed).
         """)
 
@@ -189,17 +190,23 @@ struct CoordinatorCommand: ParsableCommand {
     func prepare(codec c: GradientCodec, started: Date, log: Logger) throws
         -> (Coordinator, GANConfig, String, ImageDataset, [Process]) {
         let env = ProcessInfo.processInfo.environment
-        let start = try RunStart(training: training, run: output)
+        var start = try RunStart(training: training, run: output)
         for w in start.warnings { log.warning("\(w)") }
         for note in start.notes { log.notice("\(note)") }
         let config = start.config
-        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
         guard config.batchSize >= workers else {
             throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
         }
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
+        let dataset = try loadTrainingData(config)
+        // A batch or channel count the data cannot give is the flags' fault (exit 64), said
+        // before the coordinator listens or a worker is started.
+        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
+        // A new run's folder is its own (rank 0 writes into it; two runs never share one).
+        let claimed = try start.claimFolder()
+        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
@@ -211,11 +218,11 @@ struct CoordinatorCommand: ParsableCommand {
         o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
-        let dataset = try loadTrainingData(config)
-        // A batch or channel count the data cannot give is the flags' fault (exit 64), said
-        // before the coordinator listens or a worker is started.
-        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
-        let coordinator = try Coordinator(options: o, logger: log)
+        let coordinator: Coordinator
+        do { coordinator = try Coordinator(options: o, logger: log) } catch {
+            if claimed { start.abandonFolder() }   // the port: the same command may be run again
+            throw error
+        }
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)")
         var children: [Process] = []
         if spawn {

@@ -47,13 +47,17 @@ struct Train: ParsableCommand {
         try trainLoop(start, deadline: deadline, log: log)
     }
 
-    func trainLoop(_ start: RunStart, deadline: Date?, log: Logger) throws {
-        let config = start.config, runPath = start.path
+    func trainLoop(_ given: RunStart, deadline: Date?, log: Logger) throws {
+        var start = given
+        let config = start.config
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
         // A batch or channel count the data cannot give is the flags' fault: said before the
         // models are built or the run folder is made.
         do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
+        // A new run's folder is its own (two runs started in the same second get two).
+        do { try start.claimFolder() } catch let e as ValidationError { throw e } catch { fail("\(error)") }
+        let runPath = start.path
         let models = GANModels(config: config)
         let trainer = try GANTrainer(models: models, dataset: dataset)
         if let (ckpt, path) = start.resume {
