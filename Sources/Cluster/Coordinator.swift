@@ -79,6 +79,8 @@ public final class Coordinator {
     public var shouldStop: (() -> Bool)?
     /// The step the run ended at when `shouldStop` ended it.
     public internal(set) var stoppedByRequestAt: Int?
+    /// Steps every rank completed in this coordinator's life (0: the run had none left).
+    public internal(set) var stepsCompleted = 0
 
     final class Member: @unchecked Sendable {
         let requestedRank: Int
@@ -461,6 +463,7 @@ public final class Coordinator {
             let c = config, n = members.count
             while let all = done[completed + 1], all.count == n {
                 completed += 1
+                coordinator.stepsCompleted += 1
                 done[completed] = nil
                 let sums = all.filter { $0.checksum != nil }
                 if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {

@@ -43,6 +43,8 @@ public struct RunStart {
             // checkpoints/step_X.rgan -> the run folder
             path = runFolder(ofCheckpoint: r)
             resume = (ckpt, r)
+            // Only the flags given are compared: a plain `--resume PATH --steps N` names no other.
+            if let w = Self.differences("--resume \(r)", run: config, flags: training.given(over: config), path: path) { warnings.append(w) }
         } else {
             config = try training.config()
             path = run.newRunPath(config)
@@ -104,12 +106,8 @@ public struct RunStart {
             config.steps = training.resumedSteps(checkpointStep: ckpt.step, runSteps: ckpt.config.steps)
             resume = (ckpt, p)
             warnings = skipped
-            var flags = fresh
-            flags.steps = config.steps
-            if flags != config {
-                warnings.append("--resume auto: the training flags differ from the config of the run in \(path) ("
-                    + configDifferences(config, flags).joined(separator: ", ") + "); the run's config is used, as with --resume PATH")
-            }
+            // The command that restarts a run repeats its flags: all of them are compared.
+            if let w = Self.differences("--resume auto", run: config, flags: fresh, path: path) { warnings.append(w) }
             notes = ["--resume auto: resuming \(path) from \(p) at step \(ckpt.step) of \(config.steps)"]
         } else if !store.list().isEmpty {
             throw RunStartError("--resume auto: none of the \(store.list().count) checkpoint(s) in \(store.directory) reads back whole ("
@@ -119,6 +117,30 @@ public struct RunStart {
             resume = nil
             notes = ["--resume auto: no checkpoint in \(store.directory); starting a fresh run"]
         }
+    }
+}
+
+extension RunStart {
+    /// The warning for a resumed run whose training flags ask for another config than the run's
+    /// (which is used; the steps are not compared, `--steps` may extend a run), or nil.
+    static func differences(_ how: String, run: GANConfig, flags: GANConfig, path: String) -> String? {
+        var flags = flags
+        flags.steps = run.steps
+        guard flags != run else { return nil }
+        return "\(how): the training flags differ from the config of the run in \(path) ("
+            + configDifferences(run, flags).joined(separator: ", ") + "); the run's config is used (a resumed run keeps its config)"
+    }
+
+    /// Why this start trains nothing (a fresh run of `--steps 0`, or a checkpoint already at or
+    /// past the run's last step), as a sentence; nil when it has steps to train.
+    public func nothingToTrain(_ training: TrainingFlags) -> String? {
+        let from = resume?.checkpoint.step ?? 0
+        guard from >= config.steps else { return nil }
+        guard let (ckpt, p) = resume else {
+            return "nothing to train: --steps \(config.steps) asks for no training steps; give --steps 1 or more"
+        }
+        let asked = training.stepsGiven.map { "--steps \($0)" } ?? "the run's own length (\(ckpt.config.steps) steps)"
+        return "nothing to train: \(p) is at step \(ckpt.step), and \(asked) goes no further; give --steps above \(ckpt.step) to train on"
     }
 }
 

@@ -95,10 +95,10 @@ struct CoordinatorCommand: ParsableCommand {
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
-        let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset
+        let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset, idle: String?
         var children: [Process] = []
         do {
-            (coordinator, config, runDir, dataset, children) = try prepare(codec: c, started: started, log: log)
+            (coordinator, config, runDir, dataset, children, idle) = try prepare(codec: c, started: started, log: log)
         } catch let e as ValidationError {
             throw e
         } catch {
@@ -135,7 +135,13 @@ struct CoordinatorCommand: ParsableCommand {
                 throw ExitCode(Interrupts.exitStatus(signal))
             }
             if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
-            log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+            if coordinator.stepsCompleted == 0 {
+                // The workers came and went (so a restarted coordinator's workers end cleanly),
+                // but not a "done" as if it had trained.
+                log.notice("\(idle ?? "nothing to train: the run had no steps left"); nothing was trained")
+            } else {
+                log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+            }
         } catch let e as ExitCode {
             throw e
         } catch let stopped as CoordinatorStopped {
@@ -186,9 +192,9 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     /// The run (resumed or new), the token, the data, the listening coordinator and, with
-    /// --spawn, its workers.
+    /// --spawn, its workers; and why the run has nothing to train, if so.
     func prepare(codec c: GradientCodec, started: Date, log: Logger) throws
-        -> (Coordinator, GANConfig, String, ImageDataset, [Process]) {
+        -> (Coordinator, GANConfig, String, ImageDataset, [Process], String?) {
         let env = ProcessInfo.processInfo.environment
         var start = try RunStart(training: training, run: output)
         for w in start.warnings { log.warning("\(w)") }
@@ -228,7 +234,7 @@ struct CoordinatorCommand: ParsableCommand {
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
         }
-        return (coordinator, config, runDir, dataset, children)
+        return (coordinator, config, runDir, dataset, children, start.nothingToTrain(training))
     }
 
     /// Waits up to `within` seconds for the children to exit, then kills the rest (SIGTERM, then

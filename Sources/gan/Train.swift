@@ -55,14 +55,21 @@ struct Train: ParsableCommand {
         // A batch or channel count the data cannot give is the flags' fault: said before the
         // models are built or the run folder is made.
         do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
-        // A new run's folder is its own (two runs started in the same second get two).
-        do { try start.claimFolder() } catch let e as ValidationError { throw e } catch { fail("\(error)") }
-        let runPath = start.path
         let models = GANModels(config: config)
         let trainer = try GANTrainer(models: models, dataset: dataset)
         if let (ckpt, path) = start.resume {
             do { try TrainingSession.resume(trainer, from: ckpt, path: path) } catch { fail("\(error)") }
         }
+        // Nothing to train (--steps 0, a checkpoint at the run's end): not a "done" as if it had
+        // trained, and nothing written, once the flags, the data and the checkpoint are checked
+        // and the models built (what bench/wholerun.py times as start-up).
+        if let why = start.nothingToTrain(training) {
+            log.notice("\(why); nothing was trained or written")
+            return
+        }
+        // A new run's folder is its own (two runs started in the same second get two).
+        do { try start.claimFolder() } catch let e as ValidationError { throw e } catch { fail("\(error)") }
+        let runPath = start.path
         let session: TrainingSession
         do {
             session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
