@@ -42,7 +42,8 @@ struct CoordinatorCommand: ParsableCommand {
         the images do not have, a --name whose folder already holds a run), said before anything \
         listens or a worker starts; 130 / 143 interrupted \
         by SIGINT / SIGTERM (the final checkpoint written, the command that resumes printed).
-        """)
+        """,
+        version: BuildInfo.versionText("gan-coordinator"))
 
     @Option(parsing: .unconditional, help: "Number of workers.") var workers: Int
     @Option(parsing: .unconditional, help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?

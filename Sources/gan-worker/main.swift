@@ -33,7 +33,8 @@ struct Worker: ParsableCommand {
 
         Exit status: 0 the run finished; 1 it failed (the reason is also sent to the coordinator) \
         or the coordinator was lost; 64 a flag or launcher variable is malformed or out of its range.
-        """)
+        """,
+        version: BuildInfo.versionText("gan-worker"))
 
     @Option(parsing: .unconditional, help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
     @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else 127.0.0.1:29500).") var coordinator: String?

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Tensors
+import TrainingCLI
 
 struct Gan: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,6 +14,7 @@ struct Gan: ParsableCommand {
         130 / 143 `gan train` was interrupted by SIGINT / SIGTERM (after writing a checkpoint and a \
         grid of its last step and printing the command that resumes the run).
         """,
+        version: BuildInfo.versionText("gan"),
         subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self,
                       Export.self, Import.self, Info.self])
 }
