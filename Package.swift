@@ -51,7 +51,7 @@ let package = Package(
             "Collectives", "Tensors", "NN", "GAN", "Datasets", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "TrainingCLI", dependencies: ["GAN", "Telemetry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .target(name: "TrainingCLI", dependencies: ["GAN", "Telemetry", "Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                    .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
             "Cluster", "Collectives", "GAN", "Tensors", "Telemetry", "TrainingCLI",

@@ -149,8 +149,8 @@ def main():
                         cmd = [sys.executable, TORCH, *tflags, "--steps", str(steps), "--threads", str(t)]
                         s, first, rss, out, _ = run_process(cmd, env)
                         theirs.append((s, first, rss, json.loads(out.strip().splitlines()[-1])["images"]))
-            # Start-up: the same command with --steps 0 (process start, data, models, the final grid
-            # and checkpoint, exit), median of three; the target is <= 0.3 s.
+            # Start-up: the same command with --steps 0 (process start, data, models, exit: it trains
+            # and writes nothing), median of three; the target is <= 0.3 s.
             startups = []
             for r in range(3):
                 cmd = [GAN, "train", *gflags, "--steps", "0", "--threads", str(t), "--runs-dir", work,

@@ -15,12 +15,16 @@
 # newest checkpoint that reads back whole), at most --restarts times; the workers, still waiting
 # for it (gan-worker --rejoin-timeout), rejoin, and any that had exited are started again. Exit
 # status 2 (could not start: flags, token, run folder, data, port) and 64 (a malformed flag) are
-# not retried. The script exits with the coordinator's last status; then, or on Ctrl-C / SIGTERM,
-# the workers are stopped. Each worker runs one engine thread (RINGGAN_THREADS=1).
+# not retried, nor are 130 / 143 (the coordinator stopped on SIGINT / SIGTERM after its final
+# checkpoint). The script exits with the coordinator's last status; then the workers are stopped.
+# Ctrl-C or SIGTERM: the coordinator is asked to stop (the steps already sent are trained, rank 0
+# writes a checkpoint and a grid, the workers exit), the command that resumes the run is printed
+# and the script exits 130; a second Ctrl-C stops everything at once. Each worker runs one
+# engine thread (RINGGAN_THREADS=1).
 set -euo pipefail
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 Options:
   -n, --workers N   number of workers (default 4)
@@ -134,11 +138,43 @@ cleanup() {
     [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null || true
     rm -f "$token_file"
 }
+# The command that resumes this run: the same cluster, the run folder by name, --resume auto.
+resume_command() {
+    local words=(bash cluster/local.sh -n "$n" --name "$name" --restarts "$max_restarts")
+    case "$bindir" in
+        .build/release) ;;
+        .build/debug) words+=(--debug) ;;
+        *) words+=(--bin "$bindir") ;;
+    esac
+    words+=(-- "${restart_flags[@]}")
+    printf '%q ' "${words[@]}" | sed 's/ $//'
+}
+# A first Ctrl-C / SIGTERM: the coordinator (which ignores the terminal's SIGINT, as a background
+# job of this script) is sent SIGTERM and finishes the steps it sent; rank 0 writes the final
+# checkpoint and grid; then the workers, which have exited, are reaped. A second one: at once.
 on_signal() {
+    trap hard_stop INT TERM
     echo >&2
-    echo "local.sh: interrupted; stopping the cluster (logs in $log_dir)" >&2
+    if [ -n "$coord_pid" ] && kill -0 "$coord_pid" 2>/dev/null; then
+        echo "local.sh: interrupted; the coordinator finishes the steps already sent and rank 0 writes a checkpoint (Ctrl-C again to stop at once)" >&2
+        kill -TERM "$coord_pid" 2>/dev/null || true
+        wait "$coord_pid" 2>/dev/null || true
+        coord_pid=""
+        local p
+        for _ in $(seq 100); do
+            local any=0
+            for p in ${worker_pids[@]+"${worker_pids[@]}"}; do kill -0 "$p" 2>/dev/null && any=1; done
+            [ $any = 1 ] || break
+            sleep 0.1
+        done
+    fi
+    hard_stop
+}
+hard_stop() {
     trap - INT TERM
+    echo "local.sh: stopping the cluster (logs in $log_dir)" >&2
     cleanup
+    echo "local.sh: to resume: $(resume_command)" >&2
     exit 130
 }
 trap on_signal INT TERM
@@ -183,6 +219,7 @@ while true; do
     case "$status" in
         0) break ;;
         2|64) echo "local.sh: the coordinator could not start (status $status); not restarting it" >&2; break ;;
+        130|143) echo "local.sh: the coordinator stopped on SIGINT / SIGTERM (status $status) after its final checkpoint; not restarting it" >&2; break ;;
     esac
     if [ "$status" -gt 128 ]; then
         how="was killed by signal $((status - 128)) ($(kill -l "$((status - 128))" 2>/dev/null || echo '?'))"

@@ -25,7 +25,7 @@ BELOW = {
     # beside the model stack, not above it: flat float buffers, sockets, codecs
     "Collectives": ["DataParallel", "CZstd", "CChecksum", "CKernels"],
     "Cluster": ["GAN", "Collectives"],
-    "TrainingCLI": ["GAN", "Telemetry"],
+    "TrainingCLI": ["GAN", "Telemetry", "Tensors"],
     # executables, on top
     "gan": ["TrainingCLI"],
     "gan-coordinator": ["TrainingCLI", "Cluster"],

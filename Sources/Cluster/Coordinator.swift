@@ -56,6 +56,12 @@ public struct CoordinatorFailure: Error, CustomStringConvertible {
     public let description: String
 }
 
+/// `shouldStop` ended the coordinator while it waited for workers, before any step was trained
+/// in that formation.
+public struct CoordinatorStopped: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// The coordinator: rendezvous, ring assignment, per-step shards sent ahead, progress,
 /// replica checksums, failure detection and re-formation.
 public final class Coordinator {
@@ -66,6 +72,15 @@ public final class Coordinator {
     public var port: UInt16 { listener.port }
     /// The step the run ended at when `deadline` ended it (nil: it ran to `config.steps`).
     public internal(set) var stoppedByDeadlineAt: Int?
+    /// Asked while workers join and before each step's shards go out: true ends the run as
+    /// `deadline` does (the next step sent is the last; rank 0 writes the final grid and
+    /// checkpoint), or, before training has begun, at once with `CoordinatorStopped`
+    /// (`gan-coordinator` uses it for SIGINT and SIGTERM).
+    public var shouldStop: (() -> Bool)?
+    /// The step the run ended at when `shouldStop` ended it.
+    public internal(set) var stoppedByRequestAt: Int?
+    /// Steps every rank completed in this coordinator's life (0: the run had none left).
+    public internal(set) var stepsCompleted = 0
 
     final class Member: @unchecked Sendable {
         let requestedRank: Int
@@ -129,6 +144,9 @@ public final class Coordinator {
         log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)\(required.isEmpty ? "" : " (the surviving ranks \(required.keys.sorted()))")")
         func done() -> Bool { members.count >= count && Set(required.keys).isSubset(of: Set(members.keys)) }
         while !done() {
+            if shouldStop?() == true {
+                throw CoordinatorStopped(description: "asked to stop while waiting for workers (\(members.count) of \(count) joined)")
+            }
             let left = deadline - monotonic()
             guard left > 0 else {
                 if let m = minimum, members.count >= m {
@@ -282,8 +300,10 @@ public final class Coordinator {
         /// Reports of steps not yet reported by every rank.
         var done = [Int: [StepDoneMessage]]()
         var finished = Set<Int>()
-        /// The last step, once the deadline has passed.
+        /// The last step, once the deadline has passed (or `shouldStop` said so).
         var endAt: Int?
+        /// `endAt` was set by `shouldStop`, not by the deadline.
+        var endedByRequest = false
         var t0 = monotonic()
         var options: CoordinatorOptions { coordinator.options }
         var config: GANConfig { coordinator.options.config }
@@ -352,9 +372,15 @@ public final class Coordinator {
         /// Send-ahead: every rank's shards of the steps up to `prefetch` beyond the last completed one.
         func sendAhead() throws {
             let c = config, n = members.count
-            if endAt == nil, let d = options.deadline, Date() >= d, sent < c.steps {
-                endAt = sent + 1
-                log.info("time limit reached: step \(sent + 1) is the last (steps up to \(sent) were sent ahead)")
+            if endAt == nil, sent < c.steps {
+                if let d = options.deadline, Date() >= d {
+                    endAt = sent + 1
+                    log.info("time limit reached: step \(sent + 1) is the last (steps up to \(sent) were sent ahead)")
+                } else if coordinator.shouldStop?() == true {
+                    endAt = sent + 1
+                    endedByRequest = true
+                    log.notice("asked to stop: step \(sent + 1) is the last (steps up to \(sent) were sent ahead); rank 0 then writes a checkpoint and a sample grid")
+                }
             }
             while sent < (endAt ?? c.steps) && sent < completed + options.prefetch {
                 for it in 0..<c.nCritic {
@@ -437,6 +463,7 @@ public final class Coordinator {
             let c = config, n = members.count
             while let all = done[completed + 1], all.count == n {
                 completed += 1
+                coordinator.stepsCompleted += 1
                 done[completed] = nil
                 let sums = all.filter { $0.checksum != nil }
                 if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {
@@ -456,8 +483,10 @@ public final class Coordinator {
             finished.insert(m.rank)
             guard allFinished else { return .running }
             for mm in members { try? mm.conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0)) }
-            if let e = endAt { coordinator.stoppedByDeadlineAt = e }
-            log.info("run complete: \(completed) steps\(endAt != nil ? " (time limit; \(config.steps) were planned)" : "")")
+            if let e = endAt {
+                if endedByRequest { coordinator.stoppedByRequestAt = e } else { coordinator.stoppedByDeadlineAt = e }
+            }
+            log.info("run complete: \(completed) steps\(endAt != nil ? " (\(endedByRequest ? "asked to stop" : "time limit"); \(config.steps) were planned)" : "")")
             return .runComplete
         }
     }

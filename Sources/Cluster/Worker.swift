@@ -89,7 +89,8 @@ public struct WorkerOptions: Sendable {
     /// The address other workers should use to reach this one (defaults to ringHost).
     public var advertiseHost: String?
     public var token: String
-    public var connectTimeout: Double = 60
+    /// Seconds the first join keeps trying to reach the coordinator (`--connect-timeout`).
+    public var connectTimeout: Double = 120
     /// Seconds to keep trying to reach a coordinator that was lost (it died or the network
     /// failed), so that a restarted one (`--resume auto`) is rejoined; 0: exit at once.
     public var rejoinTimeout: Double = 120
@@ -180,9 +181,7 @@ public final class WorkerProcess {
     func join(_ ringListener: Listener, rejoin: (since: Double, cause: String)?) throws -> (Connection, StartMessage) {
         let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid())
         // Mutual: the coordinator proves the token too, before anything it sends is read.
-        let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) }
-            ?? Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: "coordinator \(coordinatorAddress)", claim: .hello,
-                              hello, auth: auth, role: "coordinator", within: options.connectTimeout, ioTimeout: 30)
+        let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) } ?? dial(hello)
         do {
             log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
             conn.timeout = 3600   // the start waits for every worker to join
@@ -226,35 +225,62 @@ public final class WorkerProcess {
         }
     }
 
+    /// The first join: the coordinator's address, tried until `--connect-timeout` seconds have
+    /// passed (waits of 0.25 s doubling up to 1 s), so that workers may start before their
+    /// coordinator. The wait is said at once and at every retry; the timeout names the flag.
+    func dial(_ hello: HelloMessage) throws -> Connection {
+        let since = monotonic(), limit = options.connectTimeout
+        log.info("waiting for the coordinator at \(coordinatorAddress) (up to \(seconds(limit)), --connect-timeout)")
+        let address = coordinatorAddress
+        let (c, attempts) = try dialRepeatedly(hello, since: since, limit: limit, maxWait: 1, retry: { [log] attempt, why, next, left in
+            log.info("\("the coordinator at \(address) is not there yet (attempt \(attempt): \(why)); trying again in \(seconds(next)), ")\(seconds(left)) left of --connect-timeout")
+        }, giveUp: { attempts, why in
+            "did not answer within \(seconds(limit)) (--connect-timeout); \(attempts) attempt(s), the last: \(why)"
+        })
+        if attempts > 1 { log.notice("reached the coordinator at \(coordinatorAddress) after \(seconds(monotonic() - since)) (attempt \(attempts))") }
+        return c
+    }
+
     /// Rejoin: the coordinator at the same address, tried again and again (waits of 0.25 s
     /// doubling up to 5 s) until `--rejoin-timeout` seconds have passed since it was lost at
-    /// `since`. The handshake is the first join's (same rank, this worker's ring address); a
-    /// refusal ends the worker, anything else (refused connection, unknown host while a container
-    /// restarts, a broken handshake) is tried again.
+    /// `since`. The handshake is the first join's (same rank, this worker's ring address).
     func redial(_ hello: HelloMessage, since: Double, lost cause: String) throws -> Connection {
+        let (c, attempt) = try dialRepeatedly(hello, since: since, limit: options.rejoinTimeout, maxWait: 5, retry: { [log] attempt, why, next, left in
+            log.info("rejoin attempt \(attempt): \(why); next in \(seconds(next)), \(seconds(left)) left")
+        }, giveUp: { [options] attempts, why in
+            "did not come back within \(seconds(options.rejoinTimeout)) (--rejoin-timeout) after it was lost (\(cause)); \(attempts) attempt(s), the last: \(why)"
+        })
+        log.notice("reached the coordinator at \(coordinatorAddress) again after \(seconds(monotonic() - since)) (attempt \(attempt)); rejoining as rank \(options.rank)")
+        return c
+    }
+
+    /// The coordinator's address tried again and again (waits of 0.25 s doubling up to `maxWait`)
+    /// until `limit` seconds have passed since `since`: `retry` is told of each failed attempt
+    /// (its number, why, the wait, the time left), and the error when the time is up says what
+    /// `giveUp` says. A refusal ends it at once; anything else (a refused connection, an unknown
+    /// host while a container starts, a broken handshake) is tried again. Returns the connection
+    /// and the attempts it took.
+    func dialRepeatedly(_ hello: HelloMessage, since: Double, limit: Double, maxWait: Double,
+                        retry: (Int, String, Double, Double) -> Void, giveUp: (Int, String) -> String) throws -> (Connection, Int) {
         let name = "coordinator \(coordinatorAddress)"
         var wait = 0.25, attempt = 0
         while true {
             attempt += 1
             do {
                 // One attempt: a connect (at most 1 s where nothing answers), then a handshake of
-                // at most 10 s, cut to what is left of --rejoin-timeout (at least 1 s).
-                let left = max(1, since + options.rejoinTimeout - monotonic())
+                // at most 10 s, cut to what is left of the limit (at least 1 s).
+                let left = max(1, since + limit - monotonic())
                 let c = try Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: name, claim: .hello, hello,
                                            auth: auth, role: "coordinator", within: 0, ioTimeout: 30, handshakeTimeout: min(10, left))
-                log.notice("reached the coordinator at \(coordinatorAddress) again after \(seconds(monotonic() - since)) (attempt \(attempt)); rejoining as rank \(options.rank)")
-                return c
+                return (c, attempt)
             } catch let refused as HandshakeRefused {
                 throw refused
             } catch {
-                let left = since + options.rejoinTimeout - monotonic()
-                guard left > 0 else {
-                    throw NetError(name, "did not come back within \(seconds(options.rejoinTimeout)) (--rejoin-timeout) after it was lost ("
-                        + "\(cause)); \(attempt) attempt(s), the last: \(why(error))")
-                }
-                log.info("rejoin attempt \(attempt): \(why(error)); next in \(seconds(min(wait, left))), \(seconds(left)) left")
+                let left = since + limit - monotonic()
+                guard left > 0 else { throw NetError(name, giveUp(attempt, why(error))) }
+                retry(attempt, why(error), min(wait, left), left)
                 Thread.sleep(forTimeInterval: min(wait, left))
-                wait = min(wait * 2, 5)
+                wait = min(wait * 2, maxWait)
             }
         }
     }
@@ -383,7 +409,8 @@ public final class WorkerProcess {
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
         session.logEvery = max(1, start.logEvery ?? 1)
-        // The coordinator's time limit: it marks the last step's shards; every rank ends after it.
+        // The coordinator's time limit or interrupt: it marks the last step's shards; every rank
+        // ends after it.
         let queue = trainer.source as? ShardQueue
         session.shouldEnd = { queue?.lastStep.map { trainer.step >= $0 } ?? false }
         // The next step's real-image pass under this step's generator all-reduce, after every
@@ -436,7 +463,7 @@ public final class WorkerProcess {
         let deadline = Date().addingTimeInterval(start.timeout)
         while Date() < deadline {
             let (f, s) = notices.state
-            if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator's time limit)" : "")"); return }
+            if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator ended the run early: a time limit or an interrupt)" : "")"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
         }

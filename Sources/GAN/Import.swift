@@ -99,10 +99,13 @@ public struct TorchImport {
                                              sampler: try EpochSampler(count: max(count, config.batchSize), batchSize: config.batchSize, seed: config.seed))
     }
 
-    /// `runs/import-<file name>/checkpoints/step_<step>.rgan`.
-    public static func defaultCheckpointPath(generatorPath: String, step: Int) -> String {
+    /// `runs/import-<file name>/checkpoints/step_<step>.rgan` in a run folder of its own: the
+    /// folder is claimed (`RunFolder.claimUnique`), so a second import of the same file goes to
+    /// `runs/import-<file name>-2` instead of over the first. Returns the run folder and the path.
+    public static func claimDefaultCheckpointPath(generatorPath: String, step: Int) throws -> (folder: String, path: String) {
         let name = URL(fileURLWithPath: generatorPath).deletingPathExtension().lastPathComponent
-        return "runs/import-\(name)/checkpoints/" + String(format: "step_%08d.rgan", step)
+        let folder = try RunFolder.claimUnique("runs/import-\(name)", marker: "checkpoints")
+        return (folder, folder + "/checkpoints/" + String(format: "step_%08d.rgan", step))
     }
 
     /// Writes the checkpoint to `path`, creating its folder.

@@ -38,6 +38,55 @@ public struct RunFolder {
         try AtomicFile.write(try enc.encode(config), to: path + "/config.json")
     }
 
+    /// What `path` holds that makes it a run folder already: its entries but `logs` (a launcher,
+    /// `cluster/local.sh`, makes the run's `logs/` before it starts the coordinator); empty when
+    /// there is no such folder.
+    public static func contents(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != "logs" }.sorted()
+    }
+
+    /// Makes `path` the folder of a new run, so that no other run shares it: the folder is made
+    /// (its parents too) or, when it exists, must hold nothing (`contents`); then its `marker` subfolder is made,
+    /// which succeeds for one claimant only, so of two runs started at once on the same folder
+    /// one gets it and the other `RunFolderTaken`. Throws `RunFolderTaken` for a folder that holds
+    /// anything, a `SessionError` when it cannot be made.
+    public static func claim(_ path: String, marker: String = "samples") throws {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        } catch { throw SessionError("cannot make the folder of the run \(path): \(error.localizedDescription)") }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw SessionError("cannot make the run folder \(path): \(String(cString: strerror(errno)))")
+        }
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw SessionError("\(path) is a file, not a run folder; move it away or choose another --name")
+        }
+        let contents = Self.contents(path)
+        guard contents.isEmpty else { throw RunFolderTaken(path: path, contents: contents) }
+        if mkdir(path + "/" + marker, 0o755) != 0 {
+            if errno == EEXIST { throw RunFolderTaken(path: path, contents: [marker]) }
+            throw SessionError("cannot make \(path)/\(marker): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The folder of a new run with a made-up name (`gan train` without `--name`, `gan import`):
+    /// `base` claimed as `claim` does or, when that one is taken (another run started in the same
+    /// second, an earlier import of the same file), `base-2`, `base-3`, ... Returns the path.
+    public static func claimUnique(_ base: String, marker: String = "samples") throws -> String {
+        for i in 1...1000 {
+            let p = i == 1 ? base : "\(base)-\(i)"
+            do { try claim(p, marker: marker); return p } catch is RunFolderTaken { continue }
+        }
+        throw SessionError("\(base) and the 999 names after it (\(base)-2 ...) are all taken; clear out the folder")
+    }
+
+    /// Undoes a `claim` whose run never started (its folder still empty but for `marker`).
+    public static func unclaim(_ path: String, marker: String = "samples") {
+        rmdir(path + "/" + marker)
+        rmdir(path)
+    }
+
     /// The newest checkpoint of the newest run under `runsDir` (by the checkpoint's time).
     public static func newestCheckpoint(runsDir: String = "runs") -> String? {
         let fm = FileManager.default
@@ -49,6 +98,21 @@ public struct RunFolder {
             if best == nil || d > best!.1 { best = (p, d) }
         }
         return best?.0
+    }
+}
+
+/// A new run asked for a folder that already holds a run (or anything else).
+public struct RunFolderTaken: Error, CustomStringConvertible {
+    public let path: String
+    /// What the folder holds (names), for the message.
+    public let contents: [String]
+    public init(path: String, contents: [String]) {
+        self.path = path
+        self.contents = contents
+    }
+    public var description: String {
+        let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", ..." : "")
+        return "\(path) already holds a run (\(shown))"
     }
 }
 
@@ -74,8 +138,8 @@ public final class TrainingSession {
     /// even before `config.steps` (`gan train --time-limit`).
     public var deadline: Date?
     /// Asked after every step: true ends the run there as the deadline does (final grid and
-    /// checkpoint written). A distributed worker uses it for the step its coordinator named last
-    /// (`gan-coordinator --time-limit`).
+    /// checkpoint written). `gan train` uses it for SIGINT and SIGTERM; a distributed worker for
+    /// the step its coordinator named last (`gan-coordinator --time-limit`, or an interrupt).
     public var shouldEnd: (() -> Bool)?
     /// Whether the last `run` ended at the deadline (or by `shouldEnd`) rather than at `config.steps`.
     public private(set) var stoppedByDeadline = false
@@ -220,8 +284,10 @@ public final class TrainingSession {
         let total = trainer.config.steps
         defer { events?.flush() }
         while trainer.step < total {
-            // A time limit ends the run after the step that reaches it, as if it were the last.
-            let timeUp = { (self.deadline.map { Date() >= $0 } ?? false) || (self.shouldEnd?() ?? false) }
+            // A time limit (or `shouldEnd`: an interrupt, the coordinator's last step) ends the
+            // run after the step that reaches it, as if it were the last.
+            let pastDeadline = { self.deadline.map { Date() >= $0 } ?? false }
+            let timeUp = { pastDeadline() || (self.shouldEnd?() ?? false) }
             let t0 = Date()
             let next = trainer.step + 1
             let logs = writes && (next == total || logEvery <= 1 || next % logEvery == 0)
@@ -247,7 +313,7 @@ public final class TrainingSession {
             events?.flush()
             if last && s < total {
                 stoppedByDeadline = true
-                logger.info("time limit reached", metadata: ["step": .stringConvertible(s)])
+                logger.info(pastDeadline() ? "time limit reached" : "ending the run early, as asked", metadata: ["step": .stringConvertible(s)])
                 break
             }
         }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import GAN
 
@@ -5,7 +6,9 @@ import GAN
 /// one resumed from `--resume` (its checkpoint's config and length; `--steps` may change it) in the
 /// checkpoint's run folder. `--resume auto` resumes `<runs-dir>/<name>` from its newest checkpoint
 /// that reads back whole, as `--resume` with that path would, or starts it fresh from the flags
-/// when it has none (what a restarted coordinator does).
+/// when it has none (what a restarted coordinator does). A new run never shares a folder: its
+/// folder is claimed (`claimFolder`) before anything is written, and a `--name` whose folder holds
+/// a run is refused, naming `--resume auto`.
 public struct RunStart {
     public var config: GANConfig
     /// The run folder.
@@ -22,6 +25,11 @@ public struct RunStart {
     /// The `--resume` value that picks the checkpoint by itself.
     public static let auto = "auto"
 
+    /// How a new run's folder is claimed: the `--name` given (exact), or a made-up name that
+    /// moves on to `-2`, `-3`, ... when taken (unique); nil for a resumed run and `--resume auto`.
+    enum Claim { case exact(String), unique }
+    var claim: Claim?
+
     /// Resume-or-new-run, for `gan train` and `gan-coordinator`. Throws the checkpoint's read
     /// error, a validation error naming the wrong flag, or a `RunStartError` (`--resume auto` on
     /// a run folder it cannot resume).
@@ -35,11 +43,48 @@ public struct RunStart {
             // checkpoints/step_X.rgan -> the run folder
             path = runFolder(ofCheckpoint: r)
             resume = (ckpt, r)
+            // Only the flags given are compared: a plain `--resume PATH --steps N` names no other.
+            if let w = Self.differences("--resume \(r)", run: config, flags: training.given(over: config), path: path) { warnings.append(w) }
         } else {
             config = try training.config()
             path = run.newRunPath(config)
             resume = nil
+            if let name = run.name {
+                claim = .exact(name)
+                // Said at once, before the data is loaded; `claimFolder` checks again, atomically.
+                let contents = RunFolder.contents(path)
+                if !contents.isEmpty { throw Self.taken(RunFolderTaken(path: path, contents: contents), name: name) }
+            } else {
+                claim = .unique
+            }
         }
+    }
+
+    /// Makes a new run's folder, so that no other run shares it: call it once the flags and the
+    /// data have been checked, before anything is written. A made-up name already taken (another
+    /// run started in the same second) moves on to `-2`, `-3`, ..., changing `path`; a `--name`
+    /// whose folder holds anything is a validation error naming `--resume auto`. Returns whether
+    /// it made a folder (false for a resumed run), for `abandonFolder`.
+    @discardableResult
+    public mutating func claimFolder() throws -> Bool {
+        switch claim {
+        case nil:
+            return false
+        case .unique?:
+            path = try RunFolder.claimUnique(path)
+        case .exact(let name)?:
+            do { try RunFolder.claim(path) } catch let t as RunFolderTaken { throw Self.taken(t, name: name) }
+        }
+        return true
+    }
+
+    /// Undoes `claimFolder` when the run could not start after all (the folder is removed only
+    /// while it is still empty).
+    public func abandonFolder() { RunFolder.unclaim(path) }
+
+    static func taken(_ t: RunFolderTaken, name: String) -> ValidationError {
+        ValidationError("--name \(name): \(t); to continue that run, run the same command with --resume auto "
+            + "(it resumes \(t.path) from its newest checkpoint); for a new run, choose another --name")
     }
 
     /// `--resume auto`: the run folder is `<runs-dir>/<name>` (so --name is required). Its newest
@@ -61,12 +106,8 @@ public struct RunStart {
             config.steps = training.resumedSteps(checkpointStep: ckpt.step, runSteps: ckpt.config.steps)
             resume = (ckpt, p)
             warnings = skipped
-            var flags = fresh
-            flags.steps = config.steps
-            if flags != config {
-                warnings.append("--resume auto: the training flags differ from the config of the run in \(path) ("
-                    + configDifferences(config, flags).joined(separator: ", ") + "); the run's config is used, as with --resume PATH")
-            }
+            // The command that restarts a run repeats its flags: all of them are compared.
+            if let w = Self.differences("--resume auto", run: config, flags: fresh, path: path) { warnings.append(w) }
             notes = ["--resume auto: resuming \(path) from \(p) at step \(ckpt.step) of \(config.steps)"]
         } else if !store.list().isEmpty {
             throw RunStartError("--resume auto: none of the \(store.list().count) checkpoint(s) in \(store.directory) reads back whole ("
@@ -76,6 +117,30 @@ public struct RunStart {
             resume = nil
             notes = ["--resume auto: no checkpoint in \(store.directory); starting a fresh run"]
         }
+    }
+}
+
+extension RunStart {
+    /// The warning for a resumed run whose training flags ask for another config than the run's
+    /// (which is used; the steps are not compared, `--steps` may extend a run), or nil.
+    static func differences(_ how: String, run: GANConfig, flags: GANConfig, path: String) -> String? {
+        var flags = flags
+        flags.steps = run.steps
+        guard flags != run else { return nil }
+        return "\(how): the training flags differ from the config of the run in \(path) ("
+            + configDifferences(run, flags).joined(separator: ", ") + "); the run's config is used (a resumed run keeps its config)"
+    }
+
+    /// Why this start trains nothing (a fresh run of `--steps 0`, or a checkpoint already at or
+    /// past the run's last step), as a sentence; nil when it has steps to train.
+    public func nothingToTrain(_ training: TrainingFlags) -> String? {
+        let from = resume?.checkpoint.step ?? 0
+        guard from >= config.steps else { return nil }
+        guard let (ckpt, p) = resume else {
+            return "nothing to train: --steps \(config.steps) asks for no training steps; give --steps 1 or more"
+        }
+        let asked = training.stepsGiven.map { "--steps \($0)" } ?? "the run's own length (\(ckpt.config.steps) steps)"
+        return "nothing to train: \(p) is at step \(ckpt.step), and \(asked) goes no further; give --steps above \(ckpt.step) to train on"
     }
 }
 

@@ -63,6 +63,35 @@ public struct TrainingFlags: ParsableArguments {
     /// else the length of the run that wrote the checkpoint.
     public func resumedSteps(checkpointStep: Int, runSteps: Int) -> Int { max(stepsGiven ?? runSteps, checkpointStep) }
 
+    /// `base` with the value of every training flag given explicitly on top (an option left out
+    /// keeps `base`'s): what these flags ask of a run resumed with config `base`, to compare with
+    /// it. Options with a default value (`--nc`, `--seed`, `--clip`, ...) and `--preset` cannot be
+    /// told from their defaults and are left as `base` has them.
+    public func given(over base: GANConfig) -> GANConfig {
+        var c = base
+        if let v = model.flatMap(ModelKind.init(rawValue:)) { c.model = v }
+        if let v = loss.flatMap(LossKind.init(rawValue:)) { c.loss = v }
+        if let v = imageSize { c.imageSize = v }
+        if let v = ngf { c.ngf = v }
+        if let v = ndf { c.ndf = v }
+        if let v = latentDim { c.latentDim = v }
+        if let v = mappingLayers { c.mappingLayers = v }
+        if let v = styleMixingProb { c.styleMixingProb = v }
+        if progressive { c.progressive = true }
+        if let v = batch { c.batchSize = v }
+        if let v = lr { c.lrG = v; c.lrD = v }
+        if let v = lrG { c.lrG = v }
+        if let v = lrD { c.lrD = v }
+        if let v = beta1 { c.beta1 = v }
+        if let v = beta2 { c.beta2 = v }
+        if let v = nCritic { c.nCritic = v }
+        if let v = labelSmoothing { c.labelSmoothing = v }
+        if noisyLabels { c.noisyLabels = true }
+        if let v = gEma { c.gEMA = v == 0 ? nil : v }
+        if let v = data { c.dataDir = v }
+        return c
+    }
+
     /// --steps as given, else the preset's, else 1000.
     public var steps: Int { stepsGiven ?? presetValue?.steps ?? 1000 }
 
@@ -149,13 +178,14 @@ public struct RunFlags: ParsableArguments {
     public init() {}
 
     @Option(help: "Folder for runs.") public var runsDir: String = "runs"
-    @Option(help: "Run name (default: model-loss-time).") public var name: String?
+    @Option(help: "Run name: the folder <runs-dir>/<name>, which a new run must not share with another (default: model-loss-time, with -2, -3, ... when that is taken).")
+    public var name: String?
     @Option(parsing: .unconditional, help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
     @Option(parsing: .unconditional, help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
     @Option(parsing: .unconditional, help: "Checkpoints to keep.") public var keep: Int = 3
     @Option(parsing: .unconditional, help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
     public var logEvery: Int = 1
-    @Option(help: "Continue from this checkpoint (its config is used; --steps may extend the run). 'auto': the newest checkpoint of <runs-dir>/<name> that reads back whole, taken as if named here, or a fresh run from the flags when there is none (needs --name; what a restarted coordinator uses).")
+    @Option(help: "Continue from this checkpoint (its config is used, and training flags given that differ from it are named in a warning; --steps may extend the run). 'auto': the newest checkpoint of <runs-dir>/<name> that reads back whole, taken as if named here, or a fresh run from the flags when there is none (needs --name; what a restarted coordinator uses).")
     public var resume: String?
 
     public func validate() throws {
@@ -165,6 +195,9 @@ public struct RunFlags: ParsableArguments {
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
         guard !runsDir.isEmpty else { throw ValidationError("--runs-dir must not be empty") }
         if let n = name, n.isEmpty { throw ValidationError("--name must not be empty") }
+        if let n = name, n.contains("/") || n.contains("..") || n == "." {
+            throw ValidationError("--name '\(n)' must be a plain folder name inside --runs-dir (no '/', no '..'); use --runs-dir to choose where runs go")
+        }
         if let r = resume, r.isEmpty { throw ValidationError("--resume needs a checkpoint path or 'auto'") }
     }
 

@@ -29,13 +29,21 @@ struct CoordinatorCommand: ParsableCommand {
         and they rejoin it and train on. cluster/local.sh, docker/docker-compose.yml and \
         cluster/k8s restart it that way.
 
+        SIGINT (Ctrl-C) or SIGTERM ends the run as --time-limit does (the steps already sent are \
+        trained, rank 0 writes the final checkpoint and grid), prints the command that resumes it \
+        (--resume auto) and exits 130 / 143; a second one stops at once. Workers started with \
+        --spawn are in process groups of their own: a terminal's Ctrl-C reaches only the coordinator.
+
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
         --resume auto may continue it; a spawned worker that crashed is named with the lines of its \
         log that say why); 2 it could not start (a --resume it cannot go on with, the token, the run \
         folder or its checkpoints, the data, the port): a restart would fail the same way; 64 a flag is malformed, out of its \
         range, or does not fit the others or the data (a --batch larger than the data set, an --nc \
-        the images do not have), said before anything listens or a worker starts.
-        """)
+        the images do not have, a --name whose folder already holds a run), said before anything \
+        listens or a worker starts; 130 / 143 interrupted \
+        by SIGINT / SIGTERM (the final checkpoint written, the command that resumes printed).
+        """,
+        version: BuildInfo.versionText("gan-coordinator"))
 
     @Option(parsing: .unconditional, help: "Number of workers.") var workers: Int
     @Option(parsing: .unconditional, help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?
@@ -83,13 +91,18 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan-coordinator")
+        // SIGINT / SIGTERM: the steps already sent are trained, rank 0 writes the final checkpoint
+        // and grid, and the run ends (spawned workers are in process groups of their own, so a
+        // terminal's Ctrl-C reaches only this process).
+        Interrupts.install(program: "gan-coordinator",
+                           stopping: "finishing the steps already sent to the workers, then rank 0 writes a checkpoint and a sample grid")
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
-        let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset
+        let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset, idle: String?
         var children: [Process] = []
         do {
-            (coordinator, config, runDir, dataset, children) = try prepare(codec: c, started: started, log: log)
+            (coordinator, config, runDir, dataset, children, idle) = try prepare(codec: c, started: started, log: log)
         } catch let e as ValidationError {
             throw e
         } catch {
@@ -107,6 +120,7 @@ struct CoordinatorCommand: ParsableCommand {
             }
         }
         defer { reap(children, within: 0, log: log) }
+        coordinator.shouldStop = { Interrupts.received != nil }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         do {
             try coordinator.run(dataset: dataset) { step in
@@ -119,8 +133,29 @@ struct CoordinatorCommand: ParsableCommand {
             }
             progress.finish()
             reap(children, within: 30, log: log)
+            if let signal = Interrupts.received, let s = coordinator.stoppedByRequestAt {
+                log.notice("\(Interrupts.name(signal)): stopped at step \(s) of \(config.steps); \(lastCheckpoint(runDir))")
+                Interrupts.printResumeCommand(runPath: runDir)
+                throw ExitCode(Interrupts.exitStatus(signal))
+            }
             if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
-            log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+            if coordinator.stepsCompleted == 0 {
+                // The workers came and went (so a restarted coordinator's workers end cleanly),
+                // but not a "done" as if it had trained.
+                log.notice("\(idle ?? "nothing to train: the run had no steps left"); nothing was trained")
+            } else {
+                log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
+            }
+        } catch let e as ExitCode {
+            throw e
+        } catch let stopped as CoordinatorStopped {
+            // Interrupted while workers joined: nothing more was trained.
+            progress.finish()
+            reap(children, within: 2, log: log)
+            let signal = Interrupts.received ?? SIGINT
+            log.notice("\(Interrupts.name(signal)): \(stopped); \(lastCheckpoint(runDir))")
+            Interrupts.printResumeCommand(runPath: runDir)
+            throw ExitCode(Interrupts.exitStatus(signal))
         } catch {
             progress.finish()
             log.critical("\(error)")
@@ -132,6 +167,11 @@ struct CoordinatorCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
+    }
+
+    /// Where the run's newest checkpoint is, as a phrase for the log.
+    func lastCheckpoint(_ runDir: String) -> String {
+        CheckpointStore(directory: runDir + "/checkpoints").latest().map { "the last checkpoint is \($0)" } ?? "no checkpoint was written"
     }
 
     /// Why spawned workers died by a signal this coordinator did not send: the signal, and the
@@ -156,15 +196,14 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     /// The run (resumed or new), the token, the data, the listening coordinator and, with
-    /// --spawn, its workers.
+    /// --spawn, its workers; and why the run has nothing to train, if so.
     func prepare(codec c: GradientCodec, started: Date, log: Logger) throws
-        -> (Coordinator, GANConfig, String, ImageDataset, [Process]) {
+        -> (Coordinator, GANConfig, String, ImageDataset, [Process], String?) {
         let env = ProcessInfo.processInfo.environment
-        let start = try RunStart(training: training, run: output)
+        var start = try RunStart(training: training, run: output)
         for w in start.warnings { log.warning("\(w)") }
         for note in start.notes { log.notice("\(note)") }
         let config = start.config
-        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
         guard config.batchSize >= workers else {
             throw ValidationError("--batch \(config.batchSize) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
         }
@@ -174,6 +213,13 @@ struct CoordinatorCommand: ParsableCommand {
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
+        let dataset = try loadTrainingData(config)
+        // A batch or channel count the data cannot give is the flags' fault (exit 64), said
+        // before the coordinator listens or a worker is started.
+        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
+        // A new run's folder is its own (rank 0 writes into it; two runs never share one).
+        let claimed = try start.claimFolder()
+        let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
@@ -185,17 +231,17 @@ struct CoordinatorCommand: ParsableCommand {
         o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
-        let dataset = try loadTrainingData(config)
-        // A batch or channel count the data cannot give is the flags' fault (exit 64), said
-        // before the coordinator listens or a worker is started.
-        do { try config.checkFits(dataset) } catch { throw ValidationError("\(error)") }
-        let coordinator = try Coordinator(options: o, logger: log)
+        let coordinator: Coordinator
+        do { coordinator = try Coordinator(options: o, logger: log) } catch {
+            if claimed { start.abandonFolder() }   // the port: the same command may be run again
+            throw error
+        }
         log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
         var children: [Process] = []
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
         }
-        return (coordinator, config, runDir, dataset, children)
+        return (coordinator, config, runDir, dataset, children, start.nothingToTrain(training))
     }
 
     /// Waits up to `within` seconds for the children to exit, then kills the rest (SIGTERM, then

@@ -23,6 +23,10 @@ struct Worker: ParsableCommand {
         real-image pass through D (the same numbers; RINGGAN_OVERLAP=0 turns it off); \
         RINGGAN_BUCKET_MB sets the gradient buckets summed during backward (default 4, 0: none).
 
+        A worker may start before its coordinator: it says at once that it is waiting for it, \
+        tries again with waits of 0.25 s doubling up to 1 s (each try logged) for --connect-timeout \
+        seconds, and then exits 1 naming that flag.
+
         If the connection to the coordinator is lost (it died, or the network failed), the worker \
         stops training at once and keeps trying to reach the coordinator's address for \
         --rejoin-timeout seconds (waits of 0.25 s doubling up to 5 s, each attempt logged); a \
@@ -33,7 +37,8 @@ struct Worker: ParsableCommand {
 
         Exit status: 0 the run finished; 1 it failed (the reason is also sent to the coordinator) \
         or the coordinator was lost; 64 a flag or launcher variable is malformed or out of its range.
-        """)
+        """,
+        version: BuildInfo.versionText("gan-worker"))
 
     @Option(parsing: .unconditional, help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
     @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else 127.0.0.1:29500).") var coordinator: String?
@@ -44,7 +49,8 @@ struct Worker: ParsableCommand {
     @Option(help: "Address other workers use to reach this one (default: the address this worker reaches the coordinator from; $POD_IP when set).")
     var advertise: String?
     @Option(parsing: .unconditional, help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
-    @Option(parsing: .unconditional, help: "Seconds to keep trying to reach the coordinator.") var connectTimeout: Double = 120
+    @Option(parsing: .unconditional, help: "Seconds to keep trying to reach the coordinator at the start (each try is logged; then exit 1 naming this flag).")
+    var connectTimeout: Double = 120
     @Option(parsing: .unconditional, help: "Seconds to keep trying to rejoin a coordinator that was lost, so that a restarted one (--resume auto) takes this worker back (0: exit at once).")
     var rejoinTimeout: Double = 120
     @OptionGroup var logging: LogOptions

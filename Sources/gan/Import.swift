@@ -17,11 +17,12 @@ struct Import: ParsableCommand {
         The model is taken, in order of precedence, from the flags given here, the ringgan.config metadata \
         of a gan export file, and the keys and shapes (the tutorial's Generator: mlp; DCGANGenerator and its \
         32x32 variant: dcgan with image size, ngf, nc and latent size read from the weights). \
-        By default the checkpoint goes to runs/import-<file name>/checkpoints/step_00000000.rgan.
+        By default the checkpoint goes to runs/import-<file name>/checkpoints/step_00000000.rgan, or, \
+        when that folder holds an earlier import or run, to runs/import-<file name>-2 (-3, ...).
         """)
     @Option(help: "The generator's safetensors file.") var safetensors: String
     @Option(help: "The discriminator's safetensors file (optional).") var discriminator: String?
-    @Option(help: "The checkpoint to write (default: runs/import-<name>/checkpoints/step_<step>.rgan).") var checkpointOut: String?
+    @Option(help: "The checkpoint to write (default: runs/import-<name>/checkpoints/step_<step>.rgan, runs/import-<name>-2/... when taken).") var checkpointOut: String?
     @Option(help: "Model: \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var model: String?
     @Option(help: "Loss of later fine-tuning: \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")).") var loss: String?
     @Option(parsing: .unconditional, help: "Image size.") var imageSize: Int?
@@ -65,8 +66,20 @@ struct Import: ParsableCommand {
         let imported: TorchImport
         do { imported = try TorchImport(generatorPath: safetensors, discriminatorPath: discriminator, overrides: o) } catch { fail("\(error)") }
         if let w = imported.dataWarning { log.warning("\(w)") }
-        let out = checkpointOut ?? TorchImport.defaultCheckpointPath(generatorPath: safetensors, step: imported.checkpoint.step)
-        do { try imported.write(to: out) } catch { fail("\(error)") }
+        // By default a run folder of its own: an import never overwrites an earlier one.
+        var claimed: String?
+        let out: String
+        if let given = checkpointOut {
+            out = given
+        } else {
+            do {
+                (claimed, out) = try TorchImport.claimDefaultCheckpointPath(generatorPath: safetensors, step: imported.checkpoint.step)
+            } catch { fail("\(error)") }
+        }
+        do { try imported.write(to: out) } catch {
+            if let f = claimed { RunFolder.unclaim(f, marker: "checkpoints") }
+            fail("\(error)")
+        }
         log.info("model from \(imported.source.rawValue)\(o.describeModel && imported.source != .flags ? " and the flags" : "")")
         print("wrote \(out): \(TorchInterop.describe(imported.config)) generator from \(safetensors)"
               + (discriminator.map { ", discriminator from \($0)" } ?? ", fresh discriminator"))

@@ -11,8 +11,10 @@ struct Train: ParsableCommand {
         abstract: "Train a GAN in one process on real MNIST digits (or --dataset / --data).",
         discussion: """
         Writes runs/<name>/: config.json, samples/step_*.png (8x8 grids from fixed noise), \
-        checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Loss defaults follow the \
-        tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
+        checkpoints/step_*.rgan (the newest --keep kept) and metrics.jsonl. Ctrl-C (SIGINT) or \
+        SIGTERM ends the run after the step in progress with a checkpoint and a grid, prints the \
+        command that resumes it (--resume auto) and exits 130 / 143; a second Ctrl-C stops at once. \
+        Loss defaults follow the tutorial (Adam(0.5, 0.999), lr 2e-4 unless the loss says otherwise):
 
         """ + GANLoss.summary)
 
@@ -34,6 +36,8 @@ struct Train: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan.train")
+        // SIGINT / SIGTERM: the run ends after the step in progress, with its checkpoint and grid.
+        Interrupts.install(program: "gan train", stopping: "finishing the current step, then writing a checkpoint and a sample grid")
         let deadline = try training.deadline(timeLimit: timeLimit, from: started)
         ThreadPool.setThreads(threads ?? ThreadPool.defaultThreads)
         let start: RunStart
@@ -43,8 +47,9 @@ struct Train: ParsableCommand {
         try trainLoop(start, deadline: deadline, log: log)
     }
 
-    func trainLoop(_ start: RunStart, deadline: Date?, log: Logger) throws {
-        let config = start.config, runPath = start.path
+    func trainLoop(_ given: RunStart, deadline: Date?, log: Logger) throws {
+        var start = given
+        let config = start.config
         let dataset: ImageDataset
         do { dataset = try loadTrainingData(config) } catch { fail("\(error)") }
         // A batch or channel count the data cannot give is the flags' fault: said before the
@@ -55,12 +60,23 @@ struct Train: ParsableCommand {
         if let (ckpt, path) = start.resume {
             do { try TrainingSession.resume(trainer, from: ckpt, path: path) } catch { fail("\(error)") }
         }
+        // Nothing to train (--steps 0, a checkpoint at the run's end): not a "done" as if it had
+        // trained, and nothing written, once the flags, the data and the checkpoint are checked
+        // and the models built (what bench/wholerun.py times as start-up).
+        if let why = start.nothingToTrain(training) {
+            log.notice("\(why); nothing was trained or written")
+            return
+        }
+        // A new run's folder is its own (two runs started in the same second get two).
+        do { try start.claimFolder() } catch let e as ValidationError { throw e } catch { fail("\(error)") }
+        let runPath = start.path
         let session: TrainingSession
         do {
             session = try TrainingSession(trainer: trainer, folder: RunFolder(path: runPath, keep: output.keep),
                                           sampleEvery: output.sampleEvery, checkpointEvery: output.checkpointEvery, logdir: logdir, logger: log)
         } catch { fail("\(error)") }
         session.deadline = deadline
+        session.shouldEnd = { Interrupts.received != nil }
         session.logEvery = output.logEvery
         let summary = "run \(runPath): \(config.model.rawValue)\(config.progressive ? " (progressive)" : ""), \(config.loss.rawValue), "
             + "\(dataset.count) images from \(dataset.source), batch \(config.batchSize), steps \(trainer.step)..<\(config.steps), "
@@ -79,6 +95,12 @@ struct Train: ParsableCommand {
         }
         if !json { progress.finish() }
         session.events?.close()
+        if let signal = Interrupts.received, trainer.step < config.steps {
+            let ckpt = session.folder.checkpoints.latest() ?? "none"
+            log.notice("\(Interrupts.name(signal)): stopped at step \(trainer.step) of \(config.steps); checkpoint \(ckpt), samples in \(session.folder.samples)")
+            Interrupts.printResumeCommand(runPath: runPath)
+            throw ExitCode(Interrupts.exitStatus(signal))
+        }
         if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
         log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
                  metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])

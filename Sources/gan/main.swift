@@ -1,5 +1,6 @@
 import ArgumentParser
 import Tensors
+import TrainingCLI
 
 struct Gan: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,8 +9,12 @@ struct Gan: ParsableCommand {
         discussion: """
         Exit status: 0 done; 1 the command failed (a file it could not read or write, a checkpoint \
         that does not fit the command, training data it could not load); 64 a flag is malformed, \
-        out of its range, or does not fit the others or the data (named with the accepted values).
+        out of its range, or does not fit the others or the data (named with the accepted values), or \
+        --name names a folder that already holds a run (--resume auto continues it); \
+        130 / 143 `gan train` was interrupted by SIGINT / SIGTERM (after writing a checkpoint and a \
+        grid of its last step and printing the command that resumes the run).
         """,
+        version: BuildInfo.versionText("gan"),
         subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self,
                       Export.self, Import.self, Info.self])
 }

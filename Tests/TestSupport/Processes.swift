@@ -135,3 +135,59 @@ public final class InteropSupport {
         return obj
     }
 }
+
+/// A process running in the background with its standard output and error in one log file, for
+/// tests that signal it mid-run and read what it printed.
+public final class LoggedProcess {
+    public let process: Process
+    public let logPath: String
+
+    /// Starts `executable args` in `cwd`, its output into `logPath`.
+    public init(_ executable: String, _ args: [String], cwd: String, log logPath: String, env extra: [String: String] = [:]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { env[k] = v }
+        p.environment = env
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let h = FileHandle(forWritingAtPath: logPath)
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        process = p
+        self.logPath = logPath
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var text: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until `condition` holds (true) or the process has exited or `seconds` have passed
+    /// (false). Polls; the time is only a bound for a hang, never an assertion.
+    public func wait(within seconds: Double = 120, until condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            if !process.isRunning { return condition() }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    /// Waits until the log contains `needle`.
+    public func waitForText(_ needle: String, within seconds: Double = 120) -> Bool { wait(within: seconds) { text.contains(needle) } }
+
+    /// Waits for the exit (up to `seconds`; then kills it) and returns the exit status, nil when
+    /// it had to be killed or a signal ended it.
+    public func exitStatus(within seconds: Double = 120) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit(); return nil }
+        return process.terminationReason == .exit ? process.terminationStatus : nil
+    }
+
+    /// Ends it if it still runs (test teardown).
+    public func stop() { if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() } }
+}
