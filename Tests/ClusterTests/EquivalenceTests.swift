@@ -50,7 +50,7 @@ final class EquivalenceTests: XCTestCase {
     /// Parameters and buffers after `steps` steps of a world of `n` (rank 0's copy; all ranks are
     /// checked to be identical), then the models' outputs.
     func train(_ c: GANConfig, world n: Int, bucketFloats: Int? = nil, overlap: Bool = false,
-               overlapped: Int? = nil) throws -> [(String, [Float])] {
+               overlapped: Int? = nil, codec: GradientCodec = .shuffleZstd) throws -> [(String, [Float])] {
         BLASRuntime.setThreads(1)
         if n == 1 {
             let t = try GANTrainer(models: GANModels(config: c), dataset: Self.data)
@@ -61,7 +61,7 @@ final class EquivalenceTests: XCTestCase {
         }
         final class Out: @unchecked Sendable { var states = [Int: [(String, [Float])]](); let lock = NSLock() }
         let out = Out()
-        try withRing(n, codec: .shuffleZstd) { ring in
+        try withRing(n, codec: codec) { ring in
             let models = GANModels(config: c)
             // As gan-worker: SyncBatchNorm, except in exact mode (micro-batches normalised alone).
             for m in models.generator.modules() + models.discriminator.modules() where c.microBatches == nil {

@@ -1,3 +1,4 @@
+import Collectives
 import Foundation
 import GAN
 import TestSupport
@@ -52,6 +53,21 @@ extension EquivalenceTests {
                     XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern },
                                   "splits \(splits ?? 1), \(t) threads: \(a.0) differs from 1 thread")
                 }
+            }
+        }
+    }
+
+    /// Every codec carries exact mode's sums unchanged: the lossless ones compress the integers,
+    /// and the lossy bf16 one is not applied to them (they travel uncompressed on the ring's
+    /// exact lane), so a world of 3 equals one process with each.
+    func testExactModeIsBitIdenticalWithEveryCodec() throws {
+        var c = config(.dcgan, .bce)
+        c.steps = 2; c.microBatches = 4
+        let single = try train(c, world: 1)
+        for codec in GradientCodec.allCases {
+            let dist = try train(c, world: 3, codec: codec)
+            for (a, b) in zip(single, dist) {
+                XCTAssertTrue(a.1.elementsEqual(b.1) { $0.bitPattern == $1.bitPattern }, "codec \(codec.rawValue): \(a.0) differs from one process")
             }
         }
     }
