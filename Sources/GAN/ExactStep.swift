@@ -82,13 +82,8 @@ extension GANTrainer {
     /// One step in exact mode: `nCritic` discriminator updates, then one generator update.
     func trainStepExact(microBatches m: Int) throws -> StepMetrics {
         let c = config
-        var metrics = StepMetrics()
-        let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
-        models.setGrowth(growth)
-        metrics.resolution = models.growthSchedule == nil ? (c.model == .mlp ? 28 : c.imageSize) : growth.resolution
-        metrics.alpha = growth.alpha
+        var metrics = beginStep()
         let G = models.generator, D = models.discriminator
-        G.train(); D.train()
         let norms = keptBatchNorms
         func enter(_ mb: MicroBatch) { for l in norms { l.slot = mb.slot } }
         let loss = models.loss

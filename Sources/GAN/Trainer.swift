@@ -349,18 +349,25 @@ public final class GANTrainer {
         overlappedRealPasses += 1
     }
 
+    /// A step's start, in either mode: the growth state of this step set (progressive models),
+    /// both networks in training mode, and the step's metrics with its resolution and fade-in.
+    func beginStep() -> StepMetrics {
+        var metrics = StepMetrics()
+        let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
+        models.setGrowth(growth)
+        metrics.resolution = models.growthSchedule == nil ? (config.model == .mlp ? 28 : config.imageSize) : growth.resolution
+        metrics.alpha = growth.alpha
+        models.generator.train(); models.discriminator.train()
+        return metrics
+    }
+
     /// One step: `nCritic` discriminator updates, then one generator update.
     @discardableResult
     public func trainStep() throws -> StepMetrics {
         if let m = config.microBatches { return try trainStepExact(microBatches: m) }
         let c = config
-        var metrics = StepMetrics()
-        let growth = models.growthSchedule?.state(at: step) ?? GrowthState(level: 0, alpha: 1)
-        models.setGrowth(growth)
-        metrics.resolution = models.growthSchedule == nil ? (c.model == .mlp ? 28 : c.imageSize) : growth.resolution
-        metrics.alpha = growth.alpha
+        var metrics = beginStep()
         let G = models.generator, D = models.discriminator
-        G.train(); D.train()
         let loss = models.loss
         let probs = loss.scores == .probabilities
         var fake = Tensor.zeros([1])

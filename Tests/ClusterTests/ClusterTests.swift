@@ -34,14 +34,7 @@ final class ClusterTests: XCTestCase {
     /// Starts a process whose output goes to `log` (in the work folder).
     @discardableResult
     func launch(_ exe: String, _ args: [String], log: String, env extra: [String: String] = [:]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: builtExecutable(exe))
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: work)
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        for (k, v) in extra { env[k] = v }
-        p.environment = env
+        let p = configuredProcess(builtExecutable(exe), args, cwd: work, env: extra)
         FileManager.default.createFile(atPath: work + "/" + log, contents: nil)
         let h = FileHandle(forWritingAtPath: work + "/" + log)
         p.standardOutput = h

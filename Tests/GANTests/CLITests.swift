@@ -1,6 +1,7 @@
 import Foundation
 import GAN
 import Tensors
+import TestSupport
 import XCTest
 
 /// Runs the `gan` executable the way a user does: every model trains from the command line for a
@@ -30,13 +31,7 @@ final class CLITests: XCTestCase {
 
     @discardableResult
     func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: gan)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: work)
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
+        let p = configuredProcess(gan, args, cwd: work)
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out

@@ -18,14 +18,7 @@ public struct ProcessResult {
 /// later, and the result says `timedOut`.
 public func runProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:],
                        timeout: Double? = nil) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
-    var env = ProcessInfo.processInfo.environment
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    for (k, v) in extra { env[k] = v }
-    p.environment = env
+    let p = configuredProcess(executable, args, cwd: cwd, env: extra)
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -144,14 +137,7 @@ public final class LoggedProcess {
 
     /// Starts `executable args` in `cwd`, its output into `logPath`.
     public init(_ executable: String, _ args: [String], cwd: String, log logPath: String, env extra: [String: String] = [:]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        for (k, v) in extra { env[k] = v }
-        p.environment = env
+        let p = configuredProcess(executable, args, cwd: cwd, env: extra)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let h = FileHandle(forWritingAtPath: logPath)
         p.standardOutput = h
@@ -190,4 +176,18 @@ public final class LoggedProcess {
 
     /// Ends it if it still runs (test teardown).
     public func stop() { if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() } }
+}
+
+/// A process of `executable args` in `cwd`, not started, with the environment the tests give
+/// every child: this one's, OpenBLAS at one thread, then `extra`.
+public func configuredProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:]) -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    var env = ProcessInfo.processInfo.environment
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    for (k, v) in extra { env[k] = v }
+    p.environment = env
+    return p
 }
