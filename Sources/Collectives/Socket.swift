@@ -229,14 +229,6 @@ public func monotonic() -> Double {
 /// Ignores SIGPIPE so a peer that vanishes gives an error, not a dead process.
 public func ignoreSigpipe() { signal(SIGPIPE, SIG_IGN) }
 
-/// "host:port" split; the host may be a name or an IPv4 address.
-public func parseAddress(_ s: String) throws -> (host: String, port: UInt16) {
-    guard let colon = s.lastIndex(of: ":"), let port = UInt16(s[s.index(after: colon)...]), !s[..<colon].isEmpty else {
-        throw NetError(s, "not a host:port address")
-    }
-    return (String(s[..<colon]), port)
-}
-
 private func resolve(_ host: String, _ port: UInt16) throws -> sockaddr_in {
     var hints = addrinfo()
     hints.ai_family = AF_INET

@@ -205,16 +205,6 @@ extension GANLoss {
     }
 }
 
-/// The discriminator's loss on raw scores.
-public func discriminatorLoss(_ kind: LossKind, real: Tensor, fake: Tensor, realTarget: Tensor) -> Tensor {
-    kind.loss.discriminatorLoss(real, fake, realTarget)
-}
-
-/// The generator's loss on the discriminator's raw scores of generated images.
-public func generatorLoss(_ kind: LossKind, fake: Tensor) -> Tensor {
-    kind.loss.generatorLoss(fake)
-}
-
 /// The tutorial's `gradient_penalty`: ((||d critic(x_hat) / d x_hat||_2 - 1)^2).mean() with
 /// x_hat = alpha * real + (1 - alpha) * fake, through double backward so its gradient with
 /// respect to the critic's parameters is exact.

@@ -44,16 +44,16 @@ final class MetricsTests: XCTestCase {
         let real = Tensor(shape: [2, 1], values: [2, -1]), fake = Tensor(shape: [2, 1], values: [0.5, -3])
         let ones = Tensor.ones([2, 1])
         // Hinge: mean(relu(1 - real)) + mean(relu(1 + fake)) = (0 + 2)/2 + (1.5 + 0)/2
-        XCTAssertEqual(discriminatorLoss(.hinge, real: real, fake: fake, realTarget: ones).item, 1.75, accuracy: 1e-6)
-        XCTAssertEqual(discriminatorLoss(.wgan, real: real, fake: fake, realTarget: ones).item, -1.25 - 0.5, accuracy: 1e-6)
-        XCTAssertEqual(generatorLoss(.hinge, fake: fake).item, 1.25, accuracy: 1e-6)
+        XCTAssertEqual(LossKind.hinge.loss.discriminatorLoss(real, fake, ones).item, 1.75, accuracy: 1e-6)
+        XCTAssertEqual(LossKind.wgan.loss.discriminatorLoss(real, fake, ones).item, -1.25 - 0.5, accuracy: 1e-6)
+        XCTAssertEqual(LossKind.hinge.loss.generatorLoss(fake).item, 1.25, accuracy: 1e-6)
         // BCE: -log sigmoid(real) - log(1 - sigmoid(fake)), averaged.
         func sp(_ x: Double) -> Double { Foundation.log(1 + Foundation.exp(x)) }
         let bce = (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2
-        XCTAssertEqual(Double(discriminatorLoss(.bce, real: real, fake: fake, realTarget: ones).item), bce, accuracy: 1e-5)
+        XCTAssertEqual(Double(LossKind.bce.loss.discriminatorLoss(real, fake, ones).item), bce, accuracy: 1e-5)
         // Generator: non-saturating -log D(G(z)); saturating log(1 - D(G(z))).
-        XCTAssertEqual(Double(generatorLoss(.bce, fake: fake).item), (sp(-0.5) + sp(3)) / 2, accuracy: 1e-5)
-        XCTAssertEqual(Double(generatorLoss(.bceSaturating, fake: fake).item), -(sp(0.5) + sp(-3)) / 2, accuracy: 1e-5)
+        XCTAssertEqual(Double(LossKind.bce.loss.generatorLoss(fake).item), (sp(-0.5) + sp(3)) / 2, accuracy: 1e-5)
+        XCTAssertEqual(Double(LossKind.bceSaturating.loss.generatorLoss(fake).item), -(sp(0.5) + sp(-3)) / 2, accuracy: 1e-5)
     }
 
     func testGrowthSchedule() {

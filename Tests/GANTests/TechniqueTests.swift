@@ -172,8 +172,7 @@ final class TechniqueTests: XCTestCase {
         let z = latents(seed: c.seed, step: 0, iteration: 0, indices: positions, dim: c.latentDim)
         models.generator.train()
         let fake = withNoGrad { models.generator.generate(z) }
-        return discriminatorLoss(c.loss, real: models.discriminator.score(real), fake: models.discriminator.score(fake),
-                                 realTarget: target).item
+        return c.loss.loss.discriminatorLoss(models.discriminator.score(real), models.discriminator.score(fake), target).item
     }
 
     func testLabelSmoothingAndNoisyLabelsAreTheTargetsTheDStepUses() throws {
