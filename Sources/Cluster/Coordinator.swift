@@ -125,7 +125,7 @@ public final class Coordinator {
         let l = logger
         admissions = Admissions(listener: listener, claim: .hello, as: HelloMessage.self, auth: auth, role: "coordinator",
                                 wrongToken: "authentication failed: wrong token", maxPending: options.maxPendingHandshakes,
-                                handshakeTimeout: options.handshakeTimeout, ioTimeout: 30) { l.warning("\($0)") }
+                                handshakeTimeout: options.handshakeTimeout, ioTimeout: ControlTimeouts.io) { l.warning("\($0)") }
     }
 
     deinit { admissions.stop() }
@@ -352,7 +352,7 @@ public final class Coordinator {
         func listen() -> Events {
             let events = Events()
             for (i, m) in members.enumerated() {
-                m.conn.timeout = 3600   // liveness is judged by heartbeats, not by the read timeout
+                m.conn.timeout = ControlTimeouts.waiting   // liveness is judged by heartbeats, not by the read timeout
                 Thread {
                     while true {
                         do { events.push(.frame(i, try m.conn.receive(maxPayload: 1 << 20))) } catch {

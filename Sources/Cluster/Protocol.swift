@@ -191,3 +191,14 @@ public func replicaChecksum(_ models: GANModels) -> UInt32 {
     }
     return crc
 }
+
+/// The timeouts of the control connection between the coordinator and a worker, named once.
+enum ControlTimeouts {
+    /// A read or write of a control frame that has begun (a frame is small: 30 s means a peer
+    /// that is gone, not a slow one).
+    static let io: Double = 30
+    /// Reads that wait on something other than the peer's health: the start message (it comes
+    /// when every worker has joined) and, during training, frames whose absence heartbeats
+    /// judge (`--dead-after`), not the read timeout.
+    static let waiting: Double = 3600
+}

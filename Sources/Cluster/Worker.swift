@@ -184,7 +184,7 @@ public final class WorkerProcess {
         let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) } ?? dial(hello)
         do {
             log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
-            conn.timeout = 3600   // the start waits for every worker to join
+            conn.timeout = ControlTimeouts.waiting   // the start waits for every worker to join
             let f: Frame
             do { f = try conn.receive(maxPayload: 1 << 20) } catch {
                 // The coordinator went away before the start (it died during its rendezvous).
@@ -271,7 +271,7 @@ public final class WorkerProcess {
                 // at most 10 s, cut to what is left of the limit (at least 1 s).
                 let left = max(1, since + limit - monotonic())
                 let c = try Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: name, claim: .hello, hello,
-                                           auth: auth, role: "coordinator", within: 0, ioTimeout: 30, handshakeTimeout: min(10, left))
+                                           auth: auth, role: "coordinator", within: 0, ioTimeout: ControlTimeouts.io, handshakeTimeout: min(10, left))
                 return (c, attempt)
             } catch let refused as HandshakeRefused {
                 throw refused
