@@ -88,11 +88,16 @@ public struct RunFolder {
     }
 
     /// The newest checkpoint of the newest run under `runsDir` (by the checkpoint's time).
-    public static func newestCheckpoint(runsDir: String = "runs") -> String? {
+    public static func newestCheckpoint(runsDir: String = "runs", model: ModelKind? = nil) -> String? {
         let fm = FileManager.default
         guard let runs = try? fm.contentsOfDirectory(atPath: runsDir) else { return nil }
         var best: (String, Date)?
         for r in runs {
+            // With `model`, only runs whose config.json says that model.
+            if let model {
+                guard let data = fm.contents(atPath: runsDir + "/" + r + "/config.json"),
+                      let c = try? JSONDecoder().decode(GANConfig.self, from: data), c.model == model else { continue }
+            }
             guard let p = CheckpointStore(directory: runsDir + "/" + r + "/checkpoints").latest(),
                   let d = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
             if best == nil || d > best!.1 { best = (p, d) }

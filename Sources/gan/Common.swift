@@ -21,9 +21,13 @@ func fail(_ message: String) -> Never {
 }
 
 
-/// Loads a checkpoint (default: the newest of the newest run) into fresh models.
-func loadModels(_ path: String?) -> (GANModels, Checkpoint, String) {
-    guard let p = path ?? RunFolder.newestCheckpoint() else {
+/// Loads a checkpoint (default: the newest of the newest run, or with `model` of the newest run
+/// of that model) into fresh models.
+func loadModels(_ path: String?, model: ModelKind? = nil) -> (GANModels, Checkpoint, String) {
+    guard let p = path ?? RunFolder.newestCheckpoint(model: model) else {
+        if let model {
+            fail("no checkpoint given and no \(model.rawValue) run found under ./runs (train one with gan train --model \(model.rawValue), or pass --checkpoint PATH)")
+        }
         fail("no checkpoint given and none found under ./runs (train first, or pass --checkpoint PATH)")
     }
     do {

@@ -15,7 +15,7 @@ struct Sample: ParsableCommand {
         of them from --seed; --latents-out writes the latents used. The generator runs in eval mode \
         (BatchNorm running statistics), as PyTorch's model.eval().
         """)
-    @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Option(help: "Checkpoint (default: newest of the newest run under ./runs; with --truncation, of the newest stylegan run).") var checkpoint: String?
     @Option(help: "Output, by extension: .npy for the images as an array, otherwise a PNG grid; repeatable (default: <run>/sample.png).")
     var out: [String] = []
     @Option(parsing: .unconditional, help: "Number of samples (ignored with --latents).") var count: Int = 64
@@ -37,7 +37,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan")
-        let (models, ckpt, path) = loadModels(checkpoint)
+        let (models, ckpt, path) = loadModels(checkpoint, model: truncation == nil ? nil : .stylegan)
         applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let z: Tensor

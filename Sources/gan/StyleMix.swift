@@ -8,7 +8,7 @@ struct StyleMix: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "style-mix",
         abstract: "Write StyleGAN's style-mixing grid: row sources give the coarse styles, column sources the fine ones.")
-    @Option(help: "Checkpoint of a stylegan run (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Option(help: "Checkpoint of a stylegan run (default: newest of the newest stylegan run under ./runs).") var checkpoint: String?
     @Option(parsing: .unconditional, help: "Sources per side (1...\(StyleMix.maxCount)).") var count: Int = 6
     @Option(parsing: .unconditional, help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 3
@@ -27,7 +27,7 @@ struct StyleMix: ParsableCommand {
 
     func run() throws {
         _ = logging.bootstrap("gan")
-        let (models, ckpt, path) = loadModels(checkpoint)
+        let (models, ckpt, path) = loadModels(checkpoint, model: .stylegan)
         guard let g = models.samplingGenerator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2

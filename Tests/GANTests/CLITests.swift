@@ -74,6 +74,11 @@ final class CLITests: XCTestCase {
         // Sampling commands default to the newest checkpoint of the newest run (progressive).
         try run(["sample"])
         XCTAssertTrue(files("runs/progressive").contains("sample.png"))
+        // StyleGAN's commands default to the newest stylegan run, not the newest run of any model.
+        try run(["style-mix", "--count", "2"])
+        XCTAssertTrue(files("runs/stylegan").contains("style-mix.png"), "style-mix took another run than the stylegan one")
+        try run(["sample", "--truncation", "0.7"])
+        XCTAssertTrue(files("runs/stylegan").contains("sample.png"), "sample --truncation took another run than the stylegan one")
         let ck = "runs/stylegan/checkpoints/step_00000004.rgan"
         try run(["sample", "--checkpoint", ck, "--out", "s.png"])
         try run(["interpolate", "--checkpoint", ck, "--mode", "lerp", "--rows", "2", "--steps", "4", "--out", "lerp.png"])
