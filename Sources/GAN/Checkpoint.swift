@@ -119,7 +119,7 @@ public struct Checkpoint {
         func fail(_ r: String) -> Error { Error(path: path, reason: r) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw fail("cannot read the checkpoint (\(error.localizedDescription))")
+            throw fail("cannot read the checkpoint: \(readProblem(path, error))")
         }
         return try decode(data, path: path)
     }

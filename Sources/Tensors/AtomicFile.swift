@@ -12,6 +12,12 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
+        // An output folder that does not exist yet is made (`--out newdir/x.png`).
+        if !FileManager.default.fileExists(atPath: dir) {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw WriteError(path: path, reason: "cannot create the folder \(dir) (\(String(cString: strerror(errno))))")
+            }
+        }
         let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
@@ -37,4 +43,15 @@ public enum AtomicFile {
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
+}
+
+/// Why the file at `path` could not be read, in plain words: a missing file, a folder, no
+/// permission, else the system's own reason (never a bare "NSCocoaErrorDomain error 256").
+public func readProblem(_ path: String, _ error: Error) -> String {
+    var isFolder: ObjCBool = false
+    let fm = FileManager.default
+    if !fm.fileExists(atPath: path, isDirectory: &isFolder) { return "no such file" }
+    if isFolder.boolValue { return "it is a folder, not a file" }
+    if !fm.isReadableFile(atPath: path) { return "permission denied" }
+    return (error as NSError).localizedFailureReason ?? error.localizedDescription
 }

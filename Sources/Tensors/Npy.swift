@@ -47,7 +47,7 @@ public enum Npy {
     public static func read(path: String) throws -> Tensor {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw FormatError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
+            throw FormatError(path: path, reason: "cannot read the file: \(readProblem(path, error))")
         }
         return try decode(data, path: path)
     }

@@ -40,7 +40,7 @@ public enum Safetensors {
         -> (tensors: [String: Tensor], dtypes: [String: DType], metadata: [String: String]) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw FormatError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
+            throw FormatError(path: path, reason: "cannot read the file: \(readProblem(path, error))")
         }
         return try decode(data, path: path)
     }

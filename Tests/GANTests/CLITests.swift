@@ -161,5 +161,15 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e.contains("x.rgan"), e)
         e = try run(["sample"], expect: 1)
         XCTAssertTrue(e.contains("no checkpoint"), e)
+        // A folder or a missing file as --checkpoint: plain words, no NSCocoaErrorDomain codes.
+        e = try run(["sample", "--checkpoint", bad], expect: 1)
+        XCTAssertTrue(e.contains("it is a folder, not a file") && !e.contains("NSCocoaErrorDomain"), e)
+        e = try run(["sample", "--checkpoint", "missing.rgan"], expect: 1)
+        XCTAssertTrue(e.contains("missing.rgan: cannot read the checkpoint: no such file"), e)
+        // --out into a folder that does not exist yet: made.
+        try run(["train", "--name", "tiny", "--model", "mlp", "--steps", "1", "--batch", "4", "--data", mnist,
+                 "--sample-every", "0", "--checkpoint-every", "0"])
+        try run(["sample", "--checkpoint", "runs/tiny/checkpoints/step_00000001.rgan", "--out", "new/dir/x.png"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/new/dir/x.png"))
     }
 }
