@@ -102,7 +102,9 @@ struct Train: ParsableCommand {
             throw ExitCode(Interrupts.exitStatus(signal))
         }
         if session.stoppedByDeadline { log.info("time limit reached: stopped at step \(trainer.step) of \(config.steps)") }
+        // The engine's GEMM work only for machines (--json: bench/wholerun.py reads it), not on
+        // the line a person reads.
         log.info("done: samples in \(session.folder.samples), checkpoints in \(session.folder.checkpoints.directory)",
-                 metadata: ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))])
+                 metadata: json ? ["gemm_gflop": .string(String(format: "%.3f", EngineCounters.gemmGFLOP))] : [:])
     }
 }
