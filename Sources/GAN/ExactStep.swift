@@ -38,10 +38,13 @@ extension GANTrainer {
         return out
     }
 
-    /// Every BatchNorm of G and D, keeping their statistics for the step's end.
+    /// Every BatchNorm of G and D, switched to keeping their statistics for the step's end;
+    /// found once per trainer (the models do not change).
     var keptBatchNorms: [BatchNorm] {
+        if let found = exactNorms { return found }
         let layers = (models.generator.modules() + models.discriminator.modules()).compactMap { $0 as? BatchNorm }
         for l in layers { l.keepsStatistics = true }
+        exactNorms = layers
         return layers
     }
 

@@ -261,6 +261,8 @@ public final class GANTrainer {
     private var bucketPlans: [ObjectIdentifier: GradientBuckets] = [:]
     /// Exact mode's kept gradient terms per parameter group (`exactBuffers`).
     var exactBuffersByGroup: [ObjectIdentifier: ExactBuffers] = [:]
+    /// Exact mode's BatchNorm layers (`keptBatchNorms`).
+    var exactNorms: [BatchNorm]?
 
     /// Backward of `loss`, then this rank's gradients of `group` summed over the ranks: bucket by
     /// bucket during backward when there is a reducer and `bucketFloats` > 0. `adding` (as long
