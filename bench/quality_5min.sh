@@ -15,5 +15,5 @@ if ! python3 -c 'import torch, numpy' 2>/dev/null; then
         || python3 -m pip install --quiet --break-system-packages 'torch==2.13.0+cpu' numpy
 fi
 swift build -c release 2>&1 | tail -n 1   # gan, and gan-coordinator + gan-worker for the cluster run
-[ -f data/classifier-mnist.safetensors ] || ./.build/release/gan train-classifier --dataset mnist
+./.build/release/gan train-classifier --dataset mnist --if-missing
 python3 bench/quality_5min.py "$@"

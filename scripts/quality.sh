@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build -c release --product gan 2>&1 | tail -n 1
 gan=./.build/release/gan
-[ -f data/classifier-mnist.safetensors ] || $gan train-classifier --dataset mnist
+$gan train-classifier --dataset mnist --if-missing
 report=runs/quality-report.txt
 mkdir -p runs
 : > "$report"

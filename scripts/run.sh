@@ -15,7 +15,7 @@ gan=./.build/release/gan
 name="${RINGGAN_RUN:-cluster-$(date +%Y%m%d-%H%M%S)}"
 bash cluster/local.sh -n 4 --name "$name" -- --model dcgan --loss bce --steps "${STEPS:-1000}" --batch 64 \
     --sample-every 100 --checkpoint-every 250 "$@"
-[ -f data/classifier-mnist.safetensors ] || "$gan" train-classifier --dataset mnist
+"$gan" train-classifier --dataset mnist --if-missing   # the digit classifier FID uses (~/.cache/ringgan)
 ckpt="$(ls runs/"$name"/checkpoints/*.rgan | tail -n 1)"
 "$gan" evaluate --checkpoint "$ckpt" --baseline
 echo

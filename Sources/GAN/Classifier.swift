@@ -87,3 +87,82 @@ public final class DigitClassifier: Module {
         return Double(correct) / Double(max(ds.count, 1))
     }
 }
+
+/// Where the digit classifier FID uses lives, and how it is made when it is missing.
+///
+/// A classifier is looked for in the data folder (`classifier-<dataset>.safetensors`, where
+/// earlier versions and `gan train-classifier --out data/...` put it), then in the user's cache
+/// (`$RINGGAN_CACHE`, else `$XDG_CACHE_HOME/ringgan`, else `~/.cache/ringgan`). A new one is
+/// written to the cache, which a user can always write, never into the source tree or an
+/// install prefix.
+public enum ClassifierFile {
+    public static func fileName(_ dataset: String) -> String { "classifier-\(dataset).safetensors" }
+
+    /// The user's cache folder for made files.
+    public static func cacheFolder(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let v = env["RINGGAN_CACHE"], !v.isEmpty { return v }
+        if let v = env["XDG_CACHE_HOME"], !v.isEmpty { return (v as NSString).appendingPathComponent("ringgan") }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSTemporaryDirectory()
+        return (home as NSString).appendingPathComponent(".cache/ringgan")
+    }
+
+    /// Where a newly trained classifier goes: the cache.
+    public static func newPath(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        (cacheFolder(environment: env) as NSString).appendingPathComponent(fileName(dataset))
+    }
+
+    /// The places looked at, in order.
+    public static func candidates(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        [(DataRoot.path as NSString).appendingPathComponent(fileName(dataset)), newPath(dataset, environment: env)]
+    }
+
+    /// The first classifier file that exists, or nil.
+    public static func existing(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        candidates(dataset, environment: env).first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// What training reports.
+    public struct Trained {
+        public let classifier: DigitClassifier
+        public let accuracy: Double
+        public let trainCount: Int
+        public let testCount: Int
+    }
+
+    /// Trains the classifier of `dataset` (its train split, or the first `maxTrain` images of it,
+    /// `epochs` epochs, `seed`) and measures it on the test split.
+    public static func train(dataset: DatasetName, folder: String? = nil, epochs: Int = 4, maxTrain: Int? = nil, seed: UInt64 = 0,
+                             progress: ((Int, Int, Float) -> Void)? = nil) throws -> Trained {
+        let full = try dataset.load(split: .train, folder: folder)
+        let n = min(maxTrain ?? full.count, full.count)
+        let train = ImageDataset(pixels: Array(full.pixels[0..<(n * full.height * full.width)]), count: n, height: full.height,
+                                 width: full.width, labels: Array(full.labels[0..<n]), source: full.source)
+        let test = try dataset.load(split: .test, folder: folder)
+        guard train.count >= 64 else {
+            throw SessionError("the classifier trains on batches of 64; \(train.count) training images are too few")
+        }
+        var rng = RandomGenerator(seed: seed, stream: 0xC1)
+        let clf = DigitClassifier(rng: &rng)
+        let acc = try clf.fit(train: train, test: test, epochs: epochs, seed: seed, progress: progress)
+        return Trained(classifier: clf, accuracy: acc, trainCount: train.count, testCount: test.count)
+    }
+
+    /// Writes `trained` to `path` (folders made, atomically), with what it was trained on.
+    public static func write(_ trained: Trained, dataset: String, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try Safetensors.write(trained.classifier.stateDict().map { (name: $0.0, tensor: $0.1) },
+                              metadata: ["accuracy": String(trained.accuracy), "dataset": dataset, "train": String(trained.trainCount),
+                                         "test": String(trained.testCount)], to: path)
+    }
+
+    /// Loads the classifier at `path`.
+    public static func load(_ path: String, dataset: String) throws -> DigitClassifier {
+        var rng = RandomGenerator(seed: 0)
+        let clf = DigitClassifier(rng: &rng)
+        do {
+            try clf.loadStateDict(try Safetensors.read(path: path).tensors)
+        } catch { throw SessionError("\(error) (train one with: gan train-classifier --dataset \(dataset))") }
+        return clf
+    }
+}

@@ -31,8 +31,11 @@ public struct CheckpointEvaluation {
         public static var none: Progress { Progress(phase: { _, _ in { _ in } }, phaseDone: {}) }
     }
 
-    /// The classifier `gan train-classifier` writes for `dataset`, in the data folder.
-    public static func defaultClassifierPath(_ dataset: String) -> String { DataRoot.path + "/classifier-\(dataset).safetensors" }
+    /// The classifier of `dataset` that exists (data folder, then cache; `ClassifierFile`), else
+    /// where `gan train-classifier` writes a new one.
+    public static func defaultClassifierPath(_ dataset: String) -> String {
+        ClassifierFile.existing(dataset) ?? ClassifierFile.newPath(dataset)
+    }
 
     /// Scores `models` (restored from `checkpoint` at `path`): `samples` generated images from
     /// latents of `seed` against as many real train images drawn per class with `referenceSeed`.
@@ -48,12 +51,7 @@ public struct CheckpointEvaluation {
                                + "FID here scores gray images of 28, 32 or 64 pixels (the classifier's input)")
         }
         let cp = classifierPath ?? CheckpointEvaluation.defaultClassifierPath(config.dataset)
-        var rng = RandomGenerator(seed: 0)
-        let clf = DigitClassifier(rng: &rng)
-        do {
-            let st = try Safetensors.read(path: cp)
-            try clf.loadStateDict(st.tensors)
-        } catch { throw SessionError("\(error) (train one with: gan train-classifier --dataset \(config.dataset))") }
+        let clf = try ClassifierFile.load(cp, dataset: config.dataset)
         let real = try loadTrainingData(config)
         guard real.count >= 2 else { throw SessionError("\(real.source): \(real.count) images; FID needs at least 2") }
         let n = min(samples, real.count)

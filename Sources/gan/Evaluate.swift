@@ -15,7 +15,10 @@ struct Evaluate: ParsableCommand {
         size against the reference, what real data itself scores at this sample size.
         """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
-    @Option(help: "Classifier (default: data/classifier-<dataset>.safetensors from gan train-classifier).") var classifier: String?
+    @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
+    var rawGenerator = false
+    @Option(help: "Classifier (default: classifier-<dataset>.safetensors in the data folder, else in ~/.cache/ringgan, trained there on first use, about a minute).")
+    var classifier: String?
     @Option(parsing: .unconditional, help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
     var samples: Int = 2000
     @Option(parsing: .unconditional, help: "Seed for the latents.") var seed: UInt64 = 4
@@ -34,10 +37,34 @@ struct Evaluate: ParsableCommand {
         try FlagCheck.oneOf("--dataset", dataset, DatasetName.allCases.map { $0.rawValue })
     }
 
+    /// `--classifier`, else the one that exists, else one trained now into the cache (with
+    /// progress, saying where) so that a fresh install can score.
+    func classifierPath(dataset: String, log: Logger) -> String {
+        if let c = classifier { return c }
+        if let c = ClassifierFile.existing(dataset) { return c }
+        let out = ClassifierFile.newPath(dataset)
+        guard let name = DatasetName(rawValue: dataset) else { fail("no digit classifier for dataset '\(dataset)'") }
+        let looked = ClassifierFile.candidates(dataset).joined(separator: ", ")
+        log.notice("no digit classifier for \(dataset) yet (looked in \(looked)): training one now, about a minute on 2 cores, into \(out); later runs reuse it")
+        var p: Telemetry.Progress?
+        do {
+            let trained = try ClassifierFile.train(dataset: name) { s, total, loss in
+                if p == nil { p = makeProgress(total: total, label: "classifier", json: json) }
+                p?.update(s, [("loss", String(format: "%.4f", loss))])
+            }
+            p?.finish()
+            try ClassifierFile.write(trained, dataset: dataset, to: out)
+            let line = String(format: "classifier: held-out accuracy %.2f%% on %d test images; wrote %@", trained.accuracy * 100,
+                              trained.testCount, out)
+            log.notice("\(line)")
+        } catch { fail("could not make the digit classifier: \(error) (or give one with --classifier)") }
+        return out
+    }
+
     func run() throws {
         let log = logging.bootstrap("gan.evaluate")
         if let file = npy { return evaluateArray(file, log: log) }
-        let (models, ckpt, path) = loadModels(checkpoint)
+        let (models, ckpt, path) = loadModels(checkpoint, rawGenerator: rawGenerator)
         var current: Telemetry.Progress?
         let progress = CheckpointEvaluation.Progress(
             phase: { label, total in
@@ -48,7 +75,8 @@ struct Evaluate: ParsableCommand {
             phaseDone: { current?.finish() })
         let result: CheckpointEvaluation
         do {
-            result = try CheckpointEvaluation(models: models, checkpoint: ckpt, path: path, classifier: classifier, samples: samples,
+            result = try CheckpointEvaluation(models: models, checkpoint: ckpt, path: path,
+                                              classifier: classifierPath(dataset: ckpt.config.dataset, log: log), samples: samples,
                                               seed: seed, referenceSeed: referenceSeed, baseline: baseline, progress: progress)
         } catch { fail("\(error)") }
         // The scores as TensorBoard scalars at the checkpoint's step, beside the run's curves.

@@ -13,16 +13,12 @@ extension Evaluate {
         let n = images.shape[0]
         var config = GANConfig()
         config.dataset = dataset
-        let cp = classifier ?? CheckpointEvaluation.defaultClassifierPath(dataset)
-        var rng = RandomGenerator(seed: 0)
-        let clf = DigitClassifier(rng: &rng)
-        do {
-            let st = try Safetensors.read(path: cp)
-            try clf.loadStateDict(st.tensors)
-        } catch { fail("\(error) (train one with: gan train-classifier --dataset \(dataset))") }
+        let cp = classifierPath(dataset: dataset, log: log)
+        let clf: DigitClassifier
+        do { clf = try ClassifierFile.load(cp, dataset: dataset) } catch { fail("\(error)") }
         let real: ImageDataset
         do { real = try loadTrainingData(config) } catch { fail("\(error)") }
-        var progress = makeProgress(total: min(n, real.count) + min(n, max(real.count - n, 0)), label: "real features", json: json)
+        let progress = makeProgress(total: min(n, real.count) + min(n, max(real.count - n, 0)), label: "real features", json: json)
         let evaluator = FIDEvaluator(classifier: clf, dataset: real, count: n, seed: referenceSeed) { done, _ in progress.update(done) }
         progress.finish()
         let ref = evaluator.reference

@@ -16,7 +16,10 @@ struct TrainClassifier: ParsableCommand {
     @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int = 4
     @Option(parsing: .unconditional, help: "Use only the first N training images (quick checks).") var maxTrain: Int?
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
-    @Option(help: "Output (default: data/classifier-<dataset>.safetensors).") var out: String?
+    @Option(help: "Output (default: classifier-<dataset>.safetensors in the user cache, $RINGGAN_CACHE or ~/.cache/ringgan, where gan evaluate looks after the data folder).")
+    var out: String?
+    @Flag(help: "Do nothing when a classifier of --dataset exists already (in the data folder or the cache); for setup scripts.")
+    var ifMissing = false
     @Flag(help: "Print one JSON line per step and a JSON result line instead of the progress display.") var json = false
     @OptionGroup var logging: LogOptions
 
@@ -29,38 +32,32 @@ struct TrainClassifier: ParsableCommand {
     func run() throws {
         let log = logging.bootstrap("gan.classifier")
         guard let name = DatasetName(rawValue: dataset) else { throw ValidationError("unknown --dataset '\(dataset)'") }
-        let train: ImageDataset, test: ImageDataset
-        do {
-            let full = try name.load(split: .train, folder: data)
-            let n = min(maxTrain ?? full.count, full.count)
-            train = ImageDataset(pixels: Array(full.pixels[0..<(n * full.height * full.width)]), count: n, height: full.height,
-                                 width: full.width, labels: Array(full.labels[0..<n]), source: full.source)
-            test = try name.load(split: .test, folder: data)
-        } catch { fail("\(error)") }
-        var rng = RandomGenerator(seed: seed, stream: 0xC1)
-        let clf = DigitClassifier(rng: &rng)
-        guard train.count >= 64 else { fail("the classifier trains on batches of 64; \(train.count) training images are too few") }
-        log.info("training the classifier on \(train.count) \(dataset) images for \(epochs) epochs")
-        let progress = Progress(total: epochs * (train.count / 64), label: "classifier")
-        let acc = try clf.fit(train: train, test: test, epochs: epochs, seed: seed) { s, total, loss in
-            if json {
-                print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
-            } else {
-                progress.update(s, [("loss", String(format: "%.4f", loss))])
-            }
+        if ifMissing, out == nil, let have = ClassifierFile.existing(dataset) {
+            print("classifier: \(have) exists; nothing to do")
+            return
         }
-        if !json { progress.finish() }
-        let o = out ?? CheckpointEvaluation.defaultClassifierPath(dataset)
-        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: o).deletingLastPathComponent().path,
-                                                withIntermediateDirectories: true)
-        try Safetensors.write(clf.stateDict().map { (name: $0.0, tensor: $0.1) },
-                              metadata: ["accuracy": String(acc), "dataset": dataset, "train": String(train.count),
-                                         "test": String(test.count)], to: o)
+        log.info("training the classifier on \(dataset) images for \(epochs) epochs")
+        var progress: Telemetry.Progress?
+        let trained: ClassifierFile.Trained
+        do {
+            trained = try ClassifierFile.train(dataset: name, folder: data, epochs: epochs, maxTrain: maxTrain, seed: seed) { s, total, loss in
+                if json {
+                    print(String(format: "{\"step\":%d,\"steps\":%d,\"loss\":%.5f}", s, total, loss))
+                } else {
+                    if progress == nil { progress = Telemetry.Progress(total: total, label: "classifier") }
+                    progress?.update(s, [("loss", String(format: "%.4f", loss))])
+                }
+            }
+        } catch { fail("\(error)") }
+        progress?.finish()
+        let o = out ?? ClassifierFile.newPath(dataset)
+        do { try ClassifierFile.write(trained, dataset: dataset, to: o) } catch { fail("\(error)") }
+        let acc = trained.accuracy
         if json {
-            let obj: [String: Any] = ["accuracy": acc, "dataset": dataset, "train": train.count, "test": test.count, "out": o]
+            let obj: [String: Any] = ["accuracy": acc, "dataset": dataset, "train": trained.trainCount, "test": trained.testCount, "out": o]
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "held-out accuracy %.2f%% on %d %@ test images; wrote %@", acc * 100, test.count, dataset, o))
+            print(String(format: "held-out accuracy %.2f%% on %d %@ test images; wrote %@", acc * 100, trained.testCount, dataset, o))
         }
     }
 }

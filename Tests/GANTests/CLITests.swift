@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import GAN
 import Tensors
@@ -30,8 +31,9 @@ final class CLITests: XCTestCase {
     var mnist: String { CLITests.repo.appendingPathComponent("data/mnist-5k").path }
 
     @discardableResult
-    func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let p = configuredProcess(gan, args, cwd: work)
+    func run(_ args: [String], expect code: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath,
+             line: UInt = #line) throws -> String {
+        let p = configuredProcess(gan, args, cwd: work, env: env)
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
@@ -44,6 +46,50 @@ final class CLITests: XCTestCase {
     }
 
     func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/" + dir)) ?? []).sorted() }
+
+    /// A raw MNIST-format folder of `indices` of the real `split`.
+    func writeMiniMNIST(_ folder: String, split: Split, indices: [Int]) throws {
+        let full = try ImageDataset.load(folder: mnist, split: split)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func header(_ magic: UInt32, _ dims: [Int]) -> [UInt8] {
+            ([magic] + dims.map { UInt32($0) }).flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) } }
+        }
+        let px = full.height * full.width
+        var images = header(0x803, [indices.count, full.height, full.width]), labels = header(0x801, [indices.count])
+        for i in indices { images += full.pixels[(i * px)..<((i + 1) * px)]; labels.append(full.labels[i]) }
+        let prefix = split == .train ? "train" : "t10k"
+        try Data(images).write(to: URL(fileURLWithPath: folder + "/\(prefix)-images-idx3-ubyte"))
+        try Data(labels).write(to: URL(fileURLWithPath: folder + "/\(prefix)-labels-idx1-ubyte"))
+    }
+
+    /// A fresh install has no classifier: `gan evaluate` trains one into the user's cache (saying
+    /// where, with progress), never into the data folder, and the next evaluation reuses it;
+    /// `train-classifier --if-missing` then does nothing. (Before, evaluate failed with
+    /// "classifier-mnist.safetensors ... doesn't exist".) The data root here is a 130-image
+    /// MNIST folder so that the first-use training takes seconds.
+    func testEvaluateTrainsTheClassifierOnFirstUseIntoTheCache() throws {
+        let root = work + "/dataroot", cache = work + "/cache"
+        try writeMiniMNIST(root + "/mnist-5k", split: .train, indices: Array(stride(from: 0, to: 4_500, by: 35)))
+        try writeMiniMNIST(root + "/mnist-5k", split: .test, indices: Array(stride(from: 0, to: 500, by: 5)))
+        let env = ["RINGGAN_DATA": root, "RINGGAN_CACHE": cache]
+        try run(["train", "--model", "mlp", "--steps", "2", "--batch", "8", "--name", "fresh", "--json"], env: env)
+        let first = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
+        XCTAssertTrue(first.contains("no digit classifier for mnist yet"), first)
+        XCTAssertTrue(first.contains("into \(cache)/classifier-mnist.safetensors"), first)
+        XCTAssertTrue(first.contains("held-out accuracy"), first)
+        XCTAssertTrue(first.contains("FID "), first)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cache + "/classifier-mnist.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/classifier-mnist.safetensors"), "nothing written into the data folder")
+        let again = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
+        XCTAssertFalse(again.contains("no digit classifier"), again)
+        XCTAssertTrue(again.contains("classifier \(cache)/classifier-mnist.safetensors"), again)
+        let skip = try run(["train-classifier", "--if-missing"], env: env)
+        XCTAssertTrue(skip.contains("exists; nothing to do"), skip)
+        // A classifier in the data folder (earlier versions put it there) is found first.
+        try FileManager.default.copyItem(atPath: cache + "/classifier-mnist.safetensors", toPath: root + "/classifier-mnist.safetensors")
+        let data = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
+        XCTAssertTrue(data.contains("classifier \(root)/classifier-mnist.safetensors"), data)
+    }
 
     func testEveryModelTrainsFromTheCommandLine() throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: mnist), "\(mnist) is missing: run scripts/setup.sh")
