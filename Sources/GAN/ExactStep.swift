@@ -156,7 +156,7 @@ extension GANTrainer {
         (metrics.dLoss, metrics.dReal, metrics.dFake, metrics.gradientPenalty, metrics.gLoss) = (global[0], global[1], global[2], global[3], global[4])
         step += 1
         metrics.step = step
-        models.updateEMA()
+        models.updateEMA(step: step)
         return metrics
     }
 

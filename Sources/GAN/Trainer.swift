@@ -77,12 +77,16 @@ public final class GANModels {
         return GrowthSchedule(totalSteps: config.steps, maxLevel: g.maxLevel)
     }
 
+    /// False: sampling uses G itself even where the EMA of its weights is kept (the sampling
+    /// commands' --raw-generator).
+    public var samplesFromAverage = true
+
     /// The generator samples come from: the EMA of G's weights when enabled, else G.
-    public var samplingGenerator: GeneratorModel { emaGenerator ?? generator }
+    public var samplingGenerator: GeneratorModel { samplesFromAverage ? (emaGenerator ?? generator) : generator }
 
     /// Images from latents in eval mode (running BN statistics), without recording.
     public func sample(_ z: Tensor) -> Tensor {
-        if let e = emaGenerator {
+        if samplesFromAverage, let e = emaGenerator {
             e.eval()
             return withNoGrad { e.generate(z) }
         }
@@ -439,7 +443,7 @@ public final class GANTrainer {
         metrics.gLoss = gLoss.item
         step += 1
         metrics.step = step
-        models.updateEMA()
+        models.updateEMA(step: step)
         return metrics
     }
 }

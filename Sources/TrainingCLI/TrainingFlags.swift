@@ -48,7 +48,7 @@ public struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
     @Option(parsing: .unconditional, help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
-    @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999) and sample, evaluate and export it (0: none, also against a preset's).")
+    @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999), ramped up over the first steps (min(decay, (1+step)/(10+step))), and sample, evaluate and export it (0: none, also against a preset's; the sampling commands' --raw-generator uses G).")
     public var gEma: Float?
     @Flag(help: "Exact mode: the same weights, bit for bit, on any number of workers (up to --micro-batches) and in one process, for the same seed, config and --threads per process. Each batch is cut into micro-batches whose gradients are summed exactly; BatchNorm normalises each micro-batch by itself. Costs step time: see README.")
     public var exact = false

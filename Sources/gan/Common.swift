@@ -23,7 +23,9 @@ func fail(_ message: String) -> Never {
 
 /// Loads a checkpoint (default: the newest of the newest run, or with `model` of the newest run
 /// of that model) into fresh models.
-func loadModels(_ path: String?, model: ModelKind? = nil) -> (GANModels, Checkpoint, String) {
+///
+/// `rawGenerator`: sample from G itself, not the moving average of its weights.
+func loadModels(_ path: String?, model: ModelKind? = nil, rawGenerator: Bool = false) -> (GANModels, Checkpoint, String) {
     guard let p = path ?? RunFolder.newestCheckpoint(model: model) else {
         if let model {
             fail("no checkpoint given and no \(model.rawValue) run found under ./runs (train one with gan train --model \(model.rawValue), or pass --checkpoint PATH)")
@@ -35,6 +37,7 @@ func loadModels(_ path: String?, model: ModelKind? = nil) -> (GANModels, Checkpo
         let models = GANModels(config: ckpt.config)
         try ckpt.restore(into: models, path: p)
         if let s = models.growthSchedule { models.setGrowth(s.state(at: max(ckpt.step - 1, 0))) }
+        models.samplesFromAverage = !rawGenerator
         return (models, ckpt, p)
     } catch { fail("\(error)") }
 }

@@ -20,6 +20,8 @@ struct Export: ParsableCommand {
         gan import reads back.
         """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
+    var rawGenerator = false
     @Option(help: "Format (safetensors).") var format: String = "safetensors"
     @Option(help: "Output file (default: <run>/generator.safetensors).") var out: String?
     @Flag(help: "Also write the discriminator.") var includeDiscriminator = false
@@ -50,14 +52,14 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan.export")
-        let (models, ckpt, path) = loadModels(checkpoint)
+        let (models, ckpt, path) = loadModels(checkpoint, rawGenerator: rawGenerator)
         let o = out ?? defaultOut(path, "generator.safetensors")
         let c = ckpt.config
         do {
             try TorchInterop.write(models.samplingGenerator, config: c, step: ckpt.step, to: o)
         } catch { fail("\(error)") }
         let cls = TorchInterop.pytorchClass(c, discriminator: false)
-        print("wrote \(o): generator\(models.emaGenerator != nil ? " (the EMA of its weights)" : ""), \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
+        print("wrote \(o): generator\(models.emaGenerator != nil && !rawGenerator ? " (the EMA of its weights)" : ""), \(models.generator.stateDict().count) tensors, step \(ckpt.step)"
               + (cls.map { ", loads into \($0)" } ?? ""))
         if includeDiscriminator {
             let dp = discriminatorOut ?? Export.discriminatorPath(for: o)

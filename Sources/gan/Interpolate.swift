@@ -7,6 +7,8 @@ import TrainingCLI
 struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write rows of latent interpolations (lerp or slerp) as a PNG.")
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
+    @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
+    var rawGenerator = false
     @Option(help: "lerp or slerp.") var mode: String = "slerp"
     @Option(parsing: .unconditional, help: "Rows (pairs of endpoints).") var rows: Int = 8
     @Option(parsing: .unconditional, help: "Images per row.") var steps: Int = 10
@@ -24,7 +26,7 @@ struct Interpolate: ParsableCommand {
 
     func run() throws {
         _ = logging.bootstrap("gan")
-        let (models, ckpt, path) = loadModels(checkpoint)
+        let (models, ckpt, path) = loadModels(checkpoint, rawGenerator: rawGenerator)
         applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let ends = latents(seed: seed, .interpolate, step: 0, indices: Array(0..<(2 * rows)), dim: d).toArray()

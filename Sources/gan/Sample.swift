@@ -16,6 +16,8 @@ struct Sample: ParsableCommand {
         (BatchNorm running statistics), as PyTorch's model.eval().
         """)
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs; with --truncation, of the newest stylegan run).") var checkpoint: String?
+    @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
+    var rawGenerator = false
     @Option(help: "Output, by extension: .npy for the images as an array, otherwise a PNG grid; repeatable (default: <run>/sample.png).")
     var out: [String] = []
     @Option(parsing: .unconditional, help: "Number of samples (ignored with --latents).") var count: Int = 64
@@ -37,7 +39,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let log = logging.bootstrap("gan")
-        let (models, ckpt, path) = loadModels(checkpoint, model: truncation == nil ? nil : .stylegan)
+        let (models, ckpt, path) = loadModels(checkpoint, model: truncation == nil ? nil : .stylegan, rawGenerator: rawGenerator)
         applyTruncation(truncation, to: models, path)
         let d = ckpt.config.latentDim
         let z: Tensor

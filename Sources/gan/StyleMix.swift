@@ -9,6 +9,8 @@ struct StyleMix: ParsableCommand {
         commandName: "style-mix",
         abstract: "Write StyleGAN's style-mixing grid: row sources give the coarse styles, column sources the fine ones.")
     @Option(help: "Checkpoint of a stylegan run (default: newest of the newest stylegan run under ./runs).") var checkpoint: String?
+    @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
+    var rawGenerator = false
     @Option(parsing: .unconditional, help: "Sources per side (1...\(StyleMix.maxCount)).") var count: Int = 6
     @Option(parsing: .unconditional, help: "Crossover layer: layers before it take the row source's w (default: half the layers).") var crossover: Int?
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 3
@@ -27,7 +29,7 @@ struct StyleMix: ParsableCommand {
 
     func run() throws {
         _ = logging.bootstrap("gan")
-        let (models, ckpt, path) = loadModels(checkpoint, model: .stylegan)
+        let (models, ckpt, path) = loadModels(checkpoint, model: .stylegan, rawGenerator: rawGenerator)
         guard let g = models.samplingGenerator as? StyleGenerator else { fail("\(path) is a \(ckpt.config.model.rawValue) model; style mixing needs stylegan") }
         applyTruncation(truncation, to: models, path)
         let k = crossover ?? g.numLayers / 2

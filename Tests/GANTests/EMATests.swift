@@ -22,8 +22,12 @@ final class EMATests: XCTestCase {
         let trainer = try GANTrainer(models: models, dataset: blobs(48))
         try trainer.trainStep()
         let g1 = params(models.generator)
+        // The first update's decay is ramped down (min(0.9, 2/11)): the average moves most of the
+        // way to G at once instead of holding the initial weights.
+        let d1 = GANModels.emaDecay(0.9, step: 1)
+        XCTAssertEqual(d1, 2.0 / 11.0, accuracy: 1e-7)
         for ((a, b), e) in zip(zip(g0, g1), params(ema)) {
-            for i in 0..<a.count { XCTAssertEqual(e[i], 0.9 * a[i] + 0.1 * b[i], accuracy: 1e-6) }
+            for i in 0..<a.count { XCTAssertEqual(e[i], d1 * a[i] + (1 - d1) * b[i], accuracy: 1e-6) }
         }
         XCTAssertEqual(ema.namedBuffers().map { $0.1.toArray() }, models.generator.namedBuffers().map { $0.1.toArray() },
                        "BatchNorm statistics copied from G")
@@ -36,6 +40,11 @@ final class EMATests: XCTestCase {
         models.generator.train()
         XCTAssertNotEqual(fromG.toArray(), fromEMA.toArray(), "sampling uses G, not its average")
         XCTAssertTrue(models.samplingGenerator === ema)
+        // --raw-generator: the same checkpoint samples from G.
+        models.samplesFromAverage = false
+        XCTAssertTrue(models.samplingGenerator === models.generator)
+        XCTAssertEqual(models.sample(z).toArray(), fromG.toArray())
+        models.samplesFromAverage = true
         // Off by default: sampling uses G.
         let plain = GANModels(config: smallConfig(.dcgan, .bce))
         XCTAssertNil(plain.emaGenerator)
@@ -43,6 +52,24 @@ final class EMATests: XCTestCase {
         var bad = c
         bad.gEMA = 1
         XCTAssertNotNil(bad.validate())
+    }
+
+    /// The ramp: the configured decay is reached only once (1 + step) / (10 + step) exceeds it
+    /// (step 8,991 for 0.999); before that the average follows G more closely, so a short run's
+    /// grid is not the untrained generator's grey.
+    func testEMADecayRampsUpToTheConfiguredValue() {
+        XCTAssertEqual(GANModels.emaDecay(0.999, step: 1), 2.0 / 11.0, accuracy: 1e-7)
+        XCTAssertEqual(GANModels.emaDecay(0.999, step: 90), 91.0 / 100.0, accuracy: 1e-7)
+        XCTAssertEqual(GANModels.emaDecay(0.999, step: 20_000), 0.999)
+        XCTAssertEqual(GANModels.emaDecay(0.5, step: 20), 0.5)
+        var prev: Float = 0
+        for s in 1...10_000 { let d = GANModels.emaDecay(0.999, step: s); XCTAssertGreaterThanOrEqual(d, prev); prev = d }
+        // What is left of the initial weights after 200 steps at 0.999: with the ramp almost
+        // nothing, without it e^-0.2.
+        var left: Double = 1
+        for s in 1...200 { left *= Double(GANModels.emaDecay(0.999, step: s)) }
+        XCTAssertLessThan(left, 1e-3)
+        XCTAssertGreaterThan(pow(0.999, 200), 0.8)
     }
 
     func testEMAIsSavedInCheckpointsAndResumesBitIdentically() throws {
