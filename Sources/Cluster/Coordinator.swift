@@ -65,7 +65,7 @@ public struct CoordinatorStopped: Error, CustomStringConvertible {
 /// The coordinator: rendezvous, ring assignment, per-step shards sent ahead, progress,
 /// replica checksums, failure detection and re-formation.
 public final class Coordinator {
-    let options: CoordinatorOptions
+    public let options: CoordinatorOptions
     var log: Logger
     let auth: Authenticator
     let listener: Listener

@@ -10,7 +10,9 @@ import Darwin
 /// `label |████████░░░░| 120/3000 12.3 it/s 0:10<3:54 d_loss 0.693 g_loss 2.1`.
 /// Otherwise (a log file, a pipe): plain lines, the first, then at most one every `every`
 /// seconds, and the last: `label 120/3000 (4%) 12.3 it/s eta 3:54 d_loss 0.693 g_loss 2.1`.
-/// The formatting is done by the static pure functions below.
+/// On a terminal the line is fitted to its width (`fitted`): a shorter bar, then no bar, then
+/// fewer metrics, so that it never wraps; with a time limit (`timeLeft`) the ETA is the sooner of
+/// the steps' and the limit's. The formatting is done by the static pure functions below.
 public final class Progress {
     public let total: Int
     public let label: String
@@ -25,14 +27,20 @@ public final class Progress {
     private var lastShown: Double?
     private var shownDone: Int?
     private var finished = false
+    private let columns: () -> Int?
+    /// Seconds until the run's time limit ends it (nil: no limit): the ETA is never later.
+    public var timeLeft: (() -> Double?)?
 
     /// - initial: steps already done when this starts (a resumed run); the rate counts from it.
     /// - output: receives whole lines (with their `\n` or `\r`); defaults to standard output.
     /// - clock: seconds on a monotonic clock (for tests).
+    /// - columns: the terminal's width (default: standard output's, else $COLUMNS, else 80).
     public init(total: Int, label: String, every: Double = 5, initial: Int = 0,
                 output: @escaping (String) -> Void = Progress.writeToStandardOutput,
                 isTerminal: Bool = isatty(1) != 0,
-                clock: @escaping () -> Double = Progress.monotonicSeconds) {
+                clock: @escaping () -> Double = Progress.monotonicSeconds,
+                columns: @escaping () -> Int? = { Progress.terminalColumns(fd: 1) }) {
+        self.columns = columns
         self.total = max(total, 0)
         self.label = label
         self.every = every
@@ -83,10 +91,11 @@ public final class Progress {
     private func show(now: Double) {
         let elapsed = now - start
         let rate = Progress.rate(done: done - initial, elapsed: elapsed)
-        let eta = Progress.eta(remaining: total - done, rate: rate)
+        var eta = Progress.eta(remaining: total - done, rate: rate)
+        if let left = timeLeft?() { eta = min(eta ?? .infinity, max(left, 0)) }
         if isTerminal {
-            output("\r" + Progress.terminalLine(label: label, done: done, total: total, rate: rate,
-                                                elapsed: elapsed, eta: eta, metrics: metrics) + "\u{1B}[K")
+            output("\r" + Progress.fitted(label: label, done: done, total: total, rate: rate, elapsed: elapsed, eta: eta,
+                                          metrics: metrics, width: columns() ?? 80) + "\u{1B}[K")
         } else {
             output(Progress.plainLine(label: label, done: done, total: total, rate: rate, eta: eta,
                                       metrics: metrics) + "\n")
@@ -144,11 +153,35 @@ public final class Progress {
         return s
     }
 
-    /// `label |████████░░░░░░░░░░░░░░░░| 120/3000 12.3 it/s 0:10<3:54 d_loss 0.693`
+    /// `terminalLine` within `width` columns (less one, so that the cursor does not wrap): the
+    /// bar shrinks from 24 to 8 characters, then goes; then metrics are dropped from the end; a
+    /// line still too long is cut.
+    public static func fitted(label: String, done: Int, total: Int, rate: Double?, elapsed: Double, eta: Double?,
+                              metrics: [(String, String)], width: Int) -> String {
+        let room = max(width - 1, 1)
+        var shown = metrics
+        while true {
+            let full = terminalLine(label: label, done: done, total: total, rate: rate, elapsed: elapsed, eta: eta, metrics: shown)
+            if full.count <= room { return full }
+            let rest = full.count - 24
+            if room - rest >= 8 {
+                return terminalLine(label: label, done: done, total: total, rate: rate, elapsed: elapsed, eta: eta,
+                                    metrics: shown, barWidth: room - rest)
+            }
+            let bare = terminalLine(label: label, done: done, total: total, rate: rate, elapsed: elapsed, eta: eta,
+                                    metrics: shown, barWidth: 0)
+            if bare.count <= room { return bare }
+            if shown.isEmpty { return String(bare.prefix(room)) }
+            shown.removeLast()
+        }
+    }
+
+    /// `label |████████░░░░░░░░░░░░░░░░| 120/3000 12.3 it/s 0:10<3:54 d_loss 0.693` (without the
+    /// bar when `barWidth` is 0).
     public static func terminalLine(label: String, done: Int, total: Int, rate: Double?, elapsed: Double,
-                                    eta: Double?, metrics: [(String, String)]) -> String {
+                                    eta: Double?, metrics: [(String, String)], barWidth: Int = 24) -> String {
         let fraction = total > 0 ? Double(done) / Double(total) : 1
-        var s = "\(label) |\(bar(fraction))| \(done)/\(total) \(formatRate(rate)) "
+        var s = (barWidth > 0 ? "\(label) |\(bar(fraction, width: barWidth))| " : "\(label) ") + "\(done)/\(total) \(formatRate(rate)) "
             + "\(formatDuration(elapsed))<\(formatDuration(eta))"
         if !metrics.isEmpty { s += " " + formatMetrics(metrics) }
         return s
@@ -185,6 +218,14 @@ public final class Progress {
                 done += n
             }
         }
+    }
+
+    /// The width of the terminal on `fd` (TIOCGWINSZ), else $COLUMNS, else nil.
+    public static func terminalColumns(fd: Int32) -> Int? {
+        var ws = winsize()
+        if ioctl(fd, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 { return Int(ws.ws_col) }
+        if let c = getenv("COLUMNS"), let n = Int(String(cString: c)), n > 0 { return n }
+        return nil
     }
 
     public static func monotonicSeconds() -> Double {

@@ -122,6 +122,7 @@ struct CoordinatorCommand: ParsableCommand {
         defer { reap(children, within: 0, log: log) }
         coordinator.shouldStop = { Interrupts.received != nil }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
+        if let d = coordinator.options.deadline { progress.timeLeft = { d.timeIntervalSinceNow } }   // the ETA honours --time-limit
         do {
             try coordinator.run(dataset: dataset) { step in
                 if json {

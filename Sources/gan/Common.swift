@@ -10,7 +10,8 @@ func writeToStandardError(_ s: String) {
 /// A progress display: on standard output, or on standard error when standard output carries
 /// JSON for machines.
 func makeProgress(total: Int, label: String, json: Bool = false, initial: Int = 0) -> Telemetry.Progress {
-    json ? Progress(total: total, label: label, initial: initial, output: writeToStandardError, isTerminal: isatty(2) != 0)
+    json ? Progress(total: total, label: label, initial: initial, output: writeToStandardError, isTerminal: isatty(2) != 0,
+                    columns: { Progress.terminalColumns(fd: 2) })
         : Progress(total: total, label: label, initial: initial)
 }
 

@@ -84,6 +84,7 @@ struct Train: ParsableCommand {
         log.info("\(summary)")
         if let e = session.events { log.info("TensorBoard events: \(e.path)") }
         let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
+        if let d = deadline { progress.timeLeft = { d.timeIntervalSinceNow } }   // the ETA honours --time-limit
         defer { if !json { progress.finish() } }
         try session.run { m in
             if json {

@@ -88,4 +88,47 @@ final class ProgressTests: XCTestCase {
         XCTAssertTrue(f.lines.dropLast().allSatisfy { $0.hasPrefix("\r") && !$0.contains("\n") })
         XCTAssertTrue(f.lines[f.lines.count - 2].contains("10/10"))
     }
+
+    /// On a terminal the line never wraps: at 150 columns (the coordinator's ~150-character line)
+    /// and at 80 and 40 it fits in width - 1 by shortening the bar, then dropping it, then the
+    /// metrics from the end; a wide terminal shows it whole. (Before, it was printed whole at any
+    /// width and wrapped, so every redraw left a line behind.)
+    func testTerminalLineFitsTheWidth() {
+        let metrics = [("d_loss", "0.6931"), ("g_loss", "2.1000"), ("D(x)", "0.5012"), ("D(G(z))", "0.4890"),
+                       ("gp", "0.0123"), ("ring_ms", "123.4"), ("wait_ms", "12.3"), ("bytes", "1.23M"), ("workers", "4/4")]
+        let whole = Progress.terminalLine(label: "train", done: 750, total: 3000, rate: 12.5, elapsed: 60, eta: 180, metrics: metrics)
+        XCTAssertGreaterThan(whole.count, 150)
+        for width in [200, 150, 80, 60, 40, 20] {
+            let line = Progress.fitted(label: "train", done: 750, total: 3000, rate: 12.5, elapsed: 60, eta: 180, metrics: metrics,
+                                       width: width)
+            XCTAssertLessThanOrEqual(line.count, width - 1, "\(width): \(line)")
+            XCTAssertTrue(line.hasPrefix("train"), line)
+            if width >= 60 { XCTAssertTrue(line.contains("750/3000"), "\(width): \(line)") }
+        }
+        XCTAssertEqual(Progress.fitted(label: "train", done: 750, total: 3000, rate: 12.5, elapsed: 60, eta: 180, metrics: metrics,
+                                       width: whole.count + 1), whole)
+        let at80 = Progress.fitted(label: "train", done: 750, total: 3000, rate: 12.5, elapsed: 60, eta: 180, metrics: metrics, width: 80)
+        XCTAssertTrue(at80.contains("d_loss 0.6931"), at80)
+        XCTAssertFalse(at80.contains("workers"), at80)
+        // Through the class, with the width it is given.
+        let f = Fake()
+        let p = Progress(total: 3000, label: "train", output: { f.lines.append($0) }, isTerminal: true, clock: { f.now }, columns: { 60 })
+        f.now = 1; p.update(10, metrics)
+        let drawn = f.lines[0].replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\u{1B}[K", with: "")
+        XCTAssertLessThanOrEqual(drawn.count, 59, drawn)
+    }
+
+    /// With a time limit the ETA is the time left when that comes first: `--time-limit 4s` of a
+    /// 32,000-step preset says 0:04, not 5:35.
+    func testETAHonoursTheTimeLimit() {
+        let f = Fake()
+        let p = Progress(total: 32_000, label: "train", output: { f.lines.append($0) }, isTerminal: false, clock: { f.now })
+        p.timeLeft = { 4 - f.now }
+        f.now = 1; p.update(100)
+        XCTAssertTrue(f.lines[0].contains("eta 0:03"), f.lines[0])
+        let q = Progress(total: 200, label: "train", output: { f.lines.append($0) }, isTerminal: false, clock: { f.now })
+        q.timeLeft = { 1_000 }
+        f.now = 2; q.update(100)   // the steps end first: 100 done in its first second, 100 left
+        XCTAssertTrue(f.lines.last!.contains("eta 0:01"), f.lines.last!)
+    }
 }
