@@ -54,9 +54,12 @@ public struct RunFolder {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-        } catch { throw SessionError("cannot make the folder of the run \(path): \(error.localizedDescription)") }
+        } catch {
+            throw SessionError("cannot make the run folder \(path): \(folderProblem(path)) (choose another --runs-dir)")
+        }
         if mkdir(path, 0o755) != 0 && errno != EEXIST {
-            throw SessionError("cannot make the run folder \(path): \(String(cString: strerror(errno)))")
+            let code = errno
+            throw SessionError("cannot make the run folder \(path): \(folderProblem(path, errno: code)) (choose another --runs-dir)")
         }
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {

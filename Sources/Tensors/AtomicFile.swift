@@ -55,3 +55,23 @@ public func readProblem(_ path: String, _ error: Error) -> String {
     if !fm.isReadableFile(atPath: path) { return "permission denied" }
     return (error as NSError).localizedFailureReason ?? error.localizedDescription
 }
+
+/// Why a folder cannot be made or written at `path`, in plain words: the nearest part of the
+/// path that exists is a file, or a folder this user may not write, or (none of those) the
+/// system's reason `errno`.
+public func folderProblem(_ path: String, errno code: Int32? = nil) -> String {
+    let fm = FileManager.default
+    var p = URL(fileURLWithPath: path).standardizedFileURL.path
+    while !p.isEmpty && p != "/" {
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: p, isDirectory: &isFolder) {
+            if !isFolder.boolValue { return "\(p) is a file, not a folder" }
+            if !fm.isWritableFile(atPath: p) || access(p, W_OK | X_OK) != 0 { return "permission denied: this user cannot write \(p)" }
+            break
+        }
+        p = (p as NSString).deletingLastPathComponent
+    }
+    if let code { return String(cString: strerror(code)) }
+    return "cannot be made"
+}
+

@@ -43,6 +43,31 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(Set(claimed.paths).count, 8, "\(claimed.paths)")
     }
 
+    /// A --runs-dir that cannot hold runs gets a plain reason naming it and the flag (before, a
+    /// missing parent read "The operation could not be completed. The file doesn't exist." and a
+    /// file in the path "A file with the same name already exists."). The unwritable case runs
+    /// gan as nobody (setpriv) when the suite is root, since root may write anywhere.
+    func testUnusableRunsDirSaysWhy() throws {
+        let file = work + "/a-file"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let r1 = try runProcess(ganBinary, ["train", "--steps", "1", "--runs-dir", file + "/runs"] + tiny, cwd: work)
+        XCTAssertEqual(r1.status, 1, r1.stderr)
+        XCTAssertTrue(r1.stderr.contains("\(file) is a file, not a folder"), r1.stderr)
+        XCTAssertTrue(r1.stderr.contains("choose another --runs-dir"), r1.stderr)
+        XCTAssertFalse(r1.stderr.contains("operation could not be completed"), r1.stderr)
+        let locked = work + "/locked"
+        try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
+        chmod(work, 0o755)
+        chmod(locked, 0o555)
+        let setpriv = "/usr/bin/setpriv"
+        let asRoot = getuid() == 0
+        if asRoot && !FileManager.default.isExecutableFile(atPath: setpriv) { throw XCTSkip("no \(setpriv) to run gan as nobody") }
+        let (exe, args) = asRoot ? (setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", ganBinary]) : (ganBinary, [])
+        let r2 = try runProcess(exe, args + ["train", "--steps", "1", "--runs-dir", locked + "/runs", "--name", "x"] + tiny, cwd: "/tmp")
+        XCTAssertEqual(r2.status, 1, r2.stderr)
+        XCTAssertTrue(r2.stderr.contains("permission denied: this user cannot write \(locked)"), r2.stderr)
+    }
+
     /// `gan train` twice at once without --name: two run folders, each with one run's files.
     func testTwoRunsStartedTogetherGetTwoFolders() throws {
         let runs = try (0..<2).map { i in
