@@ -183,7 +183,7 @@ public final class WorkerProcess {
         // Mutual: the coordinator proves the token too, before anything it sends is read.
         let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) } ?? dial(hello)
         do {
-            log.info("joined the coordinator at \(conn.peer) as rank \(options.rank); waiting for the start")
+            log.info("joined the \(conn.peer) as rank \(options.rank); waiting for the start")   // peer: "coordinator HOST:PORT"
             conn.timeout = ControlTimeouts.waiting   // the start waits for every worker to join
             let f: Frame
             do { f = try conn.receive(maxPayload: 1 << 20) } catch {

@@ -237,7 +237,7 @@ struct CoordinatorCommand: ParsableCommand {
             if claimed { start.abandonFolder() }   // the port: the same command may be run again
             throw error
         }
-        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker(s), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly"))), codec \(c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
+        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker\(workers == 1 ? "" : "s"), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly")), codec \(c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
         var children: [Process] = []
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)

@@ -29,6 +29,11 @@ extension ClusterTests {
         XCTAssertEqual(wait(first, within: 120), 130, text("coord1.log"))
         let log1 = text("coord1.log")
         XCTAssertTrue(log1.contains("gan-coordinator: interrupted (SIGINT)"), log1)
+        // The run and join lines read as sentences (they had "(N per worker))" and "joined the
+        // coordinator at coordinator HOST:PORT").
+        XCTAssertNotNil(log1.firstMatch(of: #/2 workers, batch \d+ \(\d+ per worker\), codec /#), log1)
+        let rank0 = text("runs/int/logs/rank-0.log")
+        XCTAssertNotNil(rank0.firstMatch(of: #/joined the coordinator 127\.0\.0\.1:\d+ as rank 0; waiting for the start/#), rank0)
         let saved = checkpointNames("int")
         XCTAssertEqual(saved.count, 1, "one final checkpoint: \(saved)\n" + log1)
         guard let name = saved.first, let s = Int(name.dropFirst(5).prefix(8)) else { return XCTFail("no checkpoint: " + log1) }
