@@ -149,8 +149,7 @@ public enum ClassifierFile {
 
     /// Writes `trained` to `path` (folders made, atomically), with what it was trained on.
     public static func write(_ trained: Trained, dataset: String, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         try Safetensors.write(trained.classifier.stateDict().map { (name: $0.0, tensor: $0.1) },
                               metadata: ["accuracy": String(trained.accuracy), "dataset": dataset, "train": String(trained.trainCount),
                                          "test": String(trained.testCount)], to: path)

@@ -27,6 +27,10 @@ struct TrainClassifier: ParsableCommand {
         try FlagCheck.oneOf("--dataset", dataset, DatasetName.allCases.map { $0.rawValue })
         try FlagCheck.range("--epochs", epochs, 1...1000)
         try FlagCheck.atLeast("--max-train", maxTrain, 64, "the classifier trains on batches of 64")
+        var isFolder: ObjCBool = false
+        if let o = out, FileManager.default.fileExists(atPath: o, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("--out \(o) is a folder; give a file name (e.g. \(o)/classifier-\(dataset).safetensors)")
+        }
     }
 
     func run() throws {
