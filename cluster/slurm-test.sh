@@ -20,7 +20,8 @@
 # folder: a generated munge key and munged's socket there, slurm.conf there (SLURM_CONF), state
 # and spool there, free ports; the node is `localhost` (NodeAddr 127.0.0.1), so the node list
 # resolves on any machine; CPUs=4 whatever the cores (SlurmdParameters=config_overrides);
-# proctrack/linuxproc, task/none, no cgroups, no accounting. Everything started here is stopped
+# proctrack/linuxproc, task/none, no accounting; no cgroups (cgroup.conf names cgroup/v1, which
+# slurmd loads without looking at /sys/fs/cgroup, empty in a chroot). Everything started here is stopped
 # at the end, on failure too. Exits 77 with the reason when not root, when the Slurm or munge
 # programs are missing (apt-get install slurmctld slurmd slurm-client munge; scripts/setup.sh
 # --test installs them), or when the daemons do not come up. Last line:
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bindir="${2:?--bin needs a folder}"; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "slurm-test: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -145,6 +146,11 @@ MinJobAge=600
 NodeName=localhost NodeHostname=$host NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN
 PartitionName=ringgan Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
+# slurmd loads a cgroup plugin whatever the other plugins (Slurm 22.05), by default the one
+# /sys/fs/cgroup calls for, and fails where nothing is mounted there (a chroot): cgroup/v1 named
+# here loads without looking; with proctrack/linuxproc and task/none it is never used.
+printf '%s\n' "# Written by RingGAN cluster/slurm-test.sh: no cgroups are used." \
+    CgroupPlugin=cgroup/v1 CgroupAutomount=no > "$tmp/cgroup.conf"
 export SLURM_CONF="$tmp/slurm.conf"
 
 env "$marker" slurmctld -D -c -f "$SLURM_CONF" > "$tmp/log/slurmctld.out" 2>&1 < /dev/null &

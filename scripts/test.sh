@@ -80,7 +80,7 @@ else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
 counted fault-matrix bash cluster/fault-matrix.sh --quick --bin "$ringgan_bin"
 # Four workers launched by OpenMPI's mpirun, and four given Slurm's task variables.
 counted launchers bash cluster/launcher-test.sh --bin "$ringgan_bin"
-# Real Slurm (cluster/slurm-test.sh, about 40 s with the debug build): a one-host cluster (munged,
+# Real Slurm (cluster/slurm-test.sh, about 35 s with the debug build): a one-host cluster (munged,
 # slurmctld, slurmd started as plain daemons in a temporary folder, a node of 4 CPUs), the
 # README's sbatch script submitted with sbatch and run to the end, and `srun -n 4 gan-worker`
 # against a coordinator; everything stopped afterwards. Root, else skipped with the reason.
