@@ -1,5 +1,5 @@
 # Shared pieces of the scripts that run RingGAN across Linux network namespaces
-# (cluster/netns-test.sh, cluster/fault-matrix.sh; soak.sh and launcher-test.sh use netns_find_bin).
+# (cluster/netns-test.sh, cluster/fault-matrix.sh; soak.sh, launcher-test.sh and slurm-test.sh use netns_find_bin).
 # Sourced, not run:
 #
 #   source "$root/cluster/netns-lib.sh"

@@ -80,6 +80,12 @@ else sudo bash cluster/netns-test.sh --bin "$ringgan_bin"; fi
 counted fault-matrix bash cluster/fault-matrix.sh --quick --bin "$ringgan_bin"
 # Four workers launched by OpenMPI's mpirun, and four given Slurm's task variables.
 counted launchers bash cluster/launcher-test.sh --bin "$ringgan_bin"
+# Real Slurm (cluster/slurm-test.sh, about 35 s with the debug build): a one-host cluster (munged,
+# slurmctld, slurmd started as plain daemons in a temporary folder, a node of 4 CPUs), the
+# README's sbatch script submitted with sbatch and run to the end, and `srun -n 4 gan-worker`
+# against a coordinator; everything stopped afterwards. Root, else skipped with the reason.
+if [ "$(id -u)" = 0 ]; then counted slurm bash cluster/slurm-test.sh --bin "$ringgan_bin"
+else counted slurm sudo bash cluster/slurm-test.sh --bin "$ringgan_bin"; fi
 # A short soak (cluster/soak.sh --quick, about 20 s with the debug build): four workers train a
 # tiny DCGAN for 400 steps while their memory, descriptors and checkpoints are sampled; flat
 # memory and descriptors, equal replica checksums and the checkpoint rotation are checked (the
@@ -107,7 +113,7 @@ fi
 
 # One closing line for the whole suite: the XCTest cases plus the five checks above (layers,
 # backward index, compose, manifests, network namespaces), the Kubernetes schemas, the fault
-# matrix, the launchers, the short soak, the containers and the fuzz run.
+# matrix, the launchers, real Slurm, the short soak, the containers and the fuzz run.
 [ "$fuzz_skipped" = 0 ] || skipped_names+=(fuzz)
 skipped=$(( ${xcskipped:-0} + fuzz_skipped + extra_skipped ))
 echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 5 + extra_passed + fuzz_passed )) passed, 0 failed, $skipped skipped${skipped_names[*]:+ (not run here: ${skipped_names[*]})}"
