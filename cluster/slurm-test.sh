@@ -2,8 +2,8 @@
 # Real Slurm, end to end on this machine: a one-host cluster (Debian's munged, slurmctld and
 # slurmd, started here as plain daemons, no systemd) whose one node has 4 CPUs configured, then
 #
-#   sbatch   the README's batch script (the ```sh block after the `ringgan.sbatch` marker in
-#            README.md, run as it is) submitted with the real `sbatch` for 4 tasks of 1 CPU on
+#   sbatch   the documented batch script (the ```sh block after the `ringgan.sbatch` marker in
+#            docs/DISTRIBUTED.md, run as it is) submitted with the real `sbatch` for 4 tasks of 1 CPU on
 #            the one node: the coordinator starts in the script, `srun` starts four gan-workers
 #            (rank from SLURM_PROCID, the coordinator from the first host of SLURM_JOB_NODELIST
 #            on MASTER_PORT), a small mlp run (arguments after the script's name) to the end;
@@ -191,13 +191,13 @@ check() {   # name log-files-glob run-folder rc: the workers' lines, the joins, 
     fi
 }
 
-# 1. The README's batch script, as it is, with real sbatch.
+# 1. The documented batch script (docs/DISTRIBUTED.md), as it is, with real sbatch.
 awk '/<!-- ringgan.sbatch:/ { found = 1; next }
      found == 1 && /^```sh$/ { found = 2; next }
      found == 2 && /^```$/ { exit }
-     found == 2 { print }' README.md > "$tmp/ringgan.sbatch"
+     found == 2 { print }' docs/DISTRIBUTED.md > "$tmp/ringgan.sbatch"
 if ! head -n 1 "$tmp/ringgan.sbatch" | grep -q '^#!/bin/bash' || ! grep -q '^srun ' "$tmp/ringgan.sbatch"; then
-    echo "slurm-test:   FAIL  sbatch: no batch script after the 'ringgan.sbatch' marker in README.md"; failed=$((failed + 1))
+    echo "slurm-test:   FAIL  sbatch: no batch script after the 'ringgan.sbatch' marker in docs/DISTRIBUTED.md"; failed=$((failed + 1))
 else
     port="$(free_port)"
     start=$SECONDS

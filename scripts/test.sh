@@ -82,7 +82,7 @@ counted fault-matrix bash cluster/fault-matrix.sh --quick --bin "$ringgan_bin"
 counted launchers bash cluster/launcher-test.sh --bin "$ringgan_bin"
 # Real Slurm (cluster/slurm-test.sh, about 35 s with the debug build): a one-host cluster (munged,
 # slurmctld, slurmd started as plain daemons in a temporary folder, a node of 4 CPUs), the
-# README's sbatch script submitted with sbatch and run to the end, and `srun -n 4 gan-worker`
+# documented sbatch script (docs/DISTRIBUTED.md) submitted with sbatch and run to the end, and `srun -n 4 gan-worker`
 # against a coordinator; everything stopped afterwards. Root, else skipped with the reason.
 if [ "$(id -u)" = 0 ]; then counted slurm bash cluster/slurm-test.sh --bin "$ringgan_bin"
 else counted slurm sudo bash cluster/slurm-test.sh --bin "$ringgan_bin"; fi
