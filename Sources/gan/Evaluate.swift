@@ -17,7 +17,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Checkpoint (default: newest of the newest run under ./runs).") var checkpoint: String?
     @Flag(help: "Use the generator's own weights, not the moving average of them that --g-ema runs keep (and that is used by default).")
     var rawGenerator = false
-    @Option(help: "Classifier (default: classifier-<dataset>.safetensors in the data folder, else in ~/.cache/ringgan, trained there on first use, about a minute).")
+    @Option(help: "Classifier (default: classifier-<dataset>.safetensors in the data folder, else in ~/.cache/ringgan, trained there on first use, about 10 s).")
     var classifier: String?
     @Option(parsing: .unconditional, help: "Generated samples; the real reference is as many train images (at most the whole split), drawn per class.")
     var samples: Int = 2000
@@ -45,7 +45,7 @@ struct Evaluate: ParsableCommand {
         let out = ClassifierFile.newPath(dataset)
         guard let name = DatasetName(rawValue: dataset) else { fail("no digit classifier for dataset '\(dataset)'") }
         let looked = ClassifierFile.candidates(dataset).joined(separator: ", ")
-        log.notice("no digit classifier for \(dataset) yet (looked in \(looked)): training one now, about a minute on 2 cores, into \(out); later runs reuse it")
+        log.notice("no digit classifier for \(dataset) yet (looked in \(looked)): training one now (10 s on 2 cores in a release build), into \(out); later runs reuse it")
         var p: Telemetry.Progress?
         do {
             let trained = try ClassifierFile.train(dataset: name) { s, total, loss in
