@@ -220,6 +220,8 @@ struct CoordinatorCommand: ParsableCommand {
         // A new run's folder is its own (rank 0 writes into it; two runs never share one).
         let claimed = try start.claimFolder()
         let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
+        // Temporaries of a checkpoint or grid writer killed mid-write (a rank 0 of an earlier life).
+        for p in RunFolder(path: runDir).removeStaleTemporaries() { log.notice("removed \(p): a temporary file left by a writer that was killed before it finished") }
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
