@@ -130,15 +130,46 @@ public final class Coordinator {
 
     deinit { admissions.stop() }
 
+    /// A worker process this coordinator declared dead (silent for `--dead-after`, its connection
+    /// lost, or its step failed), by identity: the rank it asked for, its pid and its ring
+    /// address (a restarted container may have the same pid, never the same ring listener).
+    struct Identity: Hashable { let rank: Int; let pid: Int32; let ringHost: String; let ringPort: UInt16 }
+    /// The processes declared dead in this coordinator's life, with the step and why: none of
+    /// them is readmitted, during a re-formation or during training (a frozen worker resumed
+    /// with SIGCONT, a partitioned one whose network came back). A restarted worker is a new
+    /// process and may take a free rank when the ring next re-forms.
+    var declaredDead: [Identity: (step: Int, why: String)] = [:]
+
+    /// Why `hello` is refused at once because its process was declared dead, or nil.
+    func deadRefusal(_ hello: HelloMessage) -> String? {
+        guard let d = declaredDead[Identity(rank: hello.rank, pid: hello.pid, ringHost: hello.ringHost, ringPort: hello.ringPort)] else { return nil }
+        return "rank \(hello.rank) (pid \(hello.pid)) was declared dead at step \(d.step) (\(d.why)); this run does not readmit that process: "
+            + "the ring re-formed without it (a restarted worker, a new process, may take a free rank when the ring next re-forms)"
+    }
+
+    /// An authenticated refusal of an admitted peer, naming why.
+    func refuse(_ c: Connection, _ why: String) {
+        log.warning("refused \(c.peer): \(why)")
+        try? c.send(.reject, bytes: Array(why.utf8))
+        c.close()
+    }
+
+    /// During training: a worker declared dead that connects again is refused at once, naming
+    /// why (it used to wait in the admission queue until the run ended). Other admitted peers
+    /// (a restarted worker) stay queued for the next re-formation.
+    func refuseDeclaredDead() {
+        guard !declaredDead.isEmpty else { return }
+        for a in admissions.take(where: { deadRefusal($0) != nil }) { refuse(a.conn, deadRefusal(a.claim) ?? "declared dead") }
+    }
+
     /// Admits workers until `count` have joined, or the timeout passes. The handshakes run
     /// concurrently (`Admissions`); this decides about the claims of the peers that proved the
     /// token, answering a refusal with an authenticated `reject`. A re-formation admits by
     /// identity: `required` maps the survivors' ranks to their process ids, and a rank is given
-    /// only to its survivor (whoever connects first); `excluded` holds the ranks that failed, whose
-    /// same process is not readmitted (a restarted one may take the rank). It waits for every
-    /// survivor, and at the timeout goes on without the missing ones if at least `minimum` joined.
-    func rendezvous(count: Int, ranks allowed: Set<Int>?, required: [Int: Int32] = [:], excluded: [Int: Int32] = [:],
-                    minimum: Int? = nil) throws -> [Member] {
+    /// only to its survivor (whoever connects first); a process declared dead (`declaredDead`) is
+    /// not readmitted (a restarted one may take the rank). It waits for every survivor, and at
+    /// the timeout goes on without the missing ones if at least `minimum` joined.
+    func rendezvous(count: Int, ranks allowed: Set<Int>?, required: [Int: Int32] = [:], minimum: Int? = nil) throws -> [Member] {
         var members: [Int: Member] = [:]
         let deadline = monotonic() + options.rendezvousTimeout
         log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)\(required.isEmpty ? "" : " (the surviving ranks \(required.keys.sorted()))")")
@@ -162,11 +193,9 @@ public final class Coordinator {
             if !valid { why = "rank \(hello.rank) is out of range for \(options.workers) workers" }
             else if members[hello.rank] != nil { why = "rank \(hello.rank) has already joined" }
             else if let p = required[hello.rank], p != hello.pid { why = "rank \(hello.rank) belongs to its surviving worker (pid \(p)), not pid \(hello.pid)" }
-            else if let p = excluded[hello.rank], p == hello.pid { why = "rank \(hello.rank) (pid \(p)) failed; that process is not readmitted (restart it to rejoin)" }
+            else if let dead = deadRefusal(hello) { why = dead }
             if let why {
-                log.warning("refused \(c.peer): \(why)")
-                try? c.send(.reject, bytes: Array(why.utf8))
-                c.close()
+                refuse(c, why)
                 continue
             }
             members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
@@ -204,12 +233,14 @@ public final class Coordinator {
                         + lastCheckpointNote())
                 }
                 log.error("\(f.reason); re-forming the ring with the \(survivors.count) survivor(s) (at least \(minW)) from the last checkpoint")
+                for m in members where f.dead.contains(m.rank) {
+                    declaredDead[Identity(rank: m.requestedRank, pid: m.pid, ringHost: m.ringHost, ringPort: m.ringPort)] = (f.step, f.cause)
+                }
                 resume = newestVerifiedCheckpoint()
                 onDead?(members.filter { f.dead.contains($0.rank) }.map { $0.pid })
                 // Survivors rejoin with their ranks; a replacement may take a dead rank.
                 members = try rendezvous(count: max(minW, survivors.count), ranks: Set(0..<options.workers),
                                          required: Dictionary(uniqueKeysWithValues: survivors.map { ($0.requestedRank, $0.pid) }),
-                                         excluded: Dictionary(uniqueKeysWithValues: members.filter { f.dead.contains($0.rank) }.map { ($0.requestedRank, $0.pid) }),
                                          minimum: minW)
             }
         }
@@ -257,7 +288,9 @@ public final class Coordinator {
         return "; no checkpoint was written yet"
     }
 
-    struct MemberFailure: Error { let reason: String; let dead: Set<Int> }
+    /// Ranks `dead` failed at `step`: `reason` for the log, `cause` (shorter, without the ranks)
+    /// for the refusal of a dead process that connects again.
+    struct MemberFailure: Error { let reason: String; let dead: Set<Int>; var step: Int; var cause: String }
 
     /// One formation of the ring, from the start messages to the end of the run (or a failure),
     /// in the stages `train` runs top to bottom: join, then a loop of send-ahead, liveness and
@@ -267,6 +300,7 @@ public final class Coordinator {
         try run.join()
         let events = run.listen()
         while true {
+            refuseDeclaredDead()
             try run.sendAhead()
             guard let e = events.pop(timeout: 0.2) else {
                 try run.checkLiveness()
@@ -396,7 +430,8 @@ public final class Coordinator {
                                             width: dataset.width, sampler: sampler, last: endAt == sent + 1 ? true : nil)
                         do { try m.conn.send(Frame(.batch, tag: UInt64(sent + 1), payload: try packPayload(h, px))) } catch {
                             stopAll("rank \(m.rank) is unreachable", reform: options.minWorkers != nil)
-                            throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank])
+                            throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank], step: completed + 1,
+                                                cause: "unreachable: \(error)")
                         }
                     }
                 }
@@ -413,14 +448,14 @@ public final class Coordinator {
             let ranks = silent.map { $0.rank }
             stopAll("rank(s) \(ranks) stopped responding", reform: options.minWorkers != nil)
             throw MemberFailure(reason: "rank(s) \(ranks) sent nothing for \(Int(options.deadAfter)) s (hung or dead) at step \(completed + 1)",
-                                dead: Set(ranks))
+                                dead: Set(ranks), step: completed + 1, cause: "silent for \(seconds(options.deadAfter)), --dead-after")
         }
 
         /// A member's connection ended before the run did.
         func lost(_ i: Int, _ why: String) throws {
             let r = members[i].rank
             stopAll("rank \(r) was lost", reform: options.minWorkers != nil)
-            throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r])
+            throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r], step: completed + 1, cause: "its connection was lost: \(why)")
         }
 
         enum Outcome { case running, runComplete }
@@ -454,7 +489,8 @@ public final class Coordinator {
                 if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
             }
             stopAll("a worker failed", reform: options.minWorkers != nil)
-            throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
+            throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead, step: completed + 1,
+                                cause: dead.isEmpty ? "its step failed: \(why)" : "its connection was lost")
         }
 
         /// Step aggregation: each step every rank has reported is checked (replica checksums

@@ -68,6 +68,17 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     }
 }
 
+/// The coordinator refused this worker's claim with a reason (its rank is taken or out of
+/// range, or this process was declared dead and is not readmitted): final, not retried.
+/// `gan-worker` exits with `exitStatus`.
+public struct WorkerRefused: Error, CustomStringConvertible {
+    public let peer: String
+    public let reason: String
+    /// The exit status of a refused worker (documented in `gan-worker --help`).
+    public static let exitStatus: Int32 = 3
+    public var description: String { "\(peer) refused this worker: \(reason)" }
+}
+
 /// The coordinator told this worker to stop (or the connection to it ended).
 struct WorkerStop: Error, CustomStringConvertible {
     let reason: String
@@ -191,7 +202,8 @@ public final class WorkerProcess {
                 throw WorkerStop(reason: "lost the coordinator before the start: \(error)", lost: true, cause: why(error))
             }
             // A refusal of the claim (rank taken, out of range) is the coordinator's answer: final.
-            if f.type == .reject || f.type == .failure { throw NetError(conn.peer, String(decoding: f.payload, as: UTF8.self)) }
+            if f.type == .reject { throw WorkerRefused(peer: conn.peer, reason: String(decoding: f.payload, as: UTF8.self)) }
+            if f.type == .failure { throw NetError(conn.peer, String(decoding: f.payload, as: UTF8.self)) }
             guard f.type == .start else { throw NetError(conn.peer, "expected a start frame, got \(f.type)") }
             let start = try f.decode(StartMessage.self, from: conn.peer)
             try start.check(peer: conn.peer)

@@ -237,6 +237,22 @@ public final class Admissions<Claim: Decodable & Sendable>: @unchecked Sendable 
         }
     }
 
+    /// Takes out of the queue the admitted connections whose claim `matches` (still connected),
+    /// leaving the others queued in their order for `next`: a coordinator in training answers
+    /// those it can answer at once (a process it declared dead) and keeps the rest for its next
+    /// rendezvous.
+    public func take(where matches: (Claim) -> Bool) -> [Admitted<Claim>] {
+        cond.lock()
+        defer { cond.unlock() }
+        var taken: [Admitted<Claim>] = [], kept: [Admitted<Claim>] = []
+        for a in ready {
+            if !a.conn.isOpen { a.conn.close(); continue }
+            if matches(a.claim) { taken.append(a) } else { kept.append(a) }
+        }
+        ready = kept
+        return taken
+    }
+
     /// Stops accepting; closes the connections admitted and not taken, and those still pending.
     public func stop() {
         cond.lock()

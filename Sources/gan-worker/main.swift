@@ -35,8 +35,15 @@ struct Worker: ParsableCommand {
         address and how long it waited. A coordinator that says stop (without re-forming), or \
         sends a message the worker refuses, ends it at once.
 
+        A worker the coordinator declared dead (silent for its --dead-after, or its connection \
+        lost) that comes back while the run goes on (a frozen process resumed, a network that \
+        healed) is refused at once with the reason: the ring re-formed without that process; a \
+        restarted worker (a new process) may take a free rank when the ring next re-forms.
+
         Exit status: 0 the run finished; 1 it failed (the reason is also sent to the coordinator) \
-        or the coordinator was lost; 64 a flag or launcher variable is malformed or out of its range.
+        or the coordinator was lost; 3 the coordinator refused this worker, naming why (its rank \
+        is taken or out of range, or this process was declared dead and is not readmitted); 64 a \
+        flag or launcher variable is malformed or out of its range.
         """,
         version: BuildInfo.versionText("gan-worker"))
 
@@ -84,6 +91,9 @@ struct Worker: ParsableCommand {
         o.rejoinTimeout = rejoinTimeout
         do {
             try WorkerProcess(options: o, logger: log).run()
+        } catch let refused as WorkerRefused {
+            log.critical("\(refused)")
+            throw ExitCode(WorkerRefused.exitStatus)
         } catch {
             log.critical("\(error)")
             throw ExitCode(1)
