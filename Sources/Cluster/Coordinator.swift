@@ -301,6 +301,9 @@ public final class Coordinator {
         let events = run.listen()
         while true {
             refuseDeclaredDead()
+            // Asked to stop while the ring forms: no step to finish, so nothing waits for the
+            // formation (which may wait out a missing peer for the I/O timeout).
+            if run.forming, shouldStop?() == true { try run.stopForming(events) }
             try run.sendAhead()
             guard let e = events.pop(timeout: 0.2) else {
                 try run.checkLiveness()
@@ -334,6 +337,11 @@ public final class Coordinator {
         /// Reports of steps not yet reported by every rank.
         var done = [Int: [StepDoneMessage]]()
         var finished = Set<Int>()
+        /// Ranks that said their ring formed (a heartbeat saying `WorkerProcess.ringFormed`).
+        var formed = Set<Int>()
+        /// The ring is still forming: not every rank has said it formed, and none has reported
+        /// a step of this formation (a worker of an older version does not say it).
+        var forming: Bool { formed.count < members.count && done.isEmpty && completed == firstStep && finished.isEmpty }
         /// The last step, once the deadline has passed (or `shouldStop` said so).
         var endAt: Int?
         /// `endAt` was set by `shouldStop`, not by the deadline.
@@ -399,8 +407,26 @@ public final class Coordinator {
             return events
         }
 
-        func stopAll(_ reason: String, reform: Bool) {
-            for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform)) }
+        func stopAll(_ reason: String, reform: Bool, interrupted: Bool? = nil) {
+            for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform, interrupted: interrupted)) }
+        }
+
+        /// Asked to stop (`shouldStop`) while the ring forms: every worker is told to end (it
+        /// cancels its formation and exits 0), nothing was trained in this formation, nothing is
+        /// written; `CoordinatorStopped` says so.
+        func stopForming(_ events: Events) throws -> Never {
+            let n = members.count
+            log.notice("asked to stop while the ring formed (\(formed.count) of \(n) rank(s) had formed it): telling the workers to end")
+            stopAll("the coordinator was asked to stop while the ring formed", reform: false, interrupted: true)
+            // A moment for them to read it and hang up (their heartbeats unread here would
+            // otherwise turn this process's exit into a reset that may overtake the stop).
+            var gone = Set<Int>()
+            let until = monotonic() + 3
+            while gone.count < n && monotonic() < until {
+                if case .lost(let i, _)? = events.pop(timeout: 0.1) { gone.insert(i) }
+            }
+            throw CoordinatorStopped(description: "asked to stop while the ring of \(n) worker(s) formed (\(formed.count) of \(n) had formed it); "
+                + "no step of this formation was trained\(firstStep > 0 ? " (it was to resume at step \(firstStep))" : "")")
         }
 
         /// Send-ahead: every rank's shards of the steps up to `prefetch` beyond the last completed one.
@@ -464,7 +490,9 @@ public final class Coordinator {
         func receive(_ f: Frame, from m: Member, events: Events) throws -> Outcome {
             m.lastSeen = monotonic()
             switch f.type {
-            case .heartbeat: return .running
+            case .heartbeat:
+                if !f.payload.isEmpty, String(decoding: f.payload, as: UTF8.self) == WorkerProcess.ringFormed { formed.insert(m.rank) }
+                return .running
             case .failure: try failure(f, from: m, events: events)
             case .stepDone:
                 let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)

@@ -31,7 +31,9 @@ struct CoordinatorCommand: ParsableCommand {
 
         SIGINT (Ctrl-C) or SIGTERM ends the run as --time-limit does (the steps already sent are \
         trained, rank 0 writes the final checkpoint and grid), prints the command that resumes it \
-        (--resume auto) and exits 130 / 143; a second one stops at once. Workers started with \
+        (--resume auto) and exits 130 / 143; a second one stops at once. One that comes while the \
+        workers join or while their ring forms (no step to finish) ends the run at once: the \
+        workers are told to end, nothing is written. Workers started with \
         --spawn are in process groups of their own: a terminal's Ctrl-C reaches only the coordinator.
 
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \

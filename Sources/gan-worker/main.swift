@@ -33,7 +33,9 @@ struct Worker: ParsableCommand {
         coordinator restarted with --resume auto takes it back with the same rank and the run \
         goes on from the run's newest checkpoint. When the time passes it exits 1 naming the \
         address and how long it waited. A coordinator that says stop (without re-forming), or \
-        sends a message the worker refuses, ends it at once.
+        sends a message the worker refuses, ends it at once; a stop or a lost coordinator also \
+        cuts short a ring formation that waits for a peer. A coordinator interrupted (SIGINT, \
+        SIGTERM) while the ring forms tells the workers to end: they exit 0, nothing trained.
 
         A worker the coordinator declared dead (silent for its --dead-after, or its connection \
         lost) that comes back while the run goes on (a frozen process resumed, a network that \
