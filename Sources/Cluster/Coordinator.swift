@@ -79,6 +79,10 @@ public final class Coordinator {
     public var shouldStop: (() -> Bool)?
     /// The step the run ended at when `shouldStop` ended it.
     public internal(set) var stoppedByRequestAt: Int?
+    /// Called from the coordinator's own loop at every turn (at least once a second while it
+    /// waits for workers, trains or re-forms), so that a hung loop stops calling it:
+    /// `gan-coordinator --heartbeat-file` beats there (`HeartbeatFile`).
+    public var onTick: (() -> Void)?
     /// Steps every rank completed in this coordinator's life (0: the run had none left).
     public internal(set) var stepsCompleted = 0
 
@@ -175,6 +179,7 @@ public final class Coordinator {
         log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)\(required.isEmpty ? "" : " (the surviving ranks \(required.keys.sorted()))")")
         func done() -> Bool { members.count >= count && Set(required.keys).isSubset(of: Set(members.keys)) }
         while !done() {
+            onTick?()
             if shouldStop?() == true {
                 throw CoordinatorStopped(description: "asked to stop while waiting for workers (\(members.count) of \(count) joined)")
             }
@@ -300,6 +305,7 @@ public final class Coordinator {
         try run.join()
         let events = run.listen()
         while true {
+            onTick?()
             refuseDeclaredDead()
             // Asked to stop while the ring forms: no step to finish, so nothing waits for the
             // formation (which may wait out a missing peer for the I/O timeout).
