@@ -16,7 +16,11 @@
 # for it (gan-worker --rejoin-timeout), rejoin, and any that had exited are started again. Exit
 # status 2 (could not start: flags, token, run folder, data, port) and 64 (a malformed flag) are
 # not retried, nor are 130 / 143 (the coordinator stopped on SIGINT / SIGTERM after its final
-# checkpoint). The script exits with the coordinator's last status; then the workers are stopped.
+# checkpoint). A coordinator that hangs instead of dying is found by its heartbeat file
+# (runs/<name>/logs/coordinator.heartbeat, gan-coordinator --heartbeat-file, touched about every
+# second by its loop): when it is older than --stale-after seconds the coordinator is killed
+# (SIGKILL) and restarted the same way. The script exits with the coordinator's last status;
+# then the workers are stopped.
 # Ctrl-C or SIGTERM: the coordinator is asked to stop (the steps already sent are trained, rank 0
 # writes a checkpoint and a grid, the workers exit), the command that resumes the run is printed
 # and the script exits 130; a second Ctrl-C stops everything at once. Each worker runs one
@@ -24,13 +28,15 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 Options:
   -n, --workers N   number of workers (default 4)
   --name NAME       run name: the run folder is <runs-dir>/NAME (default local-<date>-<time>)
   --port PORT       coordinator port on 127.0.0.1 (default $MASTER_PORT, else 29500, else a free one)
   --restarts N      restart a coordinator that dies abnormally at most N times (default 3; 0: never)
+  --stale-after S   kill (and restart) a coordinator whose heartbeat file is older than S seconds
+                    (default 30; 0: no liveness check)
   --release         binaries from .build/release (default)
   --debug           binaries from .build/debug
   --bin DIR         binaries from DIR
@@ -45,6 +51,7 @@ n=4
 name=""
 port=""
 max_restarts=3
+stale_after=30
 bindir=".build/release"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,6 +59,7 @@ while [ $# -gt 0 ]; do
         --name) name="${2:?--name needs a value}"; shift 2 ;;
         --port) port="${2:?--port needs a value}"; shift 2 ;;
         --restarts) max_restarts="${2:?--restarts needs a number}"; shift 2 ;;
+        --stale-after) stale_after="${2:?--stale-after needs a number of seconds}"; shift 2 ;;
         --release) bindir=".build/release"; shift ;;
         --debug) bindir=".build/debug"; shift ;;
         --bin) bindir="${2:?--bin needs a folder}"; shift 2 ;;
@@ -65,6 +73,7 @@ coord_flags=("$@")
 case "$n" in ''|*[!0-9]*) echo "local.sh: -n must be a positive integer, got '$n'" >&2; exit 2 ;; esac
 [ "$n" -ge 1 ] || { echo "local.sh: -n must be at least 1" >&2; exit 2; }
 case "$max_restarts" in ''|*[!0-9]*) echo "local.sh: --restarts must be a number (0 or more), got '$max_restarts'" >&2; exit 2 ;; esac
+case "$stale_after" in ''|*[!0-9]*) echo "local.sh: --stale-after must be a whole number of seconds (0: no liveness check), got '$stale_after'" >&2; exit 2 ;; esac
 for exe in gan-coordinator gan-worker; do
     if [ ! -x "$bindir/$exe" ]; then
         echo "local.sh: $bindir/$exe not found; build first: swift build -c release (or pass --debug / --bin DIR)" >&2
@@ -86,7 +95,7 @@ for ((i = 0; i < nflags; i++)); do
         --name=*) name="${coord_flags[$i]#--name=}"; unset 'coord_flags[i]'; continue ;;
         --resume) i=$((i + 1)); continue ;;
         --resume=*) continue ;;
-        --workers|--workers=*|--spawn|--host|--host=*|--port|--port=*|--token-file|--token-file=*)
+        --workers|--workers=*|--spawn|--host|--host=*|--port|--port=*|--token-file|--token-file=*|--heartbeat-file|--heartbeat-file=*)
             echo "local.sh: '${coord_flags[$i]}' is set by the launcher (use -n / --port)" >&2; exit 2 ;;
     esac
     restart_flags+=("${coord_flags[$i]}")
@@ -113,6 +122,7 @@ chmod 600 "$token_file"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_file"
 
 coord_pid=""
+watch_pid=""
 tail_pid=""
 worker_pids=()
 stop_workers() {
@@ -133,6 +143,7 @@ stop_workers() {
     wait "${alive[@]}" 2>/dev/null || true
 }
 cleanup() {
+    [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
     [ -n "$coord_pid" ] && kill -TERM "$coord_pid" 2>/dev/null || true
     stop_workers
     [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null || true
@@ -146,6 +157,7 @@ resume_command() {
         .build/debug) words+=(--debug) ;;
         *) words+=(--bin "$bindir") ;;
     esac
+    [ "$stale_after" = 30 ] || words+=(--stale-after "$stale_after")
     words+=(-- "${restart_flags[@]}")
     printf '%q ' "${words[@]}" | sed 's/ $//'
 }
@@ -183,12 +195,37 @@ trap cleanup EXIT
 echo "local.sh: run $run_dir: coordinator on 127.0.0.1:$port, $n worker(s), binaries in $bindir"
 echo "local.sh: logs in $log_dir (coordinator.log, rank-0.log .. rank-$((n - 1)).log)"
 
+# The coordinator's heartbeat: it touches the file about every second from its own loop.
+heartbeat_file="$log_dir/coordinator.heartbeat"
+# Liveness: kills coordinator $1 (SIGKILL, which also ends a stopped one) once its heartbeat file
+# is older than --stale-after seconds (a file not made yet counts from the start); the supervisor
+# below sees it killed and restarts it. Ends with the coordinator.
+watch_heartbeat() {
+    local pid=$1 started now m
+    started=$(date +%s)
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        now=$(date +%s)
+        m=$(stat -c %Y "$heartbeat_file" 2>/dev/null) || m=$started
+        [ "$m" -ge "$started" ] || m=$started   # a file of an earlier coordinator
+        if [ $((now - m)) -gt "$stale_after" ] && kill -0 "$pid" 2>/dev/null; then
+            echo "local.sh: the coordinator (pid $pid) is hung: its heartbeat $heartbeat_file was last touched $((now - m)) s ago (--stale-after $stale_after); killing it" \
+                >> "$log_dir/coordinator.log"
+            kill -KILL "$pid" 2>/dev/null || true
+            return 0
+        fi
+    done
+}
 # The coordinator's output goes to one log across restarts (appended).
 start_coordinator() {
     "$bindir/gan-coordinator" --workers "$n" --host 127.0.0.1 --port "$port" --token-file "$token_file" \
-        --runs-dir "$runs_dir" --name "$name" "$@" \
+        --runs-dir "$runs_dir" --name "$name" --heartbeat-file "$heartbeat_file" "$@" \
         >> "$log_dir/coordinator.log" 2>&1 < /dev/null &
     coord_pid=$!
+    if [ "$stale_after" -gt 0 ]; then
+        watch_heartbeat "$coord_pid" &
+        watch_pid=$!
+    fi
 }
 # Rank $1; its log is appended to when it is started again.
 start_worker() {
@@ -216,6 +253,7 @@ while true; do
     status=0
     wait "$coord_pid" || status=$?
     coord_pid=""
+    if [ -n "$watch_pid" ]; then kill "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""; fi
     case "$status" in
         0) break ;;
         2|64) echo "local.sh: the coordinator could not start (status $status); not restarting it" >&2; break ;;

@@ -79,6 +79,10 @@ public final class Coordinator {
     public var shouldStop: (() -> Bool)?
     /// The step the run ended at when `shouldStop` ended it.
     public internal(set) var stoppedByRequestAt: Int?
+    /// Called from the coordinator's own loop at every turn (at least once a second while it
+    /// waits for workers, trains or re-forms), so that a hung loop stops calling it:
+    /// `gan-coordinator --heartbeat-file` beats there (`HeartbeatFile`).
+    public var onTick: (() -> Void)?
     /// Steps every rank completed in this coordinator's life (0: the run had none left).
     public internal(set) var stepsCompleted = 0
 
@@ -130,20 +134,52 @@ public final class Coordinator {
 
     deinit { admissions.stop() }
 
+    /// A worker process this coordinator declared dead (silent for `--dead-after`, its connection
+    /// lost, or its step failed), by identity: the rank it asked for, its pid and its ring
+    /// address (a restarted container may have the same pid, never the same ring listener).
+    struct Identity: Hashable { let rank: Int; let pid: Int32; let ringHost: String; let ringPort: UInt16 }
+    /// The processes declared dead in this coordinator's life, with the step and why: none of
+    /// them is readmitted, during a re-formation or during training (a frozen worker resumed
+    /// with SIGCONT, a partitioned one whose network came back). A restarted worker is a new
+    /// process and may take a free rank when the ring next re-forms.
+    var declaredDead: [Identity: (step: Int, why: String)] = [:]
+
+    /// Why `hello` is refused at once because its process was declared dead, or nil.
+    func deadRefusal(_ hello: HelloMessage) -> String? {
+        guard let d = declaredDead[Identity(rank: hello.rank, pid: hello.pid, ringHost: hello.ringHost, ringPort: hello.ringPort)] else { return nil }
+        return "rank \(hello.rank) (pid \(hello.pid)) was declared dead at step \(d.step) (\(d.why)); this run does not readmit that process: "
+            + "the ring re-formed without it (a restarted worker, a new process, may take a free rank when the ring next re-forms)"
+    }
+
+    /// An authenticated refusal of an admitted peer, naming why.
+    func refuse(_ c: Connection, _ why: String) {
+        log.warning("refused \(c.peer): \(why)")
+        try? c.send(.reject, bytes: Array(why.utf8))
+        c.close()
+    }
+
+    /// During training: a worker declared dead that connects again is refused at once, naming
+    /// why (it used to wait in the admission queue until the run ended). Other admitted peers
+    /// (a restarted worker) stay queued for the next re-formation.
+    func refuseDeclaredDead() {
+        guard !declaredDead.isEmpty else { return }
+        for a in admissions.take(where: { deadRefusal($0) != nil }) { refuse(a.conn, deadRefusal(a.claim) ?? "declared dead") }
+    }
+
     /// Admits workers until `count` have joined, or the timeout passes. The handshakes run
     /// concurrently (`Admissions`); this decides about the claims of the peers that proved the
     /// token, answering a refusal with an authenticated `reject`. A re-formation admits by
     /// identity: `required` maps the survivors' ranks to their process ids, and a rank is given
-    /// only to its survivor (whoever connects first); `excluded` holds the ranks that failed, whose
-    /// same process is not readmitted (a restarted one may take the rank). It waits for every
-    /// survivor, and at the timeout goes on without the missing ones if at least `minimum` joined.
-    func rendezvous(count: Int, ranks allowed: Set<Int>?, required: [Int: Int32] = [:], excluded: [Int: Int32] = [:],
-                    minimum: Int? = nil) throws -> [Member] {
+    /// only to its survivor (whoever connects first); a process declared dead (`declaredDead`) is
+    /// not readmitted (a restarted one may take the rank). It waits for every survivor, and at
+    /// the timeout goes on without the missing ones if at least `minimum` joined.
+    func rendezvous(count: Int, ranks allowed: Set<Int>?, required: [Int: Int32] = [:], minimum: Int? = nil) throws -> [Member] {
         var members: [Int: Member] = [:]
         let deadline = monotonic() + options.rendezvousTimeout
         log.info("waiting for \(count) worker(s) on \(options.host):\(listener.port)\(required.isEmpty ? "" : " (the surviving ranks \(required.keys.sorted()))")")
         func done() -> Bool { members.count >= count && Set(required.keys).isSubset(of: Set(members.keys)) }
         while !done() {
+            onTick?()
             if shouldStop?() == true {
                 throw CoordinatorStopped(description: "asked to stop while waiting for workers (\(members.count) of \(count) joined)")
             }
@@ -162,11 +198,9 @@ public final class Coordinator {
             if !valid { why = "rank \(hello.rank) is out of range for \(options.workers) workers" }
             else if members[hello.rank] != nil { why = "rank \(hello.rank) has already joined" }
             else if let p = required[hello.rank], p != hello.pid { why = "rank \(hello.rank) belongs to its surviving worker (pid \(p)), not pid \(hello.pid)" }
-            else if let p = excluded[hello.rank], p == hello.pid { why = "rank \(hello.rank) (pid \(p)) failed; that process is not readmitted (restart it to rejoin)" }
+            else if let dead = deadRefusal(hello) { why = dead }
             if let why {
-                log.warning("refused \(c.peer): \(why)")
-                try? c.send(.reject, bytes: Array(why.utf8))
-                c.close()
+                refuse(c, why)
                 continue
             }
             members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
@@ -204,12 +238,14 @@ public final class Coordinator {
                         + lastCheckpointNote())
                 }
                 log.error("\(f.reason); re-forming the ring with the \(survivors.count) survivor(s) (at least \(minW)) from the last checkpoint")
+                for m in members where f.dead.contains(m.rank) {
+                    declaredDead[Identity(rank: m.requestedRank, pid: m.pid, ringHost: m.ringHost, ringPort: m.ringPort)] = (f.step, f.cause)
+                }
                 resume = newestVerifiedCheckpoint()
                 onDead?(members.filter { f.dead.contains($0.rank) }.map { $0.pid })
                 // Survivors rejoin with their ranks; a replacement may take a dead rank.
                 members = try rendezvous(count: max(minW, survivors.count), ranks: Set(0..<options.workers),
                                          required: Dictionary(uniqueKeysWithValues: survivors.map { ($0.requestedRank, $0.pid) }),
-                                         excluded: Dictionary(uniqueKeysWithValues: members.filter { f.dead.contains($0.rank) }.map { ($0.requestedRank, $0.pid) }),
                                          minimum: minW)
             }
         }
@@ -257,7 +293,9 @@ public final class Coordinator {
         return "; no checkpoint was written yet"
     }
 
-    struct MemberFailure: Error { let reason: String; let dead: Set<Int> }
+    /// Ranks `dead` failed at `step`: `reason` for the log, `cause` (shorter, without the ranks)
+    /// for the refusal of a dead process that connects again.
+    struct MemberFailure: Error { let reason: String; let dead: Set<Int>; var step: Int; var cause: String }
 
     /// One formation of the ring, from the start messages to the end of the run (or a failure),
     /// in the stages `train` runs top to bottom: join, then a loop of send-ahead, liveness and
@@ -267,6 +305,11 @@ public final class Coordinator {
         try run.join()
         let events = run.listen()
         while true {
+            onTick?()
+            refuseDeclaredDead()
+            // Asked to stop while the ring forms: no step to finish, so nothing waits for the
+            // formation (which may wait out a missing peer for the I/O timeout).
+            if run.forming, shouldStop?() == true { try run.stopForming(events) }
             try run.sendAhead()
             guard let e = events.pop(timeout: 0.2) else {
                 try run.checkLiveness()
@@ -300,6 +343,11 @@ public final class Coordinator {
         /// Reports of steps not yet reported by every rank.
         var done = [Int: [StepDoneMessage]]()
         var finished = Set<Int>()
+        /// Ranks that said their ring formed (a heartbeat saying `WorkerProcess.ringFormed`).
+        var formed = Set<Int>()
+        /// The ring is still forming: not every rank has said it formed, and none has reported
+        /// a step of this formation (a worker of an older version does not say it).
+        var forming: Bool { formed.count < members.count && done.isEmpty && completed == firstStep && finished.isEmpty }
         /// The last step, once the deadline has passed (or `shouldStop` said so).
         var endAt: Int?
         /// `endAt` was set by `shouldStop`, not by the deadline.
@@ -365,8 +413,26 @@ public final class Coordinator {
             return events
         }
 
-        func stopAll(_ reason: String, reform: Bool) {
-            for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform)) }
+        func stopAll(_ reason: String, reform: Bool, interrupted: Bool? = nil) {
+            for m in members { try? m.conn.send(.stop, json: StopMessage(reason: reason, reform: reform, interrupted: interrupted)) }
+        }
+
+        /// Asked to stop (`shouldStop`) while the ring forms: every worker is told to end (it
+        /// cancels its formation and exits 0), nothing was trained in this formation, nothing is
+        /// written; `CoordinatorStopped` says so.
+        func stopForming(_ events: Events) throws -> Never {
+            let n = members.count
+            log.notice("asked to stop while the ring formed (\(formed.count) of \(n) rank(s) had formed it): telling the workers to end")
+            stopAll("the coordinator was asked to stop while the ring formed", reform: false, interrupted: true)
+            // A moment for them to read it and hang up (their heartbeats unread here would
+            // otherwise turn this process's exit into a reset that may overtake the stop).
+            var gone = Set<Int>()
+            let until = monotonic() + 3
+            while gone.count < n && monotonic() < until {
+                if case .lost(let i, _)? = events.pop(timeout: 0.1) { gone.insert(i) }
+            }
+            throw CoordinatorStopped(description: "asked to stop while the ring of \(n) worker(s) formed (\(formed.count) of \(n) had formed it); "
+                + "no step of this formation was trained\(firstStep > 0 ? " (it was to resume at step \(firstStep))" : "")")
         }
 
         /// Send-ahead: every rank's shards of the steps up to `prefetch` beyond the last completed one.
@@ -396,7 +462,8 @@ public final class Coordinator {
                                             width: dataset.width, sampler: sampler, last: endAt == sent + 1 ? true : nil)
                         do { try m.conn.send(Frame(.batch, tag: UInt64(sent + 1), payload: try packPayload(h, px))) } catch {
                             stopAll("rank \(m.rank) is unreachable", reform: options.minWorkers != nil)
-                            throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank])
+                            throw MemberFailure(reason: "rank \(m.rank) is unreachable (\(error))", dead: [m.rank], step: completed + 1,
+                                                cause: "unreachable: \(error)")
                         }
                     }
                 }
@@ -413,14 +480,14 @@ public final class Coordinator {
             let ranks = silent.map { $0.rank }
             stopAll("rank(s) \(ranks) stopped responding", reform: options.minWorkers != nil)
             throw MemberFailure(reason: "rank(s) \(ranks) sent nothing for \(Int(options.deadAfter)) s (hung or dead) at step \(completed + 1)",
-                                dead: Set(ranks))
+                                dead: Set(ranks), step: completed + 1, cause: "silent for \(seconds(options.deadAfter)), --dead-after")
         }
 
         /// A member's connection ended before the run did.
         func lost(_ i: Int, _ why: String) throws {
             let r = members[i].rank
             stopAll("rank \(r) was lost", reform: options.minWorkers != nil)
-            throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r])
+            throw MemberFailure(reason: "lost rank \(r) at step \(completed + 1): \(why)", dead: [r], step: completed + 1, cause: "its connection was lost: \(why)")
         }
 
         enum Outcome { case running, runComplete }
@@ -429,7 +496,9 @@ public final class Coordinator {
         func receive(_ f: Frame, from m: Member, events: Events) throws -> Outcome {
             m.lastSeen = monotonic()
             switch f.type {
-            case .heartbeat: return .running
+            case .heartbeat:
+                if !f.payload.isEmpty, String(decoding: f.payload, as: UTF8.self) == WorkerProcess.ringFormed { formed.insert(m.rank) }
+                return .running
             case .failure: try failure(f, from: m, events: events)
             case .stepDone:
                 let d = try f.decode(StepDoneMessage.self, from: m.conn.peer)
@@ -454,7 +523,8 @@ public final class Coordinator {
                 if case .lost(let j, _)? = events.pop(timeout: 0.1) { dead.insert(members[j].rank) }
             }
             stopAll("a worker failed", reform: options.minWorkers != nil)
-            throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead)
+            throw MemberFailure(reason: "worker failure: \(why)", dead: dead.isEmpty ? [m.rank] : dead, step: completed + 1,
+                                cause: dead.isEmpty ? "its step failed: \(why)" : "its connection was lost")
         }
 
         /// Step aggregation: each step every rank has reported is checked (replica checksums

@@ -113,6 +113,9 @@ public struct StopMessage: Codable, Sendable {
     public var reason: String
     /// The coordinator re-forms the ring: reconnect and wait for a new start.
     public var reform: Bool
+    /// The run was asked to stop (SIGINT, SIGTERM to the coordinator) before this formation
+    /// trained a step: nothing failed, the worker ends cleanly (absent from older coordinators).
+    public var interrupted: Bool? = nil
 }
 
 extension BatchHeader {

@@ -68,10 +68,24 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     }
 }
 
+/// The coordinator refused this worker's claim with a reason (its rank is taken or out of
+/// range, or this process was declared dead and is not readmitted): final, not retried.
+/// `gan-worker` exits with `exitStatus`.
+public struct WorkerRefused: Error, CustomStringConvertible {
+    public let peer: String
+    public let reason: String
+    /// The exit status of a refused worker (documented in `gan-worker --help`).
+    public static let exitStatus: Int32 = 3
+    public var description: String { "\(peer) refused this worker: \(reason)" }
+}
+
 /// The coordinator told this worker to stop (or the connection to it ended).
 struct WorkerStop: Error, CustomStringConvertible {
     let reason: String
     var reform = false
+    /// The coordinator was asked to stop before this formation trained a step (during the ring's
+    /// formation): the worker ends cleanly.
+    var interrupted = false
     /// The connection to the coordinator ended (it died, or the network failed) rather than the
     /// coordinator saying stop: the worker may wait for a restarted one (`--rejoin-timeout`).
     var lost = false
@@ -140,6 +154,9 @@ public final class WorkerProcess {
             do {
                 try session(ringListener, rejoin: rejoin)
                 return
+            } catch let s as WorkerStop where s.interrupted {
+                log.notice("the coordinator stopped the run while the ring formed (\(s.reason)); nothing was trained in this formation")
+                return
             } catch let s as WorkerStop where s.reform {
                 log.notice("the coordinator is re-forming the ring (\(s.reason)); rejoining")
                 rejoin = nil
@@ -167,10 +184,17 @@ public final class WorkerProcess {
         let notices = Notices()
         defer { notices.end() }
         heartbeat(conn, start, notices)
-        let (trainer, ring, queue): (GANTrainer, Ring, ShardQueue)
-        do { (trainer, ring, queue) = try build(start, ringListener) } catch { throw coordinatorsWord(conn, after: error) }
-        defer { ring.close() }
-        listen(conn, start, queue, notices, ring)
+        // The coordinator is listened to from here on, also while the ring forms: a stop (an
+        // interrupt, a re-formation) or its loss ends a formation that waits for a peer at once.
+        let formation = RingHolder()
+        defer { formation.close() }
+        let (trainer, queue): (GANTrainer, ShardQueue)
+        do { (trainer, queue) = try build(start) } catch { throw coordinatorsWord(notices, after: error) }
+        listen(conn, start, queue, notices, formation)
+        let ring: Ring
+        do { ring = try formRing(start, ringListener, trainer, formation) } catch { throw coordinatorsWord(notices, after: error) }
+        // The coordinator knows the formation is over (a stop now finishes the steps sent).
+        try? conn.send(.heartbeat, bytes: Array(Self.ringFormed.utf8))
         try train(trainer, ring, conn, start, notices)
         try finish(conn, start, trainer, notices)
     }
@@ -191,7 +215,8 @@ public final class WorkerProcess {
                 throw WorkerStop(reason: "lost the coordinator before the start: \(error)", lost: true, cause: why(error))
             }
             // A refusal of the claim (rank taken, out of range) is the coordinator's answer: final.
-            if f.type == .reject || f.type == .failure { throw NetError(conn.peer, String(decoding: f.payload, as: UTF8.self)) }
+            if f.type == .reject { throw WorkerRefused(peer: conn.peer, reason: String(decoding: f.payload, as: UTF8.self)) }
+            if f.type == .failure { throw NetError(conn.peer, String(decoding: f.payload, as: UTF8.self)) }
             guard f.type == .start else { throw NetError(conn.peer, "expected a start frame, got \(f.type)") }
             let start = try f.decode(StartMessage.self, from: conn.peer)
             try start.check(peer: conn.peer)
@@ -204,24 +229,40 @@ public final class WorkerProcess {
         }
     }
 
-    /// After a failed build (the ring did not form, its reader not yet started): when the
-    /// coordinator has meanwhile said stop, or is gone, that is what ended the session (re-form,
-    /// or rejoin a restarted one); when it says nothing for 2 s, the build's own error.
-    func coordinatorsWord(_ conn: Connection, after error: Error) -> Error {
-        while true {
-            var p = pollfd(fd: conn.fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 2000) > 0 else { return error }
-            let f: Frame
-            do { f = try conn.receive(maxPayload: 1 << 28) } catch let lost {
-                return WorkerStop(reason: "lost the coordinator: \(lost)", lost: true, cause: why(lost))
-            }
-            switch f.type {
-            case .batch: continue
-            case .stop:
-                guard let s = try? f.decode(StopMessage.self, from: conn.peer) else { return error }
-                return WorkerStop(reason: s.reason, reform: s.reform)
-            default: return error
-            }
+    /// After a failed build or formation (the ring did not form): when the coordinator has
+    /// meanwhile said stop, or is gone (the reader thread records both), that is what ended the
+    /// session (re-form, end, or rejoin a restarted one); when it says nothing for 2 s, the
+    /// failure's own error.
+    func coordinatorsWord(_ notices: Notices, after error: Error) -> Error {
+        let until = monotonic() + 2
+        while monotonic() < until {
+            if let s = notices.stopped { return s }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return notices.stopped ?? error
+    }
+
+    /// The heartbeat payload a worker sends once its ring has formed.
+    public static let ringFormed = "ring formed"
+
+    /// The ring of a session: set once formed; closed by a stop or a lost coordinator, which
+    /// also cancels a formation still in progress (`Ring.form`'s `cancelled`).
+    final class RingHolder: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ring: Ring?
+        private var closed = false
+        var isClosed: Bool { lock.lock(); defer { lock.unlock() }; return closed }
+        /// Keeps `r`; false (and `r` closed) when the holder was closed meanwhile.
+        func set(_ r: Ring) -> Bool {
+            lock.lock()
+            if closed { lock.unlock(); r.close(); return false }
+            ring = r
+            lock.unlock()
+            return true
+        }
+        func close() {
+            lock.lock(); closed = true; let r = ring; lock.unlock()
+            r?.close()
         }
     }
 
@@ -285,9 +326,9 @@ public final class WorkerProcess {
         }
     }
 
-    /// Build: the replica (resumed from the start's checkpoint if any), the ring to the right
-    /// neighbour, and a trainer fed by the queue of shards the coordinator sends.
-    func build(_ start: StartMessage, _ ringListener: Listener) throws -> (GANTrainer, Ring, ShardQueue) {
+    /// Build: the replica (resumed from the start's checkpoint if any) and a trainer fed by the
+    /// queue of shards the coordinator sends.
+    func build(_ start: StartMessage) throws -> (GANTrainer, ShardQueue) {
         let c = start.config
         let models = GANModels(config: c)
         var startStep = 0
@@ -299,10 +340,22 @@ public final class WorkerProcess {
             sampler = ckpt.sampler
             log.info("resumed from \(r) at step \(startStep)")
         }
+        let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout)
+        let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
+        trainer.restore(step: startStep, sampler: sampler)
+        return (trainer, queue)
+    }
+
+    /// Forms the ring (to the right neighbour and the far links) and joins the trainer to it.
+    /// A stop or the coordinator's loss (`holder` closed) cancels the formation at once.
+    func formRing(_ start: StartMessage, _ ringListener: Listener, _ trainer: GANTrainer, _ holder: RingHolder) throws -> Ring {
+        let c = start.config, models = trainer.models
         let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
                                  rightAddress: (start.rightHost, start.rightPort), farAddresses: start.farAddresses,
                                  auth: auth, codec: start.codec, level: start.level,
-                                 timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") })
+                                 timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") },
+                                 cancelled: { holder.isClosed })
+        guard holder.set(ring) else { throw NetError("ring", "the formation was cancelled") }
         let statistics = ring.gathersInLogRounds
             ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
         log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(statistics)")
@@ -313,11 +366,8 @@ public final class WorkerProcess {
                 for m in models.generator.modules() + models.discriminator.modules() { (m as? BatchNorm)?.synchronizer = ring }
             }
         }
-        let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout)
-        let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
-        trainer.restore(step: startStep, sampler: sampler)
         trainer.reducer = start.worldSize > 1 ? ring : nil
-        return (trainer, ring, queue)
+        return ring
     }
 
     /// What the coordinator said outside the shards: stop (perhaps to re-form), or finished.
@@ -354,7 +404,7 @@ public final class WorkerProcess {
     /// Listen: a reader thread puts shards into the queue and records stop and finish notices.
     /// A stop also closes the ring: a step blocked on a frozen neighbour (SIGSTOP keeps its
     /// sockets open) fails at once instead of waiting out the ring's read timeout.
-    func listen(_ conn: Connection, _ start: StartMessage, _ queue: ShardQueue, _ notices: Notices, _ ring: Ring) {
+    func listen(_ conn: Connection, _ start: StartMessage, _ queue: ShardQueue, _ notices: Notices, _ ring: RingHolder) {
         let batchSize = start.config.batchSize
         let reader = Thread {
             while true {
@@ -378,7 +428,7 @@ public final class WorkerProcess {
                         queue.push(h, Array(px))
                     case .stop:
                         let s = try f.decode(StopMessage.self, from: conn.peer)
-                        notices.setStop(WorkerStop(reason: s.reason, reform: s.reform))
+                        notices.setStop(WorkerStop(reason: s.reason, reform: s.reform, interrupted: s.interrupted == true))
                         queue.close(s.reason)
                         ring.close()
                         return

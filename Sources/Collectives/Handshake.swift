@@ -92,12 +92,15 @@ public enum Handshake {
     /// Connects to `host:port` and joins, retrying a connection that breaks or times out before
     /// the welcome (a listener busy with a flood of strangers may drop it) until `within` seconds
     /// have passed; a refusal is final. `handshakeTimeout` bounds each attempt's exchange.
+    /// `cancelled` true between attempts (or while a connect waits) ends it with
+    /// `RingFormationCancelled`.
     public static func dial<Claim: Encodable>(_ host: String, _ port: UInt16, name: String, claim type: FrameType, _ claim: Claim,
                                               auth: Authenticator, role: String, within: Double, ioTimeout: Double,
-                                              handshakeTimeout: Double = 10) throws -> Connection {
+                                              handshakeTimeout: Double = 10, cancelled: (() -> Bool)? = nil) throws -> Connection {
         let deadline = monotonic() + within
         while true {
-            let c = try connect(to: host, port, within: max(0.1, deadline - monotonic()), ioTimeout: ioTimeout, name: name)
+            if cancelled?() == true { throw RingFormationCancelled() }
+            let c = try connect(to: host, port, within: max(0.1, deadline - monotonic()), ioTimeout: ioTimeout, name: name, cancelled: cancelled)
             c.setHardDeadline(handshakeTimeout, what: "the handshake")
             do {
                 try join(c, claim: type, claim, auth: auth, role: role)
@@ -235,6 +238,22 @@ public final class Admissions<Claim: Decodable & Sendable>: @unchecked Sendable 
             if stopped || Date() >= until { return nil }
             _ = cond.wait(until: until)
         }
+    }
+
+    /// Takes out of the queue the admitted connections whose claim `matches` (still connected),
+    /// leaving the others queued in their order for `next`: a coordinator in training answers
+    /// those it can answer at once (a process it declared dead) and keeps the rest for its next
+    /// rendezvous.
+    public func take(where matches: (Claim) -> Bool) -> [Admitted<Claim>] {
+        cond.lock()
+        defer { cond.unlock() }
+        var taken: [Admitted<Claim>] = [], kept: [Admitted<Claim>] = []
+        for a in ready {
+            if !a.conn.isOpen { a.conn.close(); continue }
+            if matches(a.claim) { taken.append(a) } else { kept.append(a) }
+        }
+        ready = kept
+        return taken
     }
 
     /// Stops accepting; closes the connections admitted and not taken, and those still pending.

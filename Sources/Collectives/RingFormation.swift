@@ -20,11 +20,14 @@ extension Ring {
     /// Handshakes on the listener run concurrently under a hard deadline (`Admissions`), so
     /// strangers and idle connections there are dropped without delaying the neighbours; a peer
     /// that proves the token but is not an expected one (a stale rank of an earlier formation)
-    /// gets an authenticated refusal.
+    /// gets an authenticated refusal. `cancelled` is asked while it waits (about every 0.25 s):
+    /// true ends the formation at once with `RingFormationCancelled` (a worker whose coordinator
+    /// said stop, or was lost, during the formation).
     public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16),
                             farAddresses: [(String, UInt16)] = [], auth: Authenticator,
                             codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double,
-                            handshakeTimeout: Double = 5, log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Ring {
+                            handshakeTimeout: Double = 5, log: @escaping @Sendable (String) -> Void = { _ in },
+                            cancelled: (@Sendable () -> Bool)? = nil) throws -> Ring {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         precondition(worldSize <= SegmentTag.maxSteps, "a ring of at most \(SegmentTag.maxSteps) ranks (the segment tag's step field)")
         if worldSize == 1 { return single() }
@@ -40,13 +43,14 @@ extension Ring {
         Thread {
             defer { done.signal() }
             accepted.run(admissions, rank: rank, worldSize: worldSize, distances: distances, listener: listener,
-                         timeout: timeout, log: log)
+                         timeout: timeout, log: log, cancelled: cancelled)
         }.start()
         var dialed: [Int: Connection] = [:]
         do {
             for (d, address) in zip(distances, [rightAddress] + farAddresses) {
+                if cancelled?() == true { throw RingFormationCancelled() }
                 dialed[d] = try dial(address, from: rank, to: (rank + d) % worldSize, worldSize: worldSize, distance: d,
-                                     auth: auth, timeout: timeout, handshakeTimeout: handshakeTimeout)
+                                     auth: auth, timeout: timeout, handshakeTimeout: handshakeTimeout, cancelled: cancelled)
             }
         } catch {
             admissions.stop()
@@ -70,11 +74,11 @@ extension Ring {
     /// Dials rank `to` (at distance `distance` round the ring) and waits for its admission: a
     /// welcome, or an authenticated reject.
     private static func dial(_ address: (String, UInt16), from rank: Int, to: Int, worldSize: Int, distance: Int, auth: Authenticator,
-                             timeout: Double, handshakeTimeout: Double) throws -> Connection {
+                             timeout: Double, handshakeTimeout: Double, cancelled: (@Sendable () -> Bool)?) throws -> Connection {
         let hello = RingHello(rank: rank, worldSize: worldSize, to: to, distance: distance == 1 ? nil : distance)
         let c = try Handshake.dial(address.0, address.1, name: "rank \(to) at \(address.0):\(address.1)",
                                    claim: .ringHello, hello, auth: auth, role: "ring",
-                                   within: timeout, ioTimeout: timeout, handshakeTimeout: handshakeTimeout)
+                                   within: timeout, ioTimeout: timeout, handshakeTimeout: handshakeTimeout, cancelled: cancelled)
         do { _ = try c.receive(.welcome, maxPayload: 0) } catch { c.close(); throw error }
         return c
     }
@@ -87,10 +91,11 @@ private final class AcceptedLinks: @unchecked Sendable {
     var error: Error?
 
     func run(_ admissions: Admissions<RingHello>, rank: Int, worldSize: Int, distances: [Int], listener: Listener,
-             timeout: Double, log: @Sendable (String) -> Void) {
+             timeout: Double, log: @Sendable (String) -> Void, cancelled: (@Sendable () -> Bool)?) {
         let deadline = monotonic() + timeout
         while links.count < distances.count && monotonic() < deadline {
-            guard let a = admissions.next(timeout: min(1, max(0.01, deadline - monotonic()))) else {
+            if cancelled?() == true { error = RingFormationCancelled(); return }
+            guard let a = admissions.next(timeout: min(0.25, max(0.01, deadline - monotonic()))) else {
                 if admissions.isStopped { return }   // the other direction failed
                 continue
             }
@@ -113,6 +118,12 @@ private final class AcceptedLinks: @unchecked Sendable {
             error = NetError("ring listener :\(listener.port)", "\(missing.joined(separator: ", ")) did not connect within \(Int(timeout)) s")
         }
     }
+}
+
+/// `Ring.form` was cancelled (its `cancelled` said so) before the ring formed.
+public struct RingFormationCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the ring's formation was cancelled" }
 }
 
 /// What a rank says when it dials a peer: who it is, whom it expects to reach, and at which

@@ -309,15 +309,19 @@ public final class Listener: @unchecked Sendable {
 /// Connects to `host:port`, retrying until `within` seconds have passed. Each attempt is bounded
 /// by that deadline too (at least 1 s): a host that drops the connection request would otherwise
 /// hold it for the kernel's own timeout, about two minutes.
-public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: Double, name: String? = nil) throws -> Connection {
+/// `cancelled`, asked between attempts and while one waits (every 0.25 s), ends it with
+/// `RingFormationCancelled`.
+public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: Double, name: String? = nil,
+                    cancelled: (() -> Bool)? = nil) throws -> Connection {
     let label = name ?? "\(host):\(port)"
     let deadline = monotonic() + within
     var last = "no attempt"
     while true {
+        if cancelled?() == true { throw RingFormationCancelled() }
         var addr = try resolve(host, port)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if fd >= 0 {
-            let rc = connect(fd, &addr, until: max(deadline, monotonic() + 1))
+            let rc = connect(fd, &addr, until: max(deadline, monotonic() + 1), cancelled: cancelled)
             if rc == 0 { return Connection(fd: fd, peer: label, timeout: ioTimeout) }
             last = String(cString: strerror(rc))
             Glibc.close(fd)
@@ -329,7 +333,7 @@ public func connect(to host: String, _ port: UInt16, within: Double, ioTimeout: 
 
 /// connect(2) on `fd` that gives up at `deadline` (monotonic seconds): 0, or the error number
 /// (ETIMEDOUT at the deadline). The socket is left blocking, as it was.
-private func connect(_ fd: Int32, _ addr: inout sockaddr_in, until deadline: Double) -> Int32 {
+private func connect(_ fd: Int32, _ addr: inout sockaddr_in, until deadline: Double, cancelled: (() -> Bool)? = nil) -> Int32 {
     let flags = fcntl(fd, F_GETFL, 0)
     _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     defer { _ = fcntl(fd, F_SETFL, flags) }
@@ -339,8 +343,9 @@ private func connect(_ fd: Int32, _ addr: inout sockaddr_in, until deadline: Dou
     while true {
         let left = deadline - monotonic()
         if left <= 0 { return ETIMEDOUT }
+        if cancelled?() == true { return ECANCELED }
         var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        let r = poll(&p, 1, Int32(min(left, 3600) * 1000) + 1)
+        let r = poll(&p, 1, Int32(min(left, cancelled == nil ? 3600 : 0.25) * 1000) + 1)
         if r < 0 { if errno == EINTR { continue }; return errno }
         if r == 0 { continue }
         var err: Int32 = 0

@@ -31,6 +31,14 @@ public struct RunFolder {
         self.keep = keep
     }
 
+    /// Removes the temporaries that writers killed before their rename left in the run folder,
+    /// its `samples/` and its `checkpoints/` (`AtomicFile.removeStaleTemporaries`: a dead PID,
+    /// untouched for a minute); a live writer's are left. Returns the paths removed.
+    @discardableResult
+    public func removeStaleTemporaries() -> [String] {
+        [path, samples, path + "/checkpoints"].flatMap { AtomicFile.removeStaleTemporaries(in: $0) }
+    }
+
     public func create(config: GANConfig) throws {
         try FileManager.default.createDirectory(atPath: samples, withIntermediateDirectories: true)
         let enc = JSONEncoder()
@@ -178,6 +186,7 @@ public final class TrainingSession {
         self.writes = writes
         self.logger = logger
         if writes {
+            for p in folder.removeStaleTemporaries() { logger.notice("removed \(p): a temporary file left by a writer that was killed before it finished") }
             try folder.create(config: trainer.config)
             let mp = folder.path + "/metrics.jsonl"
             if !FileManager.default.fileExists(atPath: mp) { _ = FileManager.default.createFile(atPath: mp, contents: nil) }

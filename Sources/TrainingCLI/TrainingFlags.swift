@@ -57,7 +57,7 @@ public struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Exact mode: every engine loop is cut into this many parts, in every process (default 1: the workers' one thread each pay nothing; more lets a process use that many threads per loop). Part of the run's config: the bits depend on it.")
     public var exactSplits: Int?
     @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
-    @Option(help: "A standard MNIST-format folder to read instead of the dataset's default.") public var data: String?
+    @Option(help: "A standard MNIST-format folder to read instead of the dataset's default (a relative path is kept in the run's config resolved to an absolute one).") public var data: String?
 
     /// The length of a resumed run: --steps when given (never less than the checkpoint's step),
     /// else the length of the run that wrote the checkpoint.
@@ -88,8 +88,16 @@ public struct TrainingFlags: ParsableArguments {
         if let v = labelSmoothing { c.labelSmoothing = v }
         if noisyLabels { c.noisyLabels = true }
         if let v = gEma { c.gEMA = v == 0 ? nil : v }
-        if let v = data { c.dataDir = v }
+        if let v = resolvedData { c.dataDir = v }
         return c
+    }
+
+    /// --data as an absolute path, resolved against the current folder: the config keeps it
+    /// (config.json, every checkpoint), and a run resumed from another folder (a coordinator
+    /// restarted by a launcher elsewhere, `--resume auto`) must find the same data.
+    public var resolvedData: String? {
+        guard let d = data, !d.isEmpty else { return data }
+        return URL(fileURLWithPath: d).standardizedFileURL.path
     }
 
     /// --steps as given, else the preset's, else 1000.
@@ -165,7 +173,7 @@ public struct TrainingFlags: ParsableArguments {
         config.clip = clip; config.gpLambda = gpLambda
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
         if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA }
-        config.dataset = dataset; config.dataDir = data
+        config.dataset = dataset; config.dataDir = resolvedData
         if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
         config.exactSplitsGiven = exactSplits
         if let problem = config.validate() { throw ValidationError(problem) }

@@ -27,11 +27,16 @@ struct CoordinatorCommand: ParsableCommand {
         --rejoin-timeout; a coordinator started again with --resume auto (same --runs-dir, --name, \
         port and training flags) resumes the run from its newest checkpoint that reads back whole, \
         and they rejoin it and train on. cluster/local.sh, docker/docker-compose.yml and \
-        cluster/k8s restart it that way.
+        cluster/k8s restart it that way. A coordinator that hangs instead of dying is found by its \
+        --heartbeat-file, which its own loop touches about every second: those launchers kill a \
+        coordinator whose file has not been touched for their limit (30 s in local.sh, 60 s in \
+        the compose healthcheck and the Kubernetes livenessProbe), and restart it as above.
 
         SIGINT (Ctrl-C) or SIGTERM ends the run as --time-limit does (the steps already sent are \
         trained, rank 0 writes the final checkpoint and grid), prints the command that resumes it \
-        (--resume auto) and exits 130 / 143; a second one stops at once. Workers started with \
+        (--resume auto) and exits 130 / 143; a second one stops at once. One that comes while the \
+        workers join or while their ring forms (no step to finish) ends the run at once: the \
+        workers are told to end, nothing is written. Workers started with \
         --spawn are in process groups of their own: a terminal's Ctrl-C reaches only the coordinator.
 
         Exit status: 0 the run completed; 1 the run failed after it started (a restart with \
@@ -61,6 +66,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
     @Option(parsing: .unconditional, help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
+    @Option(help: "Touch this file (its modification time) about every second from the coordinator's own loop, so that a launcher can kill and restart a coordinator that hangs: cluster/local.sh (--stale-after), the compose healthcheck and the Kubernetes livenessProbe do. Made at the start, with the coordinator's process id on its first line.")
+    var heartbeatFile: String?
     @Option(help: "Stop after this much time, counted from the command's start (300, 45s, 5m, 1h30m), the final checkpoint and grid written then, even before --steps (default: the preset's, if any).")
     var timeLimit: String?
     @OptionGroup var logging: LogOptions
@@ -79,6 +86,7 @@ struct CoordinatorCommand: ParsableCommand {
         try FlagCheck.range("--dead-after", deadAfter, 0.1...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--rendezvous-timeout", rendezvousTimeout, 0.1...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--worker-threads", workerThreads, FlagCheck.threads)
+        if let h = heartbeatFile, h.isEmpty { throw ValidationError("--heartbeat-file must not be empty: give the path of a file to touch") }
         _ = try training.deadline(timeLimit: timeLimit, from: Date())
         if output.resume == nil, let b = try? training.config().batchSize, b < workers {
             throw ValidationError("--batch \(b) is smaller than --workers \(workers): every worker needs at least one sample of each batch")
@@ -91,6 +99,15 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan-coordinator")
+        // Liveness for launchers: made now (the data and the rendezvous take a while), then
+        // beaten by the coordinator's loop. A file that cannot be written: nothing could start.
+        var heartbeat: HeartbeatFile?
+        if let h = heartbeatFile {
+            do { heartbeat = try HeartbeatFile(path: h) } catch {
+                log.critical("cannot start: \(error)")
+                throw ExitCode(2)
+            }
+        }
         // SIGINT / SIGTERM: the steps already sent are trained, rank 0 writes the final checkpoint
         // and grid, and the run ends (spawned workers are in process groups of their own, so a
         // terminal's Ctrl-C reaches only this process).
@@ -121,6 +138,7 @@ struct CoordinatorCommand: ParsableCommand {
         }
         defer { reap(children, within: 0, log: log) }
         coordinator.shouldStop = { Interrupts.received != nil }
+        if let heartbeat { coordinator.onTick = { heartbeat.beat() } }
         let progress = Progress(total: config.steps, label: "train", initial: 0)
         if let d = coordinator.options.deadline { progress.timeLeft = { d.timeIntervalSinceNow } }   // the ETA honours --time-limit
         do {
@@ -221,6 +239,8 @@ struct CoordinatorCommand: ParsableCommand {
         // A new run's folder is its own (rank 0 writes into it; two runs never share one).
         let claimed = try start.claimFolder()
         let runDir = URL(fileURLWithPath: start.path).standardizedFileURL.path
+        // Temporaries of a checkpoint or grid writer killed mid-write (a rank 0 of an earlier life).
+        for p in RunFolder(path: runDir).removeStaleTemporaries() { log.notice("removed \(p): a temporary file left by a writer that was killed before it finished") }
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"

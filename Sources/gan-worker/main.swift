@@ -33,10 +33,19 @@ struct Worker: ParsableCommand {
         coordinator restarted with --resume auto takes it back with the same rank and the run \
         goes on from the run's newest checkpoint. When the time passes it exits 1 naming the \
         address and how long it waited. A coordinator that says stop (without re-forming), or \
-        sends a message the worker refuses, ends it at once.
+        sends a message the worker refuses, ends it at once; a stop or a lost coordinator also \
+        cuts short a ring formation that waits for a peer. A coordinator interrupted (SIGINT, \
+        SIGTERM) while the ring forms tells the workers to end: they exit 0, nothing trained.
+
+        A worker the coordinator declared dead (silent for its --dead-after, or its connection \
+        lost) that comes back while the run goes on (a frozen process resumed, a network that \
+        healed) is refused at once with the reason: the ring re-formed without that process; a \
+        restarted worker (a new process) may take a free rank when the ring next re-forms.
 
         Exit status: 0 the run finished; 1 it failed (the reason is also sent to the coordinator) \
-        or the coordinator was lost; 64 a flag or launcher variable is malformed or out of its range.
+        or the coordinator was lost; 3 the coordinator refused this worker, naming why (its rank \
+        is taken or out of range, or this process was declared dead and is not readmitted); 64 a \
+        flag or launcher variable is malformed or out of its range.
         """,
         version: BuildInfo.versionText("gan-worker"))
 
@@ -84,6 +93,9 @@ struct Worker: ParsableCommand {
         o.rejoinTimeout = rejoinTimeout
         do {
             try WorkerProcess(options: o, logger: log).run()
+        } catch let refused as WorkerRefused {
+            log.critical("\(refused)")
+            throw ExitCode(WorkerRefused.exitStatus)
         } catch {
             log.critical("\(error)")
             throw ExitCode(1)

@@ -62,7 +62,9 @@ struct Import: ParsableCommand {
         }
         o.imageSize = imageSize; o.ngf = ngf; o.ndf = ndf; o.nc = nc; o.latentDim = latentDim; o.wDim = wDim
         o.mappingLayers = mappingLayers; o.progressive = progressive
-        o.dataset = dataset; o.dataDir = data; o.seed = seed
+        o.dataset = dataset; o.seed = seed
+        // Absolute, as `gan train` stores it: a fine-tuning run resumed from another folder finds it.
+        o.dataDir = data.map { $0.isEmpty ? $0 : URL(fileURLWithPath: $0).standardizedFileURL.path }
         let imported: TorchImport
         do { imported = try TorchImport(generatorPath: safetensors, discriminatorPath: discriminator, overrides: o) } catch { fail("\(error)") }
         if let w = imported.dataWarning { log.warning("\(w)") }

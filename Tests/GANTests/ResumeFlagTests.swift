@@ -45,6 +45,40 @@ final class ResumeFlagTests: XCTestCase {
                                                       + "lrG: 0.0002 in the run, 0.001 from the flags") == true, "\(start.warnings)")
     }
 
+    /// A relative `--data` is stored resolved (config.json, every checkpoint): a run resumed from
+    /// another folder (a coordinator restarted by a launcher elsewhere) reads the same data. It
+    /// used to keep `data`, which the second folder does not have.
+    func testRelativeDataPathIsStoredAbsolute() throws {
+        let here = FileManager.default.currentDirectoryPath
+        let w = URL(fileURLWithPath: work).resolvingSymlinksInPath().path   // as getcwd names it
+        defer { FileManager.default.changeCurrentDirectoryPath(here) }
+        try FileManager.default.createDirectory(atPath: work + "/a/mine", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: work + "/a/mine/mnist", withDestinationPath: mnistFolder)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(work + "/a"))
+        // Where flags become the config (gan train and gan-coordinator both).
+        let flags = try TrainingFlags.parse(["--data", "mine/./mnist", "--batch", "4"])
+        XCTAssertEqual(try flags.config().dataDir, w + "/a/mine/mnist")
+        XCTAssertEqual(try TrainingFlags.parse(["--data", "/abs/x"]).config().dataDir, "/abs/x")
+        XCTAssertNil(try TrainingFlags.parse([]).config().dataDir)
+        FileManager.default.changeCurrentDirectoryPath(here)
+
+        let rel = tiny.map { $0 == mnistFolder ? "mine/mnist" : $0 }
+        try gan(["train", "--runs-dir", work + "/runs", "--name", "rel", "--steps", "2"] + rel, cwd: work + "/a")
+        let config = try JSONDecoder().decode(GANConfig.self, from: Data(contentsOf: URL(fileURLWithPath: work + "/runs/rel/config.json")))
+        XCTAssertEqual(config.dataDir, w + "/a/mine/mnist")
+        // Resumed from another folder, which has no mine/mnist of its own.
+        try FileManager.default.createDirectory(atPath: work + "/b", withIntermediateDirectories: true)
+        let r = try gan(["train", "--resume", work + "/runs/rel/checkpoints/step_00000002.rgan", "--steps", "3", "--json"], cwd: work + "/b")
+        XCTAssertFalse(r.stderr.contains("warning"), r.stderr)
+        XCTAssertEqual(try Checkpoint.read(path: work + "/runs/rel/checkpoints/step_00000003.rgan").config.dataDir, w + "/a/mine/mnist")
+        // --resume auto from the other folder, as a launcher restarting a coordinator elsewhere
+        // repeats its command: the run's stored data is read (the flag's, resolved there, is not
+        // there; a warning names the difference, the run's config is used).
+        let auto = try gan(["train", "--runs-dir", work + "/runs", "--name", "rel", "--resume", "auto", "--steps", "4"] + rel, cwd: work + "/b")
+        XCTAssertTrue(auto.stderr.contains("dataDir: \(w)/a/mine/mnist in the run, \(w)/b/mine/mnist from the flags"), auto.stderr)
+        XCTAssertEqual(try Checkpoint.read(path: work + "/runs/rel/checkpoints/step_00000004.rgan").step, 4)
+    }
+
     func testNothingToTrainIsSaidPlainlyAndWritesNothing() throws {
         // --steps 0 on a fresh run.
         let zero = try gan(["train", "--name", "zero", "--steps", "0"] + tiny, cwd: work)

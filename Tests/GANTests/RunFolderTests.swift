@@ -1,5 +1,6 @@
 import Foundation
 import GAN
+import Tensors
 import TestSupport
 import TrainingCLI
 import XCTest
@@ -133,5 +134,58 @@ final class RunFolderTests: XCTestCase {
         }
         XCTAssertEqual(files(""), ["inner"], "something was written outside: \(files(""))")
         XCTAssertEqual(files("inner"), [])
+    }
+
+    /// A checkpoint writer killed mid-write leaves `.step_N.rgan.tmp-PID`. The next run on the
+    /// folder (here `gan train --resume auto`, as a restart does) removes those of dead writers
+    /// and leaves a live writer's; so does `AtomicFile` when it first writes into a folder.
+    func testStaleTemporariesOfDeadWritersAreRemoved() throws {
+        // A PID that was a process and is gone (reaped), and one that is alive.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let live = Process()
+        live.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        live.arguments = ["60"]
+        try live.run()
+        defer { live.terminate(); live.waitUntilExit() }
+        let (dead, alive) = (gone.processIdentifier, live.processIdentifier)
+        XCTAssertEqual(AtomicFile.temporaryWriter(".step_00000005.rgan.tmp-\(dead)"), dead)
+        XCTAssertNil(AtomicFile.temporaryWriter("step_00000005.rgan"))
+        XCTAssertNil(AtomicFile.temporaryWriter(".tmp-12"))
+        XCTAssertNil(AtomicFile.temporaryWriter(".x.tmp-12a"))
+
+        let ck = work + "/runs/killed/checkpoints", samples = work + "/runs/killed/samples"
+        try FileManager.default.createDirectory(atPath: ck, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: samples, withIntermediateDirectories: true)
+        let staleCkpt = ck + "/.step_00000005.rgan.tmp-\(dead)", liveCkpt = ck + "/.step_00000005.rgan.tmp-\(alive)"
+        let staleGrid = samples + "/.step_00000005.png.tmp-\(dead)"
+        let fresh = ck + "/.step_00000004.rgan.tmp-\(dead)"   // a dead writer's, but written just now
+        // Killed a while ago: older than the minute a writer in another container is given.
+        for p in [staleCkpt, liveCkpt, staleGrid] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data(repeating: 7, count: 100)))
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-120)], ofItemAtPath: p)
+        }
+        XCTAssertTrue(FileManager.default.createFile(atPath: fresh, contents: Data([1])))
+        let r = try LoggedProcess(ganBinary, ["train", "--steps", "2", "--name", "killed", "--resume", "auto"] + tiny, cwd: work, log: work + "/train.log")
+        XCTAssertEqual(r.exitStatus(), 0, r.text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staleCkpt), r.text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staleGrid), r.text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: liveCkpt), "a live writer's temporary was removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh), "a temporary written a moment ago was removed")
+        XCTAssertTrue(r.text.contains("removed runs/killed/checkpoints/.step_00000005.rgan.tmp-\(dead): a temporary file left by a writer that was killed before it finished"), r.text)
+        XCTAssertEqual(files("runs/killed/checkpoints").filter { !$0.hasPrefix(".") }, ["step_00000002.rgan"])
+
+        // AtomicFile itself, writing into a folder for the first time.
+        let other = work + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        let s2 = other + "/.grid.png.tmp-\(dead)", l2 = other + "/.grid.png.tmp-\(alive)"
+        for p in [s2, l2] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data([1])))
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-120)], ofItemAtPath: p)
+        }
+        try AtomicFile.write(Data([2]), to: other + "/grid.png")
+        XCTAssertEqual(files("other"), [".grid.png.tmp-\(alive)", "grid.png"])
     }
 }
