@@ -112,7 +112,7 @@ struct CoordinatorCommand: ParsableCommand {
         // and grid, and the run ends (spawned workers are in process groups of their own, so a
         // terminal's Ctrl-C reaches only this process).
         Interrupts.install(program: "gan-coordinator",
-                           stopping: "finishing the steps already sent to the workers, then rank 0 writes a checkpoint and a sample grid")
+                           stopping: "finishing the steps already sent to the workers, then rank 0 writes a checkpoint and a sample grid (before the first step: ending at once, nothing to save)")
         guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
