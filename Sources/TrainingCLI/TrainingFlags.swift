@@ -24,19 +24,19 @@ public struct TrainingFlags: ParsableArguments {
     public var loss: String?
     @Option(parsing: .unconditional, help: "Image size: 28 for mlp; 16 (MNIST resized), 32 (MNIST padded) or 64 (MNIST resized) for the conv models (default: 28 for mlp, else 32).")
     public var imageSize: Int?
-    @Option(parsing: .unconditional, help: "Generator feature maps (DCGAN's ngf; default: 64).") public var ngf: Int?
-    @Option(parsing: .unconditional, help: "Discriminator feature maps (DCGAN's ndf; default: 64).") public var ndf: Int?
+    @Option(parsing: .unconditional, help: "Generator feature maps (DCGAN's ngf; default: the preset's, else 16 for stylegan, 64 for the others).") public var ngf: Int?
+    @Option(parsing: .unconditional, help: "Discriminator feature maps (DCGAN's ndf; default: the preset's, else 16 for stylegan, 64 for the others).") public var ndf: Int?
     @Option(parsing: .unconditional, help: "Image channels.") public var nc: Int = 1
     @Option(parsing: .unconditional, help: "Latent size (default: 100).") public var latentDim: Int?
     @Option(parsing: .unconditional, help: "StyleGAN: w size.") public var wDim: Int = 128
-    @Option(parsing: .unconditional, help: "StyleGAN: mapping network layers (default: the preset's, else 8).") public var mappingLayers: Int?
-    @Option(parsing: .unconditional, help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0.5).")
+    @Option(parsing: .unconditional, help: "StyleGAN: mapping network layers (default: the preset's, else 2; the tutorial's 8 collapses on these digits).") public var mappingLayers: Int?
+    @Option(parsing: .unconditional, help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0; the tutorial's models mix at 0.5 when asked).")
     public var styleMixingProb: Float?
     @Flag(help: "Progressive growing (ProGAN schedule 4 -> 8 -> ... with fade-in) for dcgan / sndcgan.")
     public var progressive = false
     @Option(name: .customLong("steps"), parsing: .unconditional, help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
     public var stepsGiven: Int?
-    @Option(parsing: .unconditional, help: "Global batch size (default: 64).") public var batch: Int?
+    @Option(parsing: .unconditional, help: "Global batch size (default: the preset's, else 16 for stylegan, 64 for the others).") public var batch: Int?
     @Option(parsing: .unconditional, help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
     @Option(parsing: .unconditional, help: "Generator learning rate (TTUR).") public var lrG: Float?
@@ -140,9 +140,13 @@ public struct TrainingFlags: ParsableArguments {
         guard let l = LossKind(rawValue: lossName) else {
             throw ValidationError("unknown --loss '\(lossName)' (one of \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
         }
-        // The preset's sizes belong to its model, its optimizer settings to its loss.
-        let presetModel = p?.model == m ? p : nil
-        let presetLoss = p?.loss == l ? p : nil
+        // The preset's sizes belong to its model, its optimizer settings to its loss. Where no
+        // preset speaks for the model, the model's own recipe does (StyleGAN's: style-fast's
+        // values; the tutorial's widths, batch, 8 mapping layers and mixing collapse to one shape
+        // on these digits, issue 27), never its step count or time limit.
+        let own = TrainingPreset.recipe(for: m)
+        let presetModel = p?.model == m ? p : own
+        let presetLoss = p?.loss == l ? p : (own?.loss == l ? own : nil)
         config.model = m
         config.loss = l
         config.imageSize = imageSize ?? presetModel?.imageSize ?? (m == .mlp ? 28 : 32)
@@ -154,7 +158,7 @@ public struct TrainingFlags: ParsableArguments {
         config.mappingLayers = mappingLayers ?? presetModel?.mappingLayers ?? 8
         config.styleMixingProb = styleMixingProb ?? presetModel?.styleMixingProb ?? 0.5
         config.progressive = progressive
-        config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? 64; config.seed = seed
+        config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? own?.batchSize ?? 64; config.seed = seed
         if let q = presetLoss {
             config.lrG = q.lrG; config.lrD = q.lrD; config.beta1 = q.beta1; config.beta2 = q.beta2
         } else {
@@ -172,7 +176,7 @@ public struct TrainingFlags: ParsableArguments {
         if let v = nCritic { config.nCritic = v }
         config.clip = clip; config.gpLambda = gpLambda
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
-        if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA }
+        if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA ?? own?.gEMA }
         config.dataset = dataset; config.dataDir = resolvedData
         if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
         config.exactSplitsGiven = exactSplits

@@ -62,9 +62,36 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(o.mappingLayers, 8); XCTAssertEqual(o.styleMixingProb, 0.9)
         let d = try config(["--preset", "style-fast", "--model", "dcgan"])
         XCTAssertEqual(d.mappingLayers, 8); XCTAssertEqual(d.styleMixingProb, 0.5)
-        // Without a preset, StyleGAN's flags keep their defaults.
+    }
+
+    /// `--model stylegan` alone trains with StyleGAN's own recipe, style-fast's values without
+    /// its step count or time limit (issue 27: the tutorial's settings, 8 mapping layers, mixing
+    /// 0.5, ngf = ndf = 64, batch 64, Adam 2e-4, drew 64 copies of one shape at steps 300, 1,000
+    /// and 2,000 of the README's line). The tutorial's values stay one flag each away.
+    func testStyleGANDefaultIsItsWorkingRecipe() throws {
+        let r = TrainingPreset.styleFast
         let plain = try config(["--model", "stylegan"])
-        XCTAssertEqual(plain.mappingLayers, 8); XCTAssertEqual(plain.styleMixingProb, 0.5)
+        XCTAssertEqual(plain.model, .stylegan)
+        XCTAssertEqual(plain.mappingLayers, 2); XCTAssertEqual(plain.styleMixingProb, 0)
+        XCTAssertEqual(plain.ngf, r.ngf); XCTAssertEqual(plain.ndf, r.ndf); XCTAssertEqual(plain.batchSize, r.batchSize)
+        XCTAssertEqual(plain.lrG, r.lrG); XCTAssertEqual(plain.lrD, r.lrD); XCTAssertEqual(plain.gEMA, r.gEMA)
+        XCTAssertEqual(plain.imageSize, 32)
+        XCTAssertEqual(plain.steps, 1000, "the recipe's values, not style-fast's step count")
+        XCTAssertNil(try TrainingFlags.parse(["--model", "stylegan"]).deadline(timeLimit: nil, from: Date()), "nor its time limit")
+        let tutorial = try config(["--model", "stylegan", "--mapping-layers", "8", "--style-mixing-prob", "0.5", "--ngf", "64", "--ndf", "64",
+                                   "--batch", "64", "--lr", "2e-4", "--g-ema", "0"])
+        XCTAssertEqual(tutorial.mappingLayers, 8); XCTAssertEqual(tutorial.styleMixingProb, 0.5)
+        XCTAssertEqual(tutorial.ngf, 64); XCTAssertEqual(tutorial.batchSize, 64)
+        XCTAssertEqual(tutorial.lrG, 2e-4); XCTAssertEqual(tutorial.lrD, 2e-4); XCTAssertNil(tutorial.gEMA)
+        // Another loss: its own optimizer settings, the recipe's sizes.
+        let w = try config(["--model", "stylegan", "--loss", "wgan-gp"])
+        XCTAssertEqual(w.lrG, 1e-4); XCTAssertEqual(w.beta1, 0); XCTAssertEqual(w.ngf, r.ngf); XCTAssertEqual(w.mappingLayers, 2)
+        // A preset of another model: StyleGAN's sizes are still its own recipe's.
+        let f = try config(["--preset", "fast", "--model", "stylegan"])
+        XCTAssertEqual(f.mappingLayers, 2); XCTAssertEqual(f.ngf, r.ngf)
+        // The other models keep the tutorial's values.
+        let d = try config(["--model", "dcgan"])
+        XCTAssertEqual(d.ngf, 64); XCTAssertEqual(d.batchSize, 64); XCTAssertEqual(d.lrD, 2e-4); XCTAssertNil(d.gEMA)
     }
 
     func testPresetTimeBudgetIsTheDefaultDeadline() throws {
