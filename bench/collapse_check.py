@@ -4,8 +4,11 @@ grid every 100 steps, and reports each grid's spread across its latents (the Ten
 samples/latent_spread: per-pixel standard deviation across the grid's 64 latents) and whether
 `gan train` warned "samples barely depend on the latent".
 
-  python3 bench/collapse_check.py [--steps 600] [--recipes stylegan,dcgan] [--bin .build/release]
-                                  [--results bench/RESULTS.md]
+  python3 bench/collapse_check.py [--steps 600] [--recipes stylegan-tutorial,stylegan,dcgan,style-fast]
+                                  [--bin .build/release] [--results bench/RESULTS.md]
+
+Exits 1 unless the warning fires on the tutorial's StyleGAN settings (the collapsed recipe the
+default was before issue 27, kept as the test case) and on none of the other recipes.
 """
 import argparse
 import datetime
@@ -19,8 +22,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_md import replace_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The tutorial's StyleGAN settings, the default before issue 27: it collapses to one shape and is
+# kept here as the case the warning must fire on (EXPECT_WARNING); every other recipe must not warn.
+TUTORIAL_STYLEGAN = ["--model", "stylegan", "--mapping-layers", "8", "--style-mixing-prob", "0.5", "--ngf", "64", "--ndf", "64",
+                     "--batch", "64", "--lr", "2e-4", "--g-ema", "0"]
+EXPECT_WARNING = {"stylegan-tutorial"}
 RECIPES = {
     "stylegan": ["--model", "stylegan"],
+    "stylegan-tutorial": TUTORIAL_STYLEGAN,
     "dcgan": ["--model", "dcgan", "--loss", "bce"],
     "mlp-wgan-gp": ["--model", "mlp", "--loss", "wgan-gp"],
     "sndcgan-hinge": ["--model", "sndcgan", "--loss", "hinge", "--lr-d", "4e-4", "--lr-g", "1e-4", "--beta1", "0", "--beta2", "0.9"],
@@ -54,7 +63,7 @@ def _pairs(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--recipes", default="stylegan,dcgan")
+    ap.add_argument("--recipes", default="stylegan-tutorial,stylegan,dcgan,style-fast")
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
@@ -82,6 +91,13 @@ def main():
     print(text)
     heading = "## The collapse warning (`python3 bench/collapse_check.py`)"
     replace_section(a.results, heading, heading + "\n\n" + text)
+    # The check itself: the collapsed recipe warns, the working ones do not.
+    wrong = [f"{name}: {'no warning' if not warned else 'warned at ' + str(warned)}" for name, _, _, warned in rows
+             if bool(warned) != (name in EXPECT_WARNING)]
+    if wrong:
+        sys.exit("collapse_check: FAILED: " + "; ".join(wrong))
+    print("collapse_check: the warning fired on " + (", ".join(n for n, *_ in rows if n in EXPECT_WARNING) or "nothing expected")
+          + " and on none of the others")
 
 
 if __name__ == "__main__":

@@ -63,8 +63,18 @@ final class RunFolderTests: XCTestCase {
         let setpriv = "/usr/bin/setpriv"
         let asRoot = getuid() == 0
         if asRoot && !FileManager.default.isExecutableFile(atPath: setpriv) { throw XCTSkip("no \(setpriv) to run gan as nobody") }
-        let (exe, args) = asRoot ? (setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", ganBinary]) : (ganBinary, [])
-        let r2 = try runProcess(exe, args + ["train", "--steps", "1", "--runs-dir", locked + "/runs", "--name", "x"] + tiny, cwd: "/tmp")
+        // nobody may not reach the repository (a clone under /root, mode 700): the binary and the
+        // digits are copied into the (world-readable) work folder first.
+        let fm = FileManager.default
+        try fm.copyItem(atPath: ganBinary, toPath: work + "/gan")
+        try fm.copyItem(atPath: mnistFolder, toPath: work + "/mnist")
+        chmod(work + "/gan", 0o755)
+        chmod(work + "/mnist", 0o755)
+        for f in try fm.contentsOfDirectory(atPath: work + "/mnist") { chmod(work + "/mnist/" + f, 0o644) }
+        var flags = tiny
+        flags[flags.firstIndex(of: "--data")! + 1] = work + "/mnist"
+        let (exe, args) = asRoot ? (setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", work + "/gan"]) : (work + "/gan", [])
+        let r2 = try runProcess(exe, args + ["train", "--steps", "1", "--runs-dir", locked + "/runs", "--name", "x"] + flags, cwd: "/tmp")
         XCTAssertEqual(r2.status, 1, r2.stderr)
         XCTAssertTrue(r2.stderr.contains("permission denied: this user cannot write \(locked)"), r2.stderr)
     }
