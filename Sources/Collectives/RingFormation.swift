@@ -120,11 +120,6 @@ private final class AcceptedLinks: @unchecked Sendable {
     }
 }
 
-/// `Ring.form` was cancelled (its `cancelled` said so) before the ring formed.
-public struct RingFormationCancelled: Error, CustomStringConvertible {
-    public init() {}
-    public var description: String { "the ring's formation was cancelled" }
-}
 
 /// What a rank says when it dials a peer: who it is, whom it expects to reach, and at which
 /// distance round the ring (absent for the right neighbour, as older ranks send it).

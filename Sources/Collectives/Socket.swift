@@ -354,3 +354,9 @@ private func connect(_ fd: Int32, _ addr: inout sockaddr_in, until deadline: Dou
         return err
     }
 }
+
+/// `Ring.form` (or a connect it makes) was cancelled (its `cancelled` said so) before the ring formed.
+public struct RingFormationCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the ring's formation was cancelled" }
+}
