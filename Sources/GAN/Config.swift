@@ -37,6 +37,19 @@ public struct GANConfig: Codable, Equatable, Sendable {
     public var noisyLabels = false
     /// Decay of the exponential moving average of G's weights used for sampling (nil: none).
     public var gEMA: Float? = nil
+    /// Linear learning-rate decay (`--lr-decay-from F`): both learning rates stay as given for
+    /// the first F of `steps`, then fall linearly to zero at `steps` (nil: constant). A function
+    /// of the step alone, so every rank, a resumed run and exact mode agree on it.
+    public var lrDecayFrom: Float? = nil
+
+    /// The factor on both learning rates at `step` (0-based): 1 before the decay starts, then
+    /// (steps - step) / (steps - start), which reaches 1 / (steps - start) at the last step.
+    public func lrScale(atStep step: Int) -> Float {
+        guard let f = lrDecayFrom, steps > 0 else { return 1 }
+        let start = (Double(steps) * Double(f)).rounded(.down)
+        guard Double(step) >= start else { return 1 }
+        return Float(max(0, Double(steps) - Double(step)) / max(Double(steps) - start, 1))
+    }
     /// Exact mode: each global batch is cut into this many equal micro-batches, each one's
     /// gradients computed alone and summed exactly (`ExactSum`), so that the weights depend on the
     /// seed, the config and the global batch and not on the number of workers (nil: off). Any
@@ -97,6 +110,7 @@ public struct GANConfig: Codable, Equatable, Sendable {
         }
         if !(styleMixingProb <= 1) { return "--style-mixing-prob must be in 0...1 (a probability; got \(styleMixingProb))" }
         if let s = labelSmoothing, !(s > 0 && s <= 1) { return "--label-smoothing must be in (0, 1] (got \(s))" }
+        if let f = lrDecayFrom, !(f >= 0 && f < 1) { return "--lr-decay-from must be in [0, 1) (the fraction of --steps before the learning rates start falling; got \(f))" }
         if let d = gEMA, !(d > 0 && d < 1) { return "--g-ema must be in (0, 1) (e.g. 0.999; 0: none; got \(d))" }
         if let m = microBatches {
             guard (1...ExactSum.maxTerms).contains(m) else { return "--micro-batches must be in 1...\(ExactSum.maxTerms) (got \(m))" }

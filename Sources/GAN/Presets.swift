@@ -21,6 +21,9 @@ public struct TrainingPreset: Sendable, Equatable {
     public var beta1: Float
     public var beta2: Float
     public var gEMA: Float?
+    /// Where linear learning-rate decay starts, as a fraction of the steps (nil: constant);
+    /// an optimizer setting, so it goes with the preset's loss like the learning rates.
+    public var lrDecayFrom: Float? = nil
     /// StyleGAN's mapping depth and style-mixing probability (nil: the flags' defaults).
     public var mappingLayers: Int? = nil
     public var styleMixingProb: Float? = nil
@@ -44,7 +47,7 @@ public struct TrainingPreset: Sendable, Equatable {
         c.ngf = ngf; c.ndf = ndf; c.latentDim = latentDim
         c.batchSize = batchSize; c.steps = steps
         c.lrG = lrG; c.lrD = lrD; c.beta1 = beta1; c.beta2 = beta2
-        c.gEMA = gEMA
+        c.gEMA = gEMA; c.lrDecayFrom = lrDecayFrom
         if let v = mappingLayers { c.mappingLayers = v }
         if let v = styleMixingProb { c.styleMixingProb = v }
     }

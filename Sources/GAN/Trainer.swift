@@ -364,6 +364,9 @@ public final class GANTrainer {
         metrics.resolution = models.growthSchedule == nil ? (config.model == .mlp ? 28 : config.imageSize) : growth.resolution
         metrics.alpha = growth.alpha
         models.generator.train(); models.discriminator.train()
+        let scale = config.lrScale(atStep: step)
+        models.optG.learningRate = config.lrG * scale
+        models.optD.learningRate = config.lrD * scale
         return metrics
     }
 

@@ -50,6 +50,8 @@ public struct TrainingFlags: ParsableArguments {
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
     @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999), ramped up over the first steps (min(decay, (1+step)/(10+step))), and sample, evaluate and export it (0: none, also against a preset's; the sampling commands' --raw-generator uses G).")
     public var gEma: Float?
+    @Option(parsing: .unconditional, help: "Linear learning-rate decay: both learning rates as given for this fraction of --steps, then falling linearly to zero at --steps (e.g. 0.5; 0: from the first step; default: constant, or the preset's).")
+    public var lrDecayFrom: Float?
     @Flag(help: "Exact mode: the same weights, bit for bit, on any number of workers (up to --micro-batches) and in one process, for the same seed, config and --threads per process. Each batch is cut into micro-batches whose gradients are summed exactly; BatchNorm normalises each micro-batch by itself. Costs step time: see README.")
     public var exact = false
     @Option(parsing: .unconditional, help: "Exact mode's micro-batches per batch (implies --exact; must divide --batch; default: gcd(batch, 8)).")
@@ -88,6 +90,7 @@ public struct TrainingFlags: ParsableArguments {
         if let v = labelSmoothing { c.labelSmoothing = v }
         if noisyLabels { c.noisyLabels = true }
         if let v = gEma { c.gEMA = v == 0 ? nil : v }
+        if let v = lrDecayFrom { c.lrDecayFrom = v }
         if let v = resolvedData { c.dataDir = v }
         return c
     }
@@ -177,6 +180,7 @@ public struct TrainingFlags: ParsableArguments {
         config.clip = clip; config.gpLambda = gpLambda
         config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
         if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA ?? own?.gEMA }
+        config.lrDecayFrom = lrDecayFrom ?? presetLoss?.lrDecayFrom
         config.dataset = dataset; config.dataDir = resolvedData
         if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
         config.exactSplitsGiven = exactSplits
