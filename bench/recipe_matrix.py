@@ -9,8 +9,12 @@ collapse, and the last grid copied to docs/images/matrix-<name>.png to be looked
                                  [--results bench/RESULTS.md] [--no-write]
 
 --scale S multiplies every step count and time limit (0.05 checks the script in a few minutes;
-the matrix itself is --scale 1, about an hour on 2 cores). The lines are read from the files,
+the matrix itself is --scale 1, about 75 minutes on 2 cores). The lines are read from the files,
 so a recipe added to the docs is a row here; the cluster's line is README's quick start one.
+Lines with a time limit run first (their quality depends on having the machine to themselves;
+the others' only on their step count). Each finished row is kept in bench/recipe-matrix.json
+(at --scale 1), so `--only` re-runs some rows and the table is written from all of them: into
+bench/RESULTS.md and into docs/TRAINING.md ("The recipe matrix").
 """
 import argparse
 import datetime
@@ -31,6 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ["README.md", "docs/TRAINING.md"]
 # Lines that show a behaviour, not a recipe (the Ctrl-C line is the dcgan 2,000-step line again).
 SKIP = ("Ctrl-C",)
+CACHE = os.path.join(ROOT, "bench", "recipe-matrix.json")
+DOC = os.path.join(ROOT, "docs", "TRAINING.md")
 
 
 def recipes():
@@ -104,8 +110,11 @@ def main():
     rows = []
     only = [o for o in a.only.split(",") if o]
     images = os.path.join(ROOT, "docs", "images")
+    cached = json.load(open(CACHE)) if os.path.exists(CACHE) and a.scale == 1 else {}
+    timed = lambda r: 0 if ("--time-limit" in r[2] or "--preset" in r[2]) else 1
+    order = [r[0] for r in recipes()]
     with tempfile.TemporaryDirectory() as runs:
-        for name, exe, args, shown in recipes():
+        for name, exe, args, shown in sorted(recipes(), key=timed):
             if only and not any(o in name for o in only):
                 continue
             run_args = scaled(args, a.scale)
@@ -142,10 +151,22 @@ def main():
             row = dict(name=name, shown=shown, ran=" ".join(run_args), steps=step, seconds=secs, fid=score["fid"],
                        floor=score["real_floor_fid"], cls=score["classifier_score"], entropy=score["mode_entropy"],
                        spread=float(spreads[-1]) if spreads else float("nan"), warned=warned, image=image)
+            row["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             rows.append(row)
             print(json.dumps(row), flush=True)
+            if a.scale == 1 and not a.no_write:
+                cached[shown] = row
+                with open(CACHE, "w") as f:
+                    json.dump(cached, f, indent=1)
+    if a.scale == 1 and not a.no_write:
+        # The table from every row of the current lines (this run's and the kept ones').
+        by_shown = {r["shown"]: r for r in rows}
+        rows = [by_shown.get(shown) or cached[shown] for _, _, _, shown in recipes() if shown in by_shown or shown in cached]
+    else:
+        rows.sort(key=lambda r: order.index(r["name"]))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    md = [f"{now}, `python3 bench/recipe_matrix.py --scale {a.scale:g}` (release build, 2 cores): every training line of the "
+    days = sorted({r.get("when", now)[:10] for r in rows})
+    md = [f"{', '.join(days) if a.scale == 1 else now}, `python3 bench/recipe_matrix.py --scale {a.scale:g}` (release build, 2 cores): every training line of the "
           "README and docs/TRAINING.md as written" + ("" if a.scale == 1 else f", its steps and time limits times {a.scale:g}")
           + "; FID, classifier score and mode entropy by `gan evaluate` (2,000 samples against the stratified reference; "
           "floor: real against real), the last grid's spread across its 64 latents, and the collapse warning.\n",
@@ -159,6 +180,16 @@ def main():
     if not a.no_write:
         heading = "## The recipe matrix (`python3 bench/recipe_matrix.py`)"
         replace_section(a.results, heading, heading + "\n\n" + text)
+        if a.scale == 1:
+            # docs/TRAINING.md's copy (its images are beside it: images/..., not ../docs/images/...).
+            start = "<!-- recipe-matrix:start -->"
+            end = "<!-- recipe-matrix:end -->"
+            doc = open(DOC).read()
+            if start in doc and end in doc:
+                body = text.replace("../docs/images/", "images/")
+                doc = doc[:doc.index(start) + len(start)] + "\n" + body + doc[doc.index(end):]
+                with open(DOC, "w") as f:
+                    f.write(doc)
 
 
 if __name__ == "__main__":
