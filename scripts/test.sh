@@ -44,8 +44,13 @@ xctest_log="$(mktemp)"
 trap 'rm -f "$xctest_log"' EXIT
 # The slow suite (scripts/slow-test.sh, release build, minutes) is left to its own script.
 swift test --skip 'DefaultRecipeTests' 2>&1 | tee "$xctest_log"
-# XCTest's own count ("Executed N tests, with F failures" of the whole run).
-summary=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$xctest_log" | tail -n 1)
+# XCTest's own count ("Executed N tests, with F failures" of the whole run). With --skip the
+# whole run's suite is called 'Selected tests' instead of 'All tests'.
+summary=$(grep -E "Test Suite '(All|Selected) tests' (passed|failed)" -A1 "$xctest_log" | tail -n 1 || true)
+if [ -z "$summary" ]; then
+    echo "test: FAILED: swift test printed no closing 'Executed N tests' line for the whole run"
+    exit 1
+fi
 xctests=$(echo "$summary" | grep -oE 'Executed [0-9]+ test' | grep -oE '[0-9]+' | tail -n 1)
 xcskipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || true)
 
