@@ -122,17 +122,38 @@ exe() {
         || { grep -E "error" "$B/logs/fuzz-$target.log" | head -20; return 1; }
 }
 
+# Module $1's fuzz executable for target $2: every module below it built as Package.swift's
+# graph says (scripts/modules.py plan: C targets and swift-log's Logging as static libraries,
+# system libraries need nothing), then $1's own sources compiled with the target and linked
+# with those libraries, dependents before their dependencies.
+module_exe() {
+    local module=$1 target=$2 name lang deps built=() plan systems=" "
+    plan=$(python3 scripts/modules.py plan "$module") || return 1
+    while read -r name lang deps; do
+        [ "$name" = "$module" ] && break
+        case "$lang" in
+            system) systems+="$name "; continue ;;
+            c) cmodule "$name" || return 1 ;;
+            product)
+                [ "$name" = Logging ] || { echo "fuzz: no recipe for the package product $name"; return 1; }
+                logging || return 1 ;;
+            swift) DEPS="$(without "$systems" "$deps")" lib "$name" Sources/"$name"/*.swift || return 1 ;;
+        esac
+        built=("$name" ${built[@]+"${built[@]}"})
+    done <<< "$plan"
+    exe "$target" "$module" Sources/"$module"/*.swift -- ${built[@]+"${built[@]}"}
+}
+# The names of $2 not in $1 (the system libraries: module maps, no library to build).
+without() { local d out=(); for d in $2; do [[ "$1" == *" $d "* ]] || out+=("$d"); done; echo "${out[*]:-}"; }
+
 build() {
     case "$1" in
-        npy|safetensors) ckernels && exe "$1" Tensors Sources/Tensors/*.swift -- CKernels ;;
-        idx) ckernels && DEPS=CKernels lib Tensors Sources/Tensors/*.swift && exe idx Datasets Sources/Datasets/*.swift -- Tensors CKernels ;;
-        checkpoint)
-            ckernels && DEPS=CKernels lib Tensors Sources/Tensors/*.swift && lib DataParallel Sources/DataParallel/*.swift \
-                && DEPS="Tensors DataParallel CKernels" lib NN Sources/NN/*.swift && DEPS=Tensors lib Datasets Sources/Datasets/*.swift \
-                && cchecksum && logging && DEPS="Tensors Logging CChecksum" lib Telemetry Sources/Telemetry/*.swift \
-                && exe checkpoint GAN Sources/GAN/*.swift -- Telemetry Logging CChecksum Datasets NN DataParallel Tensors CKernels ;;
+        npy|safetensors) module_exe Tensors "$1" ;;
+        idx) module_exe Datasets idx ;;
+        checkpoint) module_exe GAN checkpoint ;;
         frames)
-            # Auth.swift's HMAC comes from swift-crypto; fuzz/support/AuthStub.swift stands in.
+            # Three files of Collectives (the frame reader, the socket, the handshake): the module
+            # whole needs swift-crypto, whose HMAC fuzz/support/AuthStub.swift stands in for.
             cchecksum && exe frames Collectives Sources/Collectives/Frame.swift Sources/Collectives/Socket.swift \
                 Sources/Collectives/Handshake.swift fuzz/support/AuthStub.swift -- CChecksum ;;
         *) echo "fuzz: unknown target $1 (npy safetensors idx checkpoint frames)"; return 1 ;;

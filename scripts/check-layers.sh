@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Layers only point down: reads every `import X` under Sources/ and fails when a module imports a
-# project module that is not below it in the graph declared here (the same graph as Package.swift
-# and docs/ARCHITECTURE.md). Adding a module means adding it here, with what it may build on.
+# project module that is not below it in Package.swift's graph (scripts/modules.py), or when
+# docs/ARCHITECTURE.md's module table says otherwise than Package.swift. A new module is a target
+# in Package.swift and a row in that table.
 #
 #   bash scripts/check-layers.sh
 set -euo pipefail
@@ -9,28 +10,14 @@ cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'PY'
 import os, re, sys
 
-# Each module with the project modules directly below it, bottom up. A module may import what is
-# below it, directly or further down, and nothing else of ours; a C library (C*) only where it is
-# listed directly (it is the implementation of that layer, not an API for the ones above).
-BELOW = {
-    # system libraries, the C checksum and the optimizers' vector loops
-    "COpenBLAS": [], "CZstd": [], "CZlib": [], "CChecksum": [], "CKernels": [],
-    # the contract between training and whatever sums across ranks (no dependencies)
-    "DataParallel": [],
-    "Tensors": ["COpenBLAS", "CKernels"],
-    "NN": ["Tensors", "DataParallel", "CKernels"],
-    "Datasets": ["Tensors", "CZlib"],
-    "Telemetry": ["Tensors", "CZlib", "CChecksum"],
-    "GAN": ["NN", "Datasets", "Telemetry", "CZlib"],
-    # beside the model stack, not above it: flat float buffers, sockets, codecs
-    "Collectives": ["DataParallel", "CZstd", "CChecksum", "CKernels"],
-    "Cluster": ["GAN", "Collectives"],
-    "TrainingCLI": ["GAN", "Telemetry", "Tensors"],
-    # executables, on top
-    "gan": ["TrainingCLI"],
-    "gan-coordinator": ["TrainingCLI", "Cluster"],
-    "gan-worker": ["TrainingCLI", "Cluster"],
-}
+# The graph is Package.swift's (scripts/modules.py reads it): each module with the modules it
+# depends on directly. A module may import what is below it, directly or further down, and
+# nothing else of ours; a C library (C*) only where it is listed directly (it is the
+# implementation of that layer, not an API for the ones above).
+sys.path.insert(0, "scripts")
+import modules  # noqa: E402
+GRAPH = modules.graph()
+BELOW = {m: [d for d in v["deps"] if GRAPH[d]["kind"] != "product"] for m, v in GRAPH.items() if v["kind"] != "product"}
 # Ours are the folders under Sources/; any other import (Foundation, Glibc, Synchronization,
 # Logging, Crypto, ArgumentParser, ...) is the toolchain's or a package's, and any layer may use it.
 OURS = {m for m in os.listdir("Sources") if os.path.isdir(os.path.join("Sources", m))}
@@ -57,7 +44,7 @@ for module in sorted(os.listdir("Sources")):
     if not os.path.isdir(folder):
         continue
     if module not in BELOW:
-        problems.append(f"Sources/{module}: a module scripts/check-layers.sh does not know; declare its layer there")
+        problems.append(f"Sources/{module}: a folder that is no target of Package.swift")
         continue
     allowed = allowed_imports(module)
     for root, _, files in os.walk(folder):
@@ -80,6 +67,20 @@ for module in sorted(os.listdir("Sources")):
                         problems.append(f"{path}:{lineno}: {module} imports the C library {dep}, which only the layers that list it may use")
                     else:
                         problems.append(f"{path}:{lineno}: {module} imports {dep}, which is not below it")
+# docs/ARCHITECTURE.md's module table says what each module depends on: Package.swift's list.
+ROW = re.compile(r"^\| ((?:`[^`]+`(?:, )?)+) \| ([^|]*) \|")
+for line in open("docs/ARCHITECTURE.md", encoding="utf-8"):
+    m = ROW.match(line)
+    if not m:
+        continue
+    names = re.findall(r"`([^`]+)`", m.group(1))
+    if not all(n in BELOW for n in names):
+        continue
+    said = set() if m.group(2).strip() in ("-", "") else {d.strip() for d in m.group(2).split(",")}
+    for n in names:
+        if said != set(BELOW[n]):
+            problems.append(f"docs/ARCHITECTURE.md: the row of {n} says it depends on {sorted(said)}; "
+                            f"Package.swift says {sorted(BELOW[n])}")
 if problems:
     print("check-layers: FAILED, imports that do not point down:", file=sys.stderr)
     for p in problems:

@@ -278,9 +278,7 @@ public final class Coordinator {
             b.map { URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: $0).standardizedFileURL.path } ?? false
         }
         guard let (p, ckpt) = newestVerified(), !same(p, current) else { return current }
-        var config = options.config
-        config.steps = ckpt.config.steps
-        guard ckpt.config == config else {
+        guard ckpt.config.sameRun(as: options.config) else {
             log.warning("\(p) appeared while the workers joined but belongs to a run with another config; not resuming from it")
             return current
         }
@@ -403,7 +401,7 @@ public final class Coordinator {
                 m.conn.timeout = ControlTimeouts.waiting   // liveness is judged by heartbeats, not by the read timeout
                 Thread {
                     while true {
-                        do { events.push(.frame(i, try m.conn.receive(maxPayload: 1 << 20))) } catch {
+                        do { events.push(.frame(i, try m.conn.receive(maxPayload: ControlLimits.message))) } catch {
                             events.push(.lost(i, "\(error)")); return
                         }
                     }

@@ -32,6 +32,21 @@ public struct LauncherEnvironment: Equatable, Sendable {
 
     public static let defaultPort: UInt16 = 29500
 
+
+    /// `MASTER_PORT` as a port (nil when unset or empty); anything else is an error naming it, in
+
+    /// the worker and the coordinator alike.
+
+    public static func masterPort(_ env: [String: String]) throws -> UInt16? {
+
+        guard let p = env["MASTER_PORT"], !p.isEmpty else { return nil }
+
+        guard let v = UInt16(p), v > 0 else { throw Problem("MASTER_PORT='\(p)' is not a port") }
+
+        return v
+
+    }
+
     /// Resolves rank and coordinator from the flags given (nil: not given) and `env`.
     public static func resolve(rank flagRank: Int? = nil, coordinator flagCoordinator: String? = nil,
                                environment env: [String: String]) throws -> LauncherEnvironment {
@@ -63,13 +78,7 @@ public struct LauncherEnvironment: Equatable, Sendable {
         }
 
         // The coordinator.
-        let port: UInt16
-        if let p = env["MASTER_PORT"], !p.isEmpty {
-            guard let v = UInt16(p), v > 0 else { throw Problem("MASTER_PORT='\(p)' is not a port") }
-            port = v
-        } else {
-            port = defaultPort
-        }
+        let port = try masterPort(env) ?? defaultPort
         let host: String, cport: UInt16, source: String
         if let c = flagCoordinator {
             (host, cport) = try address(c, what: "--coordinator")

@@ -159,6 +159,7 @@ extension StartMessage {
         guard sampleEvery >= 0, checkpointEvery >= 0, keep >= 0, checksumEvery >= 0 else {
             throw fail("negative intervals (sample every \(sampleEvery), checkpoint every \(checkpointEvery), keep \(keep), checksum every \(checksumEvery))")
         }
+        if let l = logEvery, l < 1 { throw fail("log every \(l) steps: must be at least 1 (as --log-every)") }
     }
 }
 
@@ -204,4 +205,14 @@ enum ControlTimeouts {
     /// when every worker has joined) and, during training, frames whose absence heartbeats
     /// judge (`--dead-after`), not the read timeout.
     static let waiting: Double = 3600
+}
+
+/// The largest control frames either side accepts, named once: a frame past its limit is refused
+/// (naming the peer) before its payload is read.
+enum ControlLimits {
+    /// Messages: the start (config and addresses), a worker's step report, heartbeats, notices.
+    static let message = 1 << 20
+    /// What a worker reads while training: shards of real images besides messages (256 MB:
+    /// 16,384 images of 64x64 floats in one shard).
+    static let shard = 1 << 28
 }

@@ -104,10 +104,18 @@ public struct WorkerOptions: Sendable {
     public var advertiseHost: String?
     public var token: String
     /// Seconds the first join keeps trying to reach the coordinator (`--connect-timeout`).
-    public var connectTimeout: Double = 120
+    public var connectTimeout = WorkerOptions.defaultConnectTimeout
     /// Seconds to keep trying to reach a coordinator that was lost (it died or the network
     /// failed), so that a restarted one (`--resume auto`) is rejoined; 0: exit at once.
-    public var rejoinTimeout: Double = 120
+    public var rejoinTimeout = WorkerOptions.defaultRejoinTimeout
+    public static let defaultConnectTimeout: Double = 120
+    public static let defaultRejoinTimeout: Double = 120
+    /// Floats per gradient bucket summed during backward (`DataParallelSchedule.bucketFloats`;
+    /// gan-worker: `RINGGAN_BUCKET_MB`); nil: the schedule's default.
+    public var bucketFloats: Int?
+    /// Whether the next step's real-image pass is computed under the generator's all-reduce
+    /// (`DataParallelSchedule.overlapsNextRealPass`; gan-worker: `RINGGAN_OVERLAP=0` turns it off).
+    public var overlapsRealPass = true
     public init(rank: Int, coordinatorHost: String, coordinatorPort: UInt16, token: String) {
         self.rank = rank
         self.coordinatorHost = coordinatorHost
@@ -210,7 +218,7 @@ public final class WorkerProcess {
             log.info("joined the \(conn.peer) as rank \(options.rank); waiting for the start")   // peer: "coordinator HOST:PORT"
             conn.timeout = ControlTimeouts.waiting   // the start waits for every worker to join
             let f: Frame
-            do { f = try conn.receive(maxPayload: 1 << 20) } catch {
+            do { f = try conn.receive(maxPayload: ControlLimits.message) } catch {
                 // The coordinator went away before the start (it died during its rendezvous).
                 throw WorkerStop(reason: "lost the coordinator before the start: \(error)", lost: true, cause: why(error))
             }
@@ -409,7 +417,7 @@ public final class WorkerProcess {
         let reader = Thread {
             while true {
                 let f: Frame
-                do { f = try conn.receive(maxPayload: 1 << 28) } catch {
+                do { f = try conn.receive(maxPayload: ControlLimits.shard) } catch {
                     // The connection ended or failed: the coordinator died, or the network did.
                     // Stop training at once (queued shards dropped, the ring closed so a step
                     // in a collective fails now), so that nothing is trained or written after
@@ -458,7 +466,7 @@ public final class WorkerProcess {
         let folder = RunFolder(path: start.runDir, keep: start.keep)
         let session = try TrainingSession(trainer: trainer, folder: folder, sampleEvery: start.sampleEvery,
                                           checkpointEvery: start.checkpointEvery, writes: start.rank == 0)
-        session.logEvery = max(1, start.logEvery ?? 1)
+        session.logEvery = start.logEvery ?? 1   // at least 1: StartMessage.check
         // The coordinator's time limit or interrupt: it marks the last step's shards; every rank
         // ends after it.
         let queue = trainer.source as? ShardQueue
@@ -466,9 +474,10 @@ public final class WorkerProcess {
         // The next step's real-image pass under this step's generator all-reduce, after every
         // step that another follows and after which no checkpoint is written. Every rank decides
         // alike: from the step number, the cadence, and the last step, which every rank knows
-        // by then (it holds that step's shard). RINGGAN_OVERLAP=0 turns it off.
-        if ProcessInfo.processInfo.environment["RINGGAN_OVERLAP"] != "0" && start.worldSize > 1 {
-            trainer.overlapsNextRealPass = { s in
+        // by then (it holds that step's shard).
+        if let floats = options.bucketFloats { trainer.schedule.bucketFloats = floats }
+        if options.overlapsRealPass && start.worldSize > 1 {
+            trainer.schedule.overlapsNextRealPass = { s in
                 s < c.steps && !(start.checkpointEvery > 0 && s % start.checkpointEvery == 0)
                     && (queue?.lastStep.map { s < $0 } ?? true)
             }
@@ -476,7 +485,7 @@ public final class WorkerProcess {
         let firstStep = trainer.step
         defer {
             if start.worldSize > 1 {
-                log.notice("\(ring.summary(steps: trainer.step - firstStep)); \(trainer.overlappedRealPasses) real-image pass(es) computed under the generator's all-reduce")
+                log.notice("\(ring.summary(steps: trainer.step - firstStep)); \(trainer.schedule.overlappedRealPasses) real-image pass(es) computed under the generator's all-reduce")
             }
         }
         do {

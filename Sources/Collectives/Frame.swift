@@ -53,9 +53,9 @@ public struct Frame: Sendable {
 }
 
 /// The frame checksum (`ringgan_frame_checksum`): CRC-32C of each third of the payload, run as
-/// three interleaved streams of the SSE4.2 instruction (23 GB/s here against 9.6 for one
-/// stream: one stream cost the ring about a third of its bandwidth, measured with
-/// gan-dist-bench), combined by rotation and xor. Not a plain CRC-32C of the payload (that is
+/// three interleaved streams of the SSE4.2 instruction (one stream is latency-bound and cost the
+/// ring a large share of its bandwidth: bench/RESULTS.md, measured with gan-dist-bench),
+/// combined by rotation and xor. Not a plain CRC-32C of the payload (that is
 /// Telemetry's `CRC32C`, over the same C code).
 public func frameChecksum(_ p: UnsafeRawBufferPointer) -> UInt32 {
     guard let base = p.baseAddress, p.count > 0 else { return 0 }

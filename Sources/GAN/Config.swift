@@ -85,9 +85,21 @@ public struct GANConfig: Codable, Equatable, Sendable {
         if !nCriticGiven, let n = d.nCritic { nCritic = n }
     }
 
+    /// Whether `other` is this run's config but for its step count (`--steps` may extend a
+    /// resumed run): what resuming a checkpoint requires.
+    public func sameRun(as other: GANConfig) -> Bool {
+        var a = self
+        a.steps = other.steps
+        return a == other
+    }
+
+    /// The image size a model trains at unless a flag or preset says otherwise: the tutorial's
+    /// MLP works on 28x28 images (the only size it takes), the convolutional models on 32x32.
+    public static func defaultImageSize(_ model: ModelKind) -> Int { model == .mlp ? 28 : 32 }
+
     /// A problem with the combination of settings, or nil.
     public func validate() -> String? {
-        if model == .mlp && imageSize != 28 { return "the mlp model works on 28x28 images (got --image-size \(imageSize))" }
+        if model == .mlp && imageSize != GANConfig.defaultImageSize(.mlp) { return "the mlp model works on 28x28 images (got --image-size \(imageSize))" }
         if model != .mlp && ![16, 32, 64].contains(imageSize) { return "--image-size must be 16, 32 or 64 for \(model.rawValue) (got \(imageSize))" }
         if DatasetName(rawValue: dataset) == nil {
             return "unknown --dataset '\(dataset)' (one of \(DatasetName.allCases.map { $0.rawValue }.joined(separator: ", ")))"

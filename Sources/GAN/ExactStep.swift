@@ -78,86 +78,87 @@ extension GANTrainer {
 
     /// The step's metrics, per micro-batch (each a micro-batch's mean times its share of the
     /// global batch, so the global values are their sums).
-    private struct SlotMetrics { var dLoss: Float = 0, dReal: Float = 0, dFake: Float = 0, gp: Float = 0, gLoss: Float = 0
+    struct SlotMetrics { var dLoss: Float = 0, dReal: Float = 0, dFake: Float = 0, gp: Float = 0, gLoss: Float = 0
         var values: [Float] { [dLoss, dReal, dFake, gp, gLoss] }
     }
 
-    /// One step in exact mode: `nCritic` discriminator updates, then one generator update.
+    /// One step in exact mode: `nCritic` discriminator updates, then one generator update, each
+    /// micro-batch by micro-batch.
     func trainStepExact(microBatches m: Int) throws -> StepMetrics {
-        let c = config
         var metrics = beginStep()
-        let G = models.generator, D = models.discriminator
-        let norms = keptBatchNorms
-        func enter(_ mb: MicroBatch) { for l in norms { l.slot = mb.slot } }
-        let loss = models.loss
-        let probs = loss.scores == .probabilities
-        var fakes: [Tensor] = []
-        var parts: [MicroBatch] = []
-        var slotMetrics: [SlotMetrics] = []
-        for it in 0..<c.nCritic {
-            let (real, positions) = try nextReal(resolution: metrics.resolution)
-            parts = try microBatches(positions, count: m)
-            let last = it == c.nCritic - 1
-            let kept = exactBuffers(models.dParams)
-            kept.begin()
-            slotMetrics = []
-            for mb in parts {
-                enter(mb)
-                let pos = Array(positions[mb.rows])
-                let share = Float(mb.rows.count) / Float(c.batchSize)
-                let x = real.narrow(0, mb.rows.lowerBound, mb.rows.count)
-                let z = latents(seed: c.seed, step: step, iteration: it, indices: pos, dim: c.latentDim)
-                // The last iteration keeps each micro-batch's graph of G(z) for the generator step.
-                let fake = last ? generate(z, positions: pos, iteration: it) : withNoGrad { generate(z, positions: pos, iteration: it) }
-                if last { fakes.append(fake) }
-                models.dParams.zeroGrad()
-                let realOut = D.score(x)
-                let fakeOut = D.score(fake.detach())
-                var dLoss = loss.discriminatorLoss(realOut, fakeOut, realTargets(pos, iteration: it))
-                var s = SlotMetrics()
-                if loss.gradientPenalty {
-                    let alpha = perSampleUniform(seed: c.seed, .gpAlpha, step: step, iteration: it, indices: pos,
-                                                 shape: [pos.count, 1, 1, 1])
-                    let gp = gradientPenalty(critic: { D.score($0) }, real: x, fake: fake.detach(), alpha: alpha)
-                    s.gp = gp.item * share
-                    dLoss = dLoss + gp * c.gpLambda
-                }
-                (dLoss * share).backward()
-                kept.keep(models.dParams.gradBuffer)
-                s.dLoss = dLoss.item * share
-                s.dReal = (probs ? realOut.sigmoid().mean().item : realOut.mean().item) * share
-                s.dFake = (probs ? fakeOut.sigmoid().mean().item : fakeOut.mean().item) * share
-                slotMetrics.append(s)
-            }
-            try sumExactly(kept, into: models.dParams)
-            if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
-            models.optD.step()
-            if loss.clipsWeights { models.dParams.clamp(c.clip) }
+        var state = ExactStepState(norms: keptBatchNorms)
+        for it in 0..<config.nCritic {
+            try exactDiscriminatorStep(iteration: it, microBatches: m, &state, &metrics)
         }
-        // Generator step, micro-batch by micro-batch over the last iteration's images; D's
-        // parameters are frozen so backward skips their gradients.
+        try exactGeneratorStep(&state, &metrics)
+        let global = try finishStep(state.norms, parts: state.parts, metrics: state.slotMetrics, microBatches: m)
+        (metrics.dLoss, metrics.dReal, metrics.dFake, metrics.gradientPenalty, metrics.gLoss) = (global[0], global[1], global[2], global[3], global[4])
+        return endStep(metrics)
+    }
+
+    /// What an exact step carries from its discriminator updates to its generator update: the
+    /// micro-batches of the last iteration, their images (with their graphs) and metrics.
+    struct ExactStepState {
+        let norms: [BatchNorm]
+        var parts: [MicroBatch] = []
+        var fakes: [Tensor] = []
+        var slotMetrics: [SlotMetrics] = []
+        /// BatchNorm layers keep this micro-batch's statistics under its slot.
+        func enter(_ mb: MicroBatch) { for l in norms { l.slot = mb.slot } }
+    }
+
+    /// One discriminator update: each micro-batch's loss differentiated alone (times its share of
+    /// the global batch) and its gradients kept, then the terms summed exactly and D steps.
+    private func exactDiscriminatorStep(iteration it: Int, microBatches m: Int, _ state: inout ExactStepState,
+                                        _ metrics: inout StepMetrics) throws {
+        let (real, positions) = try nextReal(resolution: metrics.resolution)
+        state.parts = try microBatches(positions, count: m)
+        let kept = exactBuffers(models.dParams)
+        kept.begin()
+        state.slotMetrics = []
+        for mb in state.parts {
+            state.enter(mb)
+            let pos = Array(positions[mb.rows])
+            let share = Float(mb.rows.count) / Float(config.batchSize)
+            // The last iteration keeps each micro-batch's graph of G(z) for the generator step.
+            let fake = fakeImages(pos, iteration: it)
+            if it == config.nCritic - 1 { state.fakes.append(fake) }
+            models.dParams.zeroGrad()
+            let d = discriminatorLoss(real: real.narrow(0, mb.rows.lowerBound, mb.rows.count), fake: fake, positions: pos, iteration: it)
+            var s = SlotMetrics()
+            if let gp = d.penalty { s.gp = gp.item * share }
+            (d.loss * share).backward()
+            kept.keep(models.dParams.gradBuffer)
+            s.dLoss = d.loss.item * share
+            s.dReal = meanScore(d.realOut) * share
+            s.dFake = meanScore(d.fakeOut) * share
+            state.slotMetrics.append(s)
+        }
+        try sumExactly(kept, into: models.dParams)
+        if measuresGradNorms { metrics.dGradNorm = models.dParams.gradNorm() }
+        models.optD.step()
+        if models.loss.clipsWeights { models.dParams.clamp(config.clip) }
+    }
+
+    /// The generator update, micro-batch by micro-batch over the last iteration's images; D's
+    /// parameters are frozen so backward skips their gradients.
+    private func exactGeneratorStep(_ state: inout ExactStepState, _ metrics: inout StepMetrics) throws {
         for t in models.dParams.tensors { t.requiresGrad = false }
         let kept = exactBuffers(models.gParams)
         kept.begin()
-        for (j, mb) in parts.enumerated() {
-            enter(mb)
+        for (j, mb) in state.parts.enumerated() {
+            state.enter(mb)
             models.gParams.zeroGrad()
-            let gLoss = loss.generatorLoss(D.score(fakes[j]))
-            let share = Float(mb.rows.count) / Float(c.batchSize)
+            let gLoss = models.loss.generatorLoss(models.discriminator.score(state.fakes[j]))
+            let share = Float(mb.rows.count) / Float(config.batchSize)
             (gLoss * share).backward()
             kept.keep(models.gParams.gradBuffer)
-            slotMetrics[j].gLoss = gLoss.item * share
+            state.slotMetrics[j].gLoss = gLoss.item * share
         }
         for t in models.dParams.tensors { t.requiresGrad = true }
         try sumExactly(kept, into: models.gParams)
         if measuresGradNorms { metrics.gGradNorm = models.gParams.gradNorm() }
         models.optG.step()
-        let global = try finishStep(norms, parts: parts, metrics: slotMetrics, microBatches: m)
-        (metrics.dLoss, metrics.dReal, metrics.dFake, metrics.gradientPenalty, metrics.gLoss) = (global[0], global[1], global[2], global[3], global[4])
-        step += 1
-        metrics.step = step
-        models.updateEMA(step: step)
-        return metrics
     }
 
     /// Every micro-batch's kept BatchNorm statistics and metrics, gathered from every rank and

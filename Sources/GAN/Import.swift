@@ -52,7 +52,7 @@ public struct TorchImport {
                                      + "give --model and its sizes (--image-size, --ngf, --nc, --latent-dim)")
         }
         if let k = o.model {
-            if k != c.model { c.imageSize = k == .mlp ? 28 : 32 }
+            if k != c.model { c.imageSize = GANConfig.defaultImageSize(k) }
             c.model = k
         }
         if let k = o.loss {

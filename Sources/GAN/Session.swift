@@ -207,9 +207,7 @@ public final class TrainingSession {
     public static func resume(_ trainer: GANTrainer, from ckpt: Checkpoint, path: String) throws {
         // The run may be extended (more steps), except a progressive one, whose growth schedule
         // is laid out over its total steps.
-        var same = trainer.config
-        same.steps = ckpt.config.steps
-        guard ckpt.config == same else {
+        guard ckpt.config.sameRun(as: trainer.config) else {
             throw Checkpoint.Error(path: path, reason: "was written by a run with a different config; resume takes the config from the checkpoint")
         }
         if ckpt.config.progressive && trainer.config.steps != ckpt.config.steps {

@@ -53,7 +53,7 @@ public final class StyleBlock: Module {
 /// resolution 4, 8, ..., imageSize / 2 (channels ngf * 2^(n-1) down to ngf), each styled by its
 /// own w and fed its own noise, and a last transposed convolution to image channels + tanh.
 /// The paper starts from a learned constant instead of a projection of w; measured here, the
-/// constant trained to FID 25.8 in 150 s where the projection reached 9.5 (bench/RESULTS.md).
+/// constant trained far slower in the same time (bench/RESULTS.md, "StyleGAN recipes tried").
 public final class SynthesisNetwork: Module {
     public let input: ConvTranspose2d
     public let blocks: [StyleBlock]

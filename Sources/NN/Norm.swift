@@ -6,7 +6,7 @@ import Tensors
 func allReduceSumOp(_ t: Tensor, _ sync: BatchNormSynchronizer) -> Tensor {
     let summed = sync.allReduceSum(t.toArray())
     let out = Tensor(shape: t.shape, values: summed)
-    return recordCustom(out, "all_reduce_sum", [t]) { g in [allReduceSumOp(g, sync)] }
+    return recordCustom(out, .allReduceSum, [t]) { g in [allReduceSumOp(g, sync)] }
 }
 
 /// `nn.BatchNorm1d` / `nn.BatchNorm2d`: per-channel batch statistics in training (biased

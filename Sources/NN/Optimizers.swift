@@ -156,8 +156,8 @@ public final class SGD: Optimizer {
 // through `ThreadPool.run(parts:argument:kernel:)`, which allocates nothing (a test counts): the
 // arguments travel in a struct on the caller's stack. Adam's and RMSprop's loops are in C
 // (CKernels: AVX where the CPU has it, chosen at run time; the Swift code is built for the
-// x86-64 baseline, where a SIMD square root became eight scalar ones and Adam took 20% of an
-// `mlp` step); the result is bit for bit what the formula gives one value at a time.
+// x86-64 baseline, where a SIMD square root becomes scalar ones: bench/RESULTS.md has the
+// profile); the result is bit for bit what the formula gives one value at a time.
 
 struct AdamKernel {
     let p, g, m, v: UnsafeMutablePointer<Float>

@@ -52,7 +52,7 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Fl
         }
     }
     let stats = BatchStatistics(mean: mean, variance: variance, count: m)
-    let out = record(y, "batch_norm", [x, weight, bias]) { gy, _, needs in
+    let out = record(y, .batchNorm, [x, weight, bias]) { gy, _, needs in
         if GradMode.isEnabled {
             return batchNormBackwardComposed(x, weight, gy, eps: eps, needs: needs)
         }
@@ -101,7 +101,7 @@ private func batchNormTrainingGroup(_ x: Tensor, weight: Tensor, bias: Tensor, e
         }
     }
     let total = global.count
-    let out = record(y, "batch_norm", [x, weight, bias]) { gy, _, needs in
+    let out = record(y, .batchNorm, [x, weight, bias]) { gy, _, needs in
         if GradMode.isEnabled { return group.composedBackward(x, weight, gy, needs) }
         return batchNormBackwardGroup(x, weight, gy, mean: mean, variance: variance, count: total, eps: eps,
                                       needs: needs, sum: group.sum)
@@ -290,7 +290,7 @@ private func blockInputGradient(_ gp: UnsafeMutablePointer<Float>, _ xp: UnsafeM
 // accumulator per channel. Walking one channel at a time instead strides by C * S floats from
 // image to image: for [N, C] activations (S = 1, the MLP's BatchNorm1d) and small maps (S = 16 at
 // C = 512) that stride is a multiple of 4 KB, every load of a channel falls into the same L1
-// set, and the passes ran from L2 (BatchNorm was 9% of an MLP step). The sums per channel are
+// set, and the passes ran from L2 (bench/RESULTS.md has the profile). The sums per channel are
 // taken in the same order as before (image 0, 1, ...), so the results are bit for bit the same.
 
 /// Calls `body(b0, b1)` for consecutive blocks of `channels` whose values (n * s floats each)

@@ -218,14 +218,14 @@ private func convWeightGradKernel(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, 
 
 func convOp(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let y = convForwardKernel(x, w, g)
-    return record(y, "conv2d", [x, w]) { gy, _, needs in
+    return record(y, .conv2d, [x, w]) { gy, _, needs in
         [needs[0] ? convTOp(gy, w, g) : nil, needs[1] ? weightGrad(x, gy, w, g) : nil]
     }
 }
 
 func convTOp(_ y: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let x = convInputGradKernel(y, w, g)
-    return record(x, "conv_transpose2d", [y, w]) { gx, _, needs in
+    return record(x, .convTranspose2d, [y, w]) { gx, _, needs in
         [needs[0] ? convOp(gx, w, g) : nil, needs[1] ? weightGrad(gx, y, w, g) : nil]
     }
 }
@@ -242,7 +242,7 @@ private func weightGrad(_ x: Tensor, _ y: Tensor, _ w: Tensor, _ g: ConvGeometry
 
 func convWGradOp(_ x: Tensor, _ y: Tensor, _ g: ConvGeometry) -> Tensor {
     let dw = convWeightGradKernel(x, y, g)
-    return record(dw, "conv2d_weight_grad", [x, y]) { gw, _, needs in
+    return record(dw, .conv2dWeightGrad, [x, y]) { gw, _, needs in
         [needs[0] ? convTOp(y, gw, g) : nil, needs[1] ? convOp(x, gw, g) : nil]
     }
 }

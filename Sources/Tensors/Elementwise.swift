@@ -31,28 +31,28 @@ struct LeakyGradMap: BinaryMap {
 
 public func + (a: Tensor, b: Tensor) -> Tensor {
     let out = mapBinary(a, b, "add", AddMap())
-    return record(out, "add", [a, b]) { g, _, needs in
+    return record(out, .add, [a, b]) { g, _, needs in
         [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? g.sumTo(b.shape) : nil]
     }
 }
 
 public func - (a: Tensor, b: Tensor) -> Tensor {
     let out = mapBinary(a, b, "sub", SubMap())
-    return record(out, "sub", [a, b]) { g, _, needs in
+    return record(out, .sub, [a, b]) { g, _, needs in
         [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? (-g).sumTo(b.shape) : nil]
     }
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
     let out = mapBinary(a, b, "mul", MulMap())
-    return record(out, "mul", [a, b]) { g, _, needs in
+    return record(out, .mul, [a, b]) { g, _, needs in
         [needs[0] ? (g * b).sumTo(a.shape) : nil, needs[1] ? (g * a).sumTo(b.shape) : nil]
     }
 }
 
 public func / (a: Tensor, b: Tensor) -> Tensor {
     let out = mapBinary(a, b, "div", DivMap())
-    return record(out, "div", [a, b]) { g, y, needs in
+    return record(out, .div, [a, b]) { g, y, needs in
         [needs[0] ? (g / b).sumTo(a.shape) : nil,
          needs[1] ? (-(g * y) / b).sumTo(b.shape) : nil]
     }
@@ -60,33 +60,33 @@ public func / (a: Tensor, b: Tensor) -> Tensor {
 
 public prefix func - (x: Tensor) -> Tensor {
     let out = mapUnary(x) { -$0 }
-    return record(out, "neg", [x]) { g, _, _ in [-g] }
+    return record(out, .neg, [x]) { g, _, _ in [-g] }
 }
 
 // MARK: with a scalar
 
 public func + (a: Tensor, s: Float) -> Tensor {
     let out = mapUnary(a) { $0 + s }
-    return record(out, "add_scalar", [a]) { g, _, _ in [g] }
+    return record(out, .addScalar, [a]) { g, _, _ in [g] }
 }
 public func + (s: Float, a: Tensor) -> Tensor { a + s }
 public func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
 
 public func - (s: Float, a: Tensor) -> Tensor {
     let out = mapUnary(a) { s - $0 }
-    return record(out, "rsub_scalar", [a]) { g, _, _ in [-g] }
+    return record(out, .rsubScalar, [a]) { g, _, _ in [-g] }
 }
 
 public func * (a: Tensor, s: Float) -> Tensor {
     let out = mapUnary(a) { $0 * s }
-    return record(out, "mul_scalar", [a]) { g, _, _ in [g * s] }
+    return record(out, .mulScalar, [a]) { g, _, _ in [g * s] }
 }
 public func * (s: Float, a: Tensor) -> Tensor { a * s }
 public func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
 
 public func / (s: Float, a: Tensor) -> Tensor {
     let out = mapUnary(a) { s / $0 }
-    return record(out, "rdiv_scalar", [a]) { g, y, _ in [-(g * y) / a] }
+    return record(out, .rdivScalar, [a]) { g, y, _ in [-(g * y) / a] }
 }
 
 // MARK: unary
@@ -94,31 +94,31 @@ public func / (s: Float, a: Tensor) -> Tensor {
 extension Tensor {
     public func exp() -> Tensor {
         let out = mapUnary(self) { libm_expf($0) }
-        return record(out, "exp", [self]) { g, y, _ in [g * y] }
+        return record(out, .exp, [self]) { g, y, _ in [g * y] }
     }
 
     public func log() -> Tensor {
         let out = mapUnary(self) { libm_logf($0) }
-        return record(out, "log", [self]) { g, _, _ in [g / self] }
+        return record(out, .log, [self]) { g, _, _ in [g / self] }
     }
 
     public func sqrt() -> Tensor {
         let out = mapUnary(self) { $0.squareRoot() }
-        return record(out, "sqrt", [self]) { g, y, _ in [g / (y * 2)] }
+        return record(out, .sqrt, [self]) { g, y, _ in [g / (y * 2)] }
     }
 
     /// x ** p for a scalar exponent.
     public func pow(_ p: Float) -> Tensor {
         if p == 2 { return self * self }
         let out = mapUnary(self) { libm_powf($0, p) }
-        return record(out, "pow", [self]) { g, _, _ in [g * (self.pow(p - 1) * p)] }
+        return record(out, .pow, [self]) { g, _, _ in [g * (self.pow(p - 1) * p)] }
     }
 
     public func squared() -> Tensor { self * self }
 
     public func abs() -> Tensor {
         let out = mapUnary(self) { Swift.abs($0) }
-        return record(out, "abs", [self]) { g, _, _ in
+        return record(out, .abs, [self]) { g, _, _ in
             [g * mapUnary(self) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }]
         }
     }
@@ -126,19 +126,19 @@ extension Tensor {
     /// Clamps to [min, max]; the gradient passes where min <= x <= max (as PyTorch).
     public func clamp(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
         let out = mapUnary(self) { Swift.min(Swift.max($0, lo), hi) }
-        return record(out, "clamp", [self]) { g, _, _ in
+        return record(out, .clamp, [self]) { g, _, _ in
             [g * mapUnary(self) { $0 >= lo && $0 <= hi ? 1 : 0 }]
         }
     }
 
     public func relu() -> Tensor {
         let out = mapUnary(self, ReluMap())
-        return record(out, "relu", [self], slopeBackward(0))
+        return record(out, .relu, [self], slopeBackward(0))
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         let out = mapUnary(self, LeakyMap(slope: slope))
-        return record(out, "leaky_relu", [self], slopeBackward(slope))
+        return record(out, .leakyRelu, [self], slopeBackward(slope))
     }
 
     /// ReLU's (slope 0) and LeakyReLU's backward: g times 1 or slope, as one pass when no graph
@@ -154,7 +154,7 @@ extension Tensor {
     }
 
     /// Ops whose backward never reads their own output: an activation may overwrite it.
-    private static let outputUnreadInBackward: Set<String> = ["conv2d", "conv_transpose2d", "batch_norm", "add", "matmul"]
+    private static let outputUnreadInBackward: Set<Op> = [.conv2d, .convTranspose2d, .batchNorm, .add, .matmul]
 
     /// `relu_()` / `leaky_relu_()`, PyTorch's `inplace=True`: the result is written over this
     /// tensor's values, so the graph keeps one tensor of this size instead of two (the tutorial's
@@ -166,38 +166,38 @@ extension Tensor {
     /// the caller promises that nothing else uses this tensor afterwards (a `Sequential` layer
     /// hands it on to this activation only).
     public func leakyReluInPlace(_ slope: Float) -> Tensor {
-        guard slope >= 0, GradMode.isEnabled, let node, Tensor.outputUnreadInBackward.contains(node.name) else {
+        guard slope >= 0, GradMode.isEnabled, let node, Tensor.outputUnreadInBackward.contains(node.op) else {
             return slope == 0 ? relu() : leakyRelu(slope)
         }
         let out = Tensor(shape: shape, storage: storage, offset: offset)
         if slope == 0 {
             mapUnaryInPlace(self, ReluMap())
-            return record(out, "relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, 0) }
+            return record(out, .reluInPlace, [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, 0) }
         }
         mapUnaryInPlace(self, LeakyMap(slope: slope))
-        return record(out, "leaky_relu_", [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, slope) }
+        return record(out, .leakyReluInPlace, [self]) { g, y, _ in Tensor.slopeGradient(g, at: y, slope) }
     }
 
     public func tanh() -> Tensor {
         let out = mapUnary(self) { libm_tanhf($0) }
-        return record(out, "tanh", [self]) { g, y, _ in [g * (1 - y * y)] }
+        return record(out, .tanh, [self]) { g, y, _ in [g * (1 - y * y)] }
     }
 
     public func sigmoid() -> Tensor {
         let out = mapUnary(self) { stableSigmoid($0) }
-        return record(out, "sigmoid", [self]) { g, y, _ in [g * (y * (1 - y))] }
+        return record(out, .sigmoid, [self]) { g, y, _ in [g * (y * (1 - y))] }
     }
 
     /// log(1 + e^x), computed stably.
     public func softplus() -> Tensor {
         let out = mapUnary(self) { Swift.max($0, 0) + libm_log1pf(libm_expf(-Swift.abs($0))) }
-        return record(out, "softplus", [self]) { g, _, _ in [g * self.sigmoid()] }
+        return record(out, .softplus, [self]) { g, _, _ in [g * self.sigmoid()] }
     }
 
     /// log(sigmoid(x)) = -softplus(-x), computed stably.
     public func logSigmoid() -> Tensor {
         let out = mapUnary(self) { Swift.min($0, 0) - libm_log1pf(libm_expf(-Swift.abs($0))) }
-        return record(out, "log_sigmoid", [self]) { g, _, _ in [g * (-self).sigmoid()] }
+        return record(out, .logSigmoid, [self]) { g, _, _ in [g * (-self).sigmoid()] }
     }
 }
 

@@ -41,7 +41,7 @@ extension Tensor {
     public func upsampleNearest(_ factor: Int = 2) -> Tensor {
         precondition(rank == 4 && factor >= 1, "upsampleNearest: needs [N, C, H, W] and factor >= 1, got \(shape), \(factor)")
         let out = upsampleKernel(self, factor)
-        return record(out, "upsample_nearest2d", [self]) { g, _, _ in [g.avgPool(factor) * Float(factor * factor)] }
+        return record(out, .upsampleNearest2d, [self]) { g, _, _ in [g.avgPool(factor) * Float(factor * factor)] }
     }
 
     /// `F.avg_pool2d(x, f)`: the mean of each f x f block (trailing rows/columns that do not fill
@@ -51,7 +51,7 @@ extension Tensor {
                      "avgPool: needs [N, C, H, W] with H, W >= \(factor), got \(shape)")
         let out = sumPoolKernel(self, factor, scale: 1 / Float(factor * factor))
         let inShape = shape
-        return record(out, "avg_pool2d", [self]) { g, _, _ in
+        return record(out, .avgPool2d, [self]) { g, _, _ in
             var up = g.upsampleNearest(factor) * (1 / Float(factor * factor))
             if up.shape != inShape {
                 up = up.embedCorner(in: inShape)

@@ -7,8 +7,8 @@ let elementGrain = 1 << 15
 
 // An element-wise function as a type (`UnaryMap`, `BinaryMap`): the loop below is specialised
 // for it and calls it directly, inlined and vectorised. A closure value handed into a parallel
-// loop is called indirectly, once per element (the closures of `*` and LeakyReLU took 5-7% of a
-// DCGAN step that way); the closure forms remain for the ops that are not hot.
+// loop is called indirectly, once per element, never inlined (bench/RESULTS.md has what that
+// cost); the closure forms remain for the ops that are not hot.
 
 protocol UnaryMap { func callAsFunction(_ x: Float) -> Float }
 protocol BinaryMap { func callAsFunction(_ a: Float, _ b: Float) -> Float }

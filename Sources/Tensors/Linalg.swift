@@ -139,7 +139,7 @@ func matmulT(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool) -> Tensor {
     for i in 0..<batch {
         sgemm(transA, transB, m, n, k, a.data + i * strideA, ac, b.data + i * strideB, bc, out.data + i * m * n, n)
     }
-    return record(out, "matmul", [a, b]) { g, _, needs in
+    return record(out, .matmul, [a, b]) { g, _, needs in
         var ga: Tensor? = nil, gb: Tensor? = nil
         if needs[0], let sink = a.directGrad, a.rank == 2, b.rank == 2, g.rank == 2 {
             // A is a leaf with a gradient buffer: the same product, added straight into it.

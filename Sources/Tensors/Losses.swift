@@ -22,7 +22,7 @@ public func bce(_ p: Tensor, target: Tensor) -> Tensor {
     }
     let out = Tensor(Float(acc / Double(max(p.count, 1))))
     let n = Float(max(p.count, 1))
-    return record(out, "binary_cross_entropy", [p]) { g, _, _ in
+    return record(out, .binaryCrossEntropy, [p]) { g, _, _ in
         [g * ((p - target) / (p * (1 - p)).clamp(min: 1e-12)) * (1 / n)]
     }
 }

@@ -54,8 +54,36 @@ public enum Npy {
 
     /// Parses a file's bytes (`path` names it in errors).
     public static func decode(_ data: Data, path: String = "<npy>") throws -> Tensor {
-        func fail(_ r: String) -> FormatError { FormatError(path: path, reason: r) }
+        let fail = { (r: String) in FormatError(path: path, reason: r) }
         let bytes = [UInt8](data)
+        let (header, body) = try headerText(bytes, fail)
+        let (descr, itemSize, shape) = try arrayDescription(header, fail)
+        // Checked arithmetic: a shape's byte count must fit the file before anything is allocated.
+        let have = bytes.count - body
+        guard let need = Tensor.checkedByteCount(shape, itemSize: itemSize) else {
+            throw fail("shape \(shape) of \(descr) is too large (its byte count overflows)")
+        }
+        let count = need / itemSize
+        guard have == need else {
+            throw fail("shape \(shape) of \(descr) needs \(need) data bytes, the file has \(have)")
+        }
+        let t = Tensor(uninitializedShape: shape)
+        bytes.withUnsafeBytes { raw in
+            let src = raw.baseAddress! + body
+            if itemSize == 4 {
+                for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            } else {
+                for i in 0..<count {
+                    t.data[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                }
+            }
+        }
+        return t
+    }
+
+    /// The header's text (after the magic, the version and the header length) and the offset of
+    /// the data that follows it.
+    private static func headerText(_ bytes: [UInt8], _ fail: (String) -> FormatError) throws -> (String, Int) {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw fail("not a NumPy .npy file (it does not start with the \\x93NUMPY magic)")
         }
@@ -82,6 +110,14 @@ public enum Npy {
         guard let header = String(bytes: headerBytes, encoding: major == 3 ? .utf8 : .isoLatin1) else {
             throw fail("the header is not text")
         }
+        return (header, headerStart + headerLength)
+    }
+
+    /// The header dictionary's dtype (its descr and item size) and shape; only C-order float32
+    /// and float64 arrays are read.
+    private static func arrayDescription(_ header: String, _ fail: (String) -> FormatError) throws
+        -> (descr: String, itemSize: Int, shape: [Int])
+    {
         let dict: [String: PyLiteral]
         do { dict = try PyLiteral.parseDict(header) } catch let e as PyLiteral.ParseError {
             throw fail("cannot parse the header \(header.trimmingCharacters(in: .whitespacesAndNewlines)): \(e.reason)")
@@ -104,28 +140,7 @@ public enum Npy {
         if fortran && shape.count > 1 {
             throw fail("the array is stored in Fortran (column-major) order; save it in C order (numpy.ascontiguousarray)")
         }
-        // Checked arithmetic: a shape's byte count must fit the file before anything is allocated.
-        let body = headerStart + headerLength
-        let have = bytes.count - body
-        guard let need = Tensor.checkedByteCount(shape, itemSize: itemSize) else {
-            throw fail("shape \(shape) of \(descr) is too large (its byte count overflows)")
-        }
-        let count = need / itemSize
-        guard have == need else {
-            throw fail("shape \(shape) of \(descr) needs \(need) data bytes, the file has \(have)")
-        }
-        let t = Tensor(uninitializedShape: shape)
-        bytes.withUnsafeBytes { raw in
-            let src = raw.baseAddress! + body
-            if itemSize == 4 {
-                for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-            } else {
-                for i in 0..<count {
-                    t.data[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                }
-            }
-        }
-        return t
+        return (descr, itemSize, shape)
     }
 }
 

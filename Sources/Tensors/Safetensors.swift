@@ -45,32 +45,41 @@ public enum Safetensors {
         return try decode(data, path: path)
     }
 
+    /// One tensor's place in the file, checked against the data's size.
+    private struct Entry { let name: String; let dt: DType; let shape: [Int]; let begin: Int; let end: Int }
+
     /// Parses a file's bytes (`path` names it in errors).
     public static func decode(_ data: Data, path: String = "<safetensors>") throws
         -> (tensors: [String: Tensor], dtypes: [String: DType], metadata: [String: String]) {
         let data = data.startIndex == 0 ? data : Data(data)   // offsets below count from 0
-        func fail(_ r: String) -> FormatError { FormatError(path: path, reason: r) }
+        let fail = { (r: String) in FormatError(path: path, reason: r) }
         guard data.count >= 8 else { throw fail("\(data.count) bytes is shorter than the 8-byte header length") }
         let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard n <= UInt64(maxHeader), 8 + Int(n) <= data.count else {
             throw fail("header length \(n) does not fit a file of \(data.count) bytes")
         }
-        let headerEnd = 8 + Int(n)
-        guard let json = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)),
+        let body = 8 + Int(n)
+        guard let json = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<body)),
               let header = json as? [String: Any] else { throw fail("the header is not a JSON object") }
         var metadata: [String: String] = [:]
-        var tensors: [String: Tensor] = [:]
-        var dtypes: [String: DType] = [:]
-        let body = headerEnd
-        let dataBytes = data.count - body
+        if let m = header["__metadata__"] as? [String: Any] { for (k, v) in m { metadata[k] = "\(v)" } }
         // Every entry is checked (checked arithmetic, inside the data, no two sharing bytes)
         // before any tensor is allocated, so what is allocated never exceeds the file's size.
-        var entries: [(name: String, dt: DType, shape: [Int], begin: Int, end: Int)] = []
-        for (name, value) in header {
-            if name == "__metadata__" {
-                if let m = value as? [String: Any] { for (k, v) in m { metadata[k] = "\(v)" } }
-                continue
-            }
+        let entries = try checkedEntries(header, dataBytes: data.count - body, fail)
+        var tensors: [String: Tensor] = [:]
+        var dtypes: [String: DType] = [:]
+        for e in entries {
+            tensors[e.name] = read(e, from: data, at: body)
+            dtypes[e.name] = e.dt
+        }
+        return (tensors, dtypes, metadata)
+    }
+
+    /// The header's tensor entries, each checked (a known dtype, a shape whose byte count fits
+    /// Int, a byte range inside the data of exactly that size), sorted by place, none overlapping.
+    private static func checkedEntries(_ header: [String: Any], dataBytes: Int, _ fail: (String) -> FormatError) throws -> [Entry] {
+        var entries: [Entry] = []
+        for (name, value) in header where name != "__metadata__" {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
@@ -88,32 +97,33 @@ public enum Safetensors {
             guard e - b == need else {
                 throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(need) bytes, its range has \(e - b)")
             }
-            entries.append((name, dt, shape, b, e))
+            entries.append(Entry(name: name, dt: dt, shape: shape, begin: b, end: e))
         }
         entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         for (a, b) in zip(entries, entries.dropFirst()) where b.begin < a.end {
             throw fail("tensors '\(a.name)' [\(a.begin), \(a.end)) and '\(b.name)' [\(b.begin), \(b.end)) overlap")
         }
-        for (name, dt, shape, b, e) in entries {
-            let count = (e - b) / dt.size
-            let t = Tensor(uninitializedShape: shape)
-            data.withUnsafeBytes { raw in
-                let src = UnsafeRawPointer(raw.baseAddress! + body + b)
-                switch dt {
-                case .f32:
-                    for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-                case .f64:
-                    for i in 0..<count { t.data[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
-                case .i64:
-                    for i in 0..<count { t.data[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
-                case .i32:
-                    for i in 0..<count { t.data[i] = Float(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
-                }
+        return entries
+    }
+
+    /// A checked entry's values, converted to float32.
+    private static func read(_ e: Entry, from data: Data, at body: Int) -> Tensor {
+        let count = (e.end - e.begin) / e.dt.size
+        let t = Tensor(uninitializedShape: e.shape)
+        data.withUnsafeBytes { raw in
+            let src = UnsafeRawPointer(raw.baseAddress! + body + e.begin)
+            switch e.dt {
+            case .f32:
+                for i in 0..<count { t.data[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            case .f64:
+                for i in 0..<count { t.data[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+            case .i64:
+                for i in 0..<count { t.data[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+            case .i32:
+                for i in 0..<count { t.data[i] = Float(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
             }
-            tensors[name] = t
-            dtypes[name] = dt
         }
-        return (tensors, dtypes, metadata)
+        return t
     }
 
     /// Writes `tensors` in order, atomically (a temporary file, fsync, rename): F32, except

@@ -22,7 +22,7 @@ extension Tensor {
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage, offset: offset)
         let inShape = shape
-        return record(out, "reshape", [self]) { g, _, _ in [g.reshape(inShape)] }
+        return record(out, .reshape, [self]) { g, _, _ in [g.reshape(inShape)] }
     }
 
     /// Flattens dims `from...` into one (PyTorch `flatten(start_dim)`).
@@ -59,7 +59,7 @@ extension Tensor {
         }
         var inverse = [Int](repeating: 0, count: rank)
         for (i, d) in dims.enumerated() { inverse[d] = i }
-        return record(out, "permute", [self]) { g, _, _ in [g.permute(inverse)] }
+        return record(out, .permute, [self]) { g, _, _ in [g.permute(inverse)] }
     }
 
     public func transpose(_ d0: Int, _ d1: Int) -> Tensor {
@@ -81,7 +81,7 @@ extension Tensor {
         if target == shape { return self }
         let out = broadcastCopy(self, to: target)
         let inShape = shape
-        return record(out, "expand", [self]) { g, _, _ in [g.sumTo(inShape)] }
+        return record(out, .expand, [self]) { g, _, _ in [g.sumTo(inShape)] }
     }
 
     /// Sums over the broadcast dims so the result has `target` shape (the adjoint of expand).
@@ -89,7 +89,7 @@ extension Tensor {
         if target == shape { return self }
         let out = reduceSum(self, to: target)
         let inShape = shape
-        return record(out, "sum_to", [self]) { g, _, _ in [g.expand(inShape)] }
+        return record(out, .sumTo, [self]) { g, _, _ in [g.expand(inShape)] }
     }
 
     // MARK: reductions
@@ -134,7 +134,7 @@ extension Tensor {
         out.buffer.withMemoryRebound(to: Float.self) { b in for i in b.indices { b[i] = b[i].squareRoot() } }
         let result = keepDim ? out : out.reshape(shape.enumerated().filter { !axes.contains($0.offset) }.map { $0.element })
         let detachedShape = result.shape
-        return record(result.detach(), "norm", [self]) { g, y, _ in
+        return record(result.detach(), .norm, [self]) { g, y, _ in
             precondition(g.shape == detachedShape)
             let gk = g.reshape(keep), yk = y.reshape(keep)
             return [self * (gk / yk.clamp(min: 1e-30))]
@@ -159,7 +159,7 @@ extension Tensor {
             (po + o * length * inner).update(from: px + (o * shape[a] + start) * inner, count: length * inner)
         }
         let full = shape
-        return record(out, "narrow", [self]) { g, _, _ in [g.embed(in: full, dim: a, at: start)] }
+        return record(out, .narrow, [self]) { g, _, _ in [g.embed(in: full, dim: a, at: start)] }
     }
 
     /// Places this tensor into zeros of `full` shape at `start` along `dim` (adjoint of narrow).
@@ -171,7 +171,7 @@ extension Tensor {
         for o in 0..<outer {
             (po + (o * full[a] + start) * inner).update(from: px + o * length * inner, count: length * inner)
         }
-        return record(out, "embed", [self]) { g, _, _ in [g.narrow(a, start, length)] }
+        return record(out, .embed, [self]) { g, _, _ in [g.narrow(a, start, length)] }
     }
 
     /// Splits dimension `dim` into `chunks` pieces (the last may be smaller), like torch.chunk.
@@ -214,7 +214,7 @@ public func concat(_ tensors: [Tensor], dim: Int) -> Tensor {
         }
         start += len
     }
-    return record(out, "concat", tensors) { g, _, needs in
+    return record(out, .concat, tensors) { g, _, needs in
         tensors.indices.map { i in needs[i] ? g.narrow(a, starts[i], tensors[i].shape[a]) : nil }
     }
 }

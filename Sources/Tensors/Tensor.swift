@@ -126,7 +126,7 @@ public final class Tensor {
     public var requiresGrad: Bool {
         didSet {
             precondition(node == nil || requiresGrad,
-                         "requiresGrad can only be changed on leaf tensors (this one was made by \(node!.name))")
+                         "requiresGrad can only be changed on leaf tensors (this one was made by \(node!.op.rawValue))")
         }
     }
     /// The accumulated gradient of a leaf after `backward()`. May be a window onto a flat
@@ -210,7 +210,7 @@ public final class Tensor {
     /// True when the tensor was produced by a recorded op.
     public var isLeaf: Bool { node == nil }
     /// Name of the op that produced this tensor (`nil` for leaves).
-    public var gradFnName: String? { node?.name }
+    public var gradFnName: String? { node?.op.rawValue }
 
     // MARK: construction helpers
 
@@ -256,6 +256,6 @@ extension Tensor: CustomStringConvertible {
     public var description: String {
         let shown = buffer.prefix(8).map { String($0) }.joined(separator: ", ")
         return "Tensor(shape: \(shape), [\(shown)\(count > 8 ? ", ..." : "")]"
-            + (node.map { ", gradFn: \($0.name)" } ?? "") + ")"
+            + (node.map { ", gradFn: \($0.op.rawValue)" } ?? "") + ")"
     }
 }

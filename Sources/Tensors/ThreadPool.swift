@@ -10,8 +10,8 @@ import Synchronization
 /// Every parallel loop in the engine (GEMM splits, im2col/col2im, element-wise maps, reductions,
 /// optimizer steps) runs through `parallelFor` on `ThreadPool.shared`, so `--threads N` means N
 /// busy cores and nothing else competes: OpenBLAS itself runs one thread per call (its own pool
-/// spins in `sched_yield` between calls, which a profile showed as 28-32% of a training run's
-/// cycles). Idle workers spin for a few microseconds (back-to-back ops hand over work without a
+/// spins in `sched_yield` between calls, which profiles showed as a large share of a training
+/// run's cycles: bench/RESULTS.md). Idle workers spin for a few microseconds (back-to-back ops hand over work without a
 /// system call) and then sleep on a condition variable, so a lone thread between loops costs no
 /// cycles. A loop started from inside another (a GEMM inside a parallel conv chunk) runs inline.
 public final class ThreadPool: @unchecked Sendable {

@@ -124,9 +124,7 @@ extension RunStart {
     /// The warning for a resumed run whose training flags ask for another config than the run's
     /// (which is used; the steps are not compared, `--steps` may extend a run), or nil.
     static func differences(_ how: String, run: GANConfig, flags: GANConfig, path: String) -> String? {
-        var flags = flags
-        flags.steps = run.steps
-        guard flags != run else { return nil }
+        guard !run.sameRun(as: flags) else { return nil }
         return "\(how): the training flags differ from the config of the run in \(path) ("
             + configDifferences(run, flags).joined(separator: ", ") + "); the run's config is used (a resumed run keeps its config)"
     }

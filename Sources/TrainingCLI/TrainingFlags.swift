@@ -26,9 +26,9 @@ public struct TrainingFlags: ParsableArguments {
     public var imageSize: Int?
     @Option(parsing: .unconditional, help: "Generator feature maps (DCGAN's ngf; default: the preset's, else 16 for stylegan, 64 for the others).") public var ngf: Int?
     @Option(parsing: .unconditional, help: "Discriminator feature maps (DCGAN's ndf; default: the preset's, else 16 for stylegan, 64 for the others).") public var ndf: Int?
-    @Option(parsing: .unconditional, help: "Image channels.") public var nc: Int = 1
+    @Option(parsing: .unconditional, help: "Image channels.") public var nc: Int = GANConfig().nc
     @Option(parsing: .unconditional, help: "Latent size (default: 100).") public var latentDim: Int?
-    @Option(parsing: .unconditional, help: "StyleGAN: w size.") public var wDim: Int = 128
+    @Option(parsing: .unconditional, help: "StyleGAN: w size.") public var wDim: Int = GANConfig().wDim
     @Option(parsing: .unconditional, help: "StyleGAN: mapping network layers (default: the preset's, else 2; the tutorial's 8 collapses on these digits).") public var mappingLayers: Int?
     @Option(parsing: .unconditional, help: "StyleGAN: probability of style-mixing regularisation per step (default: the preset's, else 0; the tutorial's models mix at 0.5 when asked).")
     public var styleMixingProb: Float?
@@ -37,15 +37,15 @@ public struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("steps"), parsing: .unconditional, help: "Training steps (each: n_critic D updates and one G update; default: the preset's, else 1000; with --resume the checkpoint's run length).")
     public var stepsGiven: Int?
     @Option(parsing: .unconditional, help: "Global batch size (default: the preset's, else 16 for stylegan, 64 for the others).") public var batch: Int?
-    @Option(parsing: .unconditional, help: "Seed for weights, data order and every latent.") public var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed for weights, data order and every latent.") public var seed: UInt64 = GANConfig().seed
     @Option(parsing: .unconditional, help: "Learning rate of both networks (see --lr-g/--lr-d for TTUR).") public var lr: Float?
     @Option(parsing: .unconditional, help: "Generator learning rate (TTUR).") public var lrG: Float?
     @Option(parsing: .unconditional, help: "Discriminator learning rate (TTUR).") public var lrD: Float?
     @Option(parsing: .unconditional, help: "Adam beta1.") public var beta1: Float?
     @Option(parsing: .unconditional, help: "Adam beta2.") public var beta2: Float?
     @Option(parsing: .unconditional, help: "Discriminator updates per generator update.") public var nCritic: Int?
-    @Option(parsing: .unconditional, help: "WGAN weight clipping bound.") public var clip: Float = 0.01
-    @Option(parsing: .unconditional, help: "WGAN-GP penalty weight.") public var gpLambda: Float = 10
+    @Option(parsing: .unconditional, help: "WGAN weight clipping bound.") public var clip: Float = GANConfig().clip
+    @Option(parsing: .unconditional, help: "WGAN-GP penalty weight.") public var gpLambda: Float = GANConfig().gpLambda
     @Option(parsing: .unconditional, help: "One-sided label smoothing: real targets (e.g. 0.9); not with --noisy-labels.") public var labelSmoothing: Float?
     @Flag(help: "Noisy real labels, uniform in [0.7, 1.0] per sample; not with --label-smoothing.") public var noisyLabels = false
     @Option(parsing: .unconditional, help: "Keep an exponential moving average of G's weights with this decay (e.g. 0.999), ramped up over the first steps (min(decay, (1+step)/(10+step))), and sample, evaluate and export it (0: none, also against a preset's; the sampling commands' --raw-generator uses G).")
@@ -58,7 +58,7 @@ public struct TrainingFlags: ParsableArguments {
     public var microBatches: Int?
     @Option(parsing: .unconditional, help: "Exact mode: every engine loop is cut into this many parts, in every process (default 1: the workers' one thread each pay nothing; more lets a process use that many threads per loop). Part of the run's config: the bits depend on it.")
     public var exactSplits: Int?
-    @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = "mnist"
+    @Option(help: "Dataset: mnist (the 5,000 real digits set-up installs) or fashion-mnist.") public var dataset: String = GANConfig().dataset
     @Option(help: "A standard MNIST-format folder to read instead of the dataset's default (a relative path is kept in the run's config resolved to an absolute one).") public var data: String?
 
     /// The length of a resumed run: --steps when given (never less than the checkpoint's step),
@@ -104,7 +104,7 @@ public struct TrainingFlags: ParsableArguments {
     }
 
     /// --steps as given, else the preset's, else 1000.
-    public var steps: Int { stepsGiven ?? presetValue?.steps ?? 1000 }
+    public var steps: Int { stepsGiven ?? presetValue?.steps ?? GANConfig().steps }
 
     /// The preset named by --preset (nil when none was given or the name is unknown; `config`
     /// reports an unknown name).
@@ -127,49 +127,78 @@ public struct TrainingFlags: ParsableArguments {
     /// error naming the flag that is wrong.
     public func config() throws -> GANConfig {
         var config = GANConfig()
-        var p: TrainingPreset?
-        if let name = preset {
-            guard let found = TrainingPreset.named(name) else {
-                throw ValidationError("unknown --preset '\(name)' (known: \(TrainingPreset.all.map { $0.name }.joined(separator: ", ")))")
-            }
-            p = found
-            found.apply(to: &config)
-        }
-        let modelName = model ?? p?.model.rawValue ?? ModelKind.dcgan.rawValue
-        let lossName = loss ?? p?.loss.rawValue ?? LossKind.bce.rawValue
-        guard let m = ModelKind(rawValue: modelName) else {
-            throw ValidationError("unknown --model '\(modelName)' (one of \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
-        }
-        guard let l = LossKind(rawValue: lossName) else {
-            throw ValidationError("unknown --loss '\(lossName)' (one of \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
-        }
+        let p = try checkedPreset
+        p?.apply(to: &config)
+        let (m, l) = try modelAndLoss(p)
         // The preset's sizes belong to its model, its optimizer settings to its loss. Where no
         // preset speaks for the model, the model's own recipe does (StyleGAN's: style-fast's
         // values; the tutorial's widths, batch, 8 mapping layers and mixing collapse to one shape
-        // on these digits, issue 27), never its step count or time limit.
+        // on these digits, issue 27), never its step count or time limit. Where neither speaks,
+        // GANConfig's defaults (the tutorial's values) do.
         let own = TrainingPreset.recipe(for: m)
         let presetModel = p?.model == m ? p : own
         let presetLoss = p?.loss == l ? p : (own?.loss == l ? own : nil)
+        let d = GANConfig()
         config.model = m
         config.loss = l
-        config.imageSize = imageSize ?? presetModel?.imageSize ?? (m == .mlp ? 28 : 32)
-        config.ngf = ngf ?? presetModel?.ngf ?? 64
-        config.ndf = ndf ?? presetModel?.ndf ?? 64
+        config.imageSize = imageSize ?? presetModel?.imageSize ?? GANConfig.defaultImageSize(m)
+        config.ngf = ngf ?? presetModel?.ngf ?? d.ngf
+        config.ndf = ndf ?? presetModel?.ndf ?? d.ndf
         config.nc = nc
-        config.latentDim = latentDim ?? p?.latentDim ?? 100
+        config.latentDim = latentDim ?? p?.latentDim ?? d.latentDim
         config.wDim = wDim
-        config.mappingLayers = mappingLayers ?? presetModel?.mappingLayers ?? 8
-        config.styleMixingProb = styleMixingProb ?? presetModel?.styleMixingProb ?? 0.5
+        config.mappingLayers = mappingLayers ?? presetModel?.mappingLayers ?? d.mappingLayers
+        config.styleMixingProb = styleMixingProb ?? presetModel?.styleMixingProb ?? d.styleMixingProb
         config.progressive = progressive
-        config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? own?.batchSize ?? 64; config.seed = seed
-        if let q = presetLoss {
-            config.lrG = q.lrG; config.lrD = q.lrD; config.beta1 = q.beta1; config.beta2 = q.beta2
-        } else {
-            config.lrG = 2e-4; config.lrD = 2e-4; config.beta1 = 0.5; config.beta2 = 0.999
+        config.steps = steps; config.batchSize = batch ?? p?.batchSize ?? own?.batchSize ?? d.batchSize; config.seed = seed
+        applyOptimizer(to: &config, presetLoss: presetLoss)
+        config.clip = clip; config.gpLambda = gpLambda
+        config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
+        if let g = gEma { config.gEMA = g == 0 ? nil : g } else { config.gEMA = p?.gEMA ?? own?.gEMA }
+        config.dataset = dataset; config.dataDir = resolvedData
+        if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
+        config.exactSplitsGiven = exactSplits
+        if let problem = config.validate() { throw ValidationError(problem) }
+        return config
+    }
+
+    /// `--preset`'s recipe (nil without the flag); an unknown name is a validation error.
+    var checkedPreset: TrainingPreset? {
+        get throws {
+            guard let name = preset else { return nil }
+            guard let found = TrainingPreset.named(name) else {
+                throw ValidationError("unknown --preset '\(name)' (known: \(TrainingPreset.all.map { $0.name }.joined(separator: ", ")))")
+            }
+            return found
         }
-        config.nCritic = 1
-        config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil || presetLoss != nil,
-                                 betasGiven: beta1 != nil || beta2 != nil || presetLoss != nil,
+    }
+
+    /// The model and loss: the flags, else the preset's, else dcgan and the model's own recipe's
+    /// loss (sndcgan's: hinge), else bce.
+    func modelAndLoss(_ p: TrainingPreset?) throws -> (ModelKind, LossKind) {
+        let d = GANConfig()
+        let modelName = model ?? p?.model.rawValue ?? d.model.rawValue
+        guard let m = ModelKind(rawValue: modelName) else {
+            throw ValidationError("unknown --model '\(modelName)' (one of \(ModelKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
+        }
+        let lossName = loss ?? p?.loss.rawValue ?? TrainingPreset.recipe(for: m)?.loss.rawValue ?? d.loss.rawValue
+        guard let l = LossKind(rawValue: lossName) else {
+            throw ValidationError("unknown --loss '\(lossName)' (one of \(LossKind.allCases.map { $0.rawValue }.joined(separator: ", ")))")
+        }
+        return (m, l)
+    }
+
+    /// Learning rates, betas, critic steps and the decay: the recipe's for this loss, else
+    /// GANConfig's, then the loss's own defaults where neither a flag nor a recipe gives them,
+    /// then the flags.
+    func applyOptimizer(to config: inout GANConfig, presetLoss: TrainingPreset?) {
+        let d = GANConfig()
+        let q = presetLoss
+        config.lrG = q?.lrG ?? d.lrG; config.lrD = q?.lrD ?? d.lrD
+        config.beta1 = q?.beta1 ?? d.beta1; config.beta2 = q?.beta2 ?? d.beta2
+        config.nCritic = d.nCritic
+        config.applyLossDefaults(lrGiven: lr != nil || lrG != nil || lrD != nil || q != nil,
+                                 betasGiven: beta1 != nil || beta2 != nil || q != nil,
                                  nCriticGiven: nCritic != nil)
         if let v = lr { config.lrG = v; config.lrD = v }
         if let v = lrG { config.lrG = v }
@@ -177,15 +206,7 @@ public struct TrainingFlags: ParsableArguments {
         if let v = beta1 { config.beta1 = v }
         if let v = beta2 { config.beta2 = v }
         if let v = nCritic { config.nCritic = v }
-        config.clip = clip; config.gpLambda = gpLambda
-        config.labelSmoothing = labelSmoothing; config.noisyLabels = noisyLabels
-        if let d = gEma { config.gEMA = d == 0 ? nil : d } else { config.gEMA = p?.gEMA ?? own?.gEMA }
-        config.lrDecayFrom = lrDecayFrom ?? presetLoss?.lrDecayFrom
-        config.dataset = dataset; config.dataDir = resolvedData
-        if exact || microBatches != nil { config.microBatches = microBatches ?? GANConfig.defaultMicroBatches(batch: config.batchSize) }
-        config.exactSplitsGiven = exactSplits
-        if let problem = config.validate() { throw ValidationError(problem) }
-        return config
+        config.lrDecayFrom = lrDecayFrom ?? q?.lrDecayFrom
     }
 }
 

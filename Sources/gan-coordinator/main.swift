@@ -99,15 +99,7 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let log = logging.bootstrap("gan-coordinator")
-        // Liveness for launchers: made now (the data and the rendezvous take a while), then
-        // beaten by the coordinator's loop. A file that cannot be written: nothing could start.
-        var heartbeat: HeartbeatFile?
-        if let h = heartbeatFile {
-            do { heartbeat = try HeartbeatFile(path: h) } catch {
-                log.critical("cannot start: \(error)")
-                throw ExitCode(2)
-            }
-        }
+        let heartbeat = try startHeartbeat(log)
         // SIGINT / SIGTERM: the steps already sent are trained, rank 0 writes the final checkpoint
         // and grid, and the run ends (spawned workers are in process groups of their own, so a
         // terminal's Ctrl-C reaches only this process).
@@ -152,39 +144,61 @@ struct CoordinatorCommand: ParsableCommand {
             }
             progress.finish()
             reap(children, within: 30, log: log)
-            if let signal = Interrupts.received, let s = coordinator.stoppedByRequestAt {
-                log.notice("\(Interrupts.name(signal)): stopped at step \(s) of \(config.steps); \(lastCheckpoint(runDir))")
-                Interrupts.printResumeCommand(runPath: runDir)
-                throw ExitCode(Interrupts.exitStatus(signal))
-            }
-            if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
-            if coordinator.stepsCompleted == 0 {
-                // The workers came and went (so a restarted coordinator's workers end cleanly),
-                // but not a "done" as if it had trained.
-                log.notice("\(idle ?? "nothing to train: the run had no steps left"); nothing was trained")
-            } else {
-                log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
-            }
+            try report(coordinator, config: config, runDir: runDir, idle: idle, log: log)
         } catch let e as ExitCode {
             throw e
-        } catch let stopped as CoordinatorStopped {
-            // Interrupted while workers joined: nothing more was trained.
+        } catch {
             progress.finish()
+            throw failed(error, children: children, killed: killed, runDir: runDir, log: log)
+        }
+    }
+
+    /// The exit of a run that did not end normally: interrupted while the workers joined (the
+    /// resume command, exit 130/143), or failed (exit 1, with a crashed spawned worker's last
+    /// words: it said why only in its own log).
+    func failed(_ error: Error, children: [Process], killed: Set<Int32>, runDir: String, log: Logger) -> ExitCode {
+        if let stopped = error as? CoordinatorStopped {
             reap(children, within: 2, log: log)
             let signal = Interrupts.received ?? SIGINT
             log.notice("\(Interrupts.name(signal)): \(stopped); \(lastCheckpoint(runDir))")
             Interrupts.printResumeCommand(runPath: runDir)
+            return ExitCode(Interrupts.exitStatus(signal))
+        }
+        log.critical("\(error)")
+        if !children.isEmpty {
+            // The survivors were told to stop and exit within moments.
+            reap(children, within: 10, log: log)
+            for line in crashes(of: children, killedByUs: killed, runDir: runDir) { log.critical("\(line)") }
+        }
+        return ExitCode(1)
+    }
+
+    /// Liveness for launchers (`--heartbeat-file`): made now (the data and the rendezvous take a
+    /// while), then beaten by the coordinator's loop. A file that cannot be written: nothing
+    /// could start (exit 2).
+    func startHeartbeat(_ log: Logger) throws -> HeartbeatFile? {
+        guard let h = heartbeatFile else { return nil }
+        do { return try HeartbeatFile(path: h) } catch {
+            log.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// How the run ended, once the workers are done: interrupted (the resume command, exit
+    /// 130/143), stopped by the time limit, nothing to train, or done.
+    func report(_ coordinator: Coordinator, config: GANConfig, runDir: String, idle: String?, log: Logger) throws {
+        if let signal = Interrupts.received, let s = coordinator.stoppedByRequestAt {
+            log.notice("\(Interrupts.name(signal)): stopped at step \(s) of \(config.steps); \(lastCheckpoint(runDir))")
+            Interrupts.printResumeCommand(runPath: runDir)
             throw ExitCode(Interrupts.exitStatus(signal))
-        } catch {
-            progress.finish()
-            log.critical("\(error)")
-            // A spawned worker that crashed said why only in its own log: bring its last words
-            // here (the survivors were told to stop and exit within moments).
-            if !children.isEmpty {
-                reap(children, within: 10, log: log)
-                for line in crashes(of: children, killedByUs: killed, runDir: runDir) { log.critical("\(line)") }
-            }
-            throw ExitCode(1)
+        }
+        if let s = coordinator.stoppedByDeadlineAt { log.info("time limit reached: stopped at step \(s) of \(config.steps)") }
+        if coordinator.stepsCompleted == 0 {
+            // The workers came and went (so a restarted coordinator's workers end cleanly),
+            // but not a "done" as if it had trained.
+            log.notice("\(idle ?? "nothing to train: the run had no steps left"); nothing was trained")
+        } else {
+            log.info("done: samples in \(runDir)/samples, checkpoints in \(runDir)/checkpoints")
         }
     }
 
@@ -232,6 +246,9 @@ struct CoordinatorCommand: ParsableCommand {
         var token = try Authenticator.loadToken(file: tokenFile)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
+        // --port, else MASTER_PORT (a bad one is a usage error, as in gan-worker), else 29500.
+        let listenPort: UInt16
+        do { listenPort = try port ?? LauncherEnvironment.masterPort(env) ?? LauncherEnvironment.defaultPort } catch { throw ValidationError("\(error)") }
         let dataset = try loadTrainingData(config)
         // A batch or channel count the data cannot give is the flags' fault (exit 64), said
         // before the coordinator listens or a worker is started.
@@ -244,7 +261,7 @@ struct CoordinatorCommand: ParsableCommand {
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
         o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
-        o.port = port ?? env["MASTER_PORT"].flatMap { UInt16($0) } ?? 29500
+        o.port = listenPort
         o.sampleEvery = output.sampleEvery; o.logEvery = output.logEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         // Absolute, as the run folder: the workers read it from their own working folders.
         o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }

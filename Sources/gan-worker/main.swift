@@ -20,8 +20,9 @@ struct Worker: ParsableCommand {
         under any of them. RINGGAN_TOKEN holds the shared token. \
         The engine runs one thread per worker unless --threads or RINGGAN_THREADS says otherwise.
         While a step's generator gradients are summed, the worker computes the next step's \
-        real-image pass through D (the same numbers; RINGGAN_OVERLAP=0 turns it off); \
-        RINGGAN_BUCKET_MB sets the gradient buckets summed during backward (default 4, 0: none).
+        real-image pass through D (the same numbers; RINGGAN_OVERLAP=0 turns it off, 1 is the \
+        default); RINGGAN_BUCKET_MB sets the gradient buckets summed during backward (MB, 0 to \
+        4096; default 4, 0: none). Other values of either are a usage error (exit 64).
 
         A worker may start before its coordinator: it says at once that it is waiting for it, \
         tries again with waits of 0.25 s doubling up to 1 s (each try logged) for --connect-timeout \
@@ -59,9 +60,9 @@ struct Worker: ParsableCommand {
     var advertise: String?
     @Option(parsing: .unconditional, help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
     @Option(parsing: .unconditional, help: "Seconds to keep trying to reach the coordinator at the start (each try is logged; then exit 1 naming this flag).")
-    var connectTimeout: Double = 120
+    var connectTimeout: Double = WorkerOptions.defaultConnectTimeout
     @Option(parsing: .unconditional, help: "Seconds to keep trying to rejoin a coordinator that was lost, so that a restarted one (--resume auto) takes this worker back (0: exit at once).")
-    var rejoinTimeout: Double = 120
+    var rejoinTimeout: Double = WorkerOptions.defaultRejoinTimeout
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
@@ -69,6 +70,23 @@ struct Worker: ParsableCommand {
         try FlagCheck.range("--threads", threads, FlagCheck.threads)
         try FlagCheck.range("--connect-timeout", connectTimeout, 0...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--rejoin-timeout", rejoinTimeout, 0...FlagCheck.maxSeconds, "seconds; 0: exit at once")
+    }
+
+    /// The data-parallel schedule's variables: RINGGAN_BUCKET_MB (MB, at least 0) and
+    /// RINGGAN_OVERLAP (0 or 1); anything else is a usage error naming the variable.
+    static func schedule(_ env: [String: String]) throws -> (bucketFloats: Int?, overlaps: Bool) {
+        var floats: Int?
+        if let s = env["RINGGAN_BUCKET_MB"] {
+            guard let mb = Double(s), mb >= 0, mb <= 4096 else {
+                throw ValidationError("RINGGAN_BUCKET_MB=\(s): expected a size in MB from 0 to 4096 (0: sum the gradients after backward)")
+            }
+            floats = Int(mb * 262_144)
+        }
+        let overlap = env["RINGGAN_OVERLAP"] ?? "1"
+        guard overlap == "0" || overlap == "1" else {
+            throw ValidationError("RINGGAN_OVERLAP=\(overlap): expected 0 (off) or 1 (on, the default)")
+        }
+        return (floats, overlap == "1")
     }
 
     func run() throws {
@@ -91,6 +109,7 @@ struct Worker: ParsableCommand {
         o.advertiseHost = advertise ?? env["POD_IP"]
         o.connectTimeout = connectTimeout
         o.rejoinTimeout = rejoinTimeout
+        (o.bucketFloats, o.overlapsRealPass) = try Self.schedule(env)
         do {
             try WorkerProcess(options: o, logger: log).run()
         } catch let refused as WorkerRefused {

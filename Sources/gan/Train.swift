@@ -83,7 +83,14 @@ struct Train: ParsableCommand {
             + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
         log.info("\(summary)")
         if let e = session.events { log.info("TensorBoard events: \(e.path)") }
-        let progress = Progress(total: config.steps, label: "train", initial: trainer.step)
+        try run(session, deadline: deadline)
+        try report(session, runPath: runPath, log: log)
+    }
+
+    /// The training loop with its progress line (or, with --json, a line per step).
+    func run(_ session: TrainingSession, deadline: Date?) throws {
+        let config = session.trainer.config
+        let progress = Progress(total: config.steps, label: "train", initial: session.trainer.step)
         if let d = deadline { progress.timeLeft = { d.timeIntervalSinceNow } }   // the ETA honours --time-limit
         defer { if !json { progress.finish() } }
         try session.run { m in
@@ -96,6 +103,12 @@ struct Train: ParsableCommand {
         }
         if !json { progress.finish() }
         session.events?.close()
+    }
+
+    /// How the run ended: interrupted (the resume command, exit 130/143), stopped by the time
+    /// limit, or done.
+    func report(_ session: TrainingSession, runPath: String, log: Logger) throws {
+        let trainer = session.trainer, config = session.trainer.config
         if let signal = Interrupts.received, trainer.step < config.steps {
             let ckpt = session.folder.checkpoints.latest() ?? "none"
             log.notice("\(Interrupts.name(signal)): stopped at step \(trainer.step) of \(config.steps); checkpoint \(ckpt), samples in \(session.folder.samples)")

@@ -52,9 +52,14 @@ final class ClusterTests: XCTestCase {
     }
 
     /// Waits (up to a minute) until the run has written `path` (relative to the work folder).
-    func waitForFile(_ path: String) {
+    /// Waits up to 60 s for `path` (under the work folder) to exist; the test fails, naming it,
+    /// when it does not.
+    func waitForFile(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: work + "/" + path) && Date() < deadline { usleep(20_000) }
+        if !FileManager.default.fileExists(atPath: work + "/" + path) {
+            XCTFail("\(path) did not appear within 60 s", file: file, line: line)
+        }
     }
 
     func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }
@@ -222,9 +227,9 @@ final class ClusterTests: XCTestCase {
         waitForFile("runs/hung/checkpoints/step_00000005.rgan")
         let t0 = Date()
         kill(ws[0].processIdentifier, SIGSTOP)
-        XCTAssertNotEqual(wait(coord, within: 60), 0)
+        XCTAssertEqual(wait(coord, within: 60), 1, "a run that lost a worker (without --min-workers) fails")
         XCTAssertLessThan(Date().timeIntervalSince(t0), 30, "detected in bounded time")
-        XCTAssertTrue(text("coord.log").contains("rank"), text("coord.log"))
+        XCTAssertTrue(text("coord.log").contains("rank(s) [0] sent nothing for 3 s"), "the stopped rank is named: \(text("coord.log"))")
         kill(ws[0].processIdentifier, SIGCONT)
     }
 

@@ -69,12 +69,12 @@ final class EquivalenceTests: XCTestCase {
             }
             let t = try GANTrainer(models: models, dataset: Self.data, rank: ring.rank, worldSize: n)
             t.reducer = ring
-            if let bucketFloats { t.bucketFloats = bucketFloats }
-            if overlap { t.overlapsNextRealPass = { $0 < c.steps } }
+            if let bucketFloats { t.schedule.bucketFloats = bucketFloats }
+            if overlap { t.schedule.overlapsNextRealPass = { $0 < c.steps } }
             try t.trainStep()
             let first = Self.gradients(t.models)
             for _ in 1..<c.steps { try t.trainStep() }
-            if let overlapped { XCTAssertEqual(t.overlappedRealPasses, overlapped, "real passes overlapped") }
+            if let overlapped { XCTAssertEqual(t.schedule.overlappedRealPasses, overlapped, "real passes overlapped") }
             let state = first + Checkpoint(trainer: t).tensors.map { ($0.name, $0.tensor.toArray()) } + Self.outputs(t.models)
             out.lock.lock(); out.states[ring.rank] = state; out.lock.unlock()
         }
