@@ -156,6 +156,12 @@ def main():
             print(json.dumps(row), flush=True)
             if a.scale == 1 and not a.no_write:
                 cached[shown] = row
+                # Rows of lines the docs no longer show go (their images too).
+                current = {r[3] for r in recipes()}
+                for gone in [k for k in cached if k not in current]:
+                    old = os.path.join(images, cached.pop(gone)["image"])
+                    if os.path.exists(old):
+                        os.remove(old)
                 with open(CACHE, "w") as f:
                     json.dump(cached, f, indent=1)
     if a.scale == 1 and not a.no_write:

@@ -34,12 +34,22 @@ public struct TrainingPreset: Sendable, Equatable {
 
     public static func named(_ name: String) -> TrainingPreset? { all.first { $0.name == name } }
 
-    /// A model's own recipe, whose sizes, batch, EMA and (for its loss) optimizer settings apply
-    /// where no preset gives that model's: StyleGAN's is `styleFast`'s (without its step count and
-    /// time limit), since the tutorial's settings collapse on these digits (issue 27: 64 copies of
-    /// one shape at steps 300, 1,000 and 2,000, spread 0.042 against DCGAN's 0.16). The other
-    /// models train with the tutorial's values.
-    public static func recipe(for model: ModelKind) -> TrainingPreset? { model == .stylegan ? .styleFast : nil }
+    /// A model's own recipe, whose loss (where no flag or preset gives one), sizes, batch, EMA and
+    /// (for its loss) optimizer settings apply where no preset gives that model's (never its step
+    /// count or time limit):
+    /// - StyleGAN's is `styleFast`'s, since the tutorial's settings collapse on these digits
+    ///   (issue 27: 64 copies of one shape at steps 300, 1,000 and 2,000, spread 0.042 against
+    ///   DCGAN's 0.16);
+    /// - sndcgan's is `spectralNorm`'s, since the tutorial's rates train its spectral-norm
+    ///   discriminator too slowly to draw digits in 1,000 steps.
+    /// mlp and dcgan train with the tutorial's values.
+    public static func recipe(for model: ModelKind) -> TrainingPreset? {
+        switch model {
+        case .stylegan: return .styleFast
+        case .sndcgan: return .spectralNorm
+        case .mlp, .dcgan: return nil
+        }
+    }
 
     /// The values this preset gives a config (before any explicit flag).
     public func apply(to c: inout GANConfig) {
@@ -81,4 +91,18 @@ extension TrainingPreset {
         name: "style-fast", summary: "StyleGAN's recipe for 5 minutes on 2 cores: stylegan 32x32, ngf = ndf = 16, BCE, batch 16, Adam lr 4e-4 (G) and 1.6e-3 (D), 2 mapping layers, no style mixing, G EMA 0.999, 5-minute limit",
         model: .stylegan, loss: .bce, imageSize: 32, ngf: 16, ndf: 16, latentDim: 100, batchSize: 16, steps: 20_650,
         lrG: 4e-4, lrD: 1.6e-3, beta1: 0.5, beta2: 0.999, gEMA: 0.999, mappingLayers: 2, styleMixingProb: 0, timeLimit: 300)
+}
+
+extension TrainingPreset {
+    /// sndcgan's own recipe (`gan train --model sndcgan`; not a `--preset`): SN-GAN's hinge loss
+    /// and the tutorial's TTUR (D's rate 4 times G's, Adam betas 0, 0.9) at 4 times the tutorial's
+    /// rates, D 1.6e-3 and G 4e-4, with the tutorial's sizes and batch. The tutorial's values
+    /// train the spectral-norm discriminator too slowly on these digits (bench/RESULTS.md, "The
+    /// sndcgan rows"): BCE at Adam 2e-4 (0.5, 0.999) and the hinge loss at 4e-4/1e-4 (0, 0.9) both
+    /// give gray-background smudges at 1,000 steps (FID 651), PyTorch's too; these rates draw
+    /// digits by step 300 (spread 0.22, against 0.06).
+    public static let spectralNorm = TrainingPreset(
+        name: "sndcgan", summary: "sndcgan's own recipe: hinge loss, TTUR Adam lr 1.6e-3 (D) and 4e-4 (G), betas 0, 0.9",
+        model: .sndcgan, loss: .hinge, imageSize: 32, ngf: 64, ndf: 64, latentDim: 100, batchSize: 64, steps: 1000,
+        lrG: 4e-4, lrD: 1.6e-3, beta1: 0, beta2: 0.9, gEMA: nil, timeLimit: nil)
 }

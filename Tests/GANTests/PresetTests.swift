@@ -94,6 +94,30 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(d.ngf, 64); XCTAssertEqual(d.batchSize, 64); XCTAssertEqual(d.lrD, 2e-4); XCTAssertNil(d.gEMA)
     }
 
+    /// `--model sndcgan` trains with its own recipe: the hinge loss and the tutorial's TTUR at 4x
+    /// its rates (the tutorial's values leave gray smudges at 1,000 steps; issue 27); a flag
+    /// still wins, and another loss gets its own defaults.
+    func testSNDCGANDefaultIsItsWorkingRecipe() throws {
+        let r = TrainingPreset.spectralNorm
+        let plain = try config(["--model", "sndcgan"])
+        XCTAssertEqual(plain.loss, .hinge)
+        XCTAssertEqual(plain.lrD, 1.6e-3); XCTAssertEqual(plain.lrG, 4e-4)
+        XCTAssertEqual(plain.beta1, 0); XCTAssertEqual(plain.beta2, 0.9)
+        XCTAssertEqual(plain.lrD, r.lrD); XCTAssertEqual(plain.lrG, r.lrG)
+        XCTAssertEqual(plain.ngf, 64); XCTAssertEqual(plain.ndf, 64); XCTAssertEqual(plain.batchSize, 64); XCTAssertNil(plain.gEMA)
+        XCTAssertEqual(plain.steps, 1000)
+        XCTAssertEqual(try config(["--model", "sndcgan", "--loss", "hinge"]), plain, "naming the recipe's loss changes nothing")
+        let tutorial = try config(["--model", "sndcgan", "--loss", "hinge", "--lr-d", "4e-4", "--lr-g", "1e-4"])
+        XCTAssertEqual(tutorial.lrD, 4e-4); XCTAssertEqual(tutorial.lrG, 1e-4); XCTAssertEqual(tutorial.beta1, 0)
+        let bce = try config(["--model", "sndcgan", "--loss", "bce"])
+        XCTAssertEqual(bce.lrD, 2e-4); XCTAssertEqual(bce.beta1, 0.5)
+        let gp = try config(["--model", "sndcgan", "--loss", "wgan-gp"])
+        XCTAssertEqual(gp.lrD, 1e-4); XCTAssertEqual(gp.nCritic, 5)
+        // A preset's loss comes before the model's recipe.
+        XCTAssertEqual(try config(["--preset", "fast", "--model", "sndcgan"]).loss, .bce)
+        XCTAssertNil(TrainingPreset.named("sndcgan"), "a model's recipe, not a --preset")
+    }
+
     func testPresetTimeBudgetIsTheDefaultDeadline() throws {
         let t0 = Date(timeIntervalSince1970: 1_000_000)
         let f = try TrainingFlags.parse(["--preset", "fast"])
