@@ -31,12 +31,12 @@
 #      start to the end of a run of about 8 s: the run finishes with unchanged parameters
 #
 # How each ends: a re-formed run (a, b, d, e, and c) passes when it finishes and its final
-# checkpoint equals, tensor for tensor and byte for byte (cluster/fault-tool.py compare), that of
+# checkpoint equals, tensor for tensor and byte for byte (gan compare), that of
 # an uninterrupted run resumed from the checkpoint the re-formation started from, with the number
 # of workers the faulted run ended with (the reference: gan-coordinator --spawn --resume, on
 # loopback inside rgfm-c). f and h compare with an unfaulted run of the same seed and world size.
 # g passes with a non-zero exit, "No space left on device" in the coordinator's error, and the
-# checkpoint it names reading back whole (fault-tool.py verify) and loading (gan sample).
+# checkpoint it names reading back whole (gan verify) and loading (gan sample).
 # "Steps lost": steps every rank had completed that were trained again after the re-formation
 # (for g: completed steps after the last checkpoint).
 #
@@ -297,7 +297,7 @@ all_verify() {
     local f n=0
     for f in "$1"/checkpoints/step_*.rgan; do
         [ -e "$f" ] || continue
-        python3 "$TOOL" verify "$f" >/dev/null || { echo "BAD $(python3 "$TOOL" verify "$f")"; return 1; }
+        "$bindir/gan" verify "$f" >/dev/null || { echo "BAD $("$bindir/gan" verify "$f")"; return 1; }
         n=$((n + 1))
     done
     echo "$n"
@@ -325,7 +325,7 @@ judge_reformed() {
     fi
     local ref; ref=$(reference "$dir" "$n" "$from" "${RUN_ARGS[@]}") || ref=""
     if [ -z "$ref" ]; then record "$trial" "$what" FAIL "$secs" "$lost" "no reference run (see $dir/ref/ref.log)"; return; fi
-    local cmp; cmp=$(python3 "$TOOL" compare "$final" "$ref"); local rc=$?
+    local cmp; cmp=$("$bindir/gan" compare "$final" "$ref"); local rc=$?
     local detail="re-formed $((formations - 1))x, last with $n worker(s) from step $k; $ver checkpoints read back; final vs reference: ${cmp#compare: }${note:+; $note}"
     if [ $rc = 0 ]; then record "$trial" "$what" PASS "$secs" "$lost" "$detail"
     else record "$trial" "$what" FAIL "$secs" "$lost" "$detail"; fi
@@ -436,7 +436,7 @@ trial_coordinator_kill() {   # c: kill -9 of the coordinator, restarted with --r
     local final; final=$(ls "$TD"/runs/run/checkpoints/step_*.rgan | tail -n 1)
     local ref; ref=$(reference "$TD" "$n" "$from" "${RUN_ARGS[@]}") || ref=""
     [ -n "$ref" ] || { record c "$what" FAIL "$secs" "$lost" "no reference run"; return; }
-    local cmp; cmp=$(python3 "$TOOL" compare "$final" "$ref"); local rc=$?
+    local cmp; cmp=$("$bindir/gan" compare "$final" "$ref"); local rc=$?
     local detail="coordinator killed after step $before; restarted one resumed step $k with $n worker(s); workers exit ${ws[*]}; final vs reference: ${cmp#compare: }"
     if [ $rc = 0 ] && [ "${ws[*]}" = "0 0 0" ]; then record c "$what" PASS "$secs" "$lost" "$detail"
     else record c "$what" FAIL "$secs" "$lost" "$detail"; fi
@@ -559,7 +559,7 @@ trial_shaped() {   # f: delay 50 ms, loss 2%, 100 Mbit/s on every host
         record f "$what" FAIL "$secs" - "exit statuses $st: $(why_ended "$TD/coord.log") ($how)"; return
     fi
     local final; final=$(ls "$TD"/runs/run/checkpoints/step_*.rgan | tail -n 1)
-    local cmp; cmp=$(python3 "$TOOL" compare "$final" "$PLAIN"); local rc=$?
+    local cmp; cmp=$("$bindir/gan" compare "$final" "$PLAIN"); local rc=$?
     local detail="$how; ${ring}step time ${shaped_step} s shaped vs ${PLAIN_STEP} s unshaped; vs the unshaped run: ${cmp#compare: }$wire"
     SHAPED_TIMES="${shaped_step}/${PLAIN_STEP}"
     if [ $rc = 0 ]; then record f "$what" PASS "$secs" 0 "$detail"; else record f "$what" FAIL "$secs" - "$detail"; fi
@@ -600,7 +600,7 @@ trial_full_disk() {   # g: the run folder on a small tmpfs, filled after a check
     echo "$err" | grep -q "No space left on device" || problems+=("no 'No space left on device' in the coordinator's error")
     local ver="" load=""
     if [ -n "$named" ] && [ -e "$named" ]; then
-        ver=$(python3 "$TOOL" verify "$named") || problems+=("$ver")
+        ver=$("$bindir/gan" verify "$named") || problems+=("$ver")
         if timeout -k 5 120 "$bindir/gan" sample --checkpoint "$named" --out "$TD/sample.png" > "$TD/sample.log" 2>&1; then
             load="gan sample loads it"
         else
@@ -637,7 +637,7 @@ trial_hostile() {   # h: strangers on the coordinator's and the ring ports durin
     local dropped; dropped=$(grep -c "warning" "$TD/coord.log" || true)
     if [ "$st" != "0 0 0" ]; then record h "$what" FAIL "$secs" - "exit statuses $st: $(why_ended "$TD/coord.log")"; return; fi
     local final; final=$(ls "$TD"/runs/run/checkpoints/step_*.rgan | tail -n 1)
-    local cmp; cmp=$(python3 "$TOOL" compare "$final" "$PLAIN"); local rc=$?
+    local cmp; cmp=$("$bindir/gan" compare "$final" "$PLAIN"); local rc=$?
     local wr=0 f; for f in "$TD"/rank-*.log; do wr=$((wr + $(grep -c "warning" "$f" || true))); done
     local detail="finished; $dropped coordinator and $wr worker warnings (strangers dropped); $(tail -n 1 "$TD/hostile.log"); vs the unfaulted run: ${cmp#compare: }"
     if [ $rc = 0 ]; then record h "$what" PASS "$secs" 0 "$detail"; else record h "$what" FAIL "$secs" - "$detail"; fi
@@ -646,8 +646,8 @@ trial_hostile() {   # h: strangers on the coordinator's and the ring ports durin
 # --- main --------------------------------------------------------------------------------------
 
 echo "fault-matrix: binaries from $bindir, digits from $data, seed $seed, trials '$only'$([ $quick = 1 ] && echo " (quick)"), work folder $work"
-# The judge first: the checkpoint comparison must tell equal from different files.
-python3 "$TOOL" self-test || { echo "fault-matrix: cluster/fault-tool.py self-test failed; no trial can be judged" >&2; exit 1; }
+# The judge is `gan verify` / `gan compare` (GAN/CheckpointCompare.swift; GANTests/CheckpointCompareTests
+# check that they tell equal from different files).
 SHAPED_TIMES=""
 t_start=$SECONDS
 # run_trial NAME FUNCTION ARGS...: a trial that ends without recording a row (a bug here, an

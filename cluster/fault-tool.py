@@ -1,12 +1,6 @@
 #!/usr/bin/env python3
 """Helpers of cluster/fault-matrix.sh (Python 3 standard library only).
 
-  fault-tool.py self-test                   verify and compare on made-up checkpoints
-  fault-tool.py verify CKPT                 the checkpoint reads back whole: magic, version,
-                                            CRC-32 of everything before it, header, entries
-  fault-tool.py compare A B                 A and B hold the same step, config, sampler and
-                                            tensors, byte for byte (exit 0), or name what differs
-                                            (exit 1); exit 2 if either does not read back
   fault-tool.py watch-kill DIR PID ...      SIGKILL PID while it writes a checkpoint into DIR
                                             (its temporary file .step_*.rgan.tmp-PID is there)
   fault-tool.py hostile HOST:PORT ...       idle connections, garbage, HTTP and a slow drip to
@@ -15,18 +9,13 @@
                                             sch_netem): TAP pairs joined by this process, each
                                             host's egress delayed, thinned and rate-limited
 
-The checkpoint layout is the one Sources/GAN/Checkpoint.swift documents:
-
-  "RINGGAN\\0" | u32 version | u64 header length | header JSON | float32 data | u32 CRC-32
-
-all little-endian; the CRC (zlib's CRC-32) covers everything before it.
+Checkpoints are judged by `gan verify` and `gan compare` (the one reader of the format).
 """
 import argparse
 import ctypes
 import errno
 import fcntl
 import heapq
-import json
 import os
 import random
 import select
@@ -34,105 +23,7 @@ import signal
 import socket
 import struct
 import sys
-import threading
 import time
-import zlib
-
-MAGIC = b"RINGGAN\0"
-VERSION = 1
-
-
-class Bad(Exception):
-    pass
-
-
-def read_checkpoint(path):
-    """(header dict, {name: (shape, bytes)}) of a checkpoint that reads back whole, else Bad."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise Bad(f"{path}: cannot read: {e.strerror}")
-    if len(data) < 24 or data[:8] != MAGIC:
-        raise Bad(f"{path}: not a RingGAN checkpoint (no RINGGAN magic)")
-    (version,) = struct.unpack_from("<I", data, 8)
-    if version != VERSION:
-        raise Bad(f"{path}: format version {version}; this reader knows {VERSION}")
-    (stored,) = struct.unpack_from("<I", data, len(data) - 4)
-    computed = zlib.crc32(memoryview(data)[:-4]) & 0xFFFFFFFF
-    if stored != computed:
-        raise Bad(f"{path}: checksum mismatch (stored {stored:08x}, computed {computed:08x}): truncated or damaged")
-    (hlen,) = struct.unpack_from("<Q", data, 12)
-    if 20 + hlen + 4 > len(data):
-        raise Bad(f"{path}: header length {hlen} does not fit the file")
-    try:
-        header = json.loads(data[20:20 + hlen])
-    except ValueError as e:
-        raise Bad(f"{path}: unreadable header: {e}")
-    body = 20 + hlen
-    floats = (len(data) - 4 - body) // 4
-    tensors = {}
-    for e in header.get("tensors", []):
-        n = 1
-        for d in e["shape"]:
-            if d < 0:
-                raise Bad(f"{path}: tensor {e['name']} has a negative dimension")
-            n *= d
-        if e["offset"] < 0 or e["offset"] + n > floats:
-            raise Bad(f"{path}: tensor {e['name']} lies outside the data section")
-        start = body + 4 * e["offset"]
-        tensors[e["name"]] = (tuple(e["shape"]), data[start:start + 4 * n])
-    return header, tensors
-
-
-def cmd_verify(a):
-    try:
-        h, t = read_checkpoint(a.checkpoint)
-    except Bad as e:
-        print(f"verify: {e}")
-        return 1
-    values = sum(len(b) // 4 for _, b in t.values())
-    print(f"verify: {a.checkpoint}: step {h['step']}, {len(t)} tensors, {values} values, CRC ok")
-    return 0
-
-
-def cmd_compare(a):
-    try:
-        ha, ta = read_checkpoint(a.a)
-        hb, tb = read_checkpoint(a.b)
-    except Bad as e:
-        print(f"compare: {e}")
-        return 2
-    problems = []
-    if ha["step"] != hb["step"]:
-        problems.append(f"step {ha['step']} vs {hb['step']}")
-    if ha["config"] != hb["config"]:
-        keys = sorted(k for k in set(ha["config"]) | set(hb["config"]) if ha["config"].get(k) != hb["config"].get(k))
-        problems.append(f"config differs in {keys}")
-    if ha["sampler"] != hb["sampler"]:
-        problems.append("data sampler state differs")
-    if set(ta) != set(tb):
-        problems.append(f"tensor names differ: only in A {sorted(set(ta) - set(tb))[:5]}, only in B {sorted(set(tb) - set(ta))[:5]}")
-    differ = []
-    for name in sorted(set(ta) & set(tb)):
-        (sa, ba), (sb, bb) = ta[name], tb[name]
-        if sa != sb:
-            differ.append(f"{name} shape {list(sa)} vs {list(sb)}")
-        elif ba != bb:
-            va = struct.unpack(f"<{len(ba) // 4}f", ba)
-            vb = struct.unpack(f"<{len(bb) // 4}f", bb)
-            n = sum(1 for x, y in zip(va, vb) if x != y or (x != x) != (y != y))
-            worst = max(abs(x - y) for x, y in zip(va, vb))
-            differ.append(f"{name} ({n} of {len(va)} values, max |diff| {worst:.3g})")
-    if differ:
-        problems.append(f"{len(differ)} of {len(ta)} tensors differ: " + "; ".join(differ[:4]) + (" ..." if len(differ) > 4 else ""))
-    values = sum(len(b) // 4 for _, b in ta.values())
-    if problems:
-        print("compare: DIFFERENT: " + "; ".join(problems))
-        return 1
-    print(f"compare: identical: step {ha['step']}, {len(ta)} tensors ({values} values) byte for byte, same config and sampler")
-    return 0
-
 
 def cmd_watch_kill(a):
     """Polls DIR every 0.5 ms for the temporary file PID writes a checkpoint into
@@ -386,56 +277,9 @@ def cmd_wire(a):
     return 0
 
 
-def cmd_self_test(a):
-    """Checks verify and compare on checkpoints made here in the documented layout: equal files
-    compare identical, one changed value or a changed step is found, a damaged CRC is refused."""
-    import tempfile
-
-    def make(path, values, step=3, crc_delta=0):
-        header = json.dumps({"format": "ringgan-checkpoint", "config": {"model": "mlp"}, "step": step,
-                             "sampler": {"epoch": 0}, "tensors": [{"name": "G.w", "shape": [2, 2], "offset": 0},
-                                                                 {"name": "D.b", "shape": [3], "offset": 4}]}).encode()
-        body = MAGIC + struct.pack("<IQ", VERSION, len(header)) + header + struct.pack(f"<{len(values)}f", *values)
-        with open(path, "wb") as f:
-            f.write(body + struct.pack("<I", (zlib.crc32(body) + crc_delta) & 0xFFFFFFFF))
-
-    vals = [0.5, -1.0, 2.0, 3.25, 0.0, 1e-3, -7.5]
-    changed = list(vals)   # D.b[1] one float32 ulp up
-    changed[5] = struct.unpack("<f", struct.pack("<I", struct.unpack("<I", struct.pack("<f", vals[5]))[0] + 1))[0]
-    failures = []
-    with tempfile.TemporaryDirectory() as d:
-        p = {k: os.path.join(d, k) for k in ("a", "b", "c", "d", "e")}
-        make(p["a"], vals); make(p["b"], vals); make(p["c"], changed); make(p["d"], vals, step=4)
-        make(p["e"], vals, crc_delta=1)
-        quiet = argparse.Namespace
-        import contextlib, io
-        def run(f, **kw):
-            with contextlib.redirect_stdout(io.StringIO()) as out:
-                rc = f(quiet(**kw))
-            return rc, out.getvalue()
-        for (x, y, want, what) in (("a", "b", 0, "equal files"), ("a", "c", 1, "one value changed"),
-                                   ("a", "d", 1, "another step"), ("a", "e", 2, "a damaged CRC")):
-            rc, out = run(cmd_compare, a=p[x], b=p[y])
-            if rc != want:
-                failures.append(f"compare, {what}: exit {rc}, expected {want} ({out.strip()})")
-        rc, out = run(cmd_verify, checkpoint=p["e"])
-        if rc != 1 or "checksum mismatch" not in out:
-            failures.append(f"verify of a damaged CRC: exit {rc} ({out.strip()})")
-        rc, out = run(cmd_compare, a=p["a"], b=p["c"])
-        if "D.b (1 of 3 values" not in out:
-            failures.append(f"compare does not name the changed tensor: {out.strip()}")
-    for f in failures:
-        print(f"self-test: FAIL {f}")
-    print(f"self-test: {'ok' if not failures else 'FAILED'} (compare: equal, a changed value, another step, a damaged CRC; verify: a damaged CRC)")
-    return 1 if failures else 0
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("self-test"); p.set_defaults(f=cmd_self_test)
-    p = sub.add_parser("verify"); p.add_argument("checkpoint"); p.set_defaults(f=cmd_verify)
-    p = sub.add_parser("compare"); p.add_argument("a"); p.add_argument("b"); p.set_defaults(f=cmd_compare)
     p = sub.add_parser("watch-kill")
     p.add_argument("dir"); p.add_argument("pid", type=int)
     p.add_argument("--skip", type=int, default=0, help="checkpoint writes to let pass first")

@@ -150,12 +150,7 @@ public struct RunStartError: Error, CustomStringConvertible {
 
 /// The config fields in which `a` and `b` differ, as `name: a vs b`.
 func configDifferences(_ a: GANConfig, _ b: GANConfig) -> [String] {
-    func fields(_ c: GANConfig) -> [String: String] {
-        guard let data = try? JSONEncoder().encode(c),
-              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
-        return obj.mapValues { "\($0)" }
-    }
-    let fa = fields(a), fb = fields(b)
-    let keys = Set(fa.keys).union(fb.keys).sorted().filter { fa[$0] != fb[$0] }
+    let fa = a.fieldValues, fb = b.fieldValues
+    let keys = GANConfig.differingFields(a, b)
     return keys.isEmpty ? ["the configs differ"] : keys.map { "\($0): \(fa[$0] ?? "none") in the run, \(fb[$0] ?? "none") from the flags" }
 }

@@ -16,7 +16,7 @@ struct Gan: ParsableCommand {
         """,
         version: BuildInfo.versionText("gan"),
         subcommands: [Train.self, Sample.self, Interpolate.self, StyleMix.self, Evaluate.self, TrainClassifier.self,
-                      Export.self, Import.self, Info.self])
+                      Export.self, Import.self, Verify.self, Compare.self, Info.self])
 }
 
 BLASRuntime.selectKernels()

@@ -1,0 +1,62 @@
+import Foundation
+import Tensors
+
+extension GANConfig {
+    /// The config's fields as text, by their JSON keys (as checkpoints store them).
+    public var fieldValues: [String: String] {
+        guard let data = try? JSONEncoder().encode(self),
+              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+        return obj.mapValues { "\($0)" }
+    }
+
+    /// The fields whose values differ between `a` and `b` (their JSON keys), sorted.
+    public static func differingFields(_ a: GANConfig, _ b: GANConfig) -> [String] {
+        let fa = a.fieldValues, fb = b.fieldValues
+        return Set(fa.keys).union(fb.keys).sorted().filter { fa[$0] != fb[$0] }
+    }
+}
+
+extension Checkpoint {
+    /// Every value of every tensor.
+    public var valueCount: Int { tensors.reduce(0) { $0 + $1.tensor.count } }
+
+    /// What differs between this checkpoint and `other`: the step, the config (its fields), the
+    /// data position, the tensors' names and shapes, and their values bit for bit (a NaN equals
+    /// only the same NaN). Empty when they are the same run at the same point, byte for byte.
+    public func differences(from other: Checkpoint) -> [String] {
+        var out: [String] = []
+        if step != other.step { out.append("step \(step) vs \(other.step)") }
+        if config != other.config { out.append("config differs in \(GANConfig.differingFields(config, other.config))") }
+        if sampler != other.sampler { out.append("data sampler state differs") }
+        let mine = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        let theirs = Dictionary(other.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        let onlyHere = Set(mine.keys).subtracting(theirs.keys).sorted(), onlyThere = Set(theirs.keys).subtracting(mine.keys).sorted()
+        if !onlyHere.isEmpty || !onlyThere.isEmpty {
+            out.append("tensor names differ: only in A \(onlyHere.prefix(5)), only in B \(onlyThere.prefix(5))")
+        }
+        var differ: [String] = []
+        for (name, a) in tensors.map({ ($0.name, $0.tensor) }) {
+            guard let b = theirs[name] else { continue }
+            if let d = Checkpoint.valueDifference(name, a, b) { differ.append(d) }
+        }
+        if !differ.isEmpty {
+            out.append("\(differ.count) of \(tensors.count) tensors differ: " + differ.prefix(4).joined(separator: "; ") + (differ.count > 4 ? " ..." : ""))
+        }
+        return out
+    }
+
+    /// How two tensors of one name differ (shape, or how many values and by how much), or nil
+    /// when they are the same bits.
+    static func valueDifference(_ name: String, _ a: Tensor, _ b: Tensor) -> String? {
+        guard a.shape == b.shape else { return "\(name) shape \(a.shape) vs \(b.shape)" }
+        let x = a.toArray(), y = b.toArray()
+        var count = 0
+        var worst: Float = 0
+        for i in x.indices where x[i].bitPattern != y[i].bitPattern {
+            count += 1
+            worst = max(worst, abs(x[i] - y[i]))
+        }
+        guard count > 0 else { return nil }
+        return "\(name) (\(count) of \(x.count) values, max |diff| \(String(format: "%.3g", worst)))"
+    }
+}
