@@ -9,40 +9,21 @@ import XCTest
 /// few steps and writes grids and checkpoints, the sampling commands read them back, and bad
 /// input ends with a clear error and a non-zero exit.
 final class CLITests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     var work = ""
 
-    override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-cli-\(getpid())-\(UUID().uuidString.prefix(6))").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-    }
+    override func setUpWithError() throws { work = try makeTempDir(self) }
 
-    override func tearDown() { try? FileManager.default.removeItem(atPath: work) }
+    var gan: String { ganBinary }
+    var mnist: String { mnistFolder }
 
-    /// The `gan` binary built beside this test bundle.
-    var gan: String {
-        var dir = Bundle(for: CLITests.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("gan").path) && dir.pathComponents.count > 1 {
-            dir.deleteLastPathComponent()
-        }
-        return dir.appendingPathComponent("gan").path
-    }
-
-    var mnist: String { CLITests.repo.appendingPathComponent("data/mnist-5k").path }
-
+    /// `gan args` in the work folder; its output (stdout, then stderr), failing the test when the
+    /// exit status is not `code`.
     @discardableResult
     func run(_ args: [String], expect code: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath,
              line: UInt = #line) throws -> String {
-        let p = configuredProcess(gan, args, cwd: work, env: env)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, code, "gan \(args.joined(separator: " ")) exited \(p.terminationStatus):\n\(text)", file: file, line: line)
-        return text
+        let r = try runProcess(gan, args, cwd: work, env: env)
+        XCTAssertEqual(r.status, code, "gan \(args.joined(separator: " ")) exited \(r.status):\n\(r.both)", file: file, line: line)
+        return r.both
     }
 
     func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/" + dir)) ?? []).sorted() }
@@ -163,9 +144,12 @@ final class CLITests: XCTestCase {
         // Evaluation with a (quick) classifier.
         let c = try run(["train-classifier", "--data", mnist, "--epochs", "1", "--max-train", "128", "--out", "clf.safetensors"])
         XCTAssertTrue(c.contains("held-out accuracy"), c)
-        let ev = try run(["evaluate", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000006.rgan", "--classifier", "clf.safetensors",
-                          "--samples", "64", "--json"])
-        let json = try JSONSerialization.jsonObject(with: Data(ev.split(separator: "\n").last!.utf8)) as! [String: Any]
+        let evaluated = try runProcess(gan, ["evaluate", "--checkpoint", "runs/mlp-bce/checkpoints/step_00000006.rgan",
+                                             "--classifier", "clf.safetensors", "--samples", "64", "--json"], cwd: work)
+        let ev = evaluated.both
+        XCTAssertEqual(evaluated.status, 0, ev)
+        // --json: the scores are stdout's last line (the logs go to stderr).
+        let json = try JSONSerialization.jsonObject(with: Data(evaluated.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
         XCTAssertNotNil(json["fid"] as? Double, ev)
         XCTAssertNotNil(json["mode_entropy"] as? Double, ev)
         // The reference: 64 train images drawn from every class (6 or 7 each), and the floor.

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// The slow suite (`bash scripts/slow-test.sh`; the normal suite skips this class): every model's
+/// The recipe suite (`bash scripts/recipe-test.sh`; the normal suite skips this class): every model's
 /// default recipe, typed as a user types it (`gan train --model X`, nothing else but the step
 /// count), trained on the real digits by the release binary for 300 steps, must give a final
 /// grid whose images vary with the latent, the spread across its 64 latents (per-pixel standard
@@ -17,12 +17,12 @@ final class DefaultRecipeTests: XCTestCase {
     static let steps = 300
     static let bound: Float = 0.08
 
-    /// The release `gan` (RINGGAN_RELEASE_BIN, else .build/release/gan); the slow suite is off
+    /// The release `gan` (RINGGAN_RELEASE_BIN, else .build/release/gan); the recipe suite is off
     /// unless RINGGAN_SLOW=1.
     func releaseGan() throws -> String {
         let env = ProcessInfo.processInfo.environment
         guard env["RINGGAN_SLOW"] == "1" else {
-            throw XCTSkip("slow suite: run it with bash scripts/slow-test.sh (RINGGAN_SLOW=1, release build)")
+            throw XCTSkip("the recipe suite: run it with bash scripts/recipe-test.sh (RINGGAN_SLOW=1, release build)")
         }
         let path = env["RINGGAN_RELEASE_BIN"] ?? repoRoot + "/.build/release/gan"
         guard FileManager.default.isExecutableFile(atPath: path) else {

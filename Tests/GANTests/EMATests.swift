@@ -73,8 +73,7 @@ final class EMATests: XCTestCase {
     }
 
     func testEMAIsSavedInCheckpointsAndResumesBitIdentically() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-ema-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self)
         var c = smallConfig(.dcgan, .bce)
         c.gEMA = 0.8
         let data = blobs(48)

@@ -28,8 +28,7 @@ final class TimeLimitTests: XCTestCase {
     }
 
     func testSessionStopsAtItsDeadlineWithFinalCheckpointAndGrid() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-deadline-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let root = try makeTempDir(self)
         // A deadline already past: one step, then the final grid and checkpoint at step 1.
         let (s1, t1) = try session(root + "/past", steps: 50, deadline: Date())
         try s1.run { _ in }

@@ -109,8 +109,7 @@ final class TrainingTests: XCTestCase {
     /// `logEvery` K: metrics lines at every K-th step and the last; gradient norms measured only
     /// for those steps (zero in the others' metrics), and the same training either way.
     func testLogEveryMeasuresGradNormsOnlyWhenLogged() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-logevery-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self)
         var c = smallConfig(.mlp, .bce)
         c.steps = 5
         var runs: [[StepMetrics]] = []
@@ -134,8 +133,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testResumeIsBitIdentical() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-resume-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self)
         let data = blobs(48)
         for c in [smallConfig(.dcgan, .bce), smallConfig(.sndcgan, .wganGP), smallConfig(.stylegan, .hinge),
                   smallConfig(.dcgan, .bce, progressive: true)] {
@@ -163,9 +161,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testCheckpointRefusesCorruptAndForeignFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-ckpt-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self)
         let c = smallConfig(.dcgan, .bce)
         let trainer = try GANTrainer(models: GANModels(config: c), dataset: blobs(48))
         try trainer.trainStep()

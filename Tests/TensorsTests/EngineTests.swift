@@ -165,9 +165,7 @@ final class EngineTests: XCTestCase {
     }
 
     func testSafetensorsRoundTripAndErrors() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-st-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = URL(fileURLWithPath: try makeTempDir(self))
         let path = dir.appendingPathComponent("a.safetensors").path
         let a = Tensor(shape: [2, 3], values: [1, -2, 3.5, 4, 5, 6]), s = Tensor(7)
         try Safetensors.write([("a", a), ("s", s)], metadata: ["k": "v"], to: path)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The slow suite: checks that take minutes with the release build, kept out of the normal suite
+# The recipe suite: checks that take minutes with the release build, kept out of the normal suite
 # (scripts/test.sh skips them). Today: DefaultRecipeTests, every model's default recipe trained
 # on the real digits for 300 steps must vary with its latent, and the tutorial's collapsed
 # StyleGAN settings must not (about 5 minutes on 2 cores).
