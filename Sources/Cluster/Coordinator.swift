@@ -7,32 +7,41 @@ import Telemetry
 import Tensors
 
 public struct CoordinatorOptions: Sendable {
+    /// The defaults gan-coordinator's flags show and use, named once.
+    public enum Defaults {
+        public static let codec = GradientCodec.shuffleZstd
+        public static let level: Int32 = 1
+        public static let checksumEvery = 10
+        public static let prefetch = 3
+        public static let deadAfter: Double = 15
+        public static let rendezvousTimeout: Double = 120
+    }
     public var workers: Int
     public var minWorkers: Int?
     public var host = "127.0.0.1"
-    public var port: UInt16 = 29500
+    public var port: UInt16 = LauncherEnvironment.defaultPort
     public var token: String
     public var config: GANConfig
     public var runDir: String
-    public var sampleEvery = 100
+    public var sampleEvery = RunCadence.sampleEvery
     /// Rank 0's metrics lines and TensorBoard scalars every K steps (gradient norms only then).
-    public var logEvery = 1
-    public var checkpointEvery = 500
-    public var keep = 3
+    public var logEvery = RunCadence.logEvery
+    public var checkpointEvery = RunCadence.checkpointEvery
+    public var keep = RunCadence.keep
     public var resume: String?
     /// `--resume auto`: once every worker has joined (so no session of a coordinator that died
     /// is still writing), a checkpoint of the run newer than `resume` is resumed instead.
     public var resumeNewest = false
-    public var codec: GradientCodec = .shuffleZstd
-    public var level: Int32 = 1
-    public var checksumEvery = 10
+    public var codec = Defaults.codec
+    public var level = Defaults.level
+    public var checksumEvery = Defaults.checksumEvery
     /// Steps of shards sent ahead of the slowest worker.
-    public var prefetch = 3
+    public var prefetch = Defaults.prefetch
     /// Seconds a worker may be silent (no step, no heartbeat) before it counts as dead.
-    public var deadAfter: Double = 15
+    public var deadAfter = Defaults.deadAfter
     public var heartbeat: Double = 1
     /// Seconds to wait for workers to join.
-    public var rendezvousTimeout: Double = 120
+    public var rendezvousTimeout = Defaults.rendezvousTimeout
     /// Seconds any network wait may last.
     public var ioTimeout: Double = 60
     /// Seconds a connecting peer has, in all, to complete the handshake (bytes do not extend it).

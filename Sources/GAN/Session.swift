@@ -4,6 +4,19 @@ import NN
 import Telemetry
 import Tensors
 
+/// How often a run writes unless flags say otherwise: the defaults of `gan train`'s and
+/// `gan-coordinator`'s flags (`RunFlags`), of `CoordinatorOptions` and of `RunFolder`, named once.
+public enum RunCadence {
+    /// A sample grid every this many steps (and at the end).
+    public static let sampleEvery = 100
+    /// A checkpoint every this many steps (and at the end).
+    public static let checkpointEvery = 500
+    /// The checkpoints kept (older ones are removed).
+    public static let keep = 3
+    /// Metrics (`metrics.jsonl`, TensorBoard, the progress line) every this many steps.
+    public static let logEvery = 1
+}
+
 /// Loads the training split a config names: `dataDir` if given, else the dataset's default
 /// folder (`data/mnist-5k` for mnist, Debian's folder for fashion-mnist).
 public func loadTrainingData(_ config: GANConfig, split: Split = .train) throws -> ImageDataset {
@@ -26,7 +39,7 @@ public struct RunFolder {
     public var checkpoints: CheckpointStore { CheckpointStore(directory: path + "/checkpoints", keep: keep) }
     public let keep: Int
 
-    public init(path: String, keep: Int = 3) {
+    public init(path: String, keep: Int = RunCadence.keep) {
         self.path = path
         self.keep = keep
     }

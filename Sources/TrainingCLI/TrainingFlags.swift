@@ -217,11 +217,11 @@ public struct RunFlags: ParsableArguments {
     @Option(help: "Folder for runs.") public var runsDir: String = "runs"
     @Option(help: "Run name: the folder <runs-dir>/<name>, which a new run must not share with another (default: model-loss-time, with -2, -3, ... when that is taken).")
     public var name: String?
-    @Option(parsing: .unconditional, help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = 100
-    @Option(parsing: .unconditional, help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = 500
-    @Option(parsing: .unconditional, help: "Checkpoints to keep.") public var keep: Int = 3
+    @Option(parsing: .unconditional, help: "Write a sample grid every K steps (0: only at the end).") public var sampleEvery: Int = RunCadence.sampleEvery
+    @Option(parsing: .unconditional, help: "Write a checkpoint every K steps (0: only at the end).") public var checkpointEvery: Int = RunCadence.checkpointEvery
+    @Option(parsing: .unconditional, help: "Checkpoints to keep.") public var keep: Int = RunCadence.keep
     @Option(parsing: .unconditional, help: "Write metrics.jsonl lines and TensorBoard scalars every K steps and at the end (gradient norms are measured only then).")
-    public var logEvery: Int = 1
+    public var logEvery: Int = RunCadence.logEvery
     @Option(help: "Continue from this checkpoint (its config is used, and training flags given that differ from it are named in a warning; --steps may extend the run). 'auto': the newest checkpoint of <runs-dir>/<name> that reads back whole, taken as if named here, or a fresh run from the flags when there is none (needs --name; what a restarted coordinator uses).")
     public var resume: String?
 

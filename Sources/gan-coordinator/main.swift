@@ -57,12 +57,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = "shuffle-zstd"
-    @Option(parsing: .unconditional, help: "zstd level.") var zstdLevel: Int32 = 1
-    @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = 10
-    @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = 3
-    @Option(parsing: .unconditional, help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = 15
-    @Option(parsing: .unconditional, help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = 120
+    @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = CoordinatorOptions.Defaults.codec.rawValue
+    @Option(parsing: .unconditional, help: "zstd level.") var zstdLevel: Int32 = CoordinatorOptions.Defaults.level
+    @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = CoordinatorOptions.Defaults.checksumEvery
+    @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = CoordinatorOptions.Defaults.prefetch
+    @Option(parsing: .unconditional, help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = CoordinatorOptions.Defaults.deadAfter
+    @Option(parsing: .unconditional, help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = CoordinatorOptions.Defaults.rendezvousTimeout
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
     @Option(parsing: .unconditional, help: "Engine threads per spawned worker.") var workerThreads: Int = 1
     @Flag(help: "Print one JSON line per step instead of the progress display.") var json = false
