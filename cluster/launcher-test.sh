@@ -44,7 +44,7 @@ trap cleanup EXIT
 passed=0; failed=0; skipped=0
 steps=6
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$root/cluster/free-port.py"; }   # outside the ephemeral range: mpirun's listeners cannot take it
 
 start_coordinator() {   # name port
     timeout 300 "$bindir/gan-coordinator" --workers 4 --host 127.0.0.1 --port "$2" --token-file "$token_file" \

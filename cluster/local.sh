@@ -111,7 +111,7 @@ port_in_use() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 if [ -z "$port" ]; then
     port="${MASTER_PORT:-29500}"
     if command -v ss >/dev/null && port_in_use "$port"; then
-        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        port="$(python3 "$root/cluster/free-port.py")"
         echo "local.sh: port ${MASTER_PORT:-29500} is in use; using $port"
     fi
 fi

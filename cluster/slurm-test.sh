@@ -90,7 +90,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$root/cluster/free-port.py"; }   # outside the ephemeral range: srun's listeners cannot take it
 skip_start() {   # reason: the daemons would not come up
     echo "slurm-test: SKIPPED (Slurm did not start here: $1)"
     local f; for f in "$tmp"/log/*; do echo "--- $f"; tail -n 8 "$f"; done

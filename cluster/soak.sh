@@ -129,7 +129,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "soak: interrupted" >&2; exit 130' INT TERM
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(python3 "$root/cluster/free-port.py")"
 coord_args=(--workers "$workers" --spawn --host 127.0.0.1 --port "$port" "${model_flags[@]}" --batch "$batch" --steps "$steps"
             --checksum-every "$checksum_every" --checkpoint-every "$ckpt_every" --keep "$keep" --sample-every "$ckpt_every"
             --data "$root/data/mnist-5k" --runs-dir "$runs_dir" --name "$name" --seed 1 --json ${extra[@]+"${extra[@]}"})
