@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "DataParallel"),
         .target(name: "NN", dependencies: ["Tensors", "DataParallel", "CKernels"]),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
-        .target(name: "Telemetry", dependencies: ["Tensors", "CZlib", "CChecksum", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Telemetry", dependencies: ["Tensors", "CKernels", "CZlib", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         .target(name: "GAN", dependencies: ["Tensors", "NN", "DataParallel", "Datasets", "Telemetry", "CZlib"]),
         // Sockets, frames, the token handshake, gradient codecs, the ring all-reduce: flat float
         // buffers only, no model in sight.
@@ -51,7 +51,7 @@ let package = Package(
             "Collectives", "Tensors", "NN", "GAN", "Datasets", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "TrainingCLI", dependencies: ["GAN", "Telemetry", "Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .target(name: "TrainingCLI", dependencies: ["GAN", "Datasets", "Telemetry", "Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                    .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gan-coordinator", dependencies: [
             "Cluster", "Collectives", "GAN", "Tensors", "Telemetry", "TrainingCLI",
@@ -73,14 +73,14 @@ let package = Package(
                           path: "bench/DistBench"),
         // Helpers shared by the test targets (fixture loading, tolerances, finite differences,
         // temporary folders, child processes and the Python interop probe, a ring on loopback).
-        .target(name: "TestSupport", dependencies: ["Tensors", "Datasets", "Collectives"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Tensors", "NN", "Datasets", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport", "CKernels"],
                     exclude: ["Fixtures"]),
         // Counts heap allocations (malloc and friends, interposed in the test executable).
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
-        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "GAN", "TestSupport", "CAllocCounter"], exclude: ["Fixtures"]),
+        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "TestSupport", "CAllocCounter"], exclude: ["Fixtures"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Tensors", "Datasets", "TestSupport"]),
-        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport", "TrainingCLI",
+        .testTarget(name: "GANTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport", "TrainingCLI", "CAllocCounter",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Layers only point down: reads every `import X` under Sources/ and fails when a module imports a
 # project module that is not below it in Package.swift's graph (scripts/modules.py), or when
-# docs/ARCHITECTURE.md's module table says otherwise than Package.swift. A new module is a target
+# docs/ARCHITECTURE.md's module table says otherwise than Package.swift, or when a library reads
+# the environment (only the executables do). A new module is a target
 # in Package.swift and a row in that table.
 #
 #   bash scripts/check-layers.sh
@@ -67,6 +68,24 @@ for module in sorted(os.listdir("Sources")):
                         problems.append(f"{path}:{lineno}: {module} imports the C library {dep}, which only the layers that list it may use")
                     else:
                         problems.append(f"{path}:{lineno}: {module} imports {dep}, which is not below it")
+# Only the executables read the environment (their shared front, TrainingCLI, included): a
+# library takes settings and parameters (TrainingCLI/ProcessEnvironment.swift hands them over).
+# The one exception is OpenBLAS's own OPENBLAS_CORETYPE, which BLASRuntime checks before it
+# re-executes a process onto the right kernels.
+READS_ENV = re.compile(r"\bgetenv\(|\bsetenv\(|processInfo\.environment")
+ENV_EXCEPTIONS = {"Sources/Tensors/BLASRuntime.swift"}
+for module in sorted(BELOW):
+    if GRAPH[module]["kind"] != "library" or module == "TrainingCLI" or not os.path.isdir(os.path.join("Sources", module)):
+        continue
+    for root, _, files in os.walk(os.path.join("Sources", module)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if path in ENV_EXCEPTIONS or not name.endswith((".swift", ".c", ".h")):
+                continue
+            for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+                if READS_ENV.search(line) and not line.lstrip().startswith("///"):
+                    problems.append(f"{path}:{lineno}: the library {module} reads the environment "
+                                    "(only executables do: pass a setting, see ProcessEnvironment)")
 # docs/ARCHITECTURE.md's module table says what each module depends on: Package.swift's list.
 ROW = re.compile(r"^\| ((?:`[^`]+`(?:, )?)+) \| ([^|]*) \|")
 for line in open("docs/ARCHITECTURE.md", encoding="utf-8"):
@@ -82,9 +101,9 @@ for line in open("docs/ARCHITECTURE.md", encoding="utf-8"):
             problems.append(f"docs/ARCHITECTURE.md: the row of {n} says it depends on {sorted(said)}; "
                             f"Package.swift says {sorted(BELOW[n])}")
 if problems:
-    print("check-layers: FAILED, imports that do not point down:", file=sys.stderr)
+    print("check-layers: FAILED, imports that do not point down or libraries that read the environment:", file=sys.stderr)
     for p in problems:
         print("  " + p, file=sys.stderr)
     sys.exit(1)
-print(f"check-layers: {checked} imports in {len(BELOW)} modules point down")
+print(f"check-layers: {checked} imports in {len(BELOW)} modules point down; no library reads the environment")
 PY

@@ -65,7 +65,7 @@ public struct Authenticator: @unchecked Sendable {
     /// The token: from `file` when given (its permissions checked), else from `RINGGAN_TOKEN`,
     /// else nil. Whatever the source, an empty or short token is refused; a token file that
     /// its group or others may read (or write) is refused, as ssh refuses such a key file.
-    public static func loadToken(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+    public static func loadToken(file: String?, environment: [String: String]) throws -> String? {
         if let f = file {
             var st = stat()
             guard stat(f, &st) == 0 else { throw NetError(f, "cannot read the token file: \(String(cString: strerror(errno)))") }

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -220,11 +221,8 @@ public final class Connection: @unchecked Sendable {
     }
 }
 
-public func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+/// Seconds on the monotonic clock (`rg_monotonic_seconds`, the one every module uses).
+public func monotonic() -> Double { rg_monotonic_seconds() }
 
 /// Ignores SIGPIPE so a peer that vanishes gives an error, not a dead process.
 public func ignoreSigpipe() { signal(SIGPIPE, SIG_IGN) }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where RingGAN's data lives (the 5,000 digits `mnist-5k`, trained classifiers), wherever a
 /// command runs. The first of these that holds `mnist-5k`:
@@ -12,15 +13,27 @@ import Foundation
 public enum DataRoot {
     /// The data folder for this process.
     public static var path: String {
-        resolve(environment: ProcessInfo.processInfo.environment, currentDirectory: FileManager.default.currentDirectoryPath,
+        resolve(environment: environment, currentDirectory: FileManager.default.currentDirectoryPath,
                 executable: executablePath)
     }
 
     /// The folders looked at, in order (for error messages).
     public static var searched: [String] {
-        candidates(environment: ProcessInfo.processInfo.environment, currentDirectory: FileManager.default.currentDirectoryPath,
+        candidates(environment: environment, currentDirectory: FileManager.default.currentDirectoryPath,
                    executable: executablePath)
     }
+
+    /// The variables that choose where files live (`RINGGAN_DATA`, `RINGGAN_CACHE`, `HOME`,
+    /// `XDG_DATA_HOME`, `XDG_CACHE_HOME`), as the executable read them at start-up
+    /// (`ProcessEnvironment`): the libraries never read the environment themselves. Empty
+    /// until set, so a library user's process looks in `./data` and beside its executable.
+    public static var environment: [String: String] {
+        get { locations.withLock { $0 } }
+        set { locations.withLock { $0 = newValue } }
+    }
+    /// The names `environment` keeps.
+    public static let variables = ["RINGGAN_DATA", "RINGGAN_CACHE", "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"]
+    private static let locations = Mutex<[String: String]>([:])
 
     static var executablePath: String? { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") }
 

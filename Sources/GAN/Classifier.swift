@@ -99,7 +99,7 @@ public enum ClassifierFile {
     public static func fileName(_ dataset: String) -> String { "classifier-\(dataset).safetensors" }
 
     /// The user's cache folder for made files.
-    public static func cacheFolder(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func cacheFolder(environment env: [String: String] = DataRoot.environment) -> String {
         if let v = env["RINGGAN_CACHE"], !v.isEmpty { return v }
         if let v = env["XDG_CACHE_HOME"], !v.isEmpty { return (v as NSString).appendingPathComponent("ringgan") }
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSTemporaryDirectory()
@@ -107,17 +107,17 @@ public enum ClassifierFile {
     }
 
     /// Where a newly trained classifier goes: the cache.
-    public static func newPath(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func newPath(_ dataset: String, environment env: [String: String] = DataRoot.environment) -> String {
         (cacheFolder(environment: env) as NSString).appendingPathComponent(fileName(dataset))
     }
 
     /// The places looked at, in order.
-    public static func candidates(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func candidates(_ dataset: String, environment env: [String: String] = DataRoot.environment) -> [String] {
         [(DataRoot.path as NSString).appendingPathComponent(fileName(dataset)), newPath(dataset, environment: env)]
     }
 
     /// The first classifier file that exists, or nil.
-    public static func existing(_ dataset: String, environment env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    public static func existing(_ dataset: String, environment env: [String: String] = DataRoot.environment) -> String? {
         candidates(dataset, environment: env).first { FileManager.default.fileExists(atPath: $0) }
     }
 

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
+import Synchronization
 
 /// Progress of a loop of `total` steps.
 ///
@@ -220,17 +222,22 @@ public final class Progress {
         }
     }
 
-    /// The width of the terminal on `fd` (TIOCGWINSZ), else $COLUMNS, else nil.
+    /// The width of the terminal on `fd` (TIOCGWINSZ), else `fallbackColumns`, else nil.
     public static func terminalColumns(fd: Int32) -> Int? {
         var ws = winsize()
         if ioctl(fd, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 { return Int(ws.ws_col) }
-        if let c = getenv("COLUMNS"), let n = Int(String(cString: c)), n > 0 { return n }
-        return nil
+        let n = fallback.load(ordering: .relaxed)
+        return n > 0 ? n : nil
     }
 
-    public static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    /// The width used when the output is not a terminal: the executables set it from $COLUMNS
+    /// (`ProcessEnvironment`); nil (0) when unset.
+    public static var fallbackColumns: Int? {
+        get { let n = fallback.load(ordering: .relaxed); return n > 0 ? n : nil }
+        set { fallback.store(max(0, newValue ?? 0), ordering: .relaxed) }
     }
+    private static let fallback = Atomic<Int>(0)
+
+    /// Seconds on the monotonic clock (`rg_monotonic_seconds`, the one every module uses).
+    public static func monotonicSeconds() -> Double { rg_monotonic_seconds() }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Owns one 64-byte aligned block of float32 values. Several tensors may be windows onto one
 /// storage (a model's flat parameter buffer, a reshape); the storage lives as long as any of them.
@@ -29,14 +30,21 @@ public final class TensorStorage {
 /// anew each time), which made element-wise ops run at a fifth of memory bandwidth. Blocks of
 /// at least `minBytes` are rounded up to a size class (at most 1/8 waste) and kept, up to
 /// `maxCachedBytes` in all; smaller ones go to malloc, which already reuses them well.
+/// The engine's memory settings, set by the executables before any tensor is made.
+public enum TensorMemory {
+    /// The most bytes of freed large blocks kept for reuse (default 1 GiB; 0 keeps none).
+    public static var blockCacheBytes: Int {
+        get { BlockCache.maxCachedBytes }
+        set { BlockCache.limit.store(max(0, newValue), ordering: .relaxed) }
+    }
+}
+
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 256 << 10
-    /// 1 GiB, or `RINGGAN_BLOCK_CACHE_MB` megabytes.
-    static let maxCachedBytes: Int = {
-        if let v = getenv("RINGGAN_BLOCK_CACHE_MB"), let mb = Int(String(cString: v)), mb >= 0 { return mb << 20 }
-        return 1 << 30
-    }()
+    /// 1 GiB, or what the executable set from `RINGGAN_BLOCK_CACHE_MB` (`TensorMemory`).
+    static var maxCachedBytes: Int { limit.load(ordering: .relaxed) }
+    static let limit = Atomic<Int>(1 << 30)
 
     private var pool: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0

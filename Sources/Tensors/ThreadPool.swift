@@ -205,7 +205,7 @@ public final class ThreadPool: @unchecked Sendable {
     private static let sharedLock = Mutex<ThreadPool?>(nil)
 
     /// The pool the engine's ops use. Until `setThreads` is called: one thread per core,
-    /// or `RINGGAN_THREADS` when set.
+    /// or the executable's `RINGGAN_THREADS` when set.
     public static var shared: ThreadPool {
         sharedLock.withLock { pool in
             if let p = pool { return p }
@@ -216,11 +216,17 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// `RINGGAN_THREADS` if set to a positive number, else the number of online cores.
+    /// The thread count of a pool made before anyone sets one: the number of online cores, or
+    /// what the executable set from `RINGGAN_THREADS` (`ProcessEnvironment`; the engine never
+    /// reads the environment itself).
     public static var defaultThreads: Int {
-        if let v = getenv("RINGGAN_THREADS"), let n = Int(String(cString: v)), n > 0 { return n }
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        get { let n = configuredDefault.load(ordering: .relaxed); return n > 0 ? n : onlineCores }
+        set { configuredDefault.store(max(0, newValue), ordering: .relaxed) }
     }
+    private static let configuredDefault = Atomic<Int>(0)
+
+    /// The number of online cores.
+    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Sets the engine's thread count (the old pool's workers are stopped). OpenBLAS is kept at
     /// one thread: the engine splits GEMMs itself.

@@ -243,7 +243,7 @@ struct CoordinatorCommand: ParsableCommand {
         if let m = config.microBatches, workers > m {
             throw ValidationError("--workers \(workers) is more than the run's \(m) micro-batches (exact mode): every worker trains whole micro-batches, so give --micro-batches \(workers) or more (a divisor of --batch \(config.batchSize))")
         }
-        var token = try Authenticator.loadToken(file: tokenFile)
+        var token = try Authenticator.loadToken(file: tokenFile, environment: ProcessInfo.processInfo.environment)
         if token == nil && spawn { token = Authenticator.challenge().map { String(format: "%02x", $0) }.joined() }
         guard let tok = token else { throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN (or --spawn)") }
         // --port, else MASTER_PORT (a bad one is a usage error, as in gan-worker), else 29500.
@@ -324,4 +324,5 @@ struct CoordinatorCommand: ParsableCommand {
 }
 
 BLASRuntime.selectKernels()
+ProcessEnvironment.applyOrExit("gan-coordinator")
 CoordinatorCommand.main()

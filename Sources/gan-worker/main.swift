@@ -99,10 +99,10 @@ struct Worker: ParsableCommand {
         let log = logging.bootstrap("gan-worker", rank: r)
         log.info("rank \(r)\(launch.worldSize.map { " of \($0)" } ?? "") (\(launch.launcher)), coordinator \(launch.coordinatorHost):\(launch.coordinatorPort) (\(launch.coordinatorSource))")
         let (host, port) = (launch.coordinatorHost, launch.coordinatorPort)
-        guard let token = try Authenticator.loadToken(file: tokenFile) else {
+        guard let token = try Authenticator.loadToken(file: tokenFile, environment: ProcessInfo.processInfo.environment) else {
             throw ValidationError("a shared token is required: --token-file FILE or RINGGAN_TOKEN")
         }
-        ThreadPool.setThreads(threads ?? env["RINGGAN_THREADS"].flatMap(Int.init) ?? 1)
+        ThreadPool.setThreads(threads ?? ProcessEnvironment.threads ?? 1)
         var o = WorkerOptions(rank: r, coordinatorHost: host, coordinatorPort: port, token: token)
         o.ringHost = ringHost
         o.ringPort = ringPort
@@ -123,4 +123,5 @@ struct Worker: ParsableCommand {
 }
 
 BLASRuntime.selectKernels()
+ProcessEnvironment.applyOrExit("gan-worker")
 Worker.main()

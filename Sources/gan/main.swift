@@ -20,4 +20,5 @@ struct Gan: ParsableCommand {
 }
 
 BLASRuntime.selectKernels()
+ProcessEnvironment.applyOrExit("gan")
 Gan.main()

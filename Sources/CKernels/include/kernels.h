@@ -2,6 +2,15 @@
 #define RINGGAN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+
+/* Seconds on CLOCK_MONOTONIC: the one clock RingGAN measures durations and deadlines with
+   (Collectives' `monotonic()`, Telemetry's progress line). */
+static inline double rg_monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 // The optimizers' update loops over a flat parameter buffer, in C so that they can use the
 // CPU's widest vector unit (AVX, chosen at run time) while the Swift code is built for the
