@@ -31,35 +31,25 @@ final class ClusterTests: XCTestCase {
     }
 
 
-    /// Starts a process whose output goes to `log` (in the work folder).
+    /// Starts a process whose output goes to `log` (in the work folder): TestSupport's
+    /// `LoggedProcess`, ended at teardown.
     @discardableResult
     func launch(_ exe: String, _ args: [String], log: String, env extra: [String: String] = [:]) throws -> Process {
-        let p = configuredProcess(builtExecutable(exe), args, cwd: work, env: extra)
-        FileManager.default.createFile(atPath: work + "/" + log, contents: nil)
-        let h = FileHandle(forWritingAtPath: work + "/" + log)
-        p.standardOutput = h
-        p.standardError = h
-        try p.run()
-        procs.append(p)
-        return p
+        let p = try LoggedProcess(builtExecutable(exe), args, cwd: work, log: work + "/" + log, env: extra)
+        procs.append(p.process)
+        return p.process
     }
 
+    /// The exit status of `p` (a signal's number when one ended it); the test fails when it
+    /// does not exit within `seconds` (TestSupport's `waitForExit`).
     func wait(_ p: Process, within seconds: Double, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while p.isRunning && Date() < deadline { usleep(50_000) }
-        if p.isRunning { XCTFail("process did not exit within \(seconds) s", file: file, line: line); p.terminate(); return nil }
-        return p.terminationStatus
+        waitForExit(p, within: seconds, file: file, line: line)
     }
 
-    /// Waits (up to a minute) until the run has written `path` (relative to the work folder).
     /// Waits up to 60 s for `path` (under the work folder) to exist; the test fails, naming it,
-    /// when it does not.
+    /// when it does not (TestSupport's `waitForFile`).
     func waitForFile(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: work + "/" + path) && Date() < deadline { usleep(20_000) }
-        if !FileManager.default.fileExists(atPath: work + "/" + path) {
-            XCTFail("\(path) did not appear within 60 s", file: file, line: line)
-        }
+        TestSupport.waitForFile(work + "/" + path, within: 60, file: file, line: line)
     }
 
     func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }

@@ -178,6 +178,28 @@ public final class LoggedProcess {
     public func stop() { if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() } }
 }
 
+/// Waits for `p` to exit and returns its status (a signal's number when one ended it); the test
+/// fails, and the process is ended, when it has not exited within `seconds`.
+public func waitForExit(_ p: Process, within seconds: Double, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning {
+        XCTFail("process \(p.processIdentifier) did not exit within \(seconds) s", file: file, line: line)
+        p.terminate()
+        return nil
+    }
+    return p.terminationStatus
+}
+
+/// Waits up to `seconds` for `path` to exist; the test fails, naming it, when it does not.
+public func waitForFile(_ path: String, within seconds: Double, file: StaticString = #filePath, line: UInt = #line) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(20_000) }
+    if !FileManager.default.fileExists(atPath: path) {
+        XCTFail("\(path) did not appear within \(seconds) s", file: file, line: line)
+    }
+}
+
 /// A process of `executable args` in `cwd`, not started, with the environment the tests give
 /// every child: this one's, OpenBLAS at one thread, then `extra`.
 public func configuredProcess(_ executable: String, _ args: [String], cwd: String, env extra: [String: String] = [:]) -> Process {
