@@ -15,10 +15,14 @@ public struct CoordinatorOptions: Sendable {
         public static let prefetch = 3
         public static let deadAfter: Double = 15
         public static let rendezvousTimeout: Double = 120
+        /// Seconds between a silent worker's heartbeats (sent to the workers in the start message).
+        public static let heartbeat: Double = 1
+        /// Seconds any network wait of a run may last (sent to the workers in the start message).
+        public static let ioTimeout: Double = 60
     }
     public var workers: Int
     public var minWorkers: Int?
-    public var host = "127.0.0.1"
+    public var host = LauncherEnvironment.defaultHost
     public var port: UInt16 = LauncherEnvironment.defaultPort
     public var token: String
     public var config: GANConfig
@@ -39,15 +43,15 @@ public struct CoordinatorOptions: Sendable {
     public var prefetch = Defaults.prefetch
     /// Seconds a worker may be silent (no step, no heartbeat) before it counts as dead.
     public var deadAfter = Defaults.deadAfter
-    public var heartbeat: Double = 1
+    public var heartbeat = Defaults.heartbeat
     /// Seconds to wait for workers to join.
     public var rendezvousTimeout = Defaults.rendezvousTimeout
     /// Seconds any network wait may last.
-    public var ioTimeout: Double = 60
+    public var ioTimeout = Defaults.ioTimeout
     /// Seconds a connecting peer has, in all, to complete the handshake (bytes do not extend it).
-    public var handshakeTimeout: Double = 5
+    public var handshakeTimeout = HandshakeLimits.listenerTimeout
     /// Handshakes in progress at once; a connection beyond that evicts the oldest pending one.
-    public var maxPendingHandshakes = 64
+    public var maxPendingHandshakes = HandshakeLimits.maxPending
     /// End the run at this time even before `config.steps` (`--time-limit`): the next step whose
     /// shards go out is marked the last, every rank ends after it, and rank 0 writes the final
     /// grid and checkpoint. Steps already sent ahead (at most `prefetch`) are trained first.

@@ -31,6 +31,8 @@ public struct LauncherEnvironment: Equatable, Sendable {
     }
 
     public static let defaultPort: UInt16 = 29500
+    /// The coordinator's address when nothing names one: this machine's loopback.
+    public static let defaultHost = "127.0.0.1"
 
 
     /// `MASTER_PORT` as a port (nil when unset or empty); anything else is an error naming it, in
@@ -93,7 +95,7 @@ public struct LauncherEnvironment: Equatable, Sendable {
             guard let first = try expandNodelist(list).first else { throw Problem("\(name) is empty") }
             (host, cport, source) = (first, port, name)
         } else {
-            (host, cport, source) = ("127.0.0.1", port, "default")
+            (host, cport, source) = (defaultHost, port, "default")
         }
         return LauncherEnvironment(launcher: launcher, rank: r, worldSize: world,
                                    coordinatorHost: host, coordinatorPort: cport, coordinatorSource: source)

@@ -98,7 +98,7 @@ public struct WorkerOptions: Sendable {
     public var rank: Int
     public var coordinatorHost: String
     public var coordinatorPort: UInt16
-    public var ringHost: String = "0.0.0.0"
+    public var ringHost: String = WorkerOptions.anyAddress
     public var ringPort: UInt16 = 0
     /// The address other workers should use to reach this one (defaults to ringHost).
     public var advertiseHost: String?
@@ -109,6 +109,8 @@ public struct WorkerOptions: Sendable {
     /// failed), so that a restarted one (`--resume auto`) is rejoined; 0: exit at once.
     public var rejoinTimeout = WorkerOptions.defaultRejoinTimeout
     public static let defaultConnectTimeout: Double = 120
+    /// The ring listener's default bind address: the advertised address only (`ringAddresses`).
+    public static let anyAddress = "0.0.0.0"
     public static let defaultRejoinTimeout: Double = 120
     /// Floats per gradient bucket summed during backward (`DataParallelSchedule.bucketFloats`;
     /// gan-worker: `RINGGAN_BUCKET_MB`); nil: the schedule's default.
@@ -144,8 +146,8 @@ public final class WorkerProcess {
     /// one.
     func ringAddresses() throws -> (advertise: String, bind: String) {
         let advertise = try options.advertiseHost
-            ?? (options.ringHost == "0.0.0.0" ? localAddress(toward: options.coordinatorHost, options.coordinatorPort) : options.ringHost)
-        return (advertise, options.ringHost == "0.0.0.0" ? advertise : options.ringHost)
+            ?? (options.ringHost == WorkerOptions.anyAddress ? localAddress(toward: options.coordinatorHost, options.coordinatorPort) : options.ringHost)
+        return (advertise, options.ringHost == WorkerOptions.anyAddress ? advertise : options.ringHost)
     }
 
     public func run() throws {
@@ -320,7 +322,7 @@ public final class WorkerProcess {
                 // at most 10 s, cut to what is left of the limit (at least 1 s).
                 let left = max(1, since + limit - monotonic())
                 let c = try Handshake.dial(options.coordinatorHost, options.coordinatorPort, name: name, claim: .hello, hello,
-                                           auth: auth, role: "coordinator", within: 0, ioTimeout: ControlTimeouts.io, handshakeTimeout: min(10, left))
+                                           auth: auth, role: "coordinator", within: 0, ioTimeout: ControlTimeouts.io, handshakeTimeout: min(HandshakeLimits.dialerTimeout, left))
                 return (c, attempt)
             } catch let refused as HandshakeRefused {
                 throw refused

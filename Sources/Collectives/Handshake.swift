@@ -96,7 +96,7 @@ public enum Handshake {
     /// `RingFormationCancelled`.
     public static func dial<Claim: Encodable>(_ host: String, _ port: UInt16, name: String, claim type: FrameType, _ claim: Claim,
                                               auth: Authenticator, role: String, within: Double, ioTimeout: Double,
-                                              handshakeTimeout: Double = 10, cancelled: (() -> Bool)? = nil) throws -> Connection {
+                                              handshakeTimeout: Double = HandshakeLimits.dialerTimeout, cancelled: (() -> Bool)? = nil) throws -> Connection {
         let deadline = monotonic() + within
         while true {
             if cancelled?() == true { throw RingFormationCancelled() }
@@ -155,7 +155,7 @@ public final class Admissions<Claim: Decodable & Sendable>: @unchecked Sendable 
 
     /// `log` receives one line per refused or dropped connection (from the handshake threads).
     public init(listener: Listener, claim type: FrameType, as _: Claim.Type, auth: Authenticator, role: String, wrongToken: String,
-                maxPending: Int = 64, handshakeTimeout: Double = 5, ioTimeout: Double, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                maxPending: Int = HandshakeLimits.maxPending, handshakeTimeout: Double = HandshakeLimits.listenerTimeout, ioTimeout: Double, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.listener = listener
         self.log = log
         let t = Thread { [self] in
@@ -267,4 +267,15 @@ public final class Admissions<Claim: Decodable & Sendable>: @unchecked Sendable 
         cond.unlock()
         for c in left { c.close() }
     }
+}
+
+/// The handshake's limits, named once for every listener and dialer.
+public enum HandshakeLimits {
+    /// Seconds a connecting peer has, in all, to complete the handshake at a listener (received
+    /// bytes do not extend it: a slow-drip peer cannot hold a slot).
+    public static let listenerTimeout: Double = 5
+    /// Seconds a dialer waits for the listener's side of the handshake.
+    public static let dialerTimeout: Double = 10
+    /// Handshakes in progress at once at a listener; one beyond that evicts the oldest.
+    public static let maxPending = 64
 }

@@ -26,7 +26,7 @@ extension Ring {
     public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16),
                             farAddresses: [(String, UInt16)] = [], auth: Authenticator,
                             codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double,
-                            handshakeTimeout: Double = 5, log: @escaping @Sendable (String) -> Void = { _ in },
+                            handshakeTimeout: Double = HandshakeLimits.listenerTimeout, log: @escaping @Sendable (String) -> Void = { _ in },
                             cancelled: (@Sendable () -> Bool)? = nil) throws -> Ring {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         precondition(worldSize <= SegmentTag.maxSteps, "a ring of at most \(SegmentTag.maxSteps) ranks (the segment tag's step field)")

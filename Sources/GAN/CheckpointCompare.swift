@@ -11,8 +11,12 @@ extension GANConfig {
 
     /// The fields whose values differ between `a` and `b` (their JSON keys), sorted.
     public static func differingFields(_ a: GANConfig, _ b: GANConfig) -> [String] {
-        let fa = a.fieldValues, fb = b.fieldValues
-        return Set(fa.keys).union(fb.keys).sorted().filter { fa[$0] != fb[$0] }
+        differingFields(a.fieldValues, b.fieldValues)
+    }
+
+    /// The keys whose values differ between two configs' `fieldValues`, sorted.
+    public static func differingFields(_ fa: [String: String], _ fb: [String: String]) -> [String] {
+        Set(fa.keys).union(fb.keys).sorted().filter { fa[$0] != fb[$0] }
     }
 }
 
@@ -28,16 +32,15 @@ extension Checkpoint {
         if step != other.step { out.append("step \(step) vs \(other.step)") }
         if config != other.config { out.append("config differs in \(GANConfig.differingFields(config, other.config))") }
         if sampler != other.sampler { out.append("data sampler state differs") }
-        let mine = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        let theirs = Dictionary(other.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        let onlyHere = Set(mine.keys).subtracting(theirs.keys).sorted(), onlyThere = Set(theirs.keys).subtracting(mine.keys).sorted()
+        let mine = Set(tensors.map(\.name)), theirs = Set(other.tensors.map(\.name))
+        let onlyHere = mine.subtracting(theirs).sorted(), onlyThere = theirs.subtracting(mine).sorted()
         if !onlyHere.isEmpty || !onlyThere.isEmpty {
             out.append("tensor names differ: only in A \(onlyHere.prefix(5)), only in B \(onlyThere.prefix(5))")
         }
         var differ: [String] = []
-        for (name, a) in tensors.map({ ($0.name, $0.tensor) }) {
-            guard let b = theirs[name] else { continue }
-            if let d = Checkpoint.valueDifference(name, a, b) { differ.append(d) }
+        for t in tensors {
+            guard let b = other.tensor(t.name) else { continue }
+            if let d = Checkpoint.valueDifference(t.name, t.tensor, b) { differ.append(d) }
         }
         if !differ.isEmpty {
             out.append("\(differ.count) of \(tensors.count) tensors differ: " + differ.prefix(4).joined(separator: "; ") + (differ.count > 4 ? " ..." : ""))

@@ -151,6 +151,6 @@ public struct RunStartError: Error, CustomStringConvertible {
 /// The config fields in which `a` and `b` differ, as `name: a vs b`.
 func configDifferences(_ a: GANConfig, _ b: GANConfig) -> [String] {
     let fa = a.fieldValues, fb = b.fieldValues
-    let keys = GANConfig.differingFields(a, b)
+    let keys = GANConfig.differingFields(fa, fb)
     return keys.isEmpty ? ["the configs differ"] : keys.map { "\($0): \(fa[$0] ?? "none") in the run, \(fb[$0] ?? "none") from the flags" }
 }

@@ -52,7 +52,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(parsing: .unconditional, help: "Number of workers.") var workers: Int
     @Option(parsing: .unconditional, help: "After a failure, re-form the ring if at least this many workers survive (default: stop).") var minWorkers: Int?
-    @Option(help: "Address to listen on (default: $MASTER_ADDR, else 127.0.0.1).") var host: String?
+    @Option(help: "Address to listen on (default: $MASTER_ADDR, else \(LauncherEnvironment.defaultHost)).") var host: String?
     @Option(parsing: .unconditional, help: "Port to listen on (default: $MASTER_PORT, else 29500).") var port: UInt16?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
@@ -260,7 +260,7 @@ struct CoordinatorCommand: ParsableCommand {
         for p in RunFolder(path: runDir).removeStaleTemporaries() { log.notice("removed \(p): a temporary file left by a writer that was killed before it finished") }
         var o = CoordinatorOptions(workers: workers, token: tok, config: config, runDir: runDir)
         o.minWorkers = minWorkers
-        o.host = host ?? env["MASTER_ADDR"] ?? "127.0.0.1"
+        o.host = host ?? env["MASTER_ADDR"] ?? LauncherEnvironment.defaultHost
         o.port = listenPort
         o.sampleEvery = output.sampleEvery; o.logEvery = output.logEvery; o.checkpointEvery = output.checkpointEvery; o.keep = output.keep
         // Absolute, as the run folder: the workers read it from their own working folders.
@@ -309,7 +309,7 @@ struct CoordinatorCommand: ParsableCommand {
             let p = Process()
             p.executableURL = exe
             // Children of this coordinator end with it: a restarted one spawns its own.
-            p.arguments = ["--rank", "\(r)", "--coordinator", "127.0.0.1:\(port)", "--ring-host", "127.0.0.1", "--rejoin-timeout", "0"]
+            p.arguments = ["--rank", "\(r)", "--coordinator", "\(LauncherEnvironment.defaultHost):\(port)", "--ring-host", LauncherEnvironment.defaultHost, "--rejoin-timeout", "0"]
             p.environment = env
             let logPath = runDir + "/logs/rank-\(r).log"
             FileManager.default.createFile(atPath: logPath, contents: nil)

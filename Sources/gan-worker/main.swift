@@ -51,10 +51,10 @@ struct Worker: ParsableCommand {
         version: BuildInfo.versionText("gan-worker"))
 
     @Option(parsing: .unconditional, help: "This worker's rank (default: $RANK, $OMPI_COMM_WORLD_RANK or $SLURM_PROCID).") var rank: Int?
-    @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else 127.0.0.1:29500).") var coordinator: String?
+    @Option(help: "Coordinator host:port (default: $MASTER_ADDR:$MASTER_PORT, else $RINGGAN_COORDINATOR, else the first host of $SLURM_JOB_NODELIST, else \(LauncherEnvironment.defaultHost):\(LauncherEnvironment.defaultPort)).") var coordinator: String?
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN).") var tokenFile: String?
-    @Option(help: "Address the ring listener binds (default 0.0.0.0, which binds only the advertised address, not every interface).")
-    var ringHost: String = "0.0.0.0"
+    @Option(help: "Address the ring listener binds (default \(WorkerOptions.anyAddress), which binds only the advertised address, not every interface).")
+    var ringHost: String = WorkerOptions.anyAddress
     @Option(parsing: .unconditional, help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
     @Option(help: "Address other workers use to reach this one (default: the address this worker reaches the coordinator from; $POD_IP when set).")
     var advertise: String?
