@@ -237,13 +237,41 @@ public final class Coordinator {
         var resume = options.resume
         var members = try rendezvous(count: options.workers, ranks: nil)
         if options.resumeNewest { resume = newerCheckpoint(than: resume) }
-        var formation = 0
+        do {
+            try formAndTrain(members: &members, resume: &resume, dataset: dataset, progress: progress)
+        } catch {
+            // A run that formed a ring ends in the event log too; one stopped before it did
+            // has no events (nothing of it ran).
+            if formedRings > 0 { record(RunEvent(.ended, step: stepsCompletedThrough, ending: .failed, reason: "\(error)", checkpoint: folder.checkpoints.latest())) }
+            throw error
+        }
+        let ending: RunEvent.Ending = stoppedByRequestAt != nil ? .stopRequest : stoppedByDeadlineAt != nil ? .timeLimit : .completed
+        record(RunEvent(.ended, step: stepsCompletedThrough, ending: ending, checkpoint: folder.checkpoints.latest()))
+    }
+
+    /// The run folder, as the coordinator sees it (it reads checkpoints to resume from there and
+    /// writes the run's `events.jsonl`).
+    var folder: RunFolder { RunFolder(path: options.runDir, keep: options.keep) }
+    /// Rings formed so far (`formed` events recorded).
+    var formedRings = 0
+    /// The last step every rank of the current formation finished.
+    var stepsCompletedThrough = 0
+
+    /// Appends a run event; a failed write is a warning, never a reason to stop the run.
+    func record(_ e: RunEvent) {
+        if let why = folder.record(e) { log.warning("cannot record the run's \(e.event.rawValue) event: \(why)") }
+    }
+
+    /// Trains formation after formation: a lost worker re-forms the ring with the survivors
+    /// from the last checkpoint (`--min-workers`), until the run completes or cannot go on.
+    func formAndTrain(members: inout [Member], resume: inout String?, dataset: ImageDataset,
+                      progress: ((ClusterStep) -> Void)?) throws {
         while true {
-            formation += 1
             do {
                 try train(members: members, dataset: dataset, resume: resume, progress: progress)
                 return
             } catch let f as MemberFailure {
+                record(RunEvent(.lost, step: f.step, ranks: f.dead.sorted(), reason: f.reason))
                 let survivors = members.filter { !f.dead.contains($0.rank) }
                 for m in members { m.conn.close() }
                 guard let minW = options.minWorkers, survivors.count >= minW else {
@@ -405,6 +433,9 @@ public final class Coordinator {
                 m.lastSeen = monotonic()
             }
             log.info("started \(n) worker(s) at step \(firstStep)\(resume.map { " from \($0)" } ?? "")")
+            coordinator.formedRings += 1
+            coordinator.stepsCompletedThrough = firstStep
+            coordinator.record(RunEvent(.formed, step: firstStep, from: resume, workers: n))
         }
 
         /// A reader thread per member turns its frames (and its loss) into events.
@@ -545,6 +576,7 @@ public final class Coordinator {
             while let all = done[completed + 1], all.count == n {
                 completed += 1
                 coordinator.stepsCompleted += 1
+                coordinator.stepsCompletedThrough = completed
                 done[completed] = nil
                 let sums = all.filter { $0.checksum != nil }
                 if sums.count == n, Set(sums.map { $0.checksum! }).count > 1 {

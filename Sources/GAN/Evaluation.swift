@@ -101,7 +101,7 @@ public struct CheckpointEvaluation {
 
     /// The result as one JSON object (`gan evaluate --json`).
     public func json() throws -> String {
-        var o: [String: Any] = ["checkpoint": checkpointPath, "step": step, "fid": fid, "classifier_score": classes.classifierScore,
+        var o: [String: Any] = ["checkpoint": checkpointPath, "classifier": classifierUsed, "step": step, "fid": fid, "classifier_score": classes.classifierScore,
                                 "mode_entropy": classes.modeEntropy, "histogram": classes.histogram, "samples": samples,
                                 "real_floor_fid": floor, "real_floor_size": floorSize,
                                 "reference": ["split": "train", "count": reference.indices.count, "per_class": reference.perClass,

@@ -293,6 +293,20 @@ public final class TrainingSession {
         }
     }
 
+    /// Appends a run event (`events.jsonl`, `RunEvent`) when this rank writes; a failed write is
+    /// a warning, never a reason to stop the run.
+    public func record(_ e: RunEvent) {
+        guard writes else { return }
+        if let why = folder.record(e) { logger.warning("cannot record the run's \(e.event.rawValue) event: \(why)") }
+    }
+
+    /// How `run` ended, as the event log says it: at the run's steps, at the deadline, or by
+    /// `shouldEnd` (an interrupt, or the coordinator's last step).
+    public var ending: RunEvent.Ending {
+        guard stoppedByDeadline else { return .completed }
+        return deadline.map { Date() >= $0 } ?? false ? .timeLimit : .stopRequest
+    }
+
     /// Reports the start and the end of a run of failed TensorBoard writes.
     private func checkEvents() {
         guard let e = events else { return }

@@ -83,7 +83,12 @@ struct Train: ParsableCommand {
             + "G \(models.gParams.count) and D \(models.dParams.count) parameters, \(ThreadPool.shared.threads) thread(s), OpenBLAS \(BLASRuntime.coreName) kernels"
         log.info("\(summary)")
         if let e = session.events { log.info("TensorBoard events: \(e.path)") }
-        try run(session, deadline: deadline)
+        session.record(RunEvent(.started, step: trainer.step, from: start.resume?.1))
+        do { try run(session, deadline: deadline) } catch {
+            session.record(RunEvent(.ended, step: trainer.step, ending: .failed, reason: "\(error)", checkpoint: session.folder.checkpoints.latest()))
+            throw error
+        }
+        session.record(RunEvent(.ended, step: trainer.step, ending: session.ending, checkpoint: session.folder.checkpoints.latest()))
         try report(session, runPath: runPath, log: log)
     }
 

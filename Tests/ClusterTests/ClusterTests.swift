@@ -52,6 +52,14 @@ final class ClusterTests: XCTestCase {
         TestSupport.waitForFile(work + "/" + path, within: 60, file: file, line: line)
     }
 
+    /// The run's event log (`runs/NAME/events.jsonl`): how the tests judge what a run did.
+    func events(_ run: String, file: StaticString = #filePath, line: UInt = #line) -> [RunEvent] {
+        do { return try RunFolder(path: work + "/runs/" + run).events() } catch {
+            XCTFail("\(error)", file: file, line: line)
+            return []
+        }
+    }
+
     func text(_ log: String) -> String { (try? String(contentsOfFile: work + "/" + log, encoding: .utf8)) ?? "" }
 
     /// A raw TCP connection to the coordinator's port (retried until it listens) that sends nothing.
@@ -159,9 +167,11 @@ final class ClusterTests: XCTestCase {
         XCTAssertLessThan(step, 100_000)
         XCTAssertEqual(ckpts[0], String(format: "step_%08d.rgan", step))
         XCTAssertEqual(grids[0], String(format: "step_%08d.png", step))
-        XCTAssertTrue(text("coord.log").contains("time limit reached: stopped at step \(step) of 100000"), text("coord.log"))
-        // Both ranks ended at that step (rank 1 writes nothing, so its log says it).
-        for r in 0..<2 { XCTAssertTrue(text("w\(r).log").contains("run finished at step \(step)"), text("w\(r).log")) }
+        // The run ended at the time limit, every rank at that step.
+        let ended = events("timed").last
+        XCTAssertEqual(ended?.event, .ended)
+        XCTAssertEqual(ended?.ending, .timeLimit)
+        XCTAssertEqual(ended?.step, step)
         // A malformed duration is refused before anything starts.
         let bad = try launch("gan-coordinator", ["--workers", "1", "--port", "\(port())", "--token-file", "token", "--time-limit", "5 min"]
                              + args.dropLast(2), log: "bad.log")
@@ -180,8 +190,14 @@ final class ClusterTests: XCTestCase {
         let code = wait(coord, within: 60)
         XCTAssertNotEqual(code, 0)
         let log = text("coord.log")
+        // The error names the rank and the checkpoint to resume from; the event log records both.
         XCTAssertTrue(log.contains("rank 1"), log)
         XCTAssertTrue(log.contains("last checkpoint is"), log)
+        let ev = events("killed")
+        XCTAssertEqual(ev.map(\.event), [.formed, .lost, .ended], "\(ev)")
+        XCTAssertEqual(ev.dropFirst().first?.ranks, [1])
+        XCTAssertEqual(ev.last?.ending, .failed)
+        XCTAssertNotNil(ev.last?.checkpoint)
         for w in [ws[0], ws[2]] { XCTAssertNotNil(wait(w, within: 60), "survivors exit too") }
         // Every checkpoint left behind reads back (none half-written).
         for f in try FileManager.default.contentsOfDirectory(atPath: work + "/runs/killed/checkpoints") {
@@ -203,7 +219,14 @@ final class ClusterTests: XCTestCase {
         kill(ws[2].processIdentifier, SIGKILL)
         XCTAssertEqual(wait(coord, within: 120), 0, text("coord.log"))
         let log = text("coord.log")
-        XCTAssertTrue(log.contains("re-forming the ring"), log)
+        // Lost rank 2, re-formed with the two survivors from a checkpoint, completed.
+        let ev = events("reform")
+        XCTAssertEqual(ev.map(\.event), [.formed, .lost, .formed, .ended], "\(ev)")
+        XCTAssertEqual(ev[1].ranks, [2])
+        XCTAssertEqual(ev[2].workers, 2)
+        XCTAssertNotNil(ev[2].from, "the survivors resume from the last checkpoint")
+        XCTAssertEqual(ev[3].ending, .completed)
+        XCTAssertEqual(ev[3].step, 30)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/runs/reform/checkpoints/step_00000030.rgan"), log)
         XCTAssertNoThrow(try Checkpoint.read(path: work + "/runs/reform/checkpoints/step_00000030.rgan"))
     }
@@ -220,6 +243,7 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(wait(coord, within: 60), 1, "a run that lost a worker (without --min-workers) fails")
         XCTAssertLessThan(Date().timeIntervalSince(t0), 30, "detected in bounded time")
         XCTAssertTrue(text("coord.log").contains("rank(s) [0] sent nothing for 3 s"), "the stopped rank is named: \(text("coord.log"))")
+        XCTAssertEqual(events("hung").first { $0.event == .lost }?.ranks, [0])
         kill(ws[0].processIdentifier, SIGCONT)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GAN
 import TestSupport
 import XCTest
 
@@ -14,8 +15,9 @@ extension ClusterTests {
         // Rank 2 frozen: declared dead after 3 s; the ring re-forms with ranks 0 and 1.
         kill(ws[2].processIdentifier, SIGSTOP)
         let deadline = Date().addingTimeInterval(60)
-        while text("coord.log").components(separatedBy: "started 2 worker(s)").count < 2 && coord.isRunning && Date() < deadline { usleep(50_000) }
-        XCTAssertTrue(text("coord.log").contains("started 2 worker(s)"), text("coord.log"))
+        let reformed = { self.events("dead").contains { $0.event == .formed && $0.workers == 2 } }
+        while !reformed() && coord.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(reformed(), "the ring re-formed with 2 workers: \(events("dead"))")
         // Training goes on without it; then the same process is resumed: it sees its connection
         // gone and rejoins the coordinator's address, which refuses it at once.
         usleep(500_000)
@@ -33,5 +35,7 @@ extension ClusterTests {
         kill(coord.processIdentifier, SIGINT)
         XCTAssertEqual(wait(coord, within: 120), 130, text("coord.log"))
         for w in ws[0..<2] { XCTAssertEqual(wait(w, within: 30), 0) }
+        XCTAssertEqual(events("dead").map(\.event), [.formed, .lost, .formed, .ended])
+        XCTAssertEqual(events("dead").last?.ending, .stopRequest)
     }
 }

@@ -57,7 +57,7 @@ extension ClusterTests {
         waitForFile("runs/reform/checkpoints/step_00000005.rgan")
         kill(rs[2].processIdentifier, SIGKILL)
         XCTAssertEqual(wait(reform, within: 180), 0, text("reform.log"))
-        XCTAssertTrue(text("reform.log").contains("re-forming the ring"), text("reform.log"))
+        XCTAssertEqual(events("reform").map(\.event), [.formed, .lost, .formed, .ended], "re-formed: \(events("reform"))")
         XCTAssertEqual(bytes("runs/reform/" + reference.last!), bytes("runs/single/" + reference.last!), "re-formed 3 -> 2: differs")
     }
 }

@@ -43,7 +43,10 @@ extension ClusterTests {
         XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/runs/int/samples/" + String(format: "step_%08d.png", s)))
         XCTAssertTrue(log1.contains("SIGINT: stopped at step \(s) of 2000; the last checkpoint is ")
                       && log1.contains("/runs/int/checkpoints/\(name)\n"), log1)
-        for r in 0..<2 { XCTAssertTrue(text("runs/int/logs/rank-\(r).log").contains("run finished at step \(s)"), text("runs/int/logs/rank-\(r).log")) }
+        // Every rank ended at that step: the run's events say so.
+        XCTAssertEqual(events("int").map(\.event), [.formed, .ended])
+        XCTAssertEqual(events("int").last?.ending, .stopRequest)
+        XCTAssertEqual(events("int").last?.step, s)
         guard let command = resumeCommand(log1) else { return XCTFail("no resume command printed: " + log1) }
         XCTAssertTrue(command.hasPrefix(builtExecutable("gan-coordinator") + " --workers 2 --spawn"), command)
         XCTAssertTrue(command.hasSuffix("--name int --resume auto"), command)
@@ -58,11 +61,16 @@ extension ClusterTests {
         let log2 = text("coord2.log")
         XCTAssertTrue(log2.contains("--resume auto: resuming"), log2)
         XCTAssertTrue(log2.contains("checkpoints/\(name) at step \(s) of 2000"), log2)
-        XCTAssertTrue(text("runs/int/logs/rank-0.log").contains("resumed from"), text("runs/int/logs/rank-0.log"))
         guard let last = checkpointNames("int").last, let t = Int(last.dropFirst(5).prefix(8)), t > s else {
             return XCTFail("no checkpoint after step \(s): \(checkpointNames("int"))\n" + log2)
         }
-        XCTAssertTrue(log2.contains("SIGTERM: stopped at step \(t) of 2000"), log2)
+        // The second coordinator formed the ring from that checkpoint and stopped at step t.
+        let ev = events("int")
+        XCTAssertEqual(ev.map(\.event), [.formed, .ended, .formed, .ended], "\(ev)")
+        XCTAssertEqual(ev[2].step, s)
+        XCTAssertTrue(ev[2].from?.hasSuffix("/checkpoints/" + name) ?? false, "\(ev[2])")
+        XCTAssertEqual(ev[3].ending, .stopRequest)
+        XCTAssertEqual(ev[3].step, t)
     }
 
     /// Ctrl-C on `cluster/local.sh` (SIGINT to its whole process group, as a terminal sends it):
@@ -88,7 +96,7 @@ extension ClusterTests {
         XCTAssertEqual(saved.count, 1, "\(saved)\n" + log)
         XCTAssertTrue(log.contains("local.sh: to resume: bash cluster/local.sh -n 2 --name local --restarts 3 --bin "), log)
         XCTAssertTrue(log.contains(" --resume auto"), log)
-        for r in 0..<2 { XCTAssertTrue(text("runs/local/logs/rank-\(r).log").contains("run finished at step"), text("runs/local/logs/rank-\(r).log")) }
+        XCTAssertEqual(events("local").last?.ending, .stopRequest, "\(events("local"))")
     }
 
     /// Interrupted while it waits for workers: nothing to save; it says so and exits at once.

@@ -26,6 +26,19 @@ final class CLITests: XCTestCase {
         return r.both
     }
 
+    /// The JSON object a `--json` command printed last on standard output, and its log.
+    func runJSON(_ args: [String], env: [String: String] = [:], file: StaticString = #filePath,
+                 line: UInt = #line) throws -> (json: [String: Any], log: String) {
+        let r = try runProcess(gan, args + ["--json"], cwd: work, env: env)
+        XCTAssertEqual(r.status, 0, "gan \(args.joined(separator: " ")) --json exited \(r.status):\n\(r.both)", file: file, line: line)
+        guard let last = r.stdout.split(separator: "\n").last,
+              let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
+            XCTFail("gan \(args.joined(separator: " ")) --json printed no JSON object:\n\(r.both)", file: file, line: line)
+            return ([:], r.stderr)
+        }
+        return (obj, r.stderr)
+    }
+
     func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/" + dir)) ?? []).sorted() }
 
     /// A raw MNIST-format folder of `indices` of the real `split`.
@@ -54,22 +67,24 @@ final class CLITests: XCTestCase {
         try writeMiniMNIST(root + "/mnist-5k", split: .test, indices: Array(stride(from: 0, to: 500, by: 5)))
         let env = ["RINGGAN_DATA": root, "RINGGAN_CACHE": cache]
         try run(["train", "--model", "mlp", "--steps", "2", "--batch", "8", "--name", "fresh", "--json"], env: env)
-        let first = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
-        XCTAssertTrue(first.contains("no digit classifier for mnist yet"), first)
-        XCTAssertTrue(first.contains("into \(cache)/classifier-mnist.safetensors"), first)
-        XCTAssertTrue(first.contains("held-out accuracy"), first)
-        XCTAssertTrue(first.contains("FID "), first)
+        let evaluate = ["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"]
+        let first = try runJSON(evaluate, env: env)
+        // The user is told what is happening and where the classifier goes.
+        XCTAssertTrue(first.log.contains("no digit classifier for mnist yet"), first.log)
+        XCTAssertTrue(first.log.contains("into \(cache)/classifier-mnist.safetensors"), first.log)
+        XCTAssertEqual(first.json["classifier"] as? String, cache + "/classifier-mnist.safetensors")
+        XCTAssertNotNil(first.json["fid"] as? Double, "\(first.json)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: cache + "/classifier-mnist.safetensors"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/classifier-mnist.safetensors"), "nothing written into the data folder")
-        let again = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
-        XCTAssertFalse(again.contains("no digit classifier"), again)
-        XCTAssertTrue(again.contains("classifier \(cache)/classifier-mnist.safetensors"), again)
-        let skip = try run(["train-classifier", "--if-missing"], env: env)
-        XCTAssertTrue(skip.contains("exists; nothing to do"), skip)
+        let trained = try FileManager.default.attributesOfItem(atPath: cache + "/classifier-mnist.safetensors")[.modificationDate] as? Date
+        let again = try runJSON(evaluate, env: env)
+        XCTAssertEqual(again.json["classifier"] as? String, cache + "/classifier-mnist.safetensors")
+        _ = try run(["train-classifier", "--if-missing"], env: env)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: cache + "/classifier-mnist.safetensors")[.modificationDate] as? Date,
+                       trained, "evaluate and train-classifier --if-missing reuse the classifier")
         // A classifier in the data folder (earlier versions put it there) is found first.
         try FileManager.default.copyItem(atPath: cache + "/classifier-mnist.safetensors", toPath: root + "/classifier-mnist.safetensors")
-        let data = try run(["evaluate", "--checkpoint", "runs/fresh/checkpoints/step_00000002.rgan", "--samples", "40"], env: env)
-        XCTAssertTrue(data.contains("classifier \(root)/classifier-mnist.safetensors"), data)
+        XCTAssertEqual(try runJSON(evaluate, env: env).json["classifier"] as? String, root + "/classifier-mnist.safetensors")
     }
 
     func testEveryModelTrainsFromTheCommandLine() throws {
@@ -124,7 +139,7 @@ final class CLITests: XCTestCase {
         // --time-limit 0: one step, then the final checkpoint and grid, long before --steps.
         let tl = try run(["train", "--name", "timed", "--model", "mlp", "--steps", "500", "--batch", "8", "--data", mnist,
                           "--time-limit", "0", "--json"])
-        XCTAssertTrue(tl.contains("time limit reached: stopped at step 1 of 500"), tl)
+        XCTAssertEqual(try RunFolder(path: work + "/runs/timed").events().last?.ending, .timeLimit, tl)
         XCTAssertEqual(files("runs/timed/checkpoints"), ["step_00000001.rgan"])
         XCTAssertEqual(files("runs/timed/samples"), ["step_00000001.png"])
         // --g-ema: the checkpoint holds the average, and export writes it.

@@ -45,7 +45,12 @@ final class InterruptTests: XCTestCase {
         XCTAssertEqual(try Checkpoint.read(path: work + "/runs/int/checkpoints/" + name).step, s)
         XCTAssertTrue(exists("runs/int/samples/" + String(format: "step_%08d.png", s)), "no grid of the last step: \(files("runs/int/samples"))")
         XCTAssertTrue(log1.contains("SIGINT: stopped at step \(s) of 2000"), log1)
-        XCTAssertFalse(log1.contains("done:"), log1)
+        // Ended at step s by the request, with that checkpoint (not as a completed run).
+        let ended = try RunFolder(path: work + "/runs/int").events().last
+        XCTAssertEqual(ended?.event, .ended)
+        XCTAssertEqual(ended?.ending, .stopRequest)
+        XCTAssertEqual(ended?.step, s)
+        XCTAssertEqual(ended?.checkpoint, "runs/int/checkpoints/" + name)
         guard let command = resumeCommand(log1) else { return XCTFail("no resume command printed: " + log1) }
         XCTAssertTrue(command.hasPrefix(ganBinary + " train "), command)
         XCTAssertTrue(command.hasSuffix("--runs-dir runs --name int --resume auto"), command)
@@ -65,7 +70,12 @@ final class InterruptTests: XCTestCase {
         guard let last = files("runs/int/checkpoints").last, let t = step(last), t > s else {
             return XCTFail("no checkpoint after step \(s): \(files("runs/int/checkpoints"))\n" + log2)
         }
-        XCTAssertTrue(log2.contains("SIGTERM: stopped at step \(t) of 2000"), log2)
+        let ev = try RunFolder(path: work + "/runs/int").events()
+        XCTAssertEqual(ev.map(\.event), [.started, .ended, .started, .ended], "\(ev)")
+        XCTAssertEqual(ev[2].step, s)
+        XCTAssertEqual(ev[2].from, "runs/int/checkpoints/" + name)
+        XCTAssertEqual(ev[3].ending, .stopRequest)
+        XCTAssertEqual(ev[3].step, t)
         XCTAssertEqual(resumeCommand(log2), command, "the same command resumes it again")
 
         // Interrupted twice and resumed: the same weights as t steps without a break.
