@@ -58,7 +58,7 @@
 # Needs root (namespaces, tmpfs); without it exits 77 with the reason (scripts/test.sh counts that
 # as skipped). Every process runs under `timeout`; namespaces, tmpfs mounts and qdiscs are removed
 # on exit, also on failure or interruption. Exit 0 when nothing failed. Last line:
-# `fault-matrix: P passed, F failed, N not run`.
+# `fault-matrix: P passed, F failed, N skipped` (cluster/verdicts.sh).
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -150,13 +150,17 @@ trap 'echo "fault-matrix: interrupted; work folder kept: $work" >&2; exit 130' I
 
 # --- results --------------------------------------------------------------------------------
 
+# Counted and printed the way every shell check does (cluster/verdicts.sh); the rows also make
+# the report's table.
+# shellcheck source=verdicts.sh
+source "$root/cluster/verdicts.sh"
+verdicts_init fault-matrix
 rows=()     # trial|what|outcome|seconds|lost|detail
-n_pass=0; n_fail=0; n_skip=0
 record() {  # record TRIAL WHAT OUTCOME SECONDS LOST DETAIL (paths shown relative to the work folder)
     local d="${6//$work\//}"
     rows+=("$1|$2|$3|$4|$5|$d")
-    case "$3" in PASS) n_pass=$((n_pass + 1)) ;; "NOT RUN") n_skip=$((n_skip + 1)) ;; *) n_fail=$((n_fail + 1)) ;; esac
-    printf 'fault-matrix: %-4s %-8s %5ss  lost %-4s %s\n' "$1" "$3" "$4" "$5" "$d"
+    local outcome=FAIL; case "$3" in PASS) outcome=PASS ;; "NOT RUN") outcome=SKIP ;; esac
+    verdict "$outcome" "$(printf '%-4s %5ss  lost %-4s %s' "$1" "$4" "$5" "$d")"
 }
 
 # --- network ----------------------------------------------------------------------------------
@@ -250,24 +254,16 @@ wait_log() {
 # The last line of a coordinator log that says why it ended.
 why_ended() { grep -E "critical|error" "$1" | tail -n 1 | sed 's/^[^ ]* //'; }
 
-# Steps trained again: in the coordinator's --json step numbers, each drop (a re-formation
-# restarting from a checkpoint) loses the steps from the new first step back to the highest one.
-steps_lost() {
-    steps_of "$1" | awk 'NR > 1 && $1 <= prev { lost += prev - $1 + 1 } { prev = $1 } END { print lost + 0 }'
-}
-
-# seconds per step of the last formation (the coordinator's images/s over its global batch).
-step_time() {
-    local ips; ips=$(grep -o '"images_per_sec":[0-9.e+-]*' "$1" | tail -n 1 | cut -d: -f2)
-    [ -n "$ips" ] && awk -v b="$2" -v i="$ips" 'BEGIN { printf "%.3f", b / i }'
-}
-
-# The checkpoint the newest formation started from ("started N worker(s) at step K from PATH"),
-# as "N K PATH" (PATH "-" when it started from step 0).
-last_start() {
-    grep -oE "started [0-9]+ worker\(s\) at step [0-9]+( from [^ ]+)?" "$1" | tail -n 1 \
-        | awk '{ print $2, $6, ($8 == "" ? "-" : $8) }'
-}
+# What a run did, from what it wrote for machines (cluster/runcheck.py: the run folder's
+# events.jsonl and the coordinator's --json lines), never from its log wording.
+runcheck() { python3 "$root/cluster/runcheck.py" "$@"; }
+# Steps trained again after re-formations (from the --json step numbers).
+steps_lost() { runcheck lost-steps "$1"; }
+# Seconds per step of the last formation (the coordinator's images/s over its global batch).
+step_time() { runcheck step-time "$1" "$2"; }
+# The run's formations: "COUNT N K PATH", the last one's workers, first step and the checkpoint
+# it resumed from ("-" from step 0).
+formations_of() { runcheck formations "$1"; }
 
 # --- references --------------------------------------------------------------------------------
 
@@ -314,9 +310,8 @@ judge_reformed() {
         record "$trial" "$what" FAIL "$secs" "$lost" "coordinator exit $cs: $(why_ended "$dir/coord.log")${note:+; $note}"
         return
     fi
-    local start n k from
-    start=$(last_start "$dir/coord.log"); read -r n k from <<< "$start"
-    local formations; formations=$(grep -cE "started [0-9]+ worker\(s\) at step" "$dir/coord.log")
+    local formations n k from
+    read -r formations n k from <<< "$(formations_of "$dir/runs/run")"
     local final; final=$(ls "$dir"/runs/run/checkpoints/step_*.rgan 2>/dev/null | tail -n 1)
     local ver; ver=$(all_verify "$dir/runs/run") || { record "$trial" "$what" FAIL "$secs" "$lost" "a checkpoint does not read back: $ver"; return; }
     if [ "$formations" -lt 2 ]; then
@@ -424,14 +419,14 @@ trial_coordinator_kill() {   # c: kill -9 of the coordinator, restarted with --r
     reap "$COORD"; local cs=$RC
     local secs=$((SECONDS - t0)) ws=()
     for i in 0 1 2; do reap "${W[$i]}"; ws+=("$RC"); done
-    local start n k from; start=$(last_start "$TD/coord.log"); read -r n k from <<< "$start"
+    local formations n k from; read -r formations n k from <<< "$(formations_of "$TD/runs/run")"
     # (Rank 0 may have checkpointed a step the coordinator had not yet printed: nothing lost then.)
     local lost=-; [ -n "${k:-}" ] && lost=$((before > k ? before - k : 0))
     if [ "$cs" != 0 ]; then
         record c "$what" FAIL "$secs" "$lost" "restarted coordinator exit $cs: $(why_ended "$TD/coord.log"); workers exit ${ws[*]}"; return
     fi
-    if [ -z "${from:-}" ]; then
-        record c "$what" FAIL "$secs" "$lost" "the restarted coordinator did not say where it started (expected 'started N worker(s) at step K [from PATH]')"; return
+    if [ "${from:--}" = - ]; then
+        record c "$what" FAIL "$secs" "$lost" "the restarted coordinator did not resume from a checkpoint ($TD/runs/run/events.jsonl: $formations formation(s))"; return
     fi
     local final; final=$(ls "$TD"/runs/run/checkpoints/step_*.rgan | tail -n 1)
     local ref; ref=$(reference "$TD" "$n" "$from" "${RUN_ARGS[@]}") || ref=""
@@ -687,10 +682,9 @@ if [ -n "$report" ]; then
         echo
         table
         echo
-        echo "fault-matrix: $n_pass passed, $n_fail failed, $n_skip not run"
+        verdicts_summary
     } > "$report"
     echo "fault-matrix: report written to $report"
 fi
-if [ $n_fail = 0 ] && [ $keep = 0 ]; then final_rm=1; else echo "fault-matrix: work folder kept: $work"; fi
-echo "fault-matrix: $n_pass passed, $n_fail failed, $n_skip not run"
-[ $n_fail = 0 ]
+if [ "$VERDICTS_FAILED" = 0 ] && [ $keep = 0 ]; then final_rm=1; else echo "fault-matrix: work folder kept: $work"; fi
+verdicts_summary

@@ -25,7 +25,8 @@
 # Environment: RINGGAN_SWIFT_IMAGE / RINGGAN_RUNTIME_IMAGE (base images to build from),
 # RINGGAN_DOCKER_STEPS (steps of the short run, default 40), RINGGAN_DOCKER_TIMEOUT (seconds any
 # one wait may take, default 900), RINGGAN_SKIP_CONTAINERS=1 (report skipped without trying). Figures go to stdout and to $RINGGAN_DOCKER_FIGURES if set.
-# Last line: `docker-test: P passed, F failed` (or `docker-test: SKIPPED (reason)`).
+# Last line: `docker-test: P passed, F failed, 0 skipped` (cluster/verdicts.sh; or
+# `docker-test: SKIPPED (reason)`, exit 77).
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,9 +36,11 @@ wait_s="${RINGGAN_DOCKER_TIMEOUT:-900}"
 export DOCKER_BUILDKIT=0          # the classic build API (what Podman serves)
 export COMPOSE_DOCKER_CLI_BUILD=0
 
-passed=0; failed=0
-pass() { echo "docker-test:   ok    $*"; passed=$((passed + 1)); }
-fail() { echo "docker-test:   FAIL  $*"; failed=$((failed + 1)); }
+# shellcheck source=../cluster/verdicts.sh
+source "$root/cluster/verdicts.sh"
+verdicts_init docker-test
+pass() { verdict PASS "$@"; }
+fail() { verdict FAIL "$@"; }
 note() { echo "docker-test: $*"; }
 figure() { echo "docker-test: figure: $*"; [ -z "${RINGGAN_DOCKER_FIGURES:-}" ] || echo "$*" >> "$RINGGAN_DOCKER_FIGURES"; }
 skip() { echo "docker-test: SKIPPED ($*)"; exit 77; }
@@ -134,7 +137,7 @@ if docker build -f docker/Dockerfile --build-arg "SWIFT_IMAGE=$swift_image" --bu
 else
     tail -n 30 "$tmp/build.log"
     fail "docker build (log above)"
-    echo "docker-test: $passed passed, $failed failed"; exit 1
+    verdicts_summary; exit 1
 fi
 size=$(docker image inspect -f '{{.Size}}' "$image")
 size_mb=$(( size / 1000000 ))
@@ -224,17 +227,12 @@ figure "steps/s, $steps steps of dcgan 32x32 batch 64 on 4 workers: containers $
 ck_c="$tmp/container-runs/compose-test/checkpoints/step_${final_ckpt}.rgan"
 ck_l="$tmp/local-runs/compose-test/checkpoints/step_${final_ckpt}.rgan"
 if [ -f "$ck_c" ] && [ -f "$ck_l" ]; then
-    for side in c l; do
-        ck="ck_$side"
-        LD_LIBRARY_PATH="$tmp/image/lib" "$tmp/image/bin/gan" export --checkpoint "${!ck}" \
-            --out "$tmp/$side-generator.safetensors" --include-discriminator > "$tmp/export-$side.log" 2>&1 \
-            || { cat "$tmp/export-$side.log"; fail "gan export of $side"; }
-    done
-    if python3 docker/compare-safetensors.py "$tmp/c-generator.safetensors" "$tmp/l-generator.safetensors" \
-       && python3 docker/compare-safetensors.py "$tmp/c-discriminator.safetensors" "$tmp/l-discriminator.safetensors"; then
-        pass "containers and local cluster: G and D parameters and buffers equal bit for bit at step $steps"
+    # gan compare judges (the image's own gan): the whole checkpoints, weights, optimizer state and
+    # data position, bit for bit; only the digits' path differs (/ringgan/data in the image).
+    if said=$(LD_LIBRARY_PATH="$tmp/image/lib" "$tmp/image/bin/gan" compare --ignore-config dataDir "$ck_c" "$ck_l"); then
+        pass "containers and local cluster: the step-$steps checkpoints are identical (${said#compare: identical: })"
     else
-        fail "containers and local cluster: the parameters differ"
+        fail "containers and local cluster: $said"
     fi
 else
     fail "no final checkpoint to compare ($ck_c, $ck_l)"
@@ -263,15 +261,18 @@ dc logs --no-color > "$tmp/compose-reform.log" 2>&1
 if [ -n "$stopped_at" ]; then note "worker-3 stopped once $stopped_at was written"; else fail "no checkpoint appeared to stop worker-3 after"; fi
 survivors_ok=1
 for w in 0 1 2; do c=$(wait_exit "worker-$w"); [ "$c" = 0 ] || { survivors_ok=0; note "worker-$w exited $c"; }; done
-if [ "$code" = 0 ] && [ $survivors_ok = 1 ] \
-   && grep -q 're-forming the ring with the 3 survivor(s)' "$tmp/compose-reform.log" \
-   && grep -qE "started 3 worker\(s\) at step [1-9][0-9]* from /ringgan/runs/compose-reform/checkpoints/step_" "$tmp/compose-reform.log" \
-   && [ "$(grep -c 'resumed from /ringgan/runs/compose-reform/checkpoints/' "$tmp/compose-reform.log")" -ge 3 ] \
+# The run's event log judges (cluster/runcheck.py): two formations, the last of the 3 survivors
+# from a checkpoint, completed at the last step.
+mkdir -p "$tmp/reform-run"
+volume_run cat /ringgan/runs/compose-reform/events.jsonl > "$tmp/reform-run/events.jsonl" 2>/dev/null || true
+said=$(python3 cluster/runcheck.py expect "$tmp/reform-run" --formations 2 --last-workers 3 --resumed --ending completed --step "$long")
+judged=$?
+if [ "$code" = 0 ] && [ $survivors_ok = 1 ] && [ $judged = 0 ] \
    && volume_run test -f "/ringgan/runs/compose-reform/checkpoints/step_$(printf '%08d' "$long").rgan"; then
-    pass "worker-3 stopped: the coordinator re-formed the ring with 3 survivors, each resumed from the last checkpoint, the run completed ($long steps, every survivor exited 0)"
+    pass "worker-3 stopped: $said; every survivor exited 0"
 else
-    grep -E 're-forming|started [0-9]+ worker|resumed from|lost|error|critical' "$tmp/compose-reform.log" | tail -n 20
-    fail "re-formation after a stopped worker (coordinator exit $code)"
+    grep -E 'error|critical' "$tmp/compose-reform.log" | tail -n 20
+    fail "re-formation after a stopped worker (coordinator exit $code): $said"
 fi
 
 # ---- 7. the StatefulSet's ordinal -> rank, with the manifest's own command and environment --
@@ -329,5 +330,4 @@ if [ -z "$left" ]; then pass "teardown: no container, network or volume of the t
 else fail "teardown left: $(echo "$left" | tr '\n' ' ')"; fi
 compose_files=()
 
-echo "docker-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+verdicts_summary

@@ -11,10 +11,10 @@ APT_PACKAGES=(libopenblas-dev libzstd-dev zlib1g-dev pkg-config python3 python3-
 # `init: true`), iptables (netavark sets up every container network with it, and fails with
 # "netavark: No such file or directory" where it is missing: it is only a recommendation of the
 # package), debootstrap (the local base images where no registry is reachable), OpenMPI's mpirun,
-# and Slurm's controller, node daemon and commands with munge (cluster/slurm-test.sh starts them
+# Slurm's controller, node daemon and commands with munge (cluster/slurm-test.sh starts them
 # itself, with a key, configuration and ports of its own in a temporary folder: the packages'
-# services and /etc/munge, /etc/slurm are not used).
-TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit iptables debootstrap openmpi-bin slurmctld slurmd slurm-client munge)
+# services and /etc/munge, /etc/slurm are not used), and pytest for the Python checkers' tests.
+TEST_APT_PACKAGES=(podman runc netavark aardvark-dns catatonit iptables debootstrap openmpi-bin slurmctld slurmd slurm-client munge python3-pytest)
 for_tests=0
 [ "${1:-}" = --test ] && for_tests=1 && APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 # docker/test.sh drives the engine with the docker CLI (against Podman's Docker API where no

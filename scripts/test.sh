@@ -31,6 +31,11 @@ bash scripts/check-layers.sh
 python3 scripts/backward-index.py --check docs/ARCHITECTURE.md
 # No function in Sources/ over 60 lines (a newcomer reads each in one screen).
 python3 scripts/check-function-length.py
+# The Python that judges runs (cluster/runcheck.py) under pytest (Debian's python3-pytest where
+# the python3 on PATH has none).
+ringgan_pytest=python3
+python3 -c 'import pytest' 2>/dev/null || ringgan_pytest=/usr/bin/python3
+"$ringgan_pytest" -m pytest -q -p no:cacheprovider cluster/test_runcheck.py
 swift build --build-tests 2>&1 | tail -n 3
 # The test process runs the OpenBLAS kernels the executables run: where OpenBLAS falls back to
 # its generic kernels on a CPU it does not know, `gan` sets OPENBLAS_CORETYPE and re-executes
@@ -133,9 +138,9 @@ elif [ "$fuzz_rc" != 0 ]; then
     exit 1
 fi
 
-# One closing line for the whole suite: the XCTest cases plus the six checks above (layers,
-# backward index, function length, compose, manifests, network namespaces), the Kubernetes schemas, the fault
+# One closing line for the whole suite: the XCTest cases plus the seven checks above (layers,
+# backward index, function length, the checkers' pytest, compose, manifests, network namespaces), the Kubernetes schemas, the fault
 # matrix, the launchers, real Slurm, the short soak, the containers and the fuzz run.
 [ "$fuzz_skipped" = 0 ] || skipped_names+=(fuzz)
 skipped=$(( ${xcskipped:-0} + fuzz_skipped + extra_skipped ))
-echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 6 + extra_passed + fuzz_passed )) passed, 0 failed, $skipped skipped${skipped_names[*]:+ (not run here: ${skipped_names[*]})}"
+echo "ringgan: $(( ${xctests:-0} - ${xcskipped:-0} + 7 + extra_passed + fuzz_passed )) passed, 0 failed, $skipped skipped${skipped_names[*]:+ (not run here: ${skipped_names[*]})}"

@@ -27,10 +27,13 @@ extension Checkpoint {
     /// What differs between this checkpoint and `other`: the step, the config (its fields), the
     /// data position, the tensors' names and shapes, and their values bit for bit (a NaN equals
     /// only the same NaN). Empty when they are the same run at the same point, byte for byte.
-    public func differences(from other: Checkpoint) -> [String] {
+    /// Config fields named in `ignoring` (JSON keys, such as `data` for the same run read from
+    /// another path) are not compared.
+    public func differences(from other: Checkpoint, ignoring: Set<String> = []) -> [String] {
         var out: [String] = []
         if step != other.step { out.append("step \(step) vs \(other.step)") }
-        if config != other.config { out.append("config differs in \(GANConfig.differingFields(config, other.config))") }
+        let fields = GANConfig.differingFields(config, other.config).filter { !ignoring.contains($0) }
+        if !fields.isEmpty { out.append("config differs in \(fields)") }
         if sampler != other.sampler { out.append("data sampler state differs") }
         let mine = Set(tensors.map(\.name)), theirs = Set(other.tensors.map(\.name))
         let onlyHere = mine.subtracting(theirs).sorted(), onlyThere = theirs.subtracting(mine).sorted()

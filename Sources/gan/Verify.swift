@@ -35,7 +35,17 @@ struct Compare: ParsableCommand {
         """)
     @Argument(help: "The first checkpoint (.rgan).") var a: String
     @Argument(help: "The second checkpoint (.rgan).") var b: String
+    @Option(name: .customLong("ignore-config"), parsing: .unconditionalSingleValue,
+            help: "A config field not to compare (its JSON key, as `gan compare` names it; repeatable), e.g. dataDir for the same run reading its digits from another path.")
+    var ignoreConfig: [String] = []
     @OptionGroup var logging: LogOptions
+
+    func validate() throws {
+        let known = Set(Mirror(reflecting: GANConfig()).children.compactMap(\.label))   // the JSON keys (no custom CodingKeys)
+        for f in ignoreConfig where !known.contains(f) {
+            throw ValidationError("--ignore-config '\(f)': not a config field (one of \(known.sorted().joined(separator: ", ")))")
+        }
+    }
 
     func run() throws {
         _ = logging.bootstrap("gan")
@@ -44,11 +54,12 @@ struct Compare: ParsableCommand {
             print("compare: \(error)")
             throw ExitCode(2)
         }
-        let problems = ca.differences(from: cb)
+        let problems = ca.differences(from: cb, ignoring: Set(ignoreConfig))
         guard problems.isEmpty else {
             print("compare: DIFFERENT: " + problems.joined(separator: "; "))
             throw ExitCode(1)
         }
-        print("compare: identical: step \(ca.step), \(ca.tensors.count) tensors (\(ca.valueCount) values) byte for byte, same config and sampler")
+        let config = ignoreConfig.isEmpty ? "same config" : "same config but \(ignoreConfig.joined(separator: ", "))"
+        print("compare: identical: step \(ca.step), \(ca.tensors.count) tensors (\(ca.valueCount) values) byte for byte, \(config) and sampler")
     }
 }

@@ -27,6 +27,7 @@ final class CheckpointCompareTests: XCTestCase {
         XCTAssertTrue(a.differences(from: d)[0].contains("D.b (1 of 3 values"), "\(a.differences(from: d))")
         XCTAssertEqual(a.differences(from: try checkpoint(step: 4)), ["step 3 vs 4"])
         XCTAssertEqual(a.differences(from: try checkpoint(seed: 9)), ["config differs in [\"seed\"]"])
+        XCTAssertEqual(a.differences(from: try checkpoint(seed: 9), ignoring: ["seed"]), [], "an ignored config field is not compared")
         // -0 and +0 are equal floats but different bits: a bit-for-bit judge tells them apart.
         var zero = [Float(0.5), -1, 2, 3.25, 0, 1e-3, -7.5]
         zero[4] = -0.0
@@ -51,6 +52,15 @@ final class CheckpointCompareTests: XCTestCase {
         let other = try runProcess(gan, ["compare", "a.rgan", "c.rgan"], cwd: dir)
         XCTAssertEqual(other.status, 1, other.both)
         XCTAssertTrue(other.stdout.contains("G.w (1 of 4 values"), other.both)
+        // The same run reading its digits from another path (containers against local processes).
+        var moved = try checkpoint()
+        moved.config.dataDir = "/elsewhere/mnist-5k"
+        try moved.write(to: dir + "/moved.rgan")
+        XCTAssertEqual(try runProcess(gan, ["compare", "a.rgan", "moved.rgan"], cwd: dir).status, 1)
+        let ignoring = try runProcess(gan, ["compare", "--ignore-config", "dataDir", "a.rgan", "moved.rgan"], cwd: dir)
+        XCTAssertEqual(ignoring.status, 0, ignoring.both)
+        XCTAssertEqual(try runProcess(gan, ["compare", "--ignore-config", "data", "a.rgan", "moved.rgan"], cwd: dir).status, 64,
+                       "a field that does not exist is a usage error")
         let unreadable = try runProcess(gan, ["compare", "a.rgan", "bad.rgan"], cwd: dir)
         XCTAssertEqual(unreadable.status, 2, unreadable.both)
         XCTAssertTrue(unreadable.stdout.contains("bad.rgan"), unreadable.both)
