@@ -37,6 +37,9 @@ public struct CoordinatorOptions: Sendable {
     /// is still writing), a checkpoint of the run newer than `resume` is resumed instead.
     public var resumeNewest = false
     public var codec = Defaults.codec
+    /// `--codec auto`: each ring, when it forms, weighs `codec` (lossless) against raw on its
+    /// links and uses the faster one.
+    public var autoCodec = false
     public var level = Defaults.level
     public var checksumEvery = Defaults.checksumEvery
     /// Steps of shards sent ahead of the slowest worker.
@@ -427,6 +430,7 @@ public final class Coordinator {
                                      checksumEvery: options.checksumEvery, timeout: options.ioTimeout, heartbeat: options.heartbeat,
                                      logEvery: options.logEvery)
                 let far = Ring.farDistances(n).map { members[(m.rank + $0) % n] }
+                s.autoCodec = options.autoCodec ? true : nil
                 s.farHosts = far.map(\.ringHost)
                 s.farPorts = far.map(\.ringPort)
                 try m.conn.send(.start, json: s)

@@ -32,6 +32,9 @@ public struct StartMessage: Codable, Sendable {
     /// Checkpoint every rank loads before training (a resumed or re-formed run).
     public var resume: String?
     public var codec: GradientCodec
+    /// `--codec auto`: once the ring forms, weigh `codec` against raw on these links and use the
+    /// faster (`Ring.chooseCodec`); absent from older coordinators.
+    public var autoCodec: Bool? = nil
     public var level: Int32
     public var checksumEvery: Int
     /// Seconds any network wait may last.

@@ -368,7 +368,11 @@ public final class WorkerProcess {
         guard holder.set(ring) else { throw NetError("ring", "the formation was cancelled") }
         let statistics = ring.gathersInLogRounds
             ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
-        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(statistics)")
+        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(start.autoCodec == true ? " or raw (auto)" : "")\(statistics)")
+        if start.autoCodec == true && start.worldSize > 1 && !start.codec.isLossy {
+            let choice = try ring.chooseCodec()
+            log.notice("\(choice)")
+        }
         if start.worldSize > 1 {
             // Exact mode normalises each micro-batch by itself and merges the statistics at the step's
             // end (`GANTrainer.trainStepExact`); otherwise BatchNorm is SyncBatchNorm over the ring.

@@ -38,6 +38,11 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public let worldSize: Int
     /// The gradients' codec, fixed when the ring forms (every rank must use the same one).
     public let codec: GradientCodec
+    /// The codec gradients travel with: `codec`, or the raw one where `chooseCodec` found the
+    /// link faster than the codec (`--codec auto`). Lossless either way, so the sums are the
+    /// same bits; every rank switches at the same point, after the same collective.
+    public var activeCodec: GradientCodec { gradientsRaw ? .none : codec }
+    private var gradientsRaw = false
     public let level: Int32
     /// Floats per segment frame.
     public let segmentFloats: Int
@@ -45,6 +50,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     public var stats: RingStats { statsLock.lock(); defer { statsLock.unlock() }; return _stats }
     private var _stats = RingStats()
     private let statsLock = NSLock()
+    /// Raw bytes of collectives left out of the account (`chooseCodec`'s probe).
+    private var rawOffset = 0
     /// The first network failure; after it every collective is a no-op and training stops.
     public var failure: Error? {
         failureLock.lock(); defer { failureLock.unlock() }
@@ -142,7 +149,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
                           exact: Bool = false) throws {
         if worldSize > 1 { gradientOps &+= 1 }
         // An exact all-reduce is accounted with the statistics (it is what SyncBatchNorm sends).
-        try reduce(on: exact ? exactLane : gradientLane, op: gradientOps, buffer, range: range, average: average, statistics: exact)
+        try reduce(on: exact || gradientsRaw ? exactLane : gradientLane, op: gradientOps, buffer, range: range, average: average,
+                   statistics: exact)
     }
 
     private func reduce(on lane: SocketLane?, op: UInt64, _ buffer: UnsafeMutableBufferPointer<Float>, range: Range<Int>?,
@@ -178,7 +186,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         statsLock.lock()
         _stats.wireBytes += written() - before
-        _stats.rawBytes = sender.reported + statsSender.reported
+        _stats.rawBytes = sender.reported + statsSender.reported - rawOffset
         if statistics {
             _stats.statisticsReduces += 1
             _stats.statisticsSeconds += monotonic() - t0
@@ -358,7 +366,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         guard worldSize > 1, let p = buffer.baseAddress, !buffer.isEmpty else { return }
         let job = collectives.enqueue { [self] in
             gradientOps &+= 1
-            guard let lane = codec.isLossy ? exactLane : gradientLane else { return 0 }
+            guard let lane = codec.isLossy || gradientsRaw ? exactLane : gradientLane else { return 0 }
             let plan = RingAlgorithms.integerPlan(count: buffer.count, over: lane)
             let op = gradientOps
             try run(on: [lane], statistics: false) {
@@ -377,5 +385,80 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         failureLock.lock()
         if _failure == nil { _failure = error }
         failureLock.unlock()
+    }
+}
+
+/// `--codec auto`: which of the ring's lossless codec and the raw one moves gradients faster over
+/// these links, measured, the same decision on every rank.
+public struct CodecChoice: Sendable, CustomStringConvertible {
+    /// The codec chosen, the probe's size, and each rank's best seconds per probe all-reduce with
+    /// the raw codec and with the ring's.
+    public let chosen: GradientCodec
+    public let codec: GradientCodec
+    public let probeBytes: Int
+    public let rawSeconds: [Double]
+    public let codecSeconds: [Double]
+
+    /// The raw codec wins where the ranks' summed time with it is lower: every rank sums the
+    /// same gathered figures in rank order, so every rank decides alike.
+    public static func decide(rawSeconds: [Double], codecSeconds: [Double]) -> Bool {
+        rawSeconds.reduce(0, +) < codecSeconds.reduce(0, +)
+    }
+
+    public var description: String {
+        let raw = rawSeconds.reduce(0, +) / Double(max(1, rawSeconds.count))
+        let coded = codecSeconds.reduce(0, +) / Double(max(1, codecSeconds.count))
+        return String(format: "codec auto chose %@: an all-reduce of %.1f MB took %.1f ms raw and %.1f ms with %@ (mean over %d ranks)",
+                      chosen.rawValue, Double(probeBytes) / 1e6, raw * 1000, coded * 1000, codec.rawValue, rawSeconds.count)
+    }
+}
+
+extension Ring {
+    /// `--codec auto`: all-reduces a probe of `probeFloats` gradient-like values (a fixed
+    /// pseudo-random normal sample, small as gradients are) raw and with the ring's codec,
+    /// alternately, `rounds` times each; every rank's best time of each is gathered, and the
+    /// faster one (`CodecChoice.decide`) carries the gradients from then on. Only a lossless
+    /// codec is weighed against raw (a lossy one would change the numbers: it is asked for, not
+    /// chosen). Collective: every rank calls it at the same point.
+    public func chooseCodec(probeFloats: Int = 1 << 21, rounds: Int = 2) throws -> CodecChoice {
+        precondition(!codec.isLossy, "chooseCodec weighs a lossless codec against raw; \(codec.rawValue) is lossy")
+        var probe = [Float](repeating: 0, count: probeFloats)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<probeFloats {
+            // Box-Muller on a splitmix64 stream: the exponents of a gradient of scale 1e-3.
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            let u1 = max(Double(z >> 11) / Double(1 << 53), 1e-12), u2 = Double(z & 0x7FF) / 2048
+            probe[i] = Float(1e-3 * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+        }
+        // The probe is not training: the account is left as it was before it.
+        let (saved, savedBlocked, savedRaw) = (stats, blockedSeconds, sender.reported + statsSender.reported)
+        defer {
+            statsLock.lock()
+            _stats = saved
+            rawOffset += sender.reported + statsSender.reported - savedRaw
+            statsLock.unlock()
+            blockedLock.lock(); _blocked = savedBlocked; blockedLock.unlock()
+        }
+        var best = (raw: Double.infinity, coded: Double.infinity)
+        for _ in 0..<max(1, rounds) {
+            for raw in [true, false] {
+                var v = probe
+                let t0 = monotonic()
+                gradientOps &+= 1
+                try v.withUnsafeMutableBufferPointer {
+                    try reduce(on: raw ? exactLane : gradientLane, op: gradientOps, $0, range: nil, average: false, statistics: false)
+                }
+                let dt = monotonic() - t0
+                if raw { best.raw = min(best.raw, dt) } else { best.coded = min(best.coded, dt) }
+            }
+        }
+        let all = try allGather([Float(best.raw), Float(best.coded)])
+        let rawSeconds = (0..<worldSize).map { Double(all[2 * $0]) }, codecSeconds = (0..<worldSize).map { Double(all[2 * $0 + 1]) }
+        gradientsRaw = CodecChoice.decide(rawSeconds: rawSeconds, codecSeconds: codecSeconds)
+        return CodecChoice(chosen: activeCodec, codec: codec, probeBytes: probeFloats * 4, rawSeconds: rawSeconds, codecSeconds: codecSeconds)
     }
 }

@@ -57,7 +57,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "File holding the shared token (default: $RINGGAN_TOKEN; with --spawn a random one).") var tokenFile: String?
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
-    @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")).") var codec: String = CoordinatorOptions.Defaults.codec.rawValue
+    @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")), or auto (each ring, when it forms, times an all-reduce raw and with \(CoordinatorOptions.Defaults.codec.rawValue) over its links and uses the faster; the workers' logs say which; never a lossy codec).") var codec: String = CoordinatorOptions.Defaults.codec.rawValue
     @Option(parsing: .unconditional, help: "zstd level.") var zstdLevel: Int32 = CoordinatorOptions.Defaults.level
     @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = CoordinatorOptions.Defaults.checksumEvery
     @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = CoordinatorOptions.Defaults.prefetch
@@ -79,7 +79,7 @@ struct CoordinatorCommand: ParsableCommand {
         try FlagCheck.range("--workers", workers, 1...Self.maxWorkers)
         if spawn { try FlagCheck.range("--workers", workers, 1...Self.maxSpawned, "with --spawn, local worker processes") }
         try FlagCheck.range("--min-workers", minWorkers, 1...workers, "at most --workers")
-        try FlagCheck.oneOf("--codec", codec, GradientCodec.allCases.map { $0.rawValue })
+        try FlagCheck.oneOf("--codec", codec, GradientCodec.allCases.map { $0.rawValue } + ["auto"])
         try FlagCheck.range("--zstd-level", zstdLevel, -7...22, "negative: faster")
         try FlagCheck.atLeast("--checksum-every", checksumEvery, 0, "0: never")
         try FlagCheck.range("--prefetch", prefetch, 1...64)
@@ -105,7 +105,9 @@ struct CoordinatorCommand: ParsableCommand {
         // terminal's Ctrl-C reaches only this process).
         Interrupts.install(program: "gan-coordinator",
                            stopping: "finishing the steps already sent to the workers, then rank 0 writes a checkpoint and a sample grid (before the first step: ending at once, nothing to save)")
-        guard let c = GradientCodec(rawValue: codec) else { throw ValidationError("unknown --codec '\(codec)'") }
+        guard let c = codec == "auto" ? CoordinatorOptions.Defaults.codec : GradientCodec(rawValue: codec) else {
+            throw ValidationError("unknown --codec '\(codec)'")
+        }
         // Everything up to the rendezvous: a failure here is the flags', the token's, the run
         // folder's, the data's or the port's, and a restart would meet it again (exit 2).
         let coordinator: Coordinator, config: GANConfig, runDir: String, dataset: ImageDataset, idle: String?
@@ -266,7 +268,7 @@ struct CoordinatorCommand: ParsableCommand {
         // Absolute, as the run folder: the workers read it from their own working folders.
         o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
         o.resumeNewest = output.resume == RunStart.auto
-        o.codec = c; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
+        o.codec = c; o.autoCodec = codec == "auto"; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
         let coordinator: Coordinator
@@ -274,7 +276,7 @@ struct CoordinatorCommand: ParsableCommand {
             if claimed { start.abandonFolder() }   // the port: the same command may be run again
             throw error
         }
-        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker\(workers == 1 ? "" : "s"), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly")), codec \(c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
+        log.info("run \(runDir): \(config.model.rawValue), \(config.loss.rawValue), \(workers) worker\(workers == 1 ? "" : "s"), batch \(config.batchSize) (\(config.batchSize % workers == 0 ? "\(config.batchSize / workers) per worker" : "spread unevenly")), codec \(codec == "auto" ? "auto (\(c.rawValue) or raw, chosen by each ring)" : c.rawValue)\(config.microBatches.map { ", exact mode: \($0) micro-batches of \(config.batchSize / $0)" } ?? "")")
         var children: [Process] = []
         if spawn {
             children = try spawnWorkers(count: workers, port: coordinator.port, token: tok, runDir: runDir, log: log)
