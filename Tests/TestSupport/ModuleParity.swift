@@ -1,6 +1,6 @@
 import NN
 import XCTest
-@testable import Tensors
+import Tensors
 
 /// A module against PyTorch fixtures (tools/fixtures/make_nn_fixtures.py): the state_dict's names
 /// and shapes, the training-mode forward, parameter and input gradients, buffers after the
