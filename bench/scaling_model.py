@@ -115,6 +115,32 @@ def extrapolate(C_1core, g_bytes, n_stats, alpha, a0, a1, phi, rates, ns, far):
     return table
 
 
+def codec_section(path):
+    """Which codec wins where, measured (`--codec auto` against the fixed codecs on the rig)."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    by = {}
+    for r in d["rows"]:
+        by[(r["link_equiv"], r["side"].replace("RingGAN ", ""))] = r
+    links = sorted({k[0] for k in by}, key=lambda l: float(l.replace("gbit", "")))
+    o = ["## Which codec wins where (measured), and `--codec auto`\n",
+         f"`bench/emucluster-codec.json` ({d['date']}, {d['cpu']}): dcgan 32, weak scaling, 64 images per worker, 4 workers at"
+         " 0.4 core, medians of 3 rounds; the codec auto chose is read from the bytes each worker sent per step"
+         " (raw 10.59 MB, shuffle-zstd 8.90 MB). The ring's codec is worth its CPU while its saved bytes take longer on the"
+         " wire than encoding them takes: at 1 Gbit/s shuffle-zstd is ahead, at 10 Gbit/s raw is; `--codec auto` times"
+         " both on the links when the ring forms and took the faster in every round.\n",
+         "| link (equiv.) | raw ms | shuffle-zstd ms | auto ms | auto chose |", "|---|---|---|---|---|"]
+    for link in links:
+        row = [by.get((link, c)) for c in ("none", "shuffle-zstd", "auto")]
+        if not all(row):
+            continue
+        chose = "shuffle-zstd" if row[2]["tx_mb_per_worker_step"] < 0.5 * (row[0]["tx_mb_per_worker_step"] + row[1]["tx_mb_per_worker_step"]) else "raw"
+        o.append(f"| {link.replace('gbit', ' Gbit/s')} | " + " | ".join(f"{r['step_s'] * 1000:.0f}" for r in row) + f" | {chose} |")
+    o.append("")
+    return o
+
+
 def fmt_ms(s):
     return f"{s * 1000:.0f}"
 
@@ -211,14 +237,16 @@ def main():
         o.append("|---|" + "---|" * len(ns))
         for rate, vals in table:
             o.append(f"| {rate / 1e9:.0f} Gbit/s | " + " | ".join(f"{e:.2f}" for _, _, e in vals) + " |")
-    o.append("\n## Reading it\n")
+    o.append("")
+    o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
+    o.append("## Reading it\n")
     o.append("- At 1 Gbit/s the bandwidth term dominates: g x 2(N-1)/N approaches 2g, so E(N) levels off near"
              " C / (C + phi x 2g / rate) whatever N; only a better codec (smaller g) or more hidden wire (smaller phi) moves it.")
     o.append("- The latency terms grow with N: 2k(N-1) hops for the gradient ring, n x (N-1) for the statistics round the ring."
              " With a LAN hop of 25 us the ring's hops stay small up to 256 workers; with a slow hop (the rig's 1.2 ms)"
              " the statistics round the ring dominate from a few dozen workers, and far links (log2 N hops) are what keeps"
-             " E(N) up. Hierarchical reduction, a latency-optimal algorithm for the gradients' small buckets and"
-             " `--codec auto` are not in the model (not built yet).")
+             " E(N) up. Hierarchical reduction and a latency-optimal algorithm for the gradients' small buckets are not in"
+             " the model (not built yet); the codec is an input (g), chosen on the links by `--codec auto` (measured above).")
     o.append("- On the rig, a statistics all-reduce is mostly skew (at N = 8: about 25 ms of its 29-34 ms), which far links do"
              " not touch: they took the statistics from 583 to 520 ms per step at N = 8 (bench/RESULTS.md, far links, old"
              " against new build). For E(8) >= 0.90 at this compute (2.3 s) the step may carry about 255 ms of overhead;"
