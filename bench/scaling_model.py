@@ -245,8 +245,10 @@ def main():
     o.append("- The latency terms grow with N: 2k(N-1) hops for the gradient ring, n x (N-1) for the statistics round the ring."
              " With a LAN hop of 25 us the ring's hops stay small up to 256 workers; with a slow hop (the rig's 1.2 ms)"
              " the statistics round the ring dominate from a few dozen workers, and far links (log2 N hops) are what keeps"
-             " E(N) up. Hierarchical reduction and a latency-optimal algorithm for the gradients' small buckets are not in"
-             " the model (not built yet); the codec is an input (g), chosen on the links by `--codec auto` (measured above).")
+             " E(N) up. The codec is an input (g), chosen on the links by `--codec auto` (measured above). Hierarchical"
+             " reduction (`RingAlgorithms.hierarchicalAllReduce`: 2H - 1 hops between H hosts instead of 2(N - 1), the"
+             " flat ring's bits, tested over in-memory lanes) is not yet formed by the workers nor measured, so it is not"
+             " in the model; nor is a latency-optimal algorithm for the gradients' small buckets.")
     o.append("- On the rig, a statistics all-reduce is mostly skew (at N = 8: about 25 ms of its 29-34 ms), which far links do"
              " not touch: they took the statistics from 583 to 520 ms per step at N = 8 (bench/RESULTS.md, far links, old"
              " against new build). For E(8) >= 0.90 at this compute (2.3 s) the step may carry about 255 ms of overhead;"
