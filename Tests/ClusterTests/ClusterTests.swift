@@ -13,15 +13,18 @@ final class ClusterTests: XCTestCase {
     nonisolated(unsafe) static var nextPort: UInt16 = UInt16(20000 + Int(getpid()) % 20000)
 
     override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("ringgan-cluster-\(getpid())-\(UUID().uuidString.prefix(6))").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        work = try makeTempDir(self)   // removed when the test ends, after the block below
+        // Teardown blocks run last-added first: the processes end before their folder goes.
+        addTeardownBlock { [unowned self] in
+            for p in procs where p.isRunning { kill(p.processIdentifier, SIGCONT); p.terminate() }
+            let deadline = Date().addingTimeInterval(10)
+            for p in procs {
+                while p.isRunning && Date() < deadline { usleep(20_000) }
+                if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            }
+        }
         try "cluster-test-token-0123456789\n".write(toFile: work + "/token", atomically: true, encoding: .utf8)
         chmod(work + "/token", 0o600)   // a token file others may read is refused
-    }
-
-    override func tearDown() {
-        for p in procs where p.isRunning { kill(p.processIdentifier, SIGCONT); p.terminate() }
-        try? FileManager.default.removeItem(atPath: work)
     }
 
     func port() -> UInt16 {

@@ -128,7 +128,7 @@ extension ClusterTests {
                                log: "coord.log")
         // Training has begun (the first steps are reported).
         let until = Date().addingTimeInterval(60)
-        while !text("coord.log").contains("started 2 worker(s)") && Date() < until { usleep(100_000) }
+        while !events("crash").contains(where: { $0.event == .formed }) && Date() < until { usleep(100_000) }
         usleep(1_000_000)
         let log0 = text("coord.log")
         guard let r = log0.range(of: #"spawned rank 1 \(pid (\d+)\)"#, options: .regularExpression) else {
