@@ -690,7 +690,8 @@ def main():
     if not a.no_plots and rows:
         try:
             os.makedirs(a.images, exist_ok=True)
-            images = plots(rows, a.images, "")
+            # A codec other than the default names its plots, so an earlier sweep's are kept.
+            images = plots(rows, a.images, "" if a.codec == "shuffle-zstd" else f"-{a.codec}")
         except ImportError:
             print("emucluster: matplotlib missing: no plots", file=sys.stderr)
     if images:

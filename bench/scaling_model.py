@@ -141,6 +141,50 @@ def codec_section(path):
     return o
 
 
+def sweep_section(path, m):
+    """The model against a sweep it was not fitted on (`bench/emucluster-dcgan32-auto-sweep.json`:
+    weak and strong scaling, 1 and 10 Gbit/s, `--codec auto`, far links): per mode and link, C is
+    that sweep's own one-worker step (divided by N for strong scaling: the global batch is split)
+    and g its bytes per worker at N = 2 (the codec auto chose); the rate is the row's; alpha,
+    the skew, n and phi are the fit's."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    rows = [r for r in d["rows"] if r["side"].startswith("RingGAN")]
+    o = ["## Validated on the weak and strong sweep (`--codec auto`)\n",
+         f"`{os.path.basename(path)}` ({d['date']}, {d['cpu']}; one round), predicted, not fitted: per mode and link C is the"
+         " sweep's one-worker step (over N for strong scaling, whose global batch of 64 is split), g the bytes a worker sent"
+         " per step at N = 2 (after the codec auto chose), the rate the row's; alpha, the skew, n and phi are the fit's above."
+         " Statistics over far links (log2 hops), as this build forms them.\n",
+         "| mode | link | N | step ms measured | step ms model | error | E(N) measured | E(N) model |", "|---|---|---|---|---|---|---|---|"]
+    worst = 0.0
+    for mode in ("weak", "strong"):
+        for link in sorted({r["link_equiv"] for r in rows}, key=lambda l: float(l.replace("gbit", ""))):
+            sel = {r["workers"]: r for r in rows if r["mode"] == mode and r["link_equiv"] == link}
+            if 1 not in sel or 2 not in sel:
+                continue
+            C1 = sel[1]["step_s"]
+            mm = Model(C1, sel[2]["tx_mb_per_worker_step"] * 1e6, sel[1]["rate_bps"], m.alpha, m.a0, m.a1, m.phi, m.n_stats)
+            for n in sorted(sel):
+                C = C1 / n if mode == "strong" else C1
+                pred = C + mm.stats(n, True) + mm.phi * mm.grad(n)
+                meas = sel[n]["step_s"]
+                ideal = C1 / n if mode == "strong" else C1
+                err = pred / meas - 1
+                worst = max(worst, abs(err))
+                o.append(f"| {mode} | {link.replace('gbit', ' Gbit/s')} | {n} | {fmt_ms(meas)} | {fmt_ms(pred)} | {err:+.1%} |"
+                         f" {ideal / meas if mode == 'weak' else C1 / (n * meas):.2f} | {ideal / pred if mode == 'weak' else C1 / (n * pred):.2f} |")
+    o.append(f"\nLargest step-time error on this sweep: {worst:.1%} (target: within 15%). The term that misses is C: the"
+             " model adds the ring's terms to the one-worker step, but on this sweep a worker's compute at N >= 2 came out"
+             " below it (weak scaling: the N = 2 steps are 4-8% below the N = 1 step at both rates, though the ring's own"
+             " account has the training thread blocked 254-358 ms a step there; strong scaling at N = 4: step minus blocked"
+             " time is 458 ms at 1 Gbit/s against C / 4 = 557). The overhead terms agree with the ring's account (weak,"
+             " 1 Gbit/s, N = 8: statistics 454 ms measured, 520 modelled; blocked on gradients 191 ms, phi x G = 202)."
+             " Why a worker computes faster beside others than alone on the rig (the N = 1 run's ballast, the cgroup"
+             " period, one round) is not yet known; the model's C is measured at N = 1 and so predicts high.\n")
+    return o
+
+
 def fmt_ms(s):
     return f"{s * 1000:.0f}"
 
@@ -239,6 +283,7 @@ def main():
             o.append(f"| {rate / 1e9:.0f} Gbit/s | " + " | ".join(f"{e:.2f}" for _, _, e in vals) + " |")
     o.append("")
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
+    o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o.append("## Reading it\n")
     o.append("- At 1 Gbit/s the bandwidth term dominates: g x 2(N-1)/N approaches 2g, so E(N) levels off near"
              " C / (C + phi x 2g / rate) whatever N; only a better codec (smaller g) or more hidden wire (smaller phi) moves it.")
