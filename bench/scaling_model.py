@@ -174,14 +174,15 @@ def sweep_section(path, m):
                 worst = max(worst, abs(err))
                 o.append(f"| {mode} | {link.replace('gbit', ' Gbit/s')} | {n} | {fmt_ms(meas)} | {fmt_ms(pred)} | {err:+.1%} |"
                          f" {ideal / meas if mode == 'weak' else C1 / (n * meas):.2f} | {ideal / pred if mode == 'weak' else C1 / (n * pred):.2f} |")
-    o.append(f"\nLargest step-time error on this sweep: {worst:.1%} (target: within 15%). The term that misses is C: the"
-             " model adds the ring's terms to the one-worker step, but on this sweep a worker's compute at N >= 2 came out"
-             " below it (weak scaling: the N = 2 steps are 4-8% below the N = 1 step at both rates, though the ring's own"
-             " account has the training thread blocked 254-358 ms a step there; strong scaling at N = 4: step minus blocked"
-             " time is 458 ms at 1 Gbit/s against C / 4 = 557). The overhead terms agree with the ring's account (weak,"
-             " 1 Gbit/s, N = 8: statistics 454 ms measured, 520 modelled; blocked on gradients 191 ms, phi x G = 202)."
-             " Why a worker computes faster beside others than alone on the rig (the N = 1 run's ballast, the cgroup"
-             " period, one round) is not yet known; the model's C is measured at N = 1 and so predicts high.\n")
+    o.append(f"\nLargest step-time error on this sweep: {worst:.1%} (target: within 15%). The sweep is one round, and its"
+             " steps at N >= 2 ran fast against its own N = 1 step (weak scaling: the N = 2 steps 4-8% below N = 1 at both"
+             " rates, though the ring's account has the training thread blocked 254-358 ms a step there). Re-run with 3"
+             " rounds (weak, 1 Gbit/s, N = 1 and 8, `bench/RESULTS.md`), the medians were 2412 and 3011 ms: the model's"
+             " 3164 ms at N = 8 is then +5%, and E(8) 0.80 measured against 0.77 modelled. The overhead terms agree with"
+             " the ring's account (weak, 1 Gbit/s, N = 8 of the sweep: statistics 454 ms measured, 520 modelled; blocked on"
+             " gradients 191 ms, phi x G = 202). What the one-round rows miss is C, a worker's compute at N >= 2, which"
+             " moves 10-30% between rounds on this rig; the strong-scaling rows (C / N per worker) miss most, and are"
+             " one round only.\n")
     return o
 
 
