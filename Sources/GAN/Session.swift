@@ -301,11 +301,8 @@ public final class TrainingSession {
     }
 
     /// How `run` ended, as the event log says it: at the run's steps, at the deadline, or by
-    /// `shouldEnd` (an interrupt, or the coordinator's last step).
-    public var ending: RunEvent.Ending {
-        guard stoppedByDeadline else { return .completed }
-        return deadline.map { Date() >= $0 } ?? false ? .timeLimit : .stopRequest
-    }
+    /// `shouldEnd` (an interrupt, or the coordinator's last step); decided where the loop stops.
+    public private(set) var ending: RunEvent.Ending = .completed
 
     /// Reports the start and the end of a run of failed TensorBoard writes.
     private func checkEvents() {
@@ -355,7 +352,8 @@ public final class TrainingSession {
             events?.flush()
             if last && s < total {
                 stoppedByDeadline = true
-                logger.info(pastDeadline() ? "time limit reached" : "ending the run early, as asked", metadata: ["step": .stringConvertible(s)])
+                ending = pastDeadline() ? .timeLimit : .stopRequest
+                logger.info(ending == .timeLimit ? "time limit reached" : "ending the run early, as asked", metadata: ["step": .stringConvertible(s)])
                 break
             }
         }
