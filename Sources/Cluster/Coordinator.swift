@@ -40,6 +40,9 @@ public struct CoordinatorOptions: Sendable {
     /// `--codec auto`: each ring, when it forms, weighs `codec` (lossless) against raw on its
     /// links and uses the faster one.
     public var autoCodec = false
+    /// Whether gradients are reduced host by host where several workers share a machine
+    /// (`HostLayout.grouping` of the workers' `--node`s); false: always round the flat ring.
+    public var hierarchy = true
     public var level = Defaults.level
     public var checksumEvery = Defaults.checksumEvery
     /// Steps of shards sent ahead of the slowest worker.
@@ -109,8 +112,11 @@ public final class Coordinator {
         let conn: Connection
         let ringHost: String
         let ringPort: UInt16
+        /// The machine it runs on (its `--node`, else its ring address's host).
+        var node: String
         var lastSeen = monotonic()
-        init(requestedRank: Int, pid: Int32, conn: Connection, ringHost: String, ringPort: UInt16) {
+        init(requestedRank: Int, pid: Int32, conn: Connection, ringHost: String, ringPort: UInt16, node: String? = nil) {
+            self.node = node ?? ringHost
             self.requestedRank = requestedRank
             self.pid = pid
             rank = requestedRank
@@ -219,7 +225,8 @@ public final class Coordinator {
                 refuse(c, why)
                 continue
             }
-            members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort)
+            members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort,
+                                         node: hello.node)
             log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
         }
         // Dense ranks in order of the requested ones.
@@ -422,6 +429,12 @@ public final class Coordinator {
         /// Join: every member gets its start message (config, rank, right neighbour, resume).
         func join() throws {
             let n = members.count
+            let (grouped, why) = HostLayout.grouping(members.map { $0.node })
+            let layout = options.hierarchy ? grouped : nil
+            if n > 1 {
+                log.info(layout.map { "gradients reduced by host: \($0) (\(why))" }
+                         ?? "gradients round the flat ring: \(options.hierarchy ? why : "--hierarchy off")")
+            }
             for m in members {
                 let right = members[(m.rank + 1) % n]
                 var s = StartMessage(config: config, rank: m.rank, worldSize: n, rightHost: right.ringHost, rightPort: right.ringPort,
@@ -433,6 +446,12 @@ public final class Coordinator {
                 s.autoCodec = options.autoCodec ? true : nil
                 s.farHosts = far.map(\.ringHost)
                 s.farPorts = far.map(\.ringPort)
+                if let layout {
+                    let inter = members[layout.interTo(m.rank)], local = (1..<layout.perHost).map { members[layout.localTo(m.rank, $0)] }
+                    (s.hosts, s.perHost) = (layout.hosts, layout.perHost)
+                    (s.interHost, s.interPort) = (inter.ringHost, inter.ringPort)
+                    (s.localHosts, s.localPorts) = (local.map(\.ringHost), local.map(\.ringPort))
+                }
                 try m.conn.send(.start, json: s)
                 m.lastSeen = monotonic()
             }

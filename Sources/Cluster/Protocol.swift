@@ -11,11 +11,15 @@ public struct HelloMessage: Codable, Sendable {
     public var ringHost: String
     public var ringPort: UInt16
     public var pid: Int32
-    public init(rank: Int, ringHost: String, ringPort: UInt16, pid: Int32) {
+    /// The machine this worker runs on (`gan-worker --node`; absent: its ring address's host):
+    /// workers on the same one reduce gradients among themselves first (`HostLayout`).
+    public var node: String? = nil
+    public init(rank: Int, ringHost: String, ringPort: UInt16, pid: Int32, node: String? = nil) {
         self.rank = rank
         self.ringHost = ringHost
         self.ringPort = ringPort
         self.pid = pid
+        self.node = node
     }
 }
 
@@ -47,6 +51,23 @@ public struct StartMessage: Codable, Sendable {
     /// the ring).
     public var farHosts: [String]? = nil
     public var farPorts: [UInt16]? = nil
+
+    /// The hierarchical all-reduce (`HostLayout`): hosts x ranks a host, the address of rank
+    /// `interTo` and those of `localTo(k)` for k = 1 ..< perHost; absent: gradients go round
+    /// the flat ring.
+    public var hosts: Int? = nil
+    public var perHost: Int? = nil
+    public var interHost: String? = nil
+    public var interPort: UInt16? = nil
+    public var localHosts: [String]? = nil
+    public var localPorts: [UInt16]? = nil
+
+    /// The host links' addresses, or nil when the coordinator sent none (or an inconsistent set).
+    public var hostLinks: HostLinkAddresses? {
+        guard let H = hosts, let L = perHost, H >= 2, L >= 2, H * L == worldSize, let ih = interHost, let ip = interPort,
+              let lh = localHosts, let lp = localPorts, lh.count == L - 1, lp.count == L - 1 else { return nil }
+        return HostLinkAddresses(layout: HostLayout(hosts: H, perHost: L), inter: (ih, ip), local: Array(zip(lh, lp)))
+    }
 
     /// The far links' addresses, or none when the coordinator sent none (or a broken list).
     public var farAddresses: [(String, UInt16)] {

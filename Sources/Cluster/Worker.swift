@@ -118,6 +118,9 @@ public struct WorkerOptions: Sendable {
     /// Whether the next step's real-image pass is computed under the generator's all-reduce
     /// (`DataParallelSchedule.overlapsNextRealPass`; gan-worker: `RINGGAN_OVERLAP=0` turns it off).
     public var overlapsRealPass = true
+    /// The machine this worker runs on, for the hierarchical all-reduce (`gan-worker --node`);
+    /// nil: its advertised ring address's host.
+    public var node: String?
     public init(rank: Int, coordinatorHost: String, coordinatorPort: UInt16, token: String) {
         self.rank = rank
         self.coordinatorHost = coordinatorHost
@@ -213,7 +216,7 @@ public final class WorkerProcess {
     /// After the coordinator was lost (`rejoin`), the connection is retried with backoff until
     /// `--rejoin-timeout` has passed since the loss.
     func join(_ ringListener: Listener, rejoin: (since: Double, cause: String)?) throws -> (Connection, StartMessage) {
-        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid())
+        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid(), node: options.node)
         // Mutual: the coordinator proves the token too, before anything it sends is read.
         let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) } ?? dial(hello)
         do {
@@ -362,13 +365,14 @@ public final class WorkerProcess {
         let c = start.config, models = trainer.models
         let ring = try Ring.form(rank: start.rank, worldSize: start.worldSize, listener: ringListener,
                                  rightAddress: (start.rightHost, start.rightPort), farAddresses: start.farAddresses,
-                                 auth: auth, codec: start.codec, level: start.level,
+                                 hostLinks: start.hostLinks, auth: auth, codec: start.codec, level: start.level,
                                  timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") },
                                  cancelled: { holder.isClosed })
         guard holder.set(ring) else { throw NetError("ring", "the formation was cancelled") }
         let statistics = ring.gathersInLogRounds
             ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
-        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(start.autoCodec == true ? " or raw (auto)" : "")\(statistics)")
+        let hosts = ring.hostLayout.map { ", gradients by host (\($0))" } ?? ""
+        log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(start.autoCodec == true ? " or raw (auto)" : "")\(statistics)\(hosts)")
         if start.autoCodec == true && start.worldSize > 1 && !start.codec.isLossy {
             let choice = try ring.chooseCodec()
             log.notice("\(choice)")

@@ -171,3 +171,64 @@ extension RingAlgorithms {
         }
     }
 }
+
+/// How the ranks of a ring sit on hosts, for the hierarchical all-reduce: `hosts` x `perHost`
+/// ranks numbered host by host (rank = host x perHost + local), so that the hierarchical sums
+/// are bit for bit the flat ring's (`RingAlgorithms.hierarchicalAllReduce`).
+public struct HostLayout: Equatable, Sendable, CustomStringConvertible {
+    public let hosts: Int
+    public let perHost: Int
+    public init(hosts: Int, perHost: Int) {
+        precondition(hosts >= 1 && perHost >= 1)
+        self.hosts = hosts; self.perHost = perHost
+    }
+
+    public var description: String { "\(hosts) hosts x \(perHost) ranks" }
+
+    /// The ranks the link between hosts goes to and comes from: the same local rank of the next
+    /// and the previous host.
+    public func interTo(_ rank: Int) -> Int { (rank + perHost) % (hosts * perHost) }
+    public func interFrom(_ rank: Int) -> Int { (rank - perHost + hosts * perHost) % (hosts * perHost) }
+    /// Local link k (1 ..< perHost) goes to local rank + k of the same host and comes from - k.
+    public func localTo(_ rank: Int, _ k: Int) -> Int { rank - rank % perHost + (rank % perHost + k) % perHost }
+    public func localFrom(_ rank: Int, _ k: Int) -> Int { rank - rank % perHost + (rank % perHost - k + perHost) % perHost }
+
+    /// The layout of ranks whose hosts (by rank) are `hostOf`, or why there is none: at least two
+    /// hosts, each with the same number (at least two) of ranks, each host's ranks consecutive.
+    public static func grouping(_ hostOf: [String]) -> (layout: HostLayout?, why: String) {
+        var order: [String] = [], count: [String: Int] = [:]
+        for h in hostOf {
+            if count[h] == nil { order.append(h) }
+            count[h, default: 0] += 1
+        }
+        guard order.count >= 2 else { return (nil, "all \(hostOf.count) ranks are on one host") }
+        let L = count[order[0]]!
+        guard L >= 2 else { return (nil, "one rank a host") }
+        guard order.allSatisfy({ count[$0] == L }) else {
+            return (nil, "the hosts have different numbers of ranks (\(order.map { "\($0): \(count[$0]!)" }.joined(separator: ", ")))")
+        }
+        for (r, h) in hostOf.enumerated() where h != order[r / L] {
+            return (nil, "the ranks of a host are not consecutive (rank \(r) is on \(h), not \(order[r / L]))")
+        }
+        return (HostLayout(hosts: order.count, perHost: L), "\(order.count) hosts x \(L) ranks")
+    }
+}
+
+/// The addresses a rank dials for the hierarchical all-reduce: rank `interTo`'s (when there is
+/// more than one host) and rank `localTo(k)`'s for k = 1 ..< perHost.
+public struct HostLinkAddresses {
+    public let layout: HostLayout
+    public let inter: (String, UInt16)
+    public let local: [(String, UInt16)]
+    public init(layout: HostLayout, inter: (String, UInt16), local: [(String, UInt16)]) {
+        self.layout = layout; self.inter = inter; self.local = local
+    }
+}
+
+/// The formed links of the hierarchical all-reduce: (dialled, accepted) connections.
+struct HostConnections {
+    let layout: HostLayout
+    let inter: (toward: Connection, from: Connection)
+    let local: [(toward: Connection, from: Connection)]
+    var all: [Connection] { [inter.toward, inter.from] + local.flatMap { [$0.toward, $0.from] } }
+}

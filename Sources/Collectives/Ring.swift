@@ -80,13 +80,25 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// rank - 2^k and receives from rank + 2^k (the statistics lane, then one per far link);
     /// empty where the ring formed without far links.
     private let bruckLanes: [SocketLane]
-    /// The far links' connections (`Ring.farDistances`), closed with the ring.
+    /// The hierarchical all-reduce's lanes (`HostLayout`), with the ring's codec between hosts
+    /// and with the raw one (exact collectives, `--codec auto`'s raw choice); nil where the ring
+    /// formed without host links. Gradients go this way when present: the same bits as the flat
+    /// ring's.
+    private let hostLanes: HostLanes?
+    private let hostLanesRaw: HostLanes?
+    /// The layout of the host links, if the ring has them.
+    public let hostLayout: HostLayout?
+    /// Senders of the link between hosts and of the links on the host.
+    private let hostSender = JobQueue(name: "ring-host-sender")
+    private let localSender = JobQueue(name: "ring-local-sender")
+    /// The far links' and host links' connections, closed with the ring.
     private let farConnections: [Connection]
     private var gradientOps: UInt64 = 0
     private var statisticsOps: UInt64 = 0
 
     init(rank: Int, worldSize: Int, right: Connection?, left: Connection?,
-         far: [(distance: Int, toward: Connection, from: Connection)] = [], codec: GradientCodec, level: Int32, segmentFloats: Int) {
+         far: [(distance: Int, toward: Connection, from: Connection)] = [], hosts: HostConnections? = nil,
+         codec: GradientCodec, level: Int32, segmentFloats: Int) {
         self.rank = rank
         self.worldSize = worldSize
         self.right = right
@@ -115,10 +127,32 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         } else {
             (gradientLane, exactLane, statisticsLane, bruckLanes) = (nil, nil, nil, [])
         }
-        farConnections = far.flatMap { [$0.toward, $0.from] }
+        if let hosts {
+            let (H, L) = (hosts.layout.hosts, hosts.layout.perHost)
+            let floats = max(1024, segmentFloats)
+            func hostLane(_ link: (toward: Connection, from: Connection), _ sender: JobQueue, _ codec: GradientCodec,
+                          position: Int, size: Int) -> SocketLane {
+                SocketLane(send: link.toward, receive: link.from, sender: sender,
+                           coders: (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level)),
+                           position: position, size: size, segmentFloats: floats)
+            }
+            // On the host the lanes are always raw: they carry the ranks' own values, which the
+            // flat ring never rounds, over loopback.
+            let (localQueue, hostQueue) = (localSender, hostSender)
+            let local = hosts.local.map { hostLane($0, localQueue, .none, position: rank % L, size: L) }
+            let inter = hostLane(hosts.inter, hostQueue, codec, position: rank / L, size: H)
+            let coded = HostLanes(inter: inter, local: local)
+            hostLanes = coded
+            hostLanesRaw = codec == .none ? coded
+                : HostLanes(inter: hostLane(hosts.inter, hostQueue, .none, position: rank / L, size: H), local: local)
+            hostLayout = hosts.layout
+        } else {
+            (hostLanes, hostLanesRaw, hostLayout) = (nil, nil, nil)
+        }
+        farConnections = far.flatMap { [$0.toward, $0.from] } + (hosts?.all ?? [])
     }
 
-    deinit { sender.stop(); statsSender.stop(); collectives.stop() }
+    deinit { sender.stop(); statsSender.stop(); hostSender.stop(); localSender.stop(); collectives.stop() }
 
     /// A ring of one: collectives are identities.
     public static func single() -> Ring {
@@ -131,6 +165,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         for c in farConnections { c.close() }
         sender.stop()
         statsSender.stop()
+        hostSender.stop()
+        localSender.stop()
         collectives.stop()
     }
 
@@ -163,6 +199,15 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             return
         }
         let plan = ChunkPlan(n: buffer.count, range: range, ranks: worldSize, segmentFloats: lane.segmentFloats)
+        if !statistics, let hosts = lane === gradientLane ? hostLanes : hostLanesRaw, let inter = hosts.inter as? SocketLane {
+            // Gradients by host: the flat ring's bits (`hierarchicalAllReduce`); the account
+            // counts the link between hosts (the one a network carries).
+            let local = hosts.local.compactMap { $0 as? SocketLane }
+            try run(on: [inter] + local, counted: [inter], statistics: false) {
+                try RingAlgorithms.hierarchicalAllReduce(p, plan, op: op, average: average, over: hosts)
+            }
+            return
+        }
         try run(on: [lane], statistics: statistics) {
             try RingAlgorithms.allReduce(p, plan, op: op, average: average, over: lane)
         }
@@ -171,8 +216,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// Runs one collective on `lanes`: on failure the ring is closed (which unblocks the lanes'
     /// senders), the senders drained, and the failure recorded for every later collective; on
     /// success the lanes' bytes and the time go into the account.
-    private func run(on lanes: [SocketLane], statistics: Bool, _ body: () throws -> Void) throws {
-        func written() -> Int { lanes.reduce(0) { $0 + $1.send.bytesWritten } }
+    private func run(on lanes: [SocketLane], counted: [SocketLane]? = nil, statistics: Bool, _ body: () throws -> Void) throws {
+        func written() -> Int { (counted ?? lanes).reduce(0) { $0 + $1.send.bytesWritten } }
         let before = written()
         let t0 = monotonic()
         do {
@@ -186,7 +231,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
         statsLock.lock()
         _stats.wireBytes += written() - before
-        _stats.rawBytes = sender.reported + statsSender.reported - rawOffset
+        _stats.rawBytes = sender.reported + statsSender.reported + hostSender.reported - rawOffset
         if statistics {
             _stats.statisticsReduces += 1
             _stats.statisticsSeconds += monotonic() - t0
@@ -223,6 +268,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             line += String(format: " (%.1f MB/s while reducing)", Double(st.wireBytes) / (st.gradientSeconds + st.statisticsSeconds) / 1e6)
         }
         if let t = right?.tcpInfo() { line += "; TCP to the right: \(t)" }
+        if let h = hostLayout { line += "; gradients by host (\(h)), bytes sent: between hosts" }
         return line
     }
 
@@ -435,11 +481,11 @@ extension Ring {
             probe[i] = Float(1e-3 * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
         }
         // The probe is not training: the account is left as it was before it.
-        let (saved, savedBlocked, savedRaw) = (stats, blockedSeconds, sender.reported + statsSender.reported)
+        let (saved, savedBlocked, savedRaw) = (stats, blockedSeconds, sender.reported + statsSender.reported + hostSender.reported)
         defer {
             statsLock.lock()
             _stats = saved
-            rawOffset += sender.reported + statsSender.reported - savedRaw
+            rawOffset += sender.reported + statsSender.reported + hostSender.reported - savedRaw
             statsLock.unlock()
             blockedLock.lock(); _blocked = savedBlocked; blockedLock.unlock()
         }

@@ -58,6 +58,8 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var training: TrainingFlags
     @OptionGroup var output: RunFlags
     @Option(help: "Gradient codec: \(GradientCodec.allCases.map { $0.rawValue }.joined(separator: ", ")), or auto (each ring, when it forms, times an all-reduce raw and with \(CoordinatorOptions.Defaults.codec.rawValue) over its links and uses the faster; the workers' logs say which; never a lossy codec).") var codec: String = CoordinatorOptions.Defaults.codec.rawValue
+    @Option(help: "Gradient all-reduce by machine: auto (where every machine has the same number, two or more, of workers with consecutive ranks, sum among each machine's workers first, then one ring between machines: the flat ring's sums bit for bit, in fewer hops between machines; machines by gan-worker --node, else by address) or off (always the flat ring). The log says which.")
+    var hierarchy: String = "auto"
     @Option(parsing: .unconditional, help: "zstd level.") var zstdLevel: Int32 = CoordinatorOptions.Defaults.level
     @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = CoordinatorOptions.Defaults.checksumEvery
     @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = CoordinatorOptions.Defaults.prefetch
@@ -80,6 +82,7 @@ struct CoordinatorCommand: ParsableCommand {
         if spawn { try FlagCheck.range("--workers", workers, 1...Self.maxSpawned, "with --spawn, local worker processes") }
         try FlagCheck.range("--min-workers", minWorkers, 1...workers, "at most --workers")
         try FlagCheck.oneOf("--codec", codec, GradientCodec.allCases.map { $0.rawValue } + ["auto"])
+        try FlagCheck.oneOf("--hierarchy", hierarchy, ["auto", "off"])
         try FlagCheck.range("--zstd-level", zstdLevel, -7...22, "negative: faster")
         try FlagCheck.atLeast("--checksum-every", checksumEvery, 0, "0: never")
         try FlagCheck.range("--prefetch", prefetch, 1...64)
@@ -268,7 +271,7 @@ struct CoordinatorCommand: ParsableCommand {
         // Absolute, as the run folder: the workers read it from their own working folders.
         o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
         o.resumeNewest = output.resume == RunStart.auto
-        o.codec = c; o.autoCodec = codec == "auto"; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
+        o.codec = c; o.autoCodec = codec == "auto"; o.hierarchy = hierarchy == "auto"; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
         o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
         let coordinator: Coordinator

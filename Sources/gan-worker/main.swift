@@ -58,6 +58,8 @@ struct Worker: ParsableCommand {
     @Option(parsing: .unconditional, help: "Port of the ring listener (0: any free port).") var ringPort: UInt16 = 0
     @Option(help: "Address other workers use to reach this one (default: the address this worker reaches the coordinator from; $POD_IP when set).")
     var advertise: String?
+    @Option(help: "Name of the machine this worker runs on (default: its advertised address). Where every machine has the same number (two or more) of workers with consecutive ranks, the coordinator reduces gradients by machine: among a machine's workers first, then one ring between machines (the same sums, bit for bit; gan-coordinator --hierarchy).")
+    var node: String?
     @Option(parsing: .unconditional, help: "Threads (cores) this worker's engine uses (default: $RINGGAN_THREADS, else 1).") var threads: Int?
     @Option(parsing: .unconditional, help: "Seconds to keep trying to reach the coordinator at the start (each try is logged; then exit 1 naming this flag).")
     var connectTimeout: Double = WorkerOptions.defaultConnectTimeout
@@ -67,6 +69,9 @@ struct Worker: ParsableCommand {
 
     func validate() throws {
         try FlagCheck.atLeast("--rank", rank, 0)
+        if let node, node.isEmpty || node.utf8.count > 255 || node.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ValidationError("--node '\(node)': expected a machine's name of 1 to 255 printable characters")
+        }
         try FlagCheck.range("--threads", threads, FlagCheck.threads)
         try FlagCheck.range("--connect-timeout", connectTimeout, 0...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--rejoin-timeout", rejoinTimeout, 0...FlagCheck.maxSeconds, "seconds; 0: exit at once")
@@ -109,6 +114,7 @@ struct Worker: ParsableCommand {
         o.advertiseHost = advertise ?? env["POD_IP"]
         o.connectTimeout = connectTimeout
         o.rejoinTimeout = rejoinTimeout
+        o.node = node
         (o.bucketFloats, o.overlapsRealPass) = try Self.schedule(env)
         do {
             try WorkerProcess(options: o, logger: log).run()
