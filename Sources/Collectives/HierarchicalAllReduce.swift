@@ -40,14 +40,15 @@ extension RingAlgorithms {
         // indices; only this rank's chunks are filled).
         let staged = UnsafeMutablePointer<Float>.allocate(capacity: max(1, L * plan.n))
         defer { staged.deallocate() }
-        func value(_ local: Int, _ i: Int) -> Float { local == j ? p[i] : staged[local * plan.n + i] }
+        // Local rank l's values of this rank's chunks (its own buffer for l = j).
+        func row(_ local: Int) -> UnsafeMutablePointer<Float> { local == j ? p : staged + local * plan.n }
         let mine = (0..<H).map { $0 * L + j }
         // 1. Gather this rank's chunks' values from the host.
         try exchange(plan, op: op, phase: 0, over: lanes.local, send: { t in (0..<H).map { $0 * L + t } }, j: j, L: L,
                      into: { s, lo, m, lane, tag in try lane.receive(m, tag: tag, into: staged + s * plan.n + lo, add: false) },
                      from: p)
         // 2. Between hosts: reduce along the flat order, then pass the final chunks round.
-        try hostRing(p, plan, op: op, average: average, over: lanes.inter, chunks: mine, h: h, H: H, L: L, j: j, value: value)
+        try hostRing(p, plan, op: op, average: average, over: lanes.inter, chunks: mine, h: h, H: H, L: L, j: j, row: row)
         // 3. Every rank of the host gets every final chunk.
         try exchange(plan, op: op, phase: 1, over: lanes.local, send: { _ in mine }, j: j, L: L,
                      into: { _, lo, m, lane, tag in try lane.receive(m, tag: tag, into: p + lo, add: false) }, from: p)
@@ -87,12 +88,8 @@ extension RingAlgorithms {
     /// flat chunk that starts at host o.
     private static func hostRing(_ p: UnsafeMutablePointer<Float>, _ plan: ChunkPlan, op: UInt64, average: Bool,
                                  over lane: RingLane, chunks: [Int], h: Int, H: Int, L: Int, j: Int,
-                                 value: (Int, Int) -> Float) throws {
+                                 row: (Int) -> UnsafeMutablePointer<Float>) throws {
         let inv = 1 / Float(plan.ranks)
-        // A hop of the flat ring between two ranks of this host: the lane's rounding.
-        let probe = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-        defer { probe.deallocate() }
-        func hop(_ a: Float) -> Float { probe.pointee = a; lane.quantize(probe, 1); return probe.pointee }
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: max(1, lane.segmentFloats))
         defer { acc.deallocate() }
         // Partial sums in flight, one per segment of this rank's own chunk, kept until sent.
@@ -123,7 +120,8 @@ extension RingAlgorithms {
         let own = chunks[h]
         for k in 0..<plan.segments(own) {
             let (lo, m) = plan.segment(own, k)
-            for i in 0..<m { acc[i] = fold(value(j, lo + i), (j + 1)..<max(j + 1, L), roundFirst: true, lo + i, hop, value) }
+            acc.update(from: p + lo, count: m)
+            fold(acc, m, lo, (j + 1)..<max(j + 1, L), roundFirst: true, lane, row)
             if steps == 0 { finish(lo, m, k) } else { post(acc, m, tag(0, 0, k)) }
         }
         // Steps 1 ... steps: the chunk of host h - s arrives; add this host's values (all of
@@ -135,7 +133,7 @@ extension RingAlgorithms {
                 try lane.receive(m, tag: tag(0, s - 1, k), into: acc, add: false)
                 let upTo = s == H ? j : L
                 // The received sum is rounded already (the lane's hop); later ranks' hops round.
-                for i in 0..<m { acc[i] = fold(acc[i], 0..<upTo, roundFirst: false, lo + i, hop, value) }
+                fold(acc, m, lo, 0..<upTo, roundFirst: false, lane, row)
                 if s < steps { post(acc, m, tag(0, s, k)) } else { finish(lo, m, k) }
             }
             try lane.checkSends()
@@ -144,15 +142,18 @@ extension RingAlgorithms {
         try lane.flush()
     }
 
-    /// `a` plus element i of each local rank in `locals`, in order, the sum rounded before each
-    /// addition as the flat ring's hop between two ranks rounds it (before the first only with
-    /// `roundFirst`: a received sum has crossed its hop already).
-    @inline(__always)
-    private static func fold(_ a: Float, _ locals: Range<Int>, roundFirst: Bool, _ i: Int, _ hop: (Float) -> Float,
-                             _ value: (Int, Int) -> Float) -> Float {
-        var a = a
-        for l in locals { a = (roundFirst || l != locals.lowerBound ? hop(a) : a) + value(l, i) }
-        return a
+    /// Adds elements [lo, lo + m) of each local rank in `locals`, in order, into the partial sums
+    /// `acc`, each sum rounded before each addition as the flat ring's hop between two ranks
+    /// rounds it (the lane's codec; before the first only with `roundFirst`: a received sum has
+    /// crossed its hop already). Element by element the flat ring's order; whole segments at a
+    /// time.
+    private static func fold(_ acc: UnsafeMutablePointer<Float>, _ m: Int, _ lo: Int, _ locals: Range<Int>, roundFirst: Bool,
+                             _ lane: RingLane, _ row: (Int) -> UnsafeMutablePointer<Float>) {
+        for l in locals {
+            if roundFirst || l != locals.lowerBound { lane.quantize(acc, m) }
+            let v = row(l) + lo
+            for i in 0..<m { acc[i] += v[i] }
+        }
     }
 
     /// The final chunks round the hosts (the all-gather of `hostRing`): host x finished the chunk
