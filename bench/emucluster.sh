@@ -5,9 +5,26 @@
 # scripts/setup.sh, PyTorch CPU and matplotlib where missing), builds the release binaries, runs
 # as root, and removes every namespace, interface and cgroup on exit, Ctrl-C or a crash.
 #   sudo bash bench/emucluster.sh [emucluster.py options, e.g. --workers 1,2,4,8 --models dcgan32 --mode weak]
+#   sudo bash bench/emucluster.sh --mpi [mpi_compare.py options]   (the ring against OpenMPI's
+#       MPI_Allreduce on the same machines; installs openmpi-bin and libopenmpi-dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ "${1:-}" = --mpi ]; then
+    shift
+    for p in openmpi-bin libopenmpi-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev
+            break
+        }
+    done
+    swift build -c release --product gan-dist-bench 2>&1 | tail -n 1
+    trap 'as_root python3 bench/emucluster.py --cleanup' EXIT
+    as_root python3 bench/mpi_compare.py "$@"
+    exit
+fi
 pip_install() {
     python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
 }
@@ -15,7 +32,6 @@ python3 -c 'import torch' 2>/dev/null || pip_install 'torch==2.13.0+cpu'
 python3 -c 'import matplotlib' 2>/dev/null || pip_install matplotlib
 swift build -c release --product gan-coordinator 2>&1 | tail -n 1
 swift build -c release --product gan-worker 2>&1 | tail -n 1
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # Whatever happens to the Python process (even SIGKILL), nothing it made outlives this script.
 trap 'as_root python3 bench/emucluster.py --cleanup' EXIT
 as_root python3 bench/emucluster.py "$@"

@@ -9,6 +9,9 @@
 // 2. Every codec on real gradients (a DCGAN 32x32 step on MNIST digits): compression ratio,
 //    encode and decode MB/s, and the bytes a rank puts on the wire per training step.
 // 3. Training images/s for 1, 2 and 4 ranks (DCGAN 32x32, batch 64, ngf = ndf = 64).
+//
+// --peer: one rank of a multi-process ring benchmark (Peer.swift; bench/mpi_compare.py runs it
+// on the emulated cluster beside OpenMPI's MPI_Allreduce).
 import Datasets
 import Collectives
 import Foundation
@@ -17,6 +20,13 @@ import NN
 import Tensors
 
 BLASRuntime.selectKernels()
+if CommandLine.arguments.contains("--peer") {
+    BLASRuntime.setThreads(1)
+    do { try PeerBench.run(Array(CommandLine.arguments.dropFirst())); exit(0) } catch {
+        FileHandle.standardError.write(Data("gan-dist-bench --peer: \(error)\n".utf8))
+        exit(1)
+    }
+}
 var repeatsFlag = 5, torchFlag = true, stepsFlag = 8, jsonFlag = false
 var onlyFlag: Set<String> = ["allreduce", "codecs", "throughput"]
 var args = CommandLine.arguments.dropFirst()
