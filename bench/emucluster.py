@@ -237,9 +237,10 @@ def cleanup(cg):
 
 # ---------------------------------------------------------------- one run
 
-def launch(cg, machine, argv, env, stdout, stderr):
-    """argv started inside `machine`'s namespace and cgroup (moved there before it execs)."""
-    wrapper = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs(machine), *argv]
+def launch(cg, machine, argv, env, stdout, stderr, group=None):
+    """argv started inside `machine`'s namespace and the cgroup `group` (default: the machine's;
+    moved there before it execs)."""
+    wrapper = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs(group or machine), *argv]
     return subprocess.Popen(ns(machine, *wrapper), env=env, stdout=stdout, stderr=stderr, text=True)
 
 
@@ -282,7 +283,13 @@ class Stamps:
                     pass
 
 
-def summarise(st, n, global_batch):
+def host_of(r, per_host):
+    """The machine (namespace, address) worker r runs on: per_host workers a machine, ranks
+    consecutive (the hierarchical all-reduce's layout)."""
+    return WORKERS[r // per_host]
+
+
+def summarise(st, n, global_batch, per_host=1):
     gaps = [b - a for a, b in zip(st.stamps, st.stamps[1:])]
     warm = gaps[st.warmup:] if len(gaps) > st.warmup else []
     step = statistics.median(warm) if warm else float("nan")
@@ -291,8 +298,9 @@ def summarise(st, n, global_batch):
     a, b = st.counters.get(st.warmup + 1), st.counters.get(st.total)
     if a and b and st.total > st.warmup + 1:
         steps = st.total - st.warmup - 1
-        sent = [(b[1].get(i + 1, 0) - a[1].get(i + 1, 0)) / steps for i in range(n)]
-        r["tx_mb_per_worker_step"] = statistics.mean(sent) / 1e6
+        sent = [(b[1].get(i + 1, 0) - a[1].get(i + 1, 0)) / steps for i in range(max(1, n // per_host))]
+        # A machine's link carries its workers' traffic: per worker, the machine's share.
+        r["tx_mb_per_worker_step"] = statistics.mean(sent) / per_host / 1e6
         r["coord_tx_mb_per_step"] = (b[1].get(0, 0) - a[1].get(0, 0)) / steps / 1e6
     return r
 
@@ -318,7 +326,7 @@ def ring_account(logs):
     return {k: statistics.mean(v) for k, v in vals.items() if v}
 
 
-def run_ringgan(cg, a, model, mode, n, work, port, tag):
+def run_ringgan(cg, a, model, mode, n, work, port, tag, flags=()):
     token = os.path.join(work, "token")
     with open(token, "w") as f:
         f.write(secrets.token_hex(32))
@@ -333,17 +341,18 @@ def run_ringgan(cg, a, model, mode, n, work, port, tag):
                                   "--token-file", token, "--runs-dir", os.path.join(work, "runs"), "--name", tag,
                                   "--data", a.data, *MODELS[model][0], "--batch", str(gb), "--steps", str(total),
                                   "--codec", a.codec, "--sample-every", "0", "--checkpoint-every", "0", "--json",
-                                  "--rendezvous-timeout", "300", "--dead-after", "120", *shlex.split(a.ringgan_flags)],
+                                  "--rendezvous-timeout", "300", "--dead-after", "120", *shlex.split(a.ringgan_flags), *flags],
                    env, subprocess.PIPE, coord_log)
     st = Stamps(coord, a.warmup, total)
     time.sleep(0.3)
     workers, logs = [], []
-    for r, (name, addr) in enumerate(WORKERS[:n]):
+    for r in range(n):
+        name, addr = host_of(r, a.per_host)
         logs.append(os.path.join(logdir, f"rank{r}.log"))
         workers.append(launch(cg, name, [f"{BIN}/gan-worker", "--rank", str(r), "--coordinator", f"{COORD[1]}:{port}",
                                          "--token-file", token, "--advertise", addr, "--connect-timeout", "300",
                                          "--rejoin-timeout", "0"],
-                              env, subprocess.DEVNULL, open(logs[-1], "w")))
+                              env, subprocess.DEVNULL, open(logs[-1], "w"), group=WORKERS[r][0]))
     try:
         rc = coord.wait(timeout=a.run_timeout)
         for w in workers:
@@ -355,8 +364,11 @@ def run_ringgan(cg, a, model, mode, n, work, port, tag):
     st.thread.join(timeout=10)
     if rc != 0:
         raise RuntimeError(f"gan-coordinator {tag} failed ({rc}); logs in {logdir}")
-    out = summarise(st, n, gb)
+    out = summarise(st, n, gb, a.per_host)
     out.update(ring_account(logs))
+    if a.per_host > 1:
+        said = open(os.path.join(logdir, "coordinator.log"), errors="replace").read()
+        out["by_host"] = "gradients reduced by host" in said
     try:
         js = [json.loads(line) for line in st.lines[a.warmup + 1:]]
         out["compression_ratio"] = statistics.median(j["compression_ratio"] for j in js if "compression_ratio" in j)
@@ -374,7 +386,8 @@ def run_torch(cg, a, model, mode, n, work, port, tag):
     if mode == "strong" and a.batch % n:
         raise RuntimeError(f"strong scaling: batch {a.batch} does not divide by {n}")
     procs = []
-    for r, (name, addr) in enumerate(WORKERS[:n]):
+    for r in range(n):
+        name, addr = host_of(r, a.per_host)
         env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(n), MASTER_ADDR=WORKERS[0][1], MASTER_PORT=str(port),
                    GLOO_SOCKET_IFNAME="eth0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         argv = [sys.executable, os.path.join(ROOT, "bench", "torch_ddp_gan.py"), "--steps", str(total), "--threads", "1",
@@ -382,7 +395,7 @@ def run_torch(cg, a, model, mode, n, work, port, tag):
         if b:
             argv += ["--per-rank-batch", str(b)]
         procs.append(launch(cg, name, argv, env, subprocess.PIPE if r == 0 else subprocess.DEVNULL,
-                            open(os.path.join(logdir, f"rank{r}.log"), "w")))
+                            open(os.path.join(logdir, f"rank{r}.log"), "w"), group=WORKERS[r][0]))
     st = Stamps(procs[0], a.warmup, total)
     try:
         rcs = [p.wait(timeout=a.run_timeout) for p in procs]
@@ -393,7 +406,7 @@ def run_torch(cg, a, model, mode, n, work, port, tag):
     st.thread.join(timeout=10)
     if any(rcs):
         raise RuntimeError(f"torch_ddp_gan.py {tag} failed ({rcs}); logs in {logdir}")
-    return summarise(st, n, gb)
+    return summarise(st, n, gb, a.per_host)
 
 
 # ---------------------------------------------------------------- output
@@ -468,7 +481,8 @@ def table(rows):
               if "gradient_allreduce_ms" in r else "-")
         lines.append("| " + " | ".join([
             r["model"], r["mode"], f"{human_rate(r['link_equiv_bps'])} ({human_rate(r['rate_bps'])})", f"{r['core']:g}",
-            f"{r['period_us'] / 1000:g} ms", str(r["workers"]), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f")
+            f"{r['period_us'] / 1000:g} ms",
+            str(r["workers"]) + (f" ({r['workers'] // r['per_host']} x {r['per_host']})" if r.get("per_host", 1) > 1 else ""), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f")
             + (f" ({min(r['step_s_rounds']) * 1000:.0f}-{max(r['step_s_rounds']) * 1000:.0f})" if len(r.get("step_s_rounds", [])) > 1 else ""),
             fmt(r.get("images_per_s"), ".1f"), fmt(r.get("efficiency"), ".2f"), fmt(r.get("tx_mb_per_worker_step"), ".2f"),
             fmt(r.get("blocked_ms"), ".0f"), ar, vs]) + " |")
@@ -537,6 +551,10 @@ def main():
     ap.add_argument("--period-us", default="2000", help="cgroup cpu period(s) in microseconds, comma list (raised where the 1 ms minimum quota needs it)")
     ap.add_argument("--codec", default="shuffle-zstd", help="RingGAN's gradient codec (default: the lossless shuffle-zstd)")
     ap.add_argument("--ringgan-flags", default="", help="more training flags for RingGAN's coordinator (e.g. '--exact')")
+    ap.add_argument("--per-host", type=int, default=1,
+                    help="workers per machine (each with its own CPU budget; the machine's namespace and link shared; ranks "
+                         "consecutive): above 1, RingGAN runs twice, gradients by host (--hierarchy auto) and round the flat ring "
+                         "(--hierarchy off); every N must divide by it")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-ballast", dest="ballast", action="store_false",
                     help="do not fill the budgets of the absent workers (N_max - N) with busy loops")
@@ -561,6 +579,8 @@ def main():
     ns_list = sorted({int(x) for x in a.workers.split(",")})
     if not ns_list or ns_list[0] < 1 or ns_list[-1] > MAX_WORKERS:
         sys.exit(f"emucluster: --workers must be within 1..{MAX_WORKERS}")
+    if a.per_host < 1 or any(n % a.per_host for n in ns_list):
+        sys.exit(f"emucluster: every --workers N must be a multiple of --per-host {a.per_host}")
     models = a.models.split(",")
     for m in models:
         if m not in MODELS:
@@ -607,7 +627,7 @@ def main():
                 if cleanup_leftovers:
                     cg.teardown()
                     cleanup_leftovers = False
-                net_setup(ns_list[-1], rate)
+                net_setup(ns_list[-1] // a.per_host, rate)
                 for period in periods:
                     fr = {COORD[0]: a.coord_core, **{w: core for w, _ in WORKERS[:ns_list[-1]]},
                           **{f"{P}-b{i}": core for i in range(ns_list[-1] - 1)}}
@@ -625,23 +645,30 @@ def main():
                         for model in models:
                             for mode in modes:
                                 for n in ns_list:
-                                    sides = ([] if a.no_ringgan else ["RingGAN"]) + ([] if a.no_torch else ["DDP gloo"])
+                                    sides = ([] if a.no_ringgan else ["RingGAN"] + (["RingGAN flat"] if a.per_host > 1 else []))\
+                                        + ([] if a.no_torch else ["DDP gloo"])
                                     for side in sides:
                                         if mode == "strong" and a.batch % n:
                                             continue
                                         port += 1
-                                        tag = f"{side.split()[0].lower()}-{model}-{mode}-{link}-c{core:g}-p{wp}-n{n}-r{rnd + 1}"
+                                        tag = f"{side.replace(' ', '-').lower()}-{model}-{mode}-{link}-c{core:g}-p{wp}-n{n}-r{rnd + 1}"
                                         t0 = time.time()
                                         row = {"model": model, "mode": mode, "link_equiv": link, "link_equiv_bps": rate_bps(link),
                                                "rate_bps": rate, "core": core, "period_us": wp, "coord_core": a.coord_core,
                                                "workers": n, "batch_per_worker": a.batch if mode == "weak" else a.batch / n,
                                                "global_batch": n * a.batch if mode == "weak" else a.batch,
-                                               "side": f"RingGAN {a.codec}" if side == "RingGAN" else side, "round": rnd + 1}
+                                               "per_host": a.per_host,
+                                               "side": (f"RingGAN {a.codec}" + (" by host" if a.per_host > 1 else "")) if side == "RingGAN"
+                                               else f"RingGAN {a.codec} flat" if side == "RingGAN flat" else side, "round": rnd + 1}
                                         try:
                                             thr0 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
                                             ballast = start_ballast(cg, ns_list[-1] - n if a.ballast else 0)
                                             try:
-                                                r = (run_ringgan if side == "RingGAN" else run_torch)(cg, a, model, mode, n, work, port, tag)
+                                                if side == "DDP gloo":
+                                                    r = run_torch(cg, a, model, mode, n, work, port, tag)
+                                                else:
+                                                    r = run_ringgan(cg, a, model, mode, n, work, port, tag,
+                                                                    ["--hierarchy", "off"] if side == "RingGAN flat" else [])
                                             finally:
                                                 stop_ballast(ballast)
                                             row["ballast"] = len(ballast)
@@ -668,11 +695,16 @@ def main():
     tab = table(rows)
     print("\n" + tab)
     title = a.section or (f"{', '.join(models)}, {' and '.join(modes)} scaling, "
+                          + (f"{a.per_host} workers a machine, " if a.per_host > 1 else "") + 
                           f"{' and '.join(human_rate(rate_bps(x)) for x in links)} equivalent")
     notes = (f"{started}, {cpu} ({os.cpu_count()} cores), `bash bench/emucluster.sh {' '.join(sys.argv[1:])}`. "
              f"Every worker and the coordinator is a machine: its own network namespace, a veth to a bridge, tc tbf at the rate "
              f"on both ends (no delay added: this kernel has no netem), and its own cgroup CPU budget "
-             f"(cgroup v{cg.version}; the coordinator {a.coord_core:g} core). Time dilation: a worker at c core on a link of "
+             f"(cgroup v{cg.version}; the coordinator {a.coord_core:g} core). "
+             + (f"{a.per_host} workers a machine: each worker its own CPU budget, the machine's namespace and link shared by its "
+                f"workers (ranks consecutive); RingGAN ran with gradients by host (--hierarchy auto: summed on the machine, one ring "
+                f"between machines) and round the flat ring (--hierarchy off); MB sent is the machine's link's bytes over its "
+                f"workers. " if a.per_host > 1 else "") + f"Time dilation: a worker at c core on a link of "
              f"R x c stands for a 1-core machine on R (the link column: the equivalent, and in brackets the rate set). "
              f"Weak scaling: {a.batch} images per worker; strong: global batch {a.batch} split N ways. Median step after "
              f"{a.warmup} warm-up steps of {a.warmup + a.steps + 1}" + (f", then the median of {a.rounds} rounds taking turns (the "
@@ -691,7 +723,8 @@ def main():
         try:
             os.makedirs(a.images, exist_ok=True)
             # A codec other than the default names its plots, so an earlier sweep's are kept.
-            images = plots(rows, a.images, "" if a.codec == "shuffle-zstd" else f"-{a.codec}")
+            images = plots(rows, a.images, ("" if a.codec == "shuffle-zstd" else f"-{a.codec}")
+                           + (f"-{a.per_host}-per-host" if a.per_host > 1 else ""))
         except ImportError:
             print("emucluster: matplotlib missing: no plots", file=sys.stderr)
     if images:
