@@ -159,12 +159,17 @@ def main():
             for impl in ("openmpi", "ringgan"):
                 t0 = time.time()
                 port += 1
+                thr0 = [cg.throttled(w)[1] for w, _ in emu.WORKERS[:n]]
                 got = run_mpi(cg, exe, n, a.timeout) if impl == "openmpi" else run_ring(cg, n, work, port, a.timeout)
+                # The share of the wall time the machines spent throttled (their budget used up):
+                # a rank that polls while it waits spends its budget waiting.
+                wall = time.time() - t0
+                throttled = statistics.mean(cg.throttled(w)[1] - x for (w, _), x in zip(emu.WORKERS[:n], thr0)) / wall
                 for r in got:
-                    r.update(core=a.core, period_us=period, rate_bps=rate, link_equiv=a.link_equiv)
+                    r.update(core=a.core, period_us=period, rate_bps=rate, link_equiv=a.link_equiv, throttled_share=throttled)
                 rows += got
                 print(f"  N={n:2d} {impl:8s} " + "  ".join(f"{human_bytes(r['bytes'])}: {r['median_s'] * 1000:.2f} ms" for r in got)
-                      + f"  ({time.time() - t0:.0f} s)", flush=True)
+                      + f"  ({time.time() - t0:.0f} s, throttled {throttled:.0%} of it)", flush=True)
     finally:
         emu.cleanup(cg)
     tab = table(rows, ns)

@@ -186,6 +186,66 @@ def sweep_section(path, m):
     return o
 
 
+def hierarchy_section(path):
+    """Gradients by host against the flat ring on machines of several workers (`--per-host`)."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    o = ["## Hierarchical reduction on machines of several workers (measured)\n",
+         f"`{os.path.basename(path)}` ({d['date']}, {d['cpu']}): dcgan 32, weak scaling, 64 images per worker, 8 workers at"
+         " 0.2 core, 1 Gbit/s-equivalent links (200 Mbit/s), one round of 15 steps; per machine 2 or 4 workers sharing its"
+         " namespace and link, each with its own CPU budget. Gradients by host (`--hierarchy auto`) against the flat ring"
+         " (`--hierarchy off`) and DDP/gloo on the same machines.\n",
+         "Runs: " + "; ".join(f"{k}: {v}" for k, v in d.get("runs_note", {}).items()) + ".\n",
+         "| machines x workers | run | side | step ms | vs DDP (same run) | gradient all-reduce ms | statistics ms | MB sent / worker / step |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(d["rows"], key=lambda r: (-r["per_host"], r["run"])):
+        ddp = next((x for x in d["rows"] if x["side"] == "DDP gloo" and x["per_host"] == r["per_host"] and x["run"] == r["run"]), None)
+        vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp else "-"
+        o.append(f"| {r['workers'] // r['per_host']} x {r['per_host']} | {r['run']} | {r['side']} | {r['step_s'] * 1000:.0f} | {vs} | "
+                 f"{fmt_opt(r.get('gradient_allreduce_ms'))} | {fmt_opt(r.get('statistics_allreduce_ms'))} | "
+                 f"{r.get('tx_mb_per_worker_step', float('nan')):.2f} |")
+    o.append("")
+    o.append(d.get("reading", ""))
+    o.append("")
+    return o
+
+
+def mpi_section(path):
+    """The ring against OpenMPI's MPI_Allreduce on the same machines (`bench/mpi_compare.py`)."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    rows = d["rows"]
+    o = ["## The ring against OpenMPI's all-reduce (measured)\n",
+         f"`{os.path.basename(path)}` ({d['started']}, {d['cpu']}): one rank a machine (its core share in the column's"
+         f" head) on a {rows[0]['link_equiv'].replace('gbit', ' Gbit/s')}-equivalent link (the rate x the share); OpenMPI's MPI_Allreduce (its own algorithm"
+         " choice, BTL tcp) against RingGAN's `Ring.allReduce` (codec none) for gradient sizes and `allReduceSum` (the"
+         " log2-round all-gather SyncBatchNorm uses) for statistics sizes; rank 0's median time after a barrier. Ratio:"
+         " RingGAN's time over OpenMPI's (below 1: RingGAN faster).\n"]
+    ns = sorted({r["ranks"] for r in rows})
+    sizes = sorted({(r["kind"], r["bytes"]) for r in rows}, key=lambda k: (k[0] != "statistics", k[1]))
+    core = {r["ranks"]: r["core"] for r in rows}
+    o.append("| kind | bytes | " + " | ".join(f"N={n} ({core[n]:g} core) MPI ms / ring ms / ratio" for n in ns) + " |")
+    o.append("|---|---|" + "---|" * len(ns))
+    for kind, b in sizes:
+        cells = []
+        for n in ns:
+            m = next((r for r in rows if r["ranks"] == n and r["kind"] == kind and r["bytes"] == b and r["impl"] == "openmpi"), None)
+            g = next((r for r in rows if r["ranks"] == n and r["kind"] == kind and r["bytes"] == b and r["impl"] == "ringgan"), None)
+            cells.append(f"{m['median_s'] * 1000:.2f} / {g['median_s'] * 1000:.2f} / {g['median_s'] / m['median_s']:.2f}" if m and g else "-")
+        label = f"{b // (1 << 20)} MB" if b >= 1 << 20 else f"{b // 1024} KB" if b >= 1024 else f"{b} B"
+        o.append(f"| {kind} | {label} | " + " | ".join(cells) + " |")
+    o.append("")
+    o.append(d.get("reading", ""))
+    o.append("")
+    return o
+
+
+def fmt_opt(v):
+    return "-" if v is None else f"{v:.0f}"
+
+
 def fmt_ms(s):
     return f"{s * 1000:.0f}"
 
@@ -285,6 +345,8 @@ def main():
     o.append("")
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
+    o += hierarchy_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-hierarchy.json"))
+    o += mpi_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mpi.json"))
     o.append("## Reading it\n")
     o.append("- At 1 Gbit/s the bandwidth term dominates: g x 2(N-1)/N approaches 2g, so E(N) levels off near"
              " C / (C + phi x 2g / rate) whatever N; only a better codec (smaller g) or more hidden wire (smaller phi) moves it.")
@@ -292,9 +354,11 @@ def main():
              " With a LAN hop of 25 us the ring's hops stay small up to 256 workers; with a slow hop (the rig's 1.2 ms)"
              " the statistics round the ring dominate from a few dozen workers, and far links (log2 N hops) are what keeps"
              " E(N) up. The codec is an input (g), chosen on the links by `--codec auto` (measured above). Hierarchical"
-             " reduction (`RingAlgorithms.hierarchicalAllReduce`: 2H - 1 hops between H hosts instead of 2(N - 1), the"
-             " flat ring's bits, tested over in-memory lanes) is not yet formed by the workers nor measured, so it is not"
-             " in the model; nor is a latency-optimal algorithm for the gradients' small buckets.")
+             " reduction (`--hierarchy auto`: 2H - 1 hops between H machines instead of 2(N - 1), the flat ring's bits)"
+             " changes only the gradient ring's latency term: each machine's link carries (2H - 1)/H x g against the flat"
+             " ring's 2(N - 1)/N x g (the same at 4 x 2: 1.75 g), so on bandwidth-bound links it cannot win and its stages"
+             " on the machine add time (measured above); it is not in the model's extrapolation, nor is a latency-optimal"
+             " algorithm for the gradients' small buckets.")
     o.append("- On the rig, a statistics all-reduce is mostly skew (at N = 8: about 25 ms of its 29-34 ms), which far links do"
              " not touch: they took the statistics from 583 to 520 ms per step at N = 8 (bench/RESULTS.md, far links, old"
              " against new build). For E(8) >= 0.90 at this compute (2.3 s) the step may carry about 255 ms of overhead;"
