@@ -84,7 +84,9 @@ MODELS = {
     "mlp": (["--model", "mlp", "--image-size", "28"], ["--model", "mlp", "--image-size", "28"]),
     "dcgan32": (["--model", "dcgan", "--image-size", "32"], ["--model", "dcgan", "--image-size", "32"]),
     "dcgan64": (["--model", "dcgan", "--image-size", "64"], ["--model", "dcgan", "--image-size", "64"]),
-    "stylegan": (["--model", "stylegan", "--image-size", "32"], ["--model", "stylegan", "--image-size", "32"]),
+    # RingGAN's StyleGAN defaults to 16 feature maps (gan train --help); DDP's twin is given the same.
+    "stylegan": (["--model", "stylegan", "--image-size", "32", "--ngf", "16", "--ndf", "16"],
+                 ["--model", "stylegan", "--image-size", "32", "--ngf", "16", "--ndf", "16"]),
 }
 
 

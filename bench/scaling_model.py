@@ -242,6 +242,62 @@ def mpi_section(path):
     return o
 
 
+def models_section(path):
+    """E(N) of the other models on the rig, beside DDP (`bench/emucluster-mlp-stylegan.json`)."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    rows = d["rows"]
+    o = ["## The other models on the rig (measured)\n",
+         f"`{os.path.basename(path)}` ({d['date']}, {d['cpu']}): weak scaling, 64 images per worker, 0.2 core, 1 Gbit/s"
+         " equivalent, one round of 12 steps; StyleGAN at 16 feature maps on both sides. E(N) and RingGAN's step over DDP's.\n",
+         "| model | N | RingGAN step ms | E(N) | DDP step ms | DDP E(N) | RingGAN / DDP | RingGAN MB sent / worker / step |",
+         "|---|---|---|---|---|---|---|---|"]
+    for model in sorted({r["model"] for r in rows}):
+        for n in sorted({r["workers"] for r in rows if r["model"] == model}):
+            g = next((r for r in rows if r["model"] == model and r["workers"] == n and r["side"].startswith("RingGAN")), None)
+            t = next((r for r in rows if r["model"] == model and r["workers"] == n and r["side"] == "DDP gloo"), None)
+            if not g or not t:
+                continue
+            o.append(f"| {model} | {n} | {g['step_s'] * 1000:.0f} | {g.get('efficiency', float('nan')):.2f} | {t['step_s'] * 1000:.0f} |"
+                     f" {t.get('efficiency', float('nan')):.2f} | {g['step_s'] / t['step_s']:.2f}x | {g.get('tx_mb_per_worker_step', 0):.2f} |")
+    o.append("")
+    o.append("The MLP GAN is all wire: 24 ms of compute a step on a 1-core machine against 7-13 MB a worker sends (its"
+             " gradients barely compress), so at 1 Gbit/s neither side scales (E(8) 0.13 RingGAN, 0.19 DDP; the model's"
+             " bandwidth term, C / (C + phi x 2g / rate), says as much); RingGAN's step is still 0.73-0.96x DDP's. StyleGAN"
+             " (no BatchNorm: no statistics all-reduces) has 1.6 MB a step to send and scales: E(8) 0.85 against DDP's 0.73,"
+             " 0.68-0.82x DDP's step. That round's RingGAN N = 1 step (502 ms) was slow against its N = 2 (392 ms), hence"
+             " E(2) and E(4) above 1; a 2-round check of RingGAN alone (bench/RESULTS.md) gave 365, 372 and 425 ms at N = 1,"
+             " 2 and 8: E(2) 0.98, E(8) 0.86. dcgan 64 has not been run on the rig.")
+    o.append("")
+    return o
+
+
+def quality_section(path):
+    """Time to quality: the 8-worker cluster against one worker's 5-minute FID (`bench/emucluster_quality.py`)."""
+    if not os.path.exists(path):
+        return []
+    d = json.load(open(path))
+    rows = d["rows"]
+    base = next(r for r in rows if r["workers"] == 1)
+    o = ["## Time to quality on the rig (measured)\n",
+         f"`{os.path.basename(path)}` ({d['started']}, {d['cpu']}): `--preset {d['preset']}` (dcgan 32, 16 feature maps, batch"
+         f" {d['config']['batchSize']} a worker, Adam lr {d['config']['lrG']:g}), each worker 0.2 core on a 1 Gbit/s-equivalent"
+         " link; one worker for 300 s against 8 workers (global batch 8 x 16) for each time limit; FID of the final"
+         " checkpoint by `gan evaluate`. Target: the 8 workers reach the one worker's 5-minute FID in at most a quarter of"
+         " the time (75 s).\n",
+         "| workers | time limit s | steps | global batch | images seen | learning rates | FID | FID / one worker's |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["workers"], r["seconds"], r["lr_scale"])):
+        lr = "the preset's" if r["lr_scale"] == 1 else f"x {r['lr_scale']:.3g} (sqrt N)"
+        o.append(f"| {r['workers']} | {r['seconds']} | {r['steps']} | {r['global_batch']} | {r['images']} | {lr} | {r['fid']:.2f} |"
+                 f" {r['fid'] / base['fid']:.2f} |")
+    o.append("")
+    o.append(d.get("reading", ""))
+    o.append("")
+    return o
+
+
 def fmt_opt(v):
     return "-" if v is None else f"{v:.0f}"
 
@@ -345,6 +401,8 @@ def main():
     o.append("")
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
+    o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"))
+    o += quality_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-quality.json"))
     o += hierarchy_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-hierarchy.json"))
     o += mpi_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mpi.json"))
     o.append("## Reading it\n")
