@@ -289,7 +289,7 @@ def quality_section(path):
          "| workers | time limit s | steps | global batch | images seen | learning rates | FID | FID / one worker's |",
          "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["workers"], r["seconds"], r["lr_scale"])):
-        lr = "the preset's" if r["lr_scale"] == 1 else f"x {r['lr_scale']:.3g} (sqrt N)"
+        lr = "the preset's" if r["lr_scale"] == 1 else f"x {r['lr_scale']:.3g} ({r.get('lr_rule', '?')} rule)"
         o.append(f"| {r['workers']} | {r['seconds']} | {r['steps']} | {r['global_batch']} | {r['images']} | {lr} | {r['fid']:.2f} |"
                  f" {r['fid'] / base['fid']:.2f} |")
     o.append("")
