@@ -242,15 +242,18 @@ def mpi_section(path):
     return o
 
 
-def models_section(path):
-    """E(N) of the other models on the rig, beside DDP (`bench/emucluster-mlp-stylegan.json`)."""
+def models_section(path, more=()):
+    """E(N) of the other models on the rig, beside DDP (`bench/emucluster-mlp-stylegan.json`, and
+    `more` sweeps' rows: dcgan 64)."""
     if not os.path.exists(path):
         return []
     d = json.load(open(path))
-    rows = d["rows"]
+    rows = d["rows"] + [r for p in more if os.path.exists(p) for r in json.load(open(p))["rows"]]
     o = ["## The other models on the rig (measured)\n",
          f"`{os.path.basename(path)}` ({d['date']}, {d['cpu']}): weak scaling, 64 images per worker, 0.2 core, 1 Gbit/s"
-         " equivalent, one round of 12 steps; StyleGAN at 16 feature maps on both sides. E(N) and RingGAN's step over DDP's.\n",
+         " equivalent, one round of 12 steps; StyleGAN at 16 feature maps on both sides; dcgan 64 (the tutorial's five stages,"
+         " 64 feature maps) from `emucluster-dcgan64.json`, N = 1 and 8, one round of 6 steps after 2 warm-up steps. E(N) and"
+         " RingGAN's step over DDP's.\n",
          "| model | N | RingGAN step ms | E(N) | DDP step ms | DDP E(N) | RingGAN / DDP | RingGAN MB sent / worker / step |",
          "|---|---|---|---|---|---|---|---|"]
     for model in sorted({r["model"] for r in rows}):
@@ -268,7 +271,9 @@ def models_section(path):
              " (no BatchNorm: no statistics all-reduces) has 1.6 MB a step to send and scales: E(8) 0.85 against DDP's 0.73,"
              " 0.68-0.82x DDP's step. That round's RingGAN N = 1 step (502 ms) was slow against its N = 2 (392 ms), hence"
              " E(2) and E(4) above 1; a 2-round check of RingGAN alone (bench/RESULTS.md) gave 365, 372 and 425 ms at N = 1,"
-             " 2 and 8: E(2) 0.98, E(8) 0.86. dcgan 64 has not been run on the rig.")
+             " 2 and 8: E(2) 0.98, E(8) 0.86. dcgan 64 is compute-heavy (13 s a step at 0.2 core, 2.6 s on a core) against"
+             " 39 MB a worker sends at N = 8: E(8) 0.93 against DDP's 0.74, 0.67x DDP's step (one round of 6 steps); the"
+             " ring's account has the training thread blocked 1.9 s a step there, of which the step grew by 0.95 s.")
     o.append("")
     return o
 
@@ -401,7 +406,8 @@ def main():
     o.append("")
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
-    o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"))
+    o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
+                        [os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan64.json")])
     o += quality_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-quality.json"))
     o += hierarchy_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-hierarchy.json"))
     o += mpi_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mpi.json"))
