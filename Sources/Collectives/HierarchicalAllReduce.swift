@@ -38,14 +38,18 @@ extension RingAlgorithms {
         precondition(lanes.local.count == L - 1, "hierarchicalAllReduce: \(lanes.local.count) local lanes for \(L) ranks a host")
         // The host's other ranks' values of this rank's chunks, by local rank (whole-buffer
         // indices; only this rank's chunks are filled).
-        let staged = UnsafeMutablePointer<Float>.allocate(capacity: max(1, L * plan.n))
+        // Sized to the range being summed (a bucket is a small part of the buffer), indexed by
+        // whole-buffer position through `slot`.
+        let span = plan.range.count
+        let staged = UnsafeMutablePointer<Float>.allocate(capacity: max(1, L * span))
         defer { staged.deallocate() }
+        func slot(_ local: Int) -> UnsafeMutablePointer<Float> { staged + local * span - plan.range.lowerBound }
         // Local rank l's values of this rank's chunks (its own buffer for l = j).
-        func row(_ local: Int) -> UnsafeMutablePointer<Float> { local == j ? p : staged + local * plan.n }
+        func row(_ local: Int) -> UnsafeMutablePointer<Float> { local == j ? p : slot(local) }
         let mine = (0..<H).map { $0 * L + j }
         // 1. Gather this rank's chunks' values from the host.
         try exchange(plan, op: op, phase: 0, over: lanes.local, send: { t in (0..<H).map { $0 * L + t } }, j: j, L: L,
-                     into: { s, lo, m, lane, tag in try lane.receive(m, tag: tag, into: staged + s * plan.n + lo, add: false) },
+                     into: { s, lo, m, lane, tag in try lane.receive(m, tag: tag, into: slot(s) + lo, add: false) },
                      from: p)
         // 2. Between hosts: reduce along the flat order, then pass the final chunks round.
         try hostRing(p, plan, op: op, average: average, over: lanes.inter, chunks: mine, h: h, H: H, L: L, j: j, row: row)
