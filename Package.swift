@@ -84,7 +84,7 @@ let package = Package(
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Tensors", "NN", "GAN", "Datasets", "Telemetry", "TestSupport"]),
-        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "CChecksum", "CKernels", "Tensors", "TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "DataParallel", "CChecksum", "CKernels", "Tensors", "TestSupport"]),
         // ClusterTests runs the gan-coordinator and gan-worker binaries (swift build --build-tests
         // builds them); it imports Cluster to check the protocol's message parsers and to run a
         // coordinator in process against fake workers (the replica-checksum tests).

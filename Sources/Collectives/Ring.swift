@@ -338,6 +338,20 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         }
     }
 
+    /// SyncBatchNorm's per-rank statistics gathered (each rank sends its own slot once; a sum of
+    /// zero-padded slots would send N of them), on the caller's thread along the statistics
+    /// lanes, as `allReduceSum`. A failure is recorded and surfaced by checkFailure() after the
+    /// step; the other ranks' slots are then zeros.
+    public func allGatherStatistics(_ mine: [Float]) -> [Float] {
+        let m = mine.count
+        guard worldSize > 1, failure == nil, statisticsLane != nil, let all = try? gather(mine) else {
+            var own = [Float](repeating: 0, count: worldSize * m)
+            for i in 0..<m { own[rank * m + i] = mine[i] }
+            return own
+        }
+        return all
+    }
+
     /// Every rank's `mine` in rank order: in log2 rounds over the far links where the ring has
     /// them, else passed round the statistics lane; vectors longer than a segment go in pieces of
     /// a segment each.

@@ -37,4 +37,20 @@ public protocol BatchNormSynchronizer: AnyObject {
     /// Returns the element-wise sum of `values` over all ranks, exactly (no lossy codec). Every
     /// rank calls it in the same order with the same length.
     func allReduceSum(_ values: [Float]) -> [Float]
+    /// Every rank's `mine` (the same length on every rank), concatenated in rank order, bit for
+    /// bit (SyncBatchNorm's per-rank count, mean and squared deviations). Every rank calls it in
+    /// the same order. A failure is recorded and surfaced by the reducer after the step; the
+    /// other ranks' slots are then zeros.
+    func allGatherStatistics(_ mine: [Float]) -> [Float]
+}
+
+extension BatchNormSynchronizer {
+    /// The gather as a sum of vectors that are zero outside each rank's own slot: N times the
+    /// bytes of a gather, for a synchronizer that has no gather of its own.
+    public func allGatherStatistics(_ mine: [Float]) -> [Float] {
+        let m = mine.count
+        var padded = [Float](repeating: 0, count: worldSize * m)
+        for i in 0..<m { padded[rank * m + i] = mine[i] }
+        return allReduceSum(padded)
+    }
 }

@@ -121,8 +121,9 @@ public final class BatchNorm: Module {
 
     /// SyncBatchNorm's collectives over `sync`'s ranks, for the fused op.
     ///
-    /// Each rank's count, mean and sum of squared deviations (two-pass, as without sync) go into
-    /// its own slot of a vector that is summed over the ranks (an all-gather); every rank then
+    /// Each rank's count, mean and sum of squared deviations (two-pass, as without sync) are
+    /// gathered, one slot per rank (`allGatherStatistics`: each rank sends its own slot, not a
+    /// vector of N slots zero outside its own); every rank then
     /// merges the slots in rank order (Chan et al.'s parallel variance), which avoids the
     /// cancellation of E[x^2] - E[x]^2. Backward sums sum(gy) and sum(gy * (x - mean)) over the
     /// ranks in one more collective, as PyTorch's SyncBatchNorm does. Under create-graph the
@@ -133,11 +134,10 @@ public final class BatchNorm: Module {
         return BatchNormGroup(
             statistics: { count, mean, deviations in
                 let slot = 2 * c + 1, w = sync.worldSize
-                var mine = [Float](repeating: 0, count: w * slot)
-                let base = sync.rank * slot
-                mine[base] = Float(count)
-                for ch in 0..<c { mine[base + 1 + ch] = mean[ch]; mine[base + 1 + c + ch] = deviations[ch] }
-                let all = sync.allReduceSum(mine)
+                var mine = [Float](repeating: 0, count: slot)
+                mine[0] = Float(count)
+                for ch in 0..<c { mine[1 + ch] = mean[ch]; mine[1 + c + ch] = deviations[ch] }
+                let all = sync.allGatherStatistics(mine)
                 let parts = (0..<w).map { r in
                     (count: Int(all[r * slot].rounded()), mean: Array(all[(r * slot + 1)..<(r * slot + 1 + c)]),
                      squaredDeviations: Array(all[(r * slot + 1 + c)..<(r * slot + 1 + 2 * c)]))

@@ -1,4 +1,5 @@
 import Collectives
+import DataParallel
 import Foundation
 import TestSupport
 import XCTest
@@ -120,6 +121,38 @@ final class RingTests: XCTestCase {
             XCTAssertEqual(ring.allReduceSum(v), [3 + 6 * 0x1p-20, -1.5 - 3 * 0x1p-18])
             XCTAssertNil(ring.failure)
         }
+    }
+
+    /// SyncBatchNorm's per-rank statistics gathered: every rank's slot in rank order, the same
+    /// bits as the sum of zero-padded slots (the protocol's fallback), for a tenth of its bytes
+    /// or less at N = 4 (each rank sends its own slot, not N of them).
+    func testStatisticsGatherEqualsThePaddedSumForFewerBytes() throws {
+        final class Padded: BatchNormSynchronizer {
+            let ring: Ring
+            init(_ ring: Ring) { self.ring = ring }
+            var rank: Int { ring.rank }
+            var worldSize: Int { ring.worldSize }
+            func allReduceSum(_ values: [Float]) -> [Float] { ring.allReduceSum(values) }
+        }
+        final class S: @unchecked Sendable { var gatherBytes = 0; var paddedBytes = 0 }
+        let s = S()
+        let m = 2 * 256 + 1
+        try withRing(4, codec: .shuffleZstd) { ring in
+            var g = RandomGenerator(seed: 7, stream: UInt64(ring.rank))
+            let mine = (0..<m).map { _ in g.normal() }
+            let before = ring.stats.wireBytes
+            let all = ring.allGatherStatistics(mine)
+            let mid = ring.stats.wireBytes
+            let padded = Padded(ring).allGatherStatistics(mine)
+            let after = ring.stats.wireBytes
+            XCTAssertEqual(all.count, 4 * m)
+            XCTAssertEqual(Array(all[(ring.rank * m)..<((ring.rank + 1) * m)]), mine)
+            XCTAssertEqual(all.map(\.bitPattern), padded.map(\.bitPattern))
+            XCTAssertNil(ring.failure)
+            if ring.rank == 0 { s.gatherBytes = mid - before; s.paddedBytes = after - mid }
+        }
+        XCTAssertGreaterThanOrEqual(s.gatherBytes, 3 * m * 4)
+        XCTAssertLessThan(s.gatherBytes * 3, s.paddedBytes, "gather \(s.gatherBytes) B, padded sum \(s.paddedBytes) B")
     }
 
     func testAverageAndStats() throws {
