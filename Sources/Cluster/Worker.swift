@@ -369,7 +369,9 @@ public final class WorkerProcess {
                                  timeout: start.timeout, log: { [log] in log.warning("ring listener: \($0)") },
                                  cancelled: { holder.isClosed })
         guard holder.set(ring) else { throw NetError("ring", "the formation was cancelled") }
-        let statistics = ring.gathersInLogRounds
+        let statistics = ring.gathersInOneRound
+            ? ", statistics over \(start.farAddresses.count) far link(s) in one round"
+            : ring.gathersInLogRounds
             ? ", statistics over \(start.farAddresses.count) far link(s) in \(RingAlgorithms.rounds(start.worldSize)) rounds" : ""
         let hosts = ring.hostLayout.map { ", gradients by host (\($0))" } ?? ""
         log.info("ring of \(start.worldSize) formed (rank \(start.rank) -> \(start.rightHost):\(start.rightPort)), codec \(start.codec.rawValue)\(start.autoCodec == true ? " or raw (auto)" : "")\(statistics)\(hosts)")

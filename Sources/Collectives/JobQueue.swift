@@ -59,6 +59,28 @@ final class JobQueue: @unchecked Sendable {
         return queued
     }
 
+    /// Runs `job` on the caller's thread, accounted as a queued job, when nothing queued before
+    /// it is still waiting or running (so it overtakes nothing), and returns true; else (or
+    /// after a failure, or once stopped) returns false without running it. For small sends
+    /// that should not wait for the queue's thread to be scheduled; only for a queue whose jobs
+    /// are all queued from the calling thread.
+    func runHereIfIdle(_ job: () throws -> Int) -> Bool {
+        cond.lock()
+        guard queued == completed, error == nil, !stopping else { cond.unlock(); return false }
+        queued += 1
+        cond.unlock()
+        var count = 0
+        var err: Error?
+        do { count = try job() } catch { err = error }
+        cond.lock()
+        if let e = err, error == nil { error = e }
+        reported += count
+        completed += 1
+        cond.broadcast()
+        cond.unlock()
+        return true
+    }
+
     /// Waits until job `n` (and all before it) has run.
     func wait(for n: Int) {
         cond.lock()

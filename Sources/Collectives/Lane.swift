@@ -58,17 +58,26 @@ final class SocketLane: RingLane {
     let position: Int
     let size: Int
     let segmentFloats: Int
+    /// Frames of at most this many floats are sent on the caller's thread when the sender has
+    /// nothing queued before them (0: never). The statistics lanes' frames are a few kilobytes:
+    /// handed to the sender thread, each would wait for that thread to be scheduled (on a
+    /// machine whose core is busy with the training thread, up to a scheduler slice, or the
+    /// rest of a CPU budget's period), and every other rank waits for the last rank's frame.
+    let inlineFloats: Int
 
     init(send: Connection, receive: Connection, sender: JobQueue, coders: (send: SegmentCoder, receive: SegmentCoder),
-         position: Int, size: Int, segmentFloats: Int) {
+         position: Int, size: Int, segmentFloats: Int, inlineFloats: Int = 0) {
         self.send = send; self.receiveFrom = receive; self.sender = sender; self.coders = coders
-        self.position = position; self.size = size; self.segmentFloats = segmentFloats
+        self.position = position; self.size = size; self.segmentFloats = segmentFloats; self.inlineFloats = inlineFloats
     }
 
     func quantize(_ p: UnsafeMutablePointer<Float>, _ m: Int) { SegmentCoder.quantize(p, m, coders.send.codec) }
 
     func post(_ p: UnsafePointer<Float>, _ m: Int, tag: SegmentTag) {
         let out = send, enc = coders.send, t = tag.wire
+        if m <= inlineFloats, sender.runHereIfIdle({ try enc.send(p, m, as: .ringSegment, tag: t, over: out); return m * 4 }) {
+            return
+        }
         _ = sender.enqueue {
             try enc.send(p, m, as: .ringSegment, tag: t, over: out)
             return m * 4

@@ -80,6 +80,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// rank - 2^k and receives from rank + 2^k (the statistics lane, then one per far link);
     /// empty where the ring formed without far links.
     private let bruckLanes: [SocketLane]
+    /// The lanes of the one-round all-gather where every pair of ranks is linked: lane d - 1
+    /// sends to rank - d and receives from rank + d; empty otherwise.
+    private let directLanes: [SocketLane]
     /// The hierarchical all-reduce's lanes (`HostLayout`), with the ring's codec between hosts
     /// and with the raw one (exact collectives, `--codec auto`'s raw choice); nil where the ring
     /// formed without host links. Gradients go this way when present: the same bits as the flat
@@ -116,16 +119,28 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             exactLane = codec == .none ? gradientLane
                 : lane(right, left, sender, (SegmentCoder(codec: .none), SegmentCoder(codec: .none)), rank)
             let raw = (send: SegmentCoder(codec: .none), receive: SegmentCoder(codec: .none))
-            let stats = lane(left, right, statsSender, raw, worldSize - 1 - rank)
+            // What goes to the left and over the far links is statistics (and the ACKs of the
+            // gradients coming from the left): ahead of the gradients in the host's queue.
+            left.markLatencySensitive()
+            for link in far { link.toward.markLatencySensitive(); link.from.markLatencySensitive() }
+            // The statistics lanes send frames of up to 64 KB on the caller's thread (`inlineFloats`).
+            let statsLane = { (send: Connection, receive: Connection, sender: JobQueue, position: Int) in
+                SocketLane(send: send, receive: receive, sender: sender, coders: raw, position: position, size: worldSize,
+                           segmentFloats: max(1024, segmentFloats), inlineFloats: 1 << 14)
+            }
+            let stats = statsLane(left, right, statsSender, worldSize - 1 - rank)
             statisticsLane = stats
             // The far lanes share the statistics lane's sender and coders: the rounds run one
             // after another on the training thread, and their sends go out in order.
             let statsQueue = statsSender
-            let farLanes = far.map { lane($0.from, $0.toward, statsQueue, raw, rank) }
-            bruckLanes = far.count == Ring.farDistances(worldSize).count && !far.isEmpty
-                ? [lane(left, right, statsQueue, raw, rank)] + farLanes : []
+            var farLane: [Int: SocketLane] = [:]
+            for link in far { farLane[link.distance] = statsLane(link.from, link.toward, statsQueue, rank) }
+            let neighbours = statsLane(left, right, statsQueue, rank)
+            let bruck = Ring.bruckDistances(worldSize), every = Array(2..<max(2, worldSize))
+            bruckLanes = !far.isEmpty && bruck.allSatisfy { farLane[$0] != nil } ? [neighbours] + bruck.map { farLane[$0]! } : []
+            directLanes = !far.isEmpty && every.allSatisfy { farLane[$0] != nil } ? [neighbours] + every.map { farLane[$0]! } : []
         } else {
-            (gradientLane, exactLane, statisticsLane, bruckLanes) = (nil, nil, nil, [])
+            (gradientLane, exactLane, statisticsLane, bruckLanes, directLanes) = (nil, nil, nil, [], [])
         }
         if let hosts {
             let (H, L) = (hosts.layout.hosts, hosts.layout.perHost)
@@ -352,8 +367,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         return all
     }
 
-    /// Every rank's `mine` in rank order: in log2 rounds over the far links where the ring has
-    /// them, else passed round the statistics lane; vectors longer than a segment go in pieces of
+    /// Every rank's `mine` in rank order: in one round (every pair linked, up to
+    /// `everyPairLinkedUpTo` ranks) or log2 rounds over the far links where the ring has them,
+    /// else passed round the statistics lane; vectors longer than a segment go in pieces of
     /// a segment each.
     private func gather(_ mine: [Float]) throws -> [Float] {
         let N = worldSize, m = mine.count
@@ -362,7 +378,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         guard m > segmentFloats else {
             statisticsOps &+= 1
             let op = statisticsOps
-            return try blocked { bruckLanes.isEmpty ? try ringGather(mine, op: op, on: lane) : try bruckGather(mine, op: op) }
+            return try blocked {
+                !directLanes.isEmpty ? try logGather(mine, op: op, direct: true)
+                    : bruckLanes.isEmpty ? try ringGather(mine, op: op, on: lane) : try logGather(mine, op: op, direct: false)
+            }
         }
         var all = [Float](repeating: 0, count: N * m)
         for lo in stride(from: 0, to: m, by: segmentFloats) {
@@ -391,17 +410,22 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         return out
     }
 
-    /// Every rank's `mine` gathered in log2 rounds over the far links, in rank order: the vectors
-    /// of `ringGather`, in ceil(log2 N) hops instead of N - 1.
-    private func bruckGather(_ mine: [Float], op: UInt64) throws -> [Float] {
+    /// Every rank's `mine` gathered over the far links, in rank order: the vectors of
+    /// `ringGather`, in one round where every pair is linked (`direct`), else in ceil(log2 N)
+    /// rounds, instead of N - 1 hops.
+    private func logGather(_ mine: [Float], op: UInt64, direct: Bool) throws -> [Float] {
         let N = worldSize, m = mine.count
         // Freed only after `run` has drained the lanes' sender, also on failure.
         let held = UnsafeMutableBufferPointer<Float>.allocate(capacity: N * m)
         defer { held.deallocate() }
         _ = held.initialize(from: repeatElement(0, count: N * m))
         for i in 0..<m { held[i] = mine[i] }
-        try run(on: bruckLanes, statistics: true) {
-            try RingAlgorithms.bruckAllGather(held.baseAddress!, m, op: op, over: bruckLanes)
+        try run(on: direct ? directLanes : bruckLanes, statistics: true) {
+            if direct {
+                try RingAlgorithms.directAllGather(held.baseAddress!, m, op: op, over: directLanes)
+            } else {
+                try RingAlgorithms.bruckAllGather(held.baseAddress!, m, op: op, over: bruckLanes)
+            }
         }
         // Held index i is rank (rank + i) mod N's vector.
         var out = [Float](repeating: 0, count: N * m)
@@ -440,6 +464,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
 
     /// Whether statistics travel by the log2-round all-gather (the ring formed with far links).
     public var gathersInLogRounds: Bool { !bruckLanes.isEmpty }
+    /// Whether they travel in one round (every pair of ranks linked).
+    public var gathersInOneRound: Bool { !directLanes.isEmpty }
 
     private func fail(_ error: Error) {
         failureLock.lock()

@@ -201,6 +201,38 @@ extension RingAlgorithms {
         for lane in lanes { try lane.flush() }
     }
 
+    /// Every rank's vector of `m` floats gathered in one round, where every pair of ranks is
+    /// linked: `lanes[d - 1]` sends this rank's vector to r - d and receives rank r + d's
+    /// (d = 1 ... size - 1; position = rank, for every lane). All the sends are posted first,
+    /// then the vectors are read as they come: size - 1 messages each way per rank, and the
+    /// collective waits for one hop after the last rank reaches it, where `bruckAllGather`'s
+    /// rounds wait for ceil(log2 size) (the last rank to arrive forwards nothing). `held` as in
+    /// `bruckAllGather` (own vector first; rank r + d's at index d on return), so the two
+    /// give the same vectors; it must stay valid until the lanes' sends are done, also when this
+    /// throws.
+    public static func directAllGather(_ held: UnsafeMutablePointer<Float>, _ m: Int, op: UInt64, over lanes: [RingLane]) throws {
+        guard let first = lanes.first else { return }
+        let N = first.size
+        precondition(lanes.count == N - 1, "directAllGather: \(lanes.count) lanes for the \(N - 1) peers of \(N) ranks")
+        for (k, lane) in lanes.enumerated() {
+            var piece = 0
+            for lo in stride(from: 0, to: m, by: lane.segmentFloats) {
+                lane.post(held + lo, min(lane.segmentFloats, m - lo), tag: SegmentTag(op: op, phase: 1, step: k, segment: piece))
+                piece += 1
+            }
+        }
+        for (k, lane) in lanes.enumerated() {
+            var piece = 0
+            for lo in stride(from: 0, to: m, by: lane.segmentFloats) {
+                try lane.receive(min(lane.segmentFloats, m - lo), tag: SegmentTag(op: op, phase: 1, step: k, segment: piece),
+                                 into: held + (k + 1) * m + lo, add: false)
+                piece += 1
+            }
+            try lane.checkSends()
+        }
+        for lane in lanes { try lane.flush() }
+    }
+
     /// Rounds of `bruckAllGather` for `size` ranks: ceil(log2 size).
     public static func rounds(_ size: Int) -> Int {
         var k = 0

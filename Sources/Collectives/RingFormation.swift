@@ -2,11 +2,23 @@ import Foundation
 
 /// Rendezvous: joining the ring (gloo's rendezvous and pair set-up, apart from the algorithms).
 extension Ring {
-    /// The distances of the far links a ring of `worldSize` forms besides its neighbours: 2, 4,
-    /// 8, ... below the size. Rank r dials r + d and accepts r - d for each; round k of the
-    /// statistics' all-gather (`RingAlgorithms.bruckAllGather`) receives over the link to
-    /// r + 2^k and sends over the one from r - 2^k.
-    public static func farDistances(_ worldSize: Int) -> [Int] {
+    /// Rings of at most this many ranks link every pair (`farDistances`), and gather the
+    /// statistics in one round (`RingAlgorithms.directAllGather`); larger ones in ceil(log2 N)
+    /// rounds over the links at distances 2, 4, 8, ... (`RingAlgorithms.bruckAllGather`).
+    public static let everyPairLinkedUpTo = 32
+
+    /// The distances of the far links a ring of `worldSize` forms besides its neighbours: every
+    /// distance 2 ... N - 1 up to `everyPairLinkedUpTo` ranks, else 2, 4, 8, ... below the size.
+    /// Rank r dials r + d and accepts r - d for each; the statistics' all-gather sends over the
+    /// link from r - d and receives over the one to r + d.
+    public static func farDistances(_ worldSize: Int, everyPairUpTo: Int = everyPairLinkedUpTo) -> [Int] {
+        if worldSize <= everyPairUpTo { return worldSize > 2 ? Array(2..<worldSize) : [] }
+        return bruckDistances(worldSize)
+    }
+
+    /// The distances of `bruckAllGather`'s rounds after the first (distance 1: the neighbours):
+    /// 2, 4, 8, ... below the size.
+    public static func bruckDistances(_ worldSize: Int) -> [Int] {
         var out: [Int] = []
         var d = 2
         while d < worldSize { out.append(d); d *= 2 }
@@ -15,7 +27,7 @@ extension Ring {
 
     /// Forms the ring: accepts the left neighbour on `listener` while connecting to the right
     /// one at `rightAddress` and, with `farAddresses` (the addresses of ranks r + d for each of
-    /// `farDistances`, in that order), the far links too; every connection authenticates
+    /// `farDistances(worldSize, everyPairUpTo:)`, in that order), the far links too; every connection authenticates
     /// mutually with the shared token, and every frame after that carries a tag (`Handshake`).
     /// Handshakes on the listener run concurrently under a hard deadline (`Admissions`), so
     /// strangers and idle connections there are dropped without delaying the neighbours; a peer
@@ -24,14 +36,14 @@ extension Ring {
     /// true ends the formation at once with `RingFormationCancelled` (a worker whose coordinator
     /// said stop, or was lost, during the formation).
     public static func form(rank: Int, worldSize: Int, listener: Listener, rightAddress: (String, UInt16),
-                            farAddresses: [(String, UInt16)] = [], hostLinks: HostLinkAddresses? = nil, auth: Authenticator,
+                            farAddresses: [(String, UInt16)] = [], everyPairUpTo: Int = everyPairLinkedUpTo, hostLinks: HostLinkAddresses? = nil, auth: Authenticator,
                             codec: GradientCodec, level: Int32 = 1, segmentFloats: Int = 1 << 18, timeout: Double,
                             handshakeTimeout: Double = HandshakeLimits.listenerTimeout, log: @escaping @Sendable (String) -> Void = { _ in },
                             cancelled: (@Sendable () -> Bool)? = nil) throws -> Ring {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         precondition(worldSize <= SegmentTag.maxSteps, "a ring of at most \(SegmentTag.maxSteps) ranks (the segment tag's step field)")
         if worldSize == 1 { return single() }
-        let far = farDistances(worldSize)
+        let far = farDistances(worldSize, everyPairUpTo: everyPairUpTo)
         precondition(farAddresses.isEmpty || farAddresses.count == far.count,
                      "form: \(farAddresses.count) far addresses for the \(far.count) far links of a ring of \(worldSize)")
         // Every link this rank dials (to `to`, at `address`) and accepts (from `from`).

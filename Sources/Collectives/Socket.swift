@@ -57,6 +57,16 @@ public final class Connection: @unchecked Sendable {
         Glibc.close(fd)
     }
 
+    /// Marks what this connection sends as latency-sensitive (SO_PRIORITY 6, TC_PRIO_INTERACTIVE):
+    /// a host's priority queueing (pfifo_fast's first band, an mqprio or prio map) sends it
+    /// before bulk data queued on the same interface. Host-local: nothing changes on the wire.
+    /// SyncBatchNorm's statistics use it, so that a few kilobytes do not wait behind megabytes
+    /// of gradients in the interface's queue.
+    public func markLatencySensitive() {
+        var priority: Int32 = 6
+        setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &priority, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Every read and write fails once `seconds` have passed from now, whatever the progress;
     /// nil lifts it. `what` names what was bounded, for the error.
     public func setHardDeadline(_ seconds: Double?, what: String = "the exchange") {

@@ -114,20 +114,47 @@ final class RingAlgorithmTests: XCTestCase {
         }
     }
 
-    /// Statistics summed through far links (log2 rounds) equal those summed round the ring
-    /// (N - 1 hops), bit for bit: both gather every rank's vector and add them in rank order,
-    /// so which algorithm ran never changes a result. Values chosen so the order of additions
-    /// matters (large and small terms mixed).
+    /// The one-round all-gather over in-memory lanes (lane d - 1 posts to rank - d) leaves
+    /// every rank every vector in held order, the same as the log2-round one, for vectors
+    /// spanning several segments too.
+    func testDirectAllGatherGathersEverythingInOneRound() {
+        for n in 2...9 {
+            for m in [1, 5, 2500] {
+                let ins = inputs(n, m, seed: 22)
+                let lanes = (1..<n).map { MemoryLane.ring(size: n, segmentFloats: 1024, step: -$0) }
+                let got = Results()
+                onMemoryRing(n, codec: .none, segment: 1024) { r, _ in
+                    var held = [Float](repeating: 0, count: n * m)
+                    for i in 0..<m { held[i] = ins[r][i] }
+                    try held.withUnsafeMutableBufferPointer {
+                        try RingAlgorithms.directAllGather($0.baseAddress!, m, op: 10, over: lanes.map { $0[r] })
+                    }
+                    got.put(r, held)
+                }
+                for r in 0..<n {
+                    let want = (0..<n).flatMap { ins[(r + $0) % n] }
+                    XCTAssertEqual(got.byRank[r], want, "n=\(n) m=\(m) rank \(r)")
+                }
+                withExtendedLifetime(lanes) {}
+            }
+        }
+    }
+
+    /// Statistics summed through far links (in one round with every pair linked, or in log2
+    /// rounds) equal those summed round the ring (N - 1 hops), bit for bit: all gather every
+    /// rank's vector and add them in rank order, so which algorithm ran never changes a result.
+    /// Values chosen so the order of additions matters (large and small terms mixed).
     func testStatisticsInLogRoundsEqualTheRingGatherBitForBit() throws {
         for n in [2, 3, 4, 5, 8] {
             let ins: [[Float]] = (0..<n).map { r in
                 var g = RandomGenerator(seed: UInt64(r) + 3, stream: 77)
                 return (0..<300).map { i in g.normal() * (i % 3 == 0 ? 1e6 : 1e-3) }
             }
-            let viaFar = Results(), viaRing = Results()
-            for (far, out) in [(true, viaFar), (false, viaRing)] {
-                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far) { ring in
-                    XCTAssertEqual(ring.gathersInLogRounds, far && n > 2, "n=\(n) far \(far)")
+            let viaPairs = Results(), viaLog = Results(), viaRing = Results()
+            for (far, pairs, out) in [(true, Ring.everyPairLinkedUpTo, viaPairs), (true, 0, viaLog), (false, 0, viaRing)] {
+                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far, everyPairUpTo: pairs) { ring in
+                    XCTAssertEqual(ring.gathersInOneRound, far && n > 2 && (pairs > 0 || n == 3), "n=\(n) far \(far) pairs \(pairs)")
+                    XCTAssertEqual(ring.gathersInLogRounds, far && n > 2, "n=\(n) far \(far) pairs \(pairs)")
                     var v: [Float] = []
                     for _ in 0..<3 { v = ring.allReduceSum(ins[ring.rank]) }
                     XCTAssertNil(ring.failure)
@@ -137,8 +164,10 @@ final class RingAlgorithmTests: XCTestCase {
             var plain = ins[0]
             for r in 1..<n { for i in 0..<plain.count { plain[i] += ins[r][i] } }
             for r in 0..<n {
-                XCTAssertEqual(viaFar.byRank[r]?.map(\.bitPattern), viaRing.byRank[r]?.map(\.bitPattern), "n=\(n) rank \(r)")
-                XCTAssertEqual(viaFar.byRank[r]?.map(\.bitPattern), plain.map(\.bitPattern), "n=\(n) rank \(r): not the rank-order sum")
+                for (name, via) in [("one round", viaPairs), ("log2 rounds", viaLog)] {
+                    XCTAssertEqual(via.byRank[r]?.map(\.bitPattern), viaRing.byRank[r]?.map(\.bitPattern), "n=\(n) rank \(r) \(name)")
+                }
+                XCTAssertEqual(viaPairs.byRank[r]?.map(\.bitPattern), plain.map(\.bitPattern), "n=\(n) rank \(r): not the rank-order sum")
             }
         }
     }
@@ -207,19 +236,19 @@ final class RingAlgorithmTests: XCTestCase {
     /// payload included), over the plain ring and the far links, for vectors shorter and longer
     /// than a segment.
     func testAllGatherReturnsEveryRanksBitsInRankOrder() throws {
-        for far in [false, true] {
+        for (far, pairs) in [(false, 0), (true, 0), (true, Ring.everyPairLinkedUpTo)] {
             for length in [5, 2500] {
                 let n = 5
                 let results = Results()
                 let vector: @Sendable (Int) -> [Float] = { r in
                     (0..<length).map { i in i == 0 ? -0.0 : i == 1 ? Float(bitPattern: 0x7FC0_1234) : Float(r * 10_000 + i) }
                 }
-                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far) { ring in
+                try withRing(n, codec: .shuffleZstd, segment: 1024, far: far, everyPairUpTo: pairs) { ring in
                     results.put(ring.rank, try ring.allGather(vector(ring.rank)))
                 }
                 let expected = (0..<n).flatMap(vector).map(\.bitPattern)
                 for r in 0..<n {
-                    XCTAssertEqual(results.byRank[r]?.map(\.bitPattern), expected, "far \(far) length \(length) rank \(r)")
+                    XCTAssertEqual(results.byRank[r]?.map(\.bitPattern), expected, "far \(far) pairs \(pairs) length \(length) rank \(r)")
                 }
             }
         }
