@@ -17,13 +17,19 @@ A machine:
     rate (its eth0 sends at most the rate; the switch port sends it at most the rate). Addresses
     10.202.0.0/24; nothing is added to the host's own network. This kernel has only the tbf and
     pfifo queueing disciplines (no netem), so NO DELAY IS ADDED: the link is bandwidth-limited
-    with the veth's own (microsecond) latency.
+    with the veth's own (microsecond) latency. Under each tbf, pfifo_fast (--queue prio, the
+    default; Linux's classic default queueing and this host's net.core.default_qdisc): packets
+    of a socket marked latency-sensitive (SO_PRIORITY 6, as RingGAN marks its statistics) leave
+    before bulk data queued on the same interface, as on a host with its default queueing;
+    --queue fifo: tbf's own single FIFO (the rig up to 2026-12-07).
   - CPU: a cgroup v1 `cpu` group /sys/fs/cgroup/cpu/rgemu/<machine> with cpu.cfs_period_us = the
     period and cpu.cfs_quota_us = fraction x period (cgroup v2 `cpu.max` where v2 is the mounted
     one). The kernel's smallest quota is 1 ms, so a period shorter than 1 ms / fraction is
     raised to it (0.2 core: 5 ms; 0.1 core: 10 ms) and the table says which period ran.
     Every process is moved into its group before it starts work (sh -c 'echo $$ > cgroup.procs;
-    exec ...' inside nsenter --net).
+    exec ...' inside nsenter --net), and pinned to one CPU (taskset; worker k on CPU k mod CPUs,
+    the coordinator on the last; --no-pin: any CPU): a 1-core machine's threads share one core,
+    and a group's quota is not split between CPUs' run queues (CFS hands each a slice of it).
 
 Time dilation: a worker at 1/k of a core on a link of R/k stands for a 1-core machine on a link of
 R (compute and wire both k times slower), so --link-equiv R sets the rate R x core. The
@@ -193,6 +199,26 @@ def tbf(rate_bps):
     return ["tbf", "rate", f"{int(rate_bps)}bit", "burst", str(burst), "latency", "100ms"]
 
 
+# The queue behind each link's tbf: pfifo_fast (the default, --queue prio), Linux's classic
+# default queueing discipline and this host's net.core.default_qdisc: three bands by the
+# socket's priority, so packets a program marks latency-sensitive (SO_PRIORITY 6) leave before
+# bulk data queued on the same interface, as on a host with its default queueing (fq_codel,
+# Debian's systemd default, also lets a small flow pass a bulk one). --queue fifo keeps tbf's
+# own single FIFO (the rig up to 2026-12-07): everything waits behind everything queued.
+QUEUE = "prio"
+
+
+def shape(run_in, dev, rate_bps):
+    """tbf at the rate on `dev` (inside namespace `run_in`), with the --queue discipline under it."""
+    if QUEUE == "fifo":
+        sh(*ns(run_in, "tc", "qdisc", "add", "dev", dev, "root", *tbf(rate_bps)))
+        return
+    # pfifo_fast holds txqueuelen packets: 100 ms at the rate in full-size frames, as tbf's limit.
+    sh(*ns(run_in, "ip", "link", "set", dev, "txqueuelen", str(max(100, int(rate_bps / 8 * 0.1 / 1514)))))
+    sh(*ns(run_in, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", *tbf(rate_bps)))
+    sh(*ns(run_in, "tc", "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "pfifo_fast"))
+
+
 def net_setup(n_workers, rate_bps):
     net_teardown()
     sh("ip", "netns", "add", SW)
@@ -207,9 +233,9 @@ def net_setup(n_workers, rate_bps):
         sh(*ns(name, "ip", "addr", "add", f"{addr}/24", "dev", "eth0"))
         sh(*ns(name, "ip", "link", "set", "eth0", "up"))
         sh(*ns(name, "ip", "link", "set", "lo", "up"))
-        sh(*ns(name, "tc", "qdisc", "add", "dev", "eth0", "root", *tbf(rate_bps)))
+        shape(name, "eth0", rate_bps)
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "master", "br0"))
-        sh(*ns(SW, "tc", "qdisc", "add", "dev", f"{P}-s{i}", "root", *tbf(rate_bps)))
+        shape(SW, f"{P}-s{i}", rate_bps)
         sh(*ns(SW, "ip", "link", "set", f"{P}-s{i}", "up"))
 
 
@@ -239,18 +265,43 @@ def cleanup(cg):
 
 # ---------------------------------------------------------------- one run
 
+# Each machine's processes on one CPU (--pin, the default): a 1-core machine's threads share
+# one core. Unpinned, a worker's threads (training, ring senders) spread over the host's CPUs,
+# and CFS bandwidth control hands each CPU's run queue a slice of the group's quota
+# (sched_cfs_bandwidth_slice_us, 5 ms here, more than a 1 ms quota): a thread woken on the other
+# CPU finds the pool empty and waits for the next period although its machine has budget left.
+PIN = True
+
+
+def cpu_of(group):
+    """The CPU of a machine (worker k: k mod CPUs; the coordinator: the last CPU)."""
+    ncpu = os.cpu_count() or 1
+    if group == COORD[0]:
+        return ncpu - 1
+    for prefix in (f"{P}-w", f"{P}-b"):
+        if group.startswith(prefix) and group[len(prefix):].isdigit():
+            return int(group[len(prefix):]) % ncpu
+    return 0
+
+
+def pinned(group, argv):
+    return ["taskset", "-c", str(cpu_of(group)), *argv] if PIN else list(argv)
+
+
 def launch(cg, machine, argv, env, stdout, stderr, group=None):
     """argv started inside `machine`'s namespace and the cgroup `group` (default: the machine's;
-    moved there before it execs)."""
-    wrapper = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs(group or machine), *argv]
+    moved there before it execs), on the group's CPU with --pin."""
+    wrapper = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs(group or machine), *pinned(group or machine, argv)]
     return subprocess.Popen(ns(machine, *wrapper), env=env, stdout=stdout, stderr=stderr, text=True)
 
 
-def start_ballast(cg, count):
+def start_ballast(cg, count, first=0):
     """`count` busy loops, each in a ballast cgroup with a worker's budget: the host stays as loaded
     whatever N is (N + ballast = the sweep's largest N), so an idle host's wake-up and frequency
-    effects do not flatter or penalise the small-N runs."""
-    return [subprocess.Popen(["sh", "-c", 'echo $$ > "$0" && exec sh -c "while :; do :; done"', cg.procs(f"{P}-b{i}")],
+    effects do not flatter or penalise the small-N runs. Ballast i stands for worker first + i
+    (its CPU with --pin)."""
+    return [subprocess.Popen(["sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs(f"{P}-b{i}"),
+                              *pinned(f"{P}-b{first + i}", ["sh", "-c", "while :; do :; done"])],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(count)]
 
 
@@ -558,6 +609,12 @@ def main():
                          "consecutive): above 1, RingGAN runs twice, gradients by host (--hierarchy auto) and round the flat ring "
                          "(--hierarchy off); every N must divide by it")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--queue", choices=["prio", "fifo"], default="prio",
+                    help="the queue under each link's tbf: prio (pfifo_fast: a socket marked latency-sensitive"
+                         " goes first, as on a host's default queueing) or fifo (tbf's single FIFO)")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="let each machine's threads run on any CPU (default: each machine pinned to one CPU,"
+                         " worker k to CPU k mod CPUs, the coordinator to the last)")
     ap.add_argument("--no-ballast", dest="ballast", action="store_false",
                     help="do not fill the budgets of the absent workers (N_max - N) with busy loops")
     ap.add_argument("--no-ringgan", action="store_true")
@@ -571,6 +628,8 @@ def main():
     ap.add_argument("--bin", default=BIN, help="folder of gan-coordinator and gan-worker (default: .build/release)")
     ap.add_argument("--cleanup", action="store_true", help="only remove what a previous run left behind")
     a = ap.parse_args()
+    global PIN, QUEUE
+    PIN, QUEUE = a.pin, a.queue
     if os.geteuid() != 0:
         sys.exit("emucluster: needs root (network namespaces, tc, cgroups)")
     cg = CGroups()
@@ -664,7 +723,7 @@ def main():
                                                else f"RingGAN {a.codec} flat" if side == "RingGAN flat" else side, "round": rnd + 1}
                                         try:
                                             thr0 = [cg.throttled(m) for m in [COORD[0], *(w for w, _ in WORKERS[:n])]]
-                                            ballast = start_ballast(cg, ns_list[-1] - n if a.ballast else 0)
+                                            ballast = start_ballast(cg, ns_list[-1] - n if a.ballast else 0, first=n)
                                             try:
                                                 if side == "DDP gloo":
                                                     r = run_torch(cg, a, model, mode, n, work, port, tag)
@@ -701,8 +760,10 @@ def main():
                           f"{' and '.join(human_rate(rate_bps(x)) for x in links)} equivalent")
     notes = (f"{started}, {cpu} ({os.cpu_count()} cores), `bash bench/emucluster.sh {' '.join(sys.argv[1:])}`. "
              f"Every worker and the coordinator is a machine: its own network namespace, a veth to a bridge, tc tbf at the rate "
-             f"on both ends (no delay added: this kernel has no netem), and its own cgroup CPU budget "
-             f"(cgroup v{cg.version}; the coordinator {a.coord_core:g} core). "
+             f"on both ends (no delay added: this kernel has no netem) over "
+             + ("pfifo_fast (sockets marked latency-sensitive first)" if QUEUE == "prio" else "a single FIFO")
+             + f", and its own cgroup CPU budget (cgroup v{cg.version}; the coordinator {a.coord_core:g} core)"
+             + ("; each machine pinned to one CPU. " if PIN else "; machines not pinned to a CPU. ")
              + (f"{a.per_host} workers a machine: each worker its own CPU budget, the machine's namespace and link shared by its "
                 f"workers (ranks consecutive); RingGAN ran with gradients by host (--hierarchy auto: summed on the machine, one ring "
                 f"between machines) and round the flat ring (--hierarchy off); MB sent is the machine's link's bytes over its "
