@@ -36,9 +36,17 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+EVERY_PAIR_UP_TO = 32   # Ring.everyPairLinkedUpTo
+
+
 def hops(n, far):
+    """Hops of a statistics all-reduce: N - 1 round the ring (far False), ceil(log2 N) over far
+    links at distances 2, 4, ... (far True), or one with every pair linked, up to 32 ranks, and
+    ceil(log2 N) above (far "pairs", the build since 2026-12-07)."""
     if n <= 1:
         return 0
+    if far == "pairs" and n <= EVERY_PAIR_UP_TO:
+        return 1
     return math.ceil(math.log2(n)) if far and n > 2 else n - 1
 
 
@@ -113,6 +121,64 @@ def extrapolate(C_1core, g_bytes, n_stats, alpha, a0, a1, phi, rates, ns, far):
         m = Model(C_1core, g_bytes, rate, alpha, a0, a1, phi, n_stats)
         table.append((rate, [(n, m.step(n, far), m.efficiency(n, far)) for n in ns]))
     return table
+
+
+def current_build_section(paths, m):
+    """This build on the rig as it is now (one-round statistics, machines pinned, pfifo_fast under
+    tbf): measured against the model, its C and link from each run's own one-worker row and
+    rate, its fitted skew, alpha and phi scaled by the dilation (0.2 / core: a throttled budget
+    stretches waits like compute), hops = 1."""
+    o = []
+    rows = []
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        d = json.load(open(path))
+        rows.append((os.path.basename(path), d))
+    if not rows:
+        return o
+    o.append("## This build on the rig (statistics in one round, machines pinned to a CPU)\n")
+    o.append("The build of 2026-12-07 (sixth session) changes what a statistics all-reduce costs, and the rig now"
+             " pins each machine to one CPU and puts pfifo_fast under each link's tbf (`bench/emucluster.py --help`):"
+             " SyncBatchNorm gathers each rank's slot (it summed N zero-padded slots, N times the bytes), in one round"
+             " where every pair of ranks is linked (up to 32 workers), sent on the training thread, marked ahead of"
+             " gradients in the host's queue. Model rows: C from the run's one-worker step, g from the run's bytes,"
+             " the fitted skew, alpha and phi scaled by 0.2 / core, one hop.\n")
+    misses = []
+    o.append("| run | core | N | side | step ms measured | step ms model | error | E(N) measured | E(N) model | statistics ms meas. / model | RingGAN / DDP |")
+    o.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, d in rows:
+        by = {}
+        for r in d["rows"]:
+            by.setdefault(r["side"].split()[0], {})[r["workers"]] = r
+        ring, ddp = by.get("RingGAN", {}), by.get("DDP", {})
+        if 1 not in ring:
+            continue
+        for n in sorted(ring):
+            r = ring[n]
+            k = 0.2 / r["core"]
+            g = r["tx_mb_per_worker_step"] * 1e6 / (2 * (n - 1) / n) if n > 1 else 0.0
+            mm = Model(ring[1]["step_s"], g, r["rate_bps"], m.alpha * k, m.a0 * k, m.a1 * k, m.phi, m.n_stats)
+            pred = mm.step(n, "pairs")
+            e_meas = ring[1]["step_s"] / r["step_s"]
+            st = (f"{fmt_ms(r['statistics_allreduce_ms'] * 1e-3)} / {fmt_ms(mm.stats(n, 'pairs'))}"
+                  if "statistics_allreduce_ms" in r else "-")
+            vs = f"{r['step_s'] / ddp[n]['step_s']:.2f}x" if n in ddp else "-"
+            if abs(pred / r["step_s"] - 1) > 0.15 and "statistics_allreduce_ms" in r:
+                misses.append(f"{n} workers at {r['core']} core: the model is {(pred / r['step_s'] - 1) * 100:+.0f}%; its statistics"
+                              f" term is {fmt_ms(mm.stats(n, 'pairs'))} ms against {fmt_ms(r['statistics_allreduce_ms'] * 1e-3)} measured"
+                              f" (the skew fitted at 0.2 core, scaled by {k:g} for the dilation, is more than this run's)")
+            o.append(f"| {name} | {r['core']} | {n} | RingGAN | {fmt_ms(r['step_s'])} | {fmt_ms(pred)} | {(pred / r['step_s'] - 1) * 100:+.1f}% |"
+                     f" {e_meas:.2f} | {mm.efficiency(n, 'pairs'):.2f} | {st} | {vs} |")
+            if n in ddp:
+                dd = ddp[n]
+                o.append(f"| {name} | {dd['core']} | {n} | DDP | {fmt_ms(dd['step_s'])} | - | - |"
+                         f" {ddp[1]['step_s'] / dd['step_s'] if 1 in ddp else float('nan'):.2f} | - | - | - |")
+    o.append("")
+    for miss in misses:
+        o.append(f"Outside 15%: {miss}.")
+    o.append("")
+    return o
 
 
 def codec_section(path):
@@ -339,7 +405,7 @@ def main():
     for alpha in (25e-6, a.rtt_ms * 1e-3 / 2):
         # a scales with the compute slice a rank waits for: on unthrottled machines, only the skew
         # between ranks; taken as 2 alpha.
-        for far in (False, True):
+        for far in (False, "pairs"):
             ext[(alpha, far)] = extrapolate(C1, m.g, m.n_stats, alpha, 2 * alpha, 0.0, m.phi, rates, ns, far)
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -398,12 +464,16 @@ def main():
              " log N skew comes from its CPU budgets and is left out, so these are upper bounds where ranks drift)."
              " E(N) per link rate:\n")
     for (alpha, far), table in ext.items():
-        o.append(f"\n**alpha = {alpha * 1e6:.0f} us, statistics {'over far links (log2 hops)' if far else 'round the ring (N - 1 hops)'}**\n")
+        how = ("over far links (one hop up to 32 workers, every pair linked; ceil(log2 N) above)" if far == "pairs"
+               else "over far links (log2 hops)" if far else "round the ring (N - 1 hops)")
+        o.append(f"\n**alpha = {alpha * 1e6:.0f} us, statistics {how}**\n")
         o.append("| link | " + " | ".join(f"N={n}" for n in ns) + " |")
         o.append("|---|" + "---|" * len(ns))
         for rate, vals in table:
             o.append(f"| {rate / 1e9:.0f} Gbit/s | " + " | ".join(f"{e:.2f}" for _, _, e in vals) + " |")
     o.append("")
+    here = os.path.dirname(os.path.abspath(__file__))
+    o += current_build_section([os.path.join(here, f) for f in ("emucluster-dcgan32-onehop.json", "emucluster-dcgan32-onehop-16.json")], m)
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
@@ -429,7 +499,12 @@ def main():
              " it carries about 540 (model: skew and hops of 18 statistics all-reduces 520, the blocked part of the"
              " gradients phi x G = 200). What would close it, by the model: fewer synchronisation points per step (the"
              " statistics of a layer's forward and backward, or of several layers, in one collective) or statistics"
-             " that do not make the training thread wait for the slowest rank; then the gradients' blocked part.")
+             " that do not make the training thread wait for the slowest rank; then the gradients' blocked part."
+             " The sixth session's build took a statistics all-reduce to one hop up to 32 workers, with each rank's slot"
+             " gathered (not N slots summed) and sent on the training thread ahead of queued gradients: 440 to 370-400 ms"
+             " a step at N = 8 (bench/RESULTS.md, one change at a time). The hops were not the cost. What is left is"
+             " waiting for the last rank (about half) and 4-9 ms from its arrival to the others' receipt of its"
+             " message on this rig, which no CPU profile of the workers shows.")
     o.append("- Anchors: Horovod reports 88-90% on 128-512 GPUs over 25 Gbit/s for ResNet-101 and Inception V3 (68% for VGG-16);"
              " Zhang et al. 2020: 2-5x compression suffices for near-linear scaling at 10 Gbit/s.")
     open(a.out, "w").write("\n".join(o) + "\n")
