@@ -31,13 +31,18 @@ final class JobQueue: @unchecked Sendable {
             var count = 0
             var err: Error?
             if !failed { do { count = try job() } catch { err = error } }
-            cond.lock()
-            if let e = err, error == nil { error = e }
-            reported += count
-            completed += 1
-            cond.broadcast()
-            cond.unlock()
+            finished(count, err)
         }
+    }
+
+    /// Accounts a job that has run: its count, its failure (the first one is kept).
+    private func finished(_ count: Int, _ err: Error?) {
+        cond.lock()
+        if let e = err, error == nil { error = e }
+        reported += count
+        completed += 1
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Queues a job (returning a count to add to `reported`); returns its number. After the
@@ -72,12 +77,7 @@ final class JobQueue: @unchecked Sendable {
         var count = 0
         var err: Error?
         do { count = try job() } catch { err = error }
-        cond.lock()
-        if let e = err, error == nil { error = e }
-        reported += count
-        completed += 1
-        cond.broadcast()
-        cond.unlock()
+        finished(count, err)
         return true
     }
 

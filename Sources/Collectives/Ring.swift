@@ -118,27 +118,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             gradientLane = lane(right, left, sender, coders, rank)
             exactLane = codec == .none ? gradientLane
                 : lane(right, left, sender, (SegmentCoder(codec: .none), SegmentCoder(codec: .none)), rank)
-            let raw = (send: SegmentCoder(codec: .none), receive: SegmentCoder(codec: .none))
-            // What goes to the left and over the far links is statistics (and the ACKs of the
-            // gradients coming from the left): ahead of the gradients in the host's queue.
-            left.markLatencySensitive()
-            for link in far { link.toward.markLatencySensitive(); link.from.markLatencySensitive() }
-            // The statistics lanes send frames of up to 64 KB on the caller's thread (`inlineFloats`).
-            let statsLane = { (send: Connection, receive: Connection, sender: JobQueue, position: Int) in
-                SocketLane(send: send, receive: receive, sender: sender, coders: raw, position: position, size: worldSize,
-                           segmentFloats: max(1024, segmentFloats), inlineFloats: 1 << 14)
-            }
-            let stats = statsLane(left, right, statsSender, worldSize - 1 - rank)
-            statisticsLane = stats
-            // The far lanes share the statistics lane's sender and coders: the rounds run one
-            // after another on the training thread, and their sends go out in order.
-            let statsQueue = statsSender
-            var farLane: [Int: SocketLane] = [:]
-            for link in far { farLane[link.distance] = statsLane(link.from, link.toward, statsQueue, rank) }
-            let neighbours = statsLane(left, right, statsQueue, rank)
-            let bruck = Ring.bruckDistances(worldSize), every = Array(2..<max(2, worldSize))
-            bruckLanes = !far.isEmpty && bruck.allSatisfy { farLane[$0] != nil } ? [neighbours] + bruck.map { farLane[$0]! } : []
-            directLanes = !far.isEmpty && every.allSatisfy { farLane[$0] != nil } ? [neighbours] + every.map { farLane[$0]! } : []
+            (statisticsLane, bruckLanes, directLanes) = Ring.statisticsLanes(left: left, right: right, far: far, sender: statsSender,
+                                                                             rank: rank, worldSize: worldSize, segmentFloats: segmentFloats)
         } else {
             (gradientLane, exactLane, statisticsLane, bruckLanes, directLanes) = (nil, nil, nil, [], [])
         }
@@ -168,6 +149,34 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     }
 
     deinit { sender.stop(); statsSender.stop(); hostSender.stop(); localSender.stop(); collectives.stop() }
+
+    /// The statistics' lanes: the one round the ring the other way (to the left), and the
+    /// all-gathers' lanes over the far links (`bruckLanes`, `directLanes`; empty where the ring
+    /// formed without the links they need). All raw, all sending through `sender` (the rounds run
+    /// one after another on the training thread, so their sends go out in order), frames of up
+    /// to 64 KB on the caller's thread (`inlineFloats`). What goes to the left and over the far
+    /// links is statistics (and the ACKs of the gradients coming from the left): marked ahead
+    /// of the gradients in the host's queue.
+    private static func statisticsLanes(left: Connection, right: Connection, far: [(distance: Int, toward: Connection, from: Connection)],
+                                        sender: JobQueue, rank: Int, worldSize: Int, segmentFloats: Int)
+        -> (stats: SocketLane, bruck: [SocketLane], direct: [SocketLane])
+    {
+        left.markLatencySensitive()
+        for link in far { link.toward.markLatencySensitive(); link.from.markLatencySensitive() }
+        let raw = (send: SegmentCoder(codec: .none), receive: SegmentCoder(codec: .none))
+        func lane(_ send: Connection, _ receive: Connection, _ position: Int) -> SocketLane {
+            SocketLane(send: send, receive: receive, sender: sender, coders: raw, position: position, size: worldSize,
+                       segmentFloats: max(1024, segmentFloats), inlineFloats: 1 << 14)
+        }
+        let stats = lane(left, right, worldSize - 1 - rank)
+        var farLane: [Int: SocketLane] = [:]
+        for link in far { farLane[link.distance] = lane(link.from, link.toward, rank) }
+        let neighbours = lane(left, right, rank)
+        let bruck = Ring.bruckDistances(worldSize), every = Array(2..<max(2, worldSize))
+        let formed = { (distances: [Int]) in !far.isEmpty && distances.allSatisfy { farLane[$0] != nil } }
+        return (stats, formed(bruck) ? [neighbours] + bruck.map { farLane[$0]! } : [],
+                formed(every) ? [neighbours] + every.map { farLane[$0]! } : [])
+    }
 
     /// A ring of one: collectives are identities.
     public static func single() -> Ring {
