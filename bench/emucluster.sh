@@ -4,11 +4,15 @@
 # against PyTorch DDP/gloo at N = 1, 2, 4, 8 (16) workers. Installs what it needs (apt packages via
 # scripts/setup.sh, PyTorch CPU and matplotlib where missing), builds the release binaries, runs
 # as root, and removes every namespace, interface and cgroup on exit, Ctrl-C or a crash.
-#   sudo bash bench/emucluster.sh [emucluster.py options, e.g. --workers 1,2,4,8 --models dcgan32 --mode weak]
-#   sudo bash bench/emucluster.sh --mpi [mpi_compare.py options]   (the ring against OpenMPI's
+#   bash bench/emucluster.sh [emucluster.py options, e.g. --workers 1,2,4,8 --models dcgan32 --mode weak]
+#   bash bench/emucluster.sh --mpi [mpi_compare.py options]   (the ring against OpenMPI's
 #       MPI_Allreduce on the same machines; installs openmpi-bin and libopenmpi-dev)
+# It needs root (namespaces, tc, cgroups): run by another user it runs itself again under sudo,
+# keeping PATH (plain `sudo bash ...` resets PATH to sudo's secure_path, which need not hold
+# the Swift toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then exec sudo env "PATH=$PATH" bash "$0" "$@"; fi
 bash scripts/setup.sh
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ "${1:-}" = --mpi ]; then
