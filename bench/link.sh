@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Distributed training on a shaped link, RingGAN against PyTorch DDP/gloo (see bench/link.py):
 # sets up, installs PyTorch CPU if missing, builds the release binaries, runs as root.
-#   sudo bash bench/link.sh [link.py options, e.g. --steps 30 --rate 1gbit]
+#   bash bench/link.sh [link.py options, e.g. --steps 30 --rate 1gbit]
+# Run by another user it runs itself again under sudo, keeping PATH (plain `sudo bash ...` resets
+# PATH to sudo's secure_path, which need not hold the Swift toolchain; and PyTorch must be
+# installed for root's python3, which runs link.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then exec sudo env "PATH=$PATH" bash "$0" "$@"; fi
 bash scripts/setup.sh
 if ! python3 -c 'import torch' 2>/dev/null; then
     python3 -m pip install --quiet 'torch==2.13.0+cpu' 2>/dev/null \
@@ -11,4 +15,4 @@ if ! python3 -c 'import torch' 2>/dev/null; then
 fi
 swift build -c release --product gan-coordinator 2>&1 | tail -n 1
 swift build -c release --product gan-worker 2>&1 | tail -n 1
-if [ "$(id -u)" = 0 ]; then python3 bench/link.py "$@"; else sudo python3 bench/link.py "$@"; fi
+python3 bench/link.py "$@"
