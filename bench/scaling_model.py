@@ -473,7 +473,7 @@ def main():
             o.append(f"| {rate / 1e9:.0f} Gbit/s | " + " | ".join(f"{e:.2f}" for _, _, e in vals) + " |")
     o.append("")
     here = os.path.dirname(os.path.abspath(__file__))
-    o += current_build_section([os.path.join(here, f) for f in ("emucluster-dcgan32-onehop.json", "emucluster-dcgan32-onehop-16.json")], m)
+    o += current_build_section([os.path.join(here, f) for f in ("emucluster-dcgan32-onehop.json", "emucluster-dcgan32-onehop-16.json", "emucluster-dcgan32-onehop-16-r2.json")], m)
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
