@@ -367,12 +367,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// lanes, as `allReduceSum`. A failure is recorded and surfaced by checkFailure() after the
     /// step; the other ranks' slots are then zeros.
     public func allGatherStatistics(_ mine: [Float]) -> [Float] {
-        let m = mine.count
-        guard worldSize > 1, failure == nil, statisticsLane != nil, let all = try? gather(mine) else {
-            var own = [Float](repeating: 0, count: worldSize * m)
-            for i in 0..<m { own[rank * m + i] = mine[i] }
-            return own
-        }
+        guard worldSize > 1, failure == nil, statisticsLane != nil, let all = try? gather(mine) else { return ownSlot(mine) }
         return all
     }
 
@@ -388,8 +383,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             statisticsOps &+= 1
             let op = statisticsOps
             return try blocked {
-                !directLanes.isEmpty ? try logGather(mine, op: op, direct: true)
-                    : bruckLanes.isEmpty ? try ringGather(mine, op: op, on: lane) : try logGather(mine, op: op, direct: false)
+                !directLanes.isEmpty ? try farGather(mine, op: op, direct: true)
+                    : bruckLanes.isEmpty ? try ringGather(mine, op: op, on: lane) : try farGather(mine, op: op, direct: false)
             }
         }
         var all = [Float](repeating: 0, count: N * m)
@@ -422,7 +417,7 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// Every rank's `mine` gathered over the far links, in rank order: the vectors of
     /// `ringGather`, in one round where every pair is linked (`direct`), else in ceil(log2 N)
     /// rounds, instead of N - 1 hops.
-    private func logGather(_ mine: [Float], op: UInt64, direct: Bool) throws -> [Float] {
+    private func farGather(_ mine: [Float], op: UInt64, direct: Bool) throws -> [Float] {
         let N = worldSize, m = mine.count
         // Freed only after `run` has drained the lanes' sender, also on failure.
         let held = UnsafeMutableBufferPointer<Float>.allocate(capacity: N * m)

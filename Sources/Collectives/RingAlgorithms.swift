@@ -182,19 +182,8 @@ extension RingAlgorithms {
         var have = 1
         for (k, lane) in lanes.enumerated() {
             let count = min(have, N - have) * m
-            // Frames of at most a segment each, cut at the same offsets on both ends.
-            var piece = 0
-            for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
-                let t = SegmentTag(op: op, phase: 1, step: k, segment: piece)
-                lane.post(held + lo, min(lane.segmentFloats, count - lo), tag: t)
-                piece += 1
-            }
-            piece = 0
-            for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
-                let t = SegmentTag(op: op, phase: 1, step: k, segment: piece)
-                try lane.receive(min(lane.segmentFloats, count - lo), tag: t, into: held + have * m + lo, add: false)
-                piece += 1
-            }
+            postInPieces(held, count, op: op, step: k, over: lane)
+            try receiveInPieces(held + have * m, count, op: op, step: k, over: lane)
             try lane.checkSends()
             have += count / max(m, 1)
         }
@@ -214,23 +203,32 @@ extension RingAlgorithms {
         guard let first = lanes.first else { return }
         let N = first.size
         precondition(lanes.count == N - 1, "directAllGather: \(lanes.count) lanes for the \(N - 1) peers of \(N) ranks")
+        for (k, lane) in lanes.enumerated() { postInPieces(held, m, op: op, step: k, over: lane) }
         for (k, lane) in lanes.enumerated() {
-            var piece = 0
-            for lo in stride(from: 0, to: m, by: lane.segmentFloats) {
-                lane.post(held + lo, min(lane.segmentFloats, m - lo), tag: SegmentTag(op: op, phase: 1, step: k, segment: piece))
-                piece += 1
-            }
-        }
-        for (k, lane) in lanes.enumerated() {
-            var piece = 0
-            for lo in stride(from: 0, to: m, by: lane.segmentFloats) {
-                try lane.receive(min(lane.segmentFloats, m - lo), tag: SegmentTag(op: op, phase: 1, step: k, segment: piece),
-                                 into: held + (k + 1) * m + lo, add: false)
-                piece += 1
-            }
+            try receiveInPieces(held + (k + 1) * m, m, op: op, step: k, over: lane)
             try lane.checkSends()
         }
         for lane in lanes { try lane.flush() }
+    }
+
+    /// The all-gathers' sends: `count` floats at `p` as frames of at most a segment each, cut at
+    /// the same offsets as `receiveInPieces` cuts them, tagged (op, phase 1, step, piece).
+    private static func postInPieces(_ p: UnsafePointer<Float>, _ count: Int, op: UInt64, step: Int, over lane: RingLane) {
+        var piece = 0
+        for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
+            lane.post(p + lo, min(lane.segmentFloats, count - lo), tag: SegmentTag(op: op, phase: 1, step: step, segment: piece))
+            piece += 1
+        }
+    }
+
+    /// The all-gathers' receives: `count` floats stored at `dst`, in the pieces `postInPieces` sent.
+    private static func receiveInPieces(_ dst: UnsafeMutablePointer<Float>, _ count: Int, op: UInt64, step: Int, over lane: RingLane) throws {
+        var piece = 0
+        for lo in stride(from: 0, to: count, by: lane.segmentFloats) {
+            try lane.receive(min(lane.segmentFloats, count - lo), tag: SegmentTag(op: op, phase: 1, step: step, segment: piece),
+                             into: dst + lo, add: false)
+            piece += 1
+        }
     }
 
     /// Rounds of `bruckAllGather` for `size` ranks: ceil(log2 size).

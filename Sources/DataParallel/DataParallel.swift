@@ -48,9 +48,14 @@ extension BatchNormSynchronizer {
     /// The gather as a sum of vectors that are zero outside each rank's own slot: N times the
     /// bytes of a gather, for a synchronizer that has no gather of its own.
     public func allGatherStatistics(_ mine: [Float]) -> [Float] {
+        allReduceSum(ownSlot(mine))
+    }
+
+    /// `mine` in this rank's slot of a vector of worldSize slots, zeros elsewhere.
+    public func ownSlot(_ mine: [Float]) -> [Float] {
         let m = mine.count
         var padded = [Float](repeating: 0, count: worldSize * m)
         for i in 0..<m { padded[rank * m + i] = mine[i] }
-        return allReduceSum(padded)
+        return padded
     }
 }
