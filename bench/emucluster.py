@@ -15,8 +15,8 @@ A machine:
   - network: a namespace (rgemu-c, rgemu-w0 ...) with eth0, a veth whose other end is a port of
     the bridge br0 in the switch namespace rgemu-sw; `tc tbf` shapes both ends at the machine's
     rate (its eth0 sends at most the rate; the switch port sends it at most the rate). Addresses
-    10.202.0.0/24; nothing is added to the host's own network. This kernel has only the tbf and
-    pfifo queueing disciplines (no netem), so NO DELAY IS ADDED: the link is bandwidth-limited
+    10.202.0.0/24; nothing is added to the host's own network. This kernel has no netem (of the
+    queueing disciplines tried, only tbf, pfifo, bfifo, pfifo_fast and htb exist), so NO DELAY IS ADDED: the link is bandwidth-limited
     with the veth's own (microsecond) latency. Under each tbf, pfifo_fast (--queue prio, the
     default; Linux's classic default queueing and this host's net.core.default_qdisc): packets
     of a socket marked latency-sensitive (SO_PRIORITY 6, as RingGAN marks its statistics) leave
@@ -675,7 +675,7 @@ def main():
     cpu = cpu_model()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"emucluster: {cpu}, {os.cpu_count()} cores; logs in {work}", flush=True)
-    print("emucluster: no link delay is added (this kernel has tbf and pfifo only, no netem): bandwidth-limited links, "
+    print("emucluster: no link delay is added (this kernel has no netem): bandwidth-limited links, "
           "veth latency", flush=True)
     print("emucluster: DDP uses plain BatchNorm (per-rank statistics; DDP cannot synchronise BatchNorm on a CPU); "
           "RingGAN synchronises it exactly", flush=True)
