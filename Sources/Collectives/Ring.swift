@@ -98,6 +98,9 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     private let farConnections: [Connection]
     private var gradientOps: UInt64 = 0
     private var statisticsOps: UInt64 = 0
+    /// The coders of the lanes that carry gradients with the ring's codec (round the ring, and
+    /// between hosts); none for the raw codec.
+    private let codedCoders: [(send: SegmentCoder, receive: SegmentCoder)]
 
     init(rank: Int, worldSize: Int, right: Connection?, left: Connection?,
          far: [(distance: Int, toward: Connection, from: Connection)] = [], hosts: HostConnections? = nil,
@@ -109,8 +112,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         self.codec = codec
         self.level = level
         self.segmentFloats = max(1024, segmentFloats)
+        var coded: [(send: SegmentCoder, receive: SegmentCoder)] = []
         if let right, let left {
             let coders = (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level))
+            if codec != .none { coded.append(coders) }
             let lane = { (send: Connection, receive: Connection, sender: JobQueue, coders: (send: SegmentCoder, receive: SegmentCoder), position: Int) in
                 SocketLane(send: send, receive: receive, sender: sender, coders: coders, position: position, size: worldSize,
                            segmentFloats: max(1024, segmentFloats))
@@ -128,9 +133,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             let floats = max(1024, segmentFloats)
             func hostLane(_ link: (toward: Connection, from: Connection), _ sender: JobQueue, _ codec: GradientCodec,
                           position: Int, size: Int) -> SocketLane {
-                SocketLane(send: link.toward, receive: link.from, sender: sender,
-                           coders: (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level)),
-                           position: position, size: size, segmentFloats: floats)
+                let coders = (SegmentCoder(codec: codec, level: level), SegmentCoder(codec: codec, level: level))
+                if codec != .none { coded.append(coders) }
+                return SocketLane(send: link.toward, receive: link.from, sender: sender, coders: coders,
+                                  position: position, size: size, segmentFloats: floats)
             }
             // On the host the lanes are always raw: they carry the ranks' own values, which the
             // flat ring never rounds, over loopback.
@@ -146,7 +152,21 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             (hostLanes, hostLanesRaw, hostLayout) = (nil, nil, nil)
         }
         farConnections = far.flatMap { [$0.toward, $0.from] } + (hosts?.all ?? [])
+        codedCoders = coded
     }
+
+    /// Seconds the ring's codec spent on gradients: encoding (on the sender threads) and
+    /// decoding with the additions (on the collective thread), inside the gradient all-reduces'
+    /// time. Zero for the raw codec. Read when the ring is idle (the coders' threads write them).
+    public var codecSeconds: (encode: Double, decode: Double) {
+        let all = codecTotals
+        return (all.encode - codecProbe.encode, all.decode - codecProbe.decode)
+    }
+    private var codecTotals: (encode: Double, decode: Double) {
+        (codedCoders.reduce(0) { $0 + $1.send.encodeSeconds }, codedCoders.reduce(0) { $0 + $1.receive.decodeSeconds })
+    }
+    /// The codec's seconds in `chooseCodec`'s probe, which is not training.
+    private var codecProbe = (encode: 0.0, decode: 0.0)
 
     deinit { sender.stop(); statsSender.stop(); hostSender.stop(); localSender.stop(); collectives.stop() }
 
@@ -291,6 +311,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         if st.gradientSeconds > 0 {
             line += String(format: " (%.1f MB/s while reducing)", Double(st.wireBytes) / (st.gradientSeconds + st.statisticsSeconds) / 1e6)
         }
+        let (encode, decode) = codecSeconds
+        if !codedCoders.isEmpty { line += "; codec \(ms(encode + decode)) (encode \(ms(encode)), decode \(ms(decode)))" }
         if let t = right?.tcpInfo() { line += "; TCP to the right: \(t)" }
         if let h = hostLayout { line += "; gradients by host (\(h)), bytes sent: between hosts" }
         return line
@@ -526,7 +548,10 @@ extension Ring {
         }
         // The probe is not training: the account is left as it was before it.
         let (saved, savedBlocked, savedRaw) = (stats, blockedSeconds, sender.reported + statsSender.reported + hostSender.reported)
+        let savedCodec = codecTotals
         defer {
+            let now = codecTotals
+            codecProbe = (codecProbe.encode + now.encode - savedCodec.encode, codecProbe.decode + now.decode - savedCodec.decode)
             statsLock.lock()
             _stats = saved
             rawOffset += sender.reported + statsSender.reported + hostSender.reported - savedRaw

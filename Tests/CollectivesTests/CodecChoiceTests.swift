@@ -38,6 +38,8 @@ final class CodecChoiceTests: XCTestCase {
                     // The probe is left out of the ring's account.
                     XCTAssertEqual(ring.stats.wireBytes, 0)
                     XCTAssertEqual(ring.stats.gradientReduces, 0)
+                    XCTAssertEqual(ring.codecSeconds.encode, 0)
+                    XCTAssertEqual(ring.codecSeconds.decode, 0)
                 }
                 var mine = inputs[ring.rank]
                 try mine.withUnsafeMutableBufferPointer { try ring.allReduce($0) }

@@ -196,6 +196,37 @@ final class RingTests: XCTestCase {
         XCTAssertTrue(s.summary.contains("1.5 gradient all-reduce(s)"), s.summary)
         XCTAssertTrue(s.summary.contains("1.5 statistics all-reduce(s)"), s.summary)
         XCTAssertTrue(s.summary.contains("TCP to the right: rtt "), s.summary)
+        // The raw codec's frames go straight from and into the buffer: no codec time to report.
+        XCTAssertFalse(s.summary.contains("; codec "), s.summary)
+    }
+
+    /// The codec's share of the gradient time: encoding on the sender thread and decoding (with
+    /// the additions) on the collective thread, counted apart, inside the all-reduce's time, and
+    /// in the summary line; none on the statistics, which go raw.
+    func testTheCodecsTimeIsAccounted() throws {
+        final class S: @unchecked Sendable {
+            var codec = (encode: 0.0, decode: 0.0), afterStatistics = (encode: 0.0, decode: 0.0)
+            var stats = RingStats(), summary = ""
+        }
+        let s = S()
+        try withRing(2, codec: .shuffleZstd) { ring in
+            var g = RandomGenerator(seed: UInt64(ring.rank), stream: 3)
+            var v = (0..<300_000).map { _ in g.normal() * 1e-3 }
+            try v.withUnsafeMutableBufferPointer { try ring.allReduceGradients($0) }
+            let codec = ring.codecSeconds
+            for _ in 0..<3 { _ = ring.allReduceSum([1, 2, 3]) }
+            if ring.rank == 0 {
+                s.codec = codec; s.afterStatistics = ring.codecSeconds
+                s.stats = ring.stats; s.summary = ring.summary(steps: 1)
+            }
+        }
+        XCTAssertGreaterThan(s.codec.encode, 0)
+        XCTAssertGreaterThan(s.codec.decode, 0)
+        XCTAssertLessThanOrEqual(s.codec.encode + s.codec.decode, s.stats.gradientSeconds + 0.05)
+        XCTAssertEqual(s.afterStatistics.encode, s.codec.encode, "statistics went through the codec")
+        XCTAssertEqual(s.afterStatistics.decode, s.codec.decode, "statistics went through the codec")
+        XCTAssertTrue(s.summary.contains("; codec "), s.summary)
+        XCTAssertTrue(s.summary.contains("(encode "), s.summary)
     }
 
     func testWrongTokenCannotJoinTheRing() throws {
