@@ -33,7 +33,11 @@ A machine:
 
 Time dilation: a worker at 1/k of a core on a link of R/k stands for a 1-core machine on a link of
 R (compute and wire both k times slower), so --link-equiv R sets the rate R x core. The
-coordinator gets --coord-core of a core and the same link rate as a worker.
+coordinator gets --coord-core of a core and the same link rate as a worker. --machine-cores M
+makes each worker stand for an M-core machine instead: its compute per step M times shorter than a
+1-core machine's (the issue's assumption: M cores, M times the speed), so the dilation is M / core
+and the rate set is R x core / M; e.g. --machine-cores 16 --link-equiv 10gbit at 0.2 core is a
+125 Mbit/s link: 16-core machines on 10 Gbit/s.
 
 Modes: weak (every worker takes --batch images: global batch N x b) and strong (global batch
 --batch split N ways). RingGAN runs with one engine thread per worker and its default lossless
@@ -50,9 +54,10 @@ the per-step lines the coordinator / DDP's rank 0 prints), images/s (global batc
 each worker's interface sent per steady-state step (the switch port's receive counter), and for
 RingGAN the workers' own account of the ring (mean over ranks and over the whole run, from the
 log line every gan-worker writes at exit): time the training thread was blocked on the ring per
-step, and the collective thread's gradient and statistics all-reduce time. The codec runs on the
-ring's sender / receiver threads inside the gradient all-reduce time; no worker reports it
-separately.
+step, and the collective thread's gradient and statistics all-reduce time, and of the gradient
+time the codec's: encoding on the ring's sender threads and decoding (with the additions) on its
+collective thread (none for the raw codec; gan-worker logs it since 2026-12-07, seventh session).
+Compute is what is left of the step: step - blocked.
 
 Everything is removed on exit, on Ctrl-C and on SIGTERM (namespaces and their processes,
 interfaces, cgroups); a run that was SIGKILLed is cleaned up by the next start, or by --cleanup
@@ -123,10 +128,17 @@ class CGroups:
         """fraction_of: machine -> fraction of a core. Returns the period actually used."""
         os.makedirs(self.root, exist_ok=True)
         if self.version == 2:
-            with open(os.path.join(os.path.dirname(self.root), "cgroup.subtree_control"), "w") as f:
-                f.write("+cpu")
-            with open(os.path.join(self.root, "cgroup.subtree_control"), "w") as f:
-                f.write("+cpu")
+            for d in (os.path.dirname(self.root), self.root):
+                try:
+                    with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                        f.write("+cpu")
+                except OSError as e:
+                    # EBUSY: d holds processes of its own (cgroup v2 lets a cgroup with processes,
+                    # other than the root, give no controller to its children), as the root of a
+                    # container's cgroup namespace does.
+                    sys.exit(f"emucluster: cannot enable the cpu controller for the machines' cgroups in {d} "
+                             f"(cgroup v2, writing +cpu to cgroup.subtree_control: {e.strerror}); "
+                             f"run on the host, or where {d} holds no processes of its own")
         periods = {}
         for m in machines:
             frac = fraction_of(m)
@@ -362,7 +374,8 @@ def ring_account(logs):
     """Means over the ranks of what gan-worker logs at exit about its ring (per step)."""
     keys = {"blocked_ms": r"blocked ([0-9.]+) ms", "gradient_allreduce_ms": r"gradient all-reduce\(s\) ([0-9.]+) ms",
             "statistics_allreduce_ms": r"statistics all-reduce\(s\) ([0-9.]+) ms",
-            "statistics_allreduces_per_step": r"([0-9.]+) statistics all-reduce", "ring_mb_sent": r"([0-9.]+) MB sent"}
+            "statistics_allreduces_per_step": r"([0-9.]+) statistics all-reduce", "ring_mb_sent": r"([0-9.]+) MB sent",
+            "codec_ms": r"; codec ([0-9.]+) ms"}
     vals = {k: [] for k in keys}
     for path in logs:
         try:
@@ -484,7 +497,7 @@ def cpu_model():
 
 KEY = ("model", "mode", "link_equiv", "core", "period_us", "workers", "side")
 MEDIANS = ("step_s", "step_p90_s", "tx_mb_per_worker_step", "coord_tx_mb_per_step", "blocked_ms", "gradient_allreduce_ms",
-           "statistics_allreduce_ms", "compression_ratio", "worker_throttles_per_s")
+           "statistics_allreduce_ms", "codec_ms", "compression_ratio", "worker_throttles_per_s")
 
 
 def merge_rounds(runs):
@@ -524,16 +537,19 @@ def fmt(v, spec, blank="-"):
 
 def table(rows):
     head = ["model", "mode", "link (equiv.)", "core", "period", "N", "side", "step ms (rounds' range)", "images/s", "E(N)",
-            "MB sent / worker / step", "blocked ms", "all-reduce ms (grad + stats)", "vs DDP"]
+            "MB sent / worker / step", "blocked ms", "all-reduce ms (grad + stats (codec))", "vs DDP"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ddp = next((x for x in rows if x["side"] == "DDP gloo" and all(
             x[k] == r[k] for k in ("model", "mode", "link_equiv", "core", "period_us", "workers"))), None)
         vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp and ddp.get("step_s") else "-"
         ar = (f"{r['gradient_allreduce_ms']:.0f} + {r.get('statistics_allreduce_ms', float('nan')):.0f}"
+              + (f" ({r['codec_ms']:.0f})" if "codec_ms" in r else "")
               if "gradient_allreduce_ms" in r else "-")
         lines.append("| " + " | ".join([
-            r["model"], r["mode"], f"{human_rate(r['link_equiv_bps'])} ({human_rate(r['rate_bps'])})", f"{r['core']:g}",
+            r["model"], r["mode"], f"{human_rate(r['link_equiv_bps'])}"
+            + (f", {r['machine_cores']}-core machines" if r.get("machine_cores", 1) > 1 else "")
+            + f" ({human_rate(r['rate_bps'])})", f"{r['core']:g}",
             f"{r['period_us'] / 1000:g} ms",
             str(r["workers"]) + (f" ({r['workers'] // r['per_host']} x {r['per_host']})" if r.get("per_host", 1) > 1 else ""), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f")
             + (f" ({min(r['step_s_rounds']) * 1000:.0f}-{max(r['step_s_rounds']) * 1000:.0f})" if len(r.get("step_s_rounds", [])) > 1 else ""),
@@ -594,7 +610,10 @@ def main():
     ap.add_argument("--core", default=None, help="fraction of a core per worker, or a comma list (default: N_max x core + "
                                                   "--coord-core <= 1.8, rounded down to 0.05: 0.2 up to 8 workers, 0.1 at 16)")
     ap.add_argument("--coord-core", type=float, default=0.2, help="the coordinator machine's fraction of a core")
-    ap.add_argument("--link-equiv", default="1gbit", help="comma list of the link each emulated 1-core machine stands for; the rate set is this x core")
+    ap.add_argument("--link-equiv", default="1gbit", help="comma list of the link each emulated machine stands for; the rate set is this x core / --machine-cores")
+    ap.add_argument("--machine-cores", type=int, default=1,
+                    help="the cores of the machine each worker stands for (its compute per step that many times shorter "
+                         "than one core's): the link's rate is divided by it (default 1)")
     ap.add_argument("--models", default="dcgan32", help=f"comma list of {', '.join(MODELS)}")
     ap.add_argument("--mode", default="weak", help="weak (per-worker batch fixed), strong (global batch fixed), or both")
     ap.add_argument("--batch", type=int, default=64, help="weak: images per worker; strong: the global batch")
@@ -684,7 +703,7 @@ def main():
         cleanup_leftovers = True
         for link in links:
             for core in cores:
-                rate = rate_bps(link) * core
+                rate = rate_bps(link) * core / a.machine_cores
                 if cleanup_leftovers:
                     cg.teardown()
                     cleanup_leftovers = False
@@ -699,9 +718,10 @@ def main():
                           + (f"; asked {period / 1000:g} ms, the 1 ms minimum quota needs {wp / 1000:g}" if wp != period else "")
                           + f"), link {human_rate(rate)} (tbf both ends); coordinator {a.coord_core:g} core (period {cp / 1000:g} ms), "
                           f"same link", flush=True)
-                    print(f"   time dilation: each worker stands for a 1-core machine on {human_rate(rate_bps(link))} "
-                          f"(compute and wire {1 / core:g}x slower); e.g. {ns_list[-1]} workers at {core:g} core on "
-                          f"{human_rate(rate)} = {ns_list[-1]} one-core machines on {human_rate(rate_bps(link))}", flush=True)
+                    mc = a.machine_cores
+                    print(f"   time dilation: each worker stands for a {mc}-core machine on {human_rate(rate_bps(link))} "
+                          f"(compute and wire {mc / core:g}x slower); e.g. {ns_list[-1]} workers at {core:g} core on "
+                          f"{human_rate(rate)} = {ns_list[-1]} {mc}-core machines on {human_rate(rate_bps(link))}", flush=True)
                     for rnd in range(a.rounds):
                         for model in models:
                             for mode in modes:
@@ -715,7 +735,7 @@ def main():
                                         tag = f"{side.replace(' ', '-').lower()}-{model}-{mode}-{link}-c{core:g}-p{wp}-n{n}-r{rnd + 1}"
                                         t0 = time.time()
                                         row = {"model": model, "mode": mode, "link_equiv": link, "link_equiv_bps": rate_bps(link),
-                                               "rate_bps": rate, "core": core, "period_us": wp, "coord_core": a.coord_core,
+                                               "rate_bps": rate, "machine_cores": a.machine_cores, "core": core, "period_us": wp, "coord_core": a.coord_core,
                                                "workers": n, "batch_per_worker": a.batch if mode == "weak" else a.batch / n,
                                                "global_batch": n * a.batch if mode == "weak" else a.batch,
                                                "per_host": a.per_host,
@@ -757,7 +777,8 @@ def main():
     print("\n" + tab)
     title = a.section or (f"{', '.join(models)}, {' and '.join(modes)} scaling, "
                           + (f"{a.per_host} workers a machine, " if a.per_host > 1 else "") + 
-                          f"{' and '.join(human_rate(rate_bps(x)) for x in links)} equivalent")
+                          f"{' and '.join(human_rate(rate_bps(x)) for x in links)} equivalent"
+                          + (f", {a.machine_cores}-core machines" if a.machine_cores > 1 else ""))
     notes = (f"{started}, {cpu} ({os.cpu_count()} cores), `bash bench/emucluster.sh {' '.join(sys.argv[1:])}`. "
              f"Every worker and the coordinator is a machine: its own network namespace, a veth to a bridge, tc tbf at the rate "
              f"on both ends (no delay added: this kernel has no netem) over "
@@ -767,9 +788,12 @@ def main():
              + (f"{a.per_host} workers a machine: each worker its own CPU budget, the machine's namespace and link shared by its "
                 f"workers (ranks consecutive); RingGAN ran with gradients by host (--hierarchy auto: summed on the machine, one ring "
                 f"between machines) and round the flat ring (--hierarchy off); MB sent is the machine's link's bytes over its "
-                f"workers. " if a.per_host > 1 else "") + f"Time dilation: a worker at c core on a link of "
+                f"workers. " if a.per_host > 1 else "") + (f"Time dilation: a worker at c core on a link of "
              f"R x c stands for a 1-core machine on R (the link column: the equivalent, and in brackets the rate set). "
-             f"Weak scaling: {a.batch} images per worker; strong: global batch {a.batch} split N ways. Median step after "
+             if a.machine_cores == 1 else f"Time dilation: a worker at c core on a link of R x c / {a.machine_cores} stands "
+             f"for a {a.machine_cores}-core machine (compute per step {a.machine_cores}x shorter than one core's) on R (the link "
+             f"column: the equivalent, and in brackets the rate set). ")
+             + f"Weak scaling: {a.batch} images per worker; strong: global batch {a.batch} split N ways. Median step after "
              f"{a.warmup} warm-up steps of {a.warmup + a.steps + 1}" + (f", then the median of {a.rounds} rounds taking turns (the "
              f"rounds' medians in the JSON)" if a.rounds > 1 else "") + f"; E(N) = images/s(N) / (N x images/s(1)); MB sent: each worker's "
              f"transmitted bytes per steady-state step. " + (f"Below the largest N, N_max - N ballast busy loops, each at a worker's budget in a cgroup of its own, keep the host "
@@ -777,7 +801,8 @@ def main():
              + f"RingGAN: one engine thread per worker, codec {a.codec}; \"blocked\": time the "
              f"training thread waited on the ring per step and \"all-reduce\": the collective thread's gradient and statistics "
              f"all-reduce time per step (means over ranks and the whole run, warm-up included, from each gan-worker's log; "
-             f"the codec runs inside the all-reduce time and is not reported separately). DDP: torch_ddp_gan.py, gloo, one thread "
+             f"in brackets the codec's encoding and decoding inside the gradient time, where the build reports it; compute is step - "
+             f"blocked). DDP: torch_ddp_gan.py, gloo, one thread "
              f"per rank, plain BatchNorm (per-rank statistics: DDP cannot synchronise BatchNorm on a CPU)."
              + (f" RingGAN binaries from {BIN}." if BIN != os.path.join(ROOT, ".build", "release") else ""))
     section = f"## Emulated cluster: {title}\n\n{notes}\n\n{tab}\n"
