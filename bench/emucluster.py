@@ -590,10 +590,12 @@ def plots(rows, outdir, suffix):
             ax.grid(alpha=0.3)
             ax.legend()
         equiv = human_rate(rate_bps(link))
-        fig.suptitle(f"{model}, {mode} scaling, 1-core machines on {equiv} (emulated: {core:g} core, "
-                     f"{human_rate(rate_bps(link) * core)}, cgroup period {period / 1000:g} ms); DDP with plain BN", fontsize=9)
+        mc = sel[0].get("machine_cores", 1)
+        fig.suptitle(f"{model}, {mode} scaling, {mc}-core machines on {equiv} (emulated: {core:g} core, "
+                     f"{human_rate(sel[0]['rate_bps'])}, cgroup period {period / 1000:g} ms); DDP with plain BN", fontsize=9)
         fig.tight_layout()
-        name = f"emucluster-{model}-{mode}-{link}-core{core:g}" + (f"-p{period // 1000}ms" if many else "") + suffix + ".png"
+        name = (f"emucluster-{model}-{mode}-{link}" + (f"-{mc}core-machines" if mc > 1 else "") + f"-core{core:g}"
+                + (f"-p{period // 1000}ms" if many else "") + suffix + ".png")
         path = os.path.join(outdir, name)
         fig.savefig(path, dpi=110)
         plt.close(fig)

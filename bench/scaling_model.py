@@ -548,6 +548,32 @@ def models_extrapolation_section(m, floats):
     return o
 
 
+# The seventh session's sweeps, each table: (its files, title, what the runs were).
+SWEEP_TABLES = [
+    (("emucluster-dcgan32-16core-10gbit.json", "emucluster-dcgan32-1gbit-seventh.json",
+                                         "emucluster-n16-dcgan32-weak.json"),
+     "16-core machines on 10 Gbit/s, and 1-core machines on 1 Gbit/s at 8 and 16 workers, on the same CPU (measured)",
+     "The seventh session's machine (an AMD EPYC, Zen 3 like the sixth's, but its 0.2-core budget computed a dcgan 32"
+        " step in 3.0-3.9 s against the sixth session's 2.0 s: compare these rows with each other, not with the earlier"
+        " runs). dcgan 32, weak scaling, 64 images a worker, lossless codec, 2 rounds (medians) at 8 workers, one round of"
+        " RingGAN alone at 16 (0.1 core). `--machine-cores 16"
+        " --link-equiv 10gbit`: each worker at 0.2 core stands for a 16-core machine (compute 16 times shorter than one"
+        " core's), so the dilation is 80 and the link 125 Mbit/s; the ring's and codec's threads share the worker's one"
+        " budget (on a 16-core machine they would have cores of their own)."),
+    (("emucluster-dcgan32-strong.json", "emucluster-dcgan32-strong-rounds.json",
+                                         "emucluster-n16-dcgan32-strong.json"),
+     "Strong scaling on this build (measured)",
+     "dcgan 32, the global batch of 64 split N ways (what `gan-coordinator --batch 64` does), `--codec auto`, beside"
+        " DDP/gloo (raw gradients). One round with DDP at N = 1, 2, 4, 8; two more rounds of RingGAN alone at N = 1, 4, 8;"
+        " N = 16 at 0.1 core, one round. E(N) = step(1) / (N x step(N)) within each sweep and link."),
+    (("emucluster-mlp-stylegan-10gbit.json", "emucluster-mlp-stylegan-strong-1gbit.json",
+                                         "emucluster-n16-mlp-stylegan.json", "emucluster-dcgan64-n124.json"),
+     "The other models at 10 Gbit/s, in strong scaling, at 16 workers; dcgan 64 at 2 and 4 (measured)",
+     "One round each, beside DDP/gloo, lossless codec; StyleGAN at 16 feature maps on both sides; 0.2 core up to 8"
+        " workers, 0.1 core for N = 16 (with its own N = 1)."),
+]
+
+
 def fmt_opt(v):
     return "-" if v is None else f"{v:.0f}"
 
@@ -666,30 +692,12 @@ def main():
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
                         [os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan64.json")])
-    o += sweep_table_section(
-        [os.path.join(here, f) for f in ("emucluster-dcgan32-16core-10gbit.json", "emucluster-dcgan32-1gbit-seventh.json")],
-        "16-core machines on 10 Gbit/s, and 1-core machines on 1 Gbit/s on the same CPU (measured)",
-        "The seventh session's machine (an AMD EPYC, Zen 3 like the sixth's, but its 0.2-core budget computed a dcgan 32"
-        " step in 3.5-3.9 s against the sixth session's 2.0 s: compare these rows with each other, not with the earlier"
-        " runs). dcgan 32, weak scaling, 64 images a worker, lossless codec, 2 rounds (medians). `--machine-cores 16"
-        " --link-equiv 10gbit`: each worker at 0.2 core stands for a 16-core machine (compute 16 times shorter than one"
-        " core's), so the dilation is 80 and the link 125 Mbit/s; the ring's and codec's threads share the worker's one"
-        " budget (on a 16-core machine they would have cores of their own).")
-    o += sweep_table_section(
-        [os.path.join(here, f) for f in ("emucluster-dcgan32-strong.json", "emucluster-dcgan32-strong-rounds.json",
-                                         "emucluster-n16-dcgan32-strong.json")],
-        "Strong scaling on this build (measured)",
-        "dcgan 32, the global batch of 64 split N ways (what `gan-coordinator --batch 64` does), `--codec auto`, beside"
-        " DDP/gloo (raw gradients). One round with DDP at N = 1, 2, 4, 8; two more rounds of RingGAN alone at N = 1, 4, 8;"
-        " N = 16 at 0.1 core, one round. E(N) = step(1) / (N x step(N)) within each sweep and link.")
+    for files, title, intro in SWEEP_TABLES[:2]:
+        o += sweep_table_section([os.path.join(here, f) for f in files], title, intro)
     o += sweep_section(os.path.join(here, "emucluster-dcgan32-strong.json"), m, far="pairs",
                        title="The model on this build's strong sweep (`--codec auto`)", reading=STRONG_READING)
-    o += sweep_table_section(
-        [os.path.join(here, f) for f in ("emucluster-mlp-stylegan-10gbit.json", "emucluster-mlp-stylegan-strong-1gbit.json",
-                                         "emucluster-n16-mlp-stylegan.json", "emucluster-dcgan64-n124.json")],
-        "The other models at 10 Gbit/s, in strong scaling, at 16 workers; dcgan 64 at 2 and 4 (measured)",
-        "One round each, beside DDP/gloo, lossless codec; StyleGAN at 16 feature maps on both sides; 0.2 core up to 8"
-        " workers, 0.1 core for N = 16 (with its own N = 1).")
+    for files, title, intro in SWEEP_TABLES[2:]:
+        o += sweep_table_section([os.path.join(here, f) for f in files], title, intro)
     o += quality_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-quality.json"))
     o += hierarchy_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-hierarchy.json"))
     o += mpi_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mpi.json"))
