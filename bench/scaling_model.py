@@ -687,7 +687,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     o += current_build_section([os.path.join(here, f) for f in (
         "emucluster-dcgan32-onehop.json", "emucluster-dcgan32-onehop-16.json", "emucluster-dcgan32-onehop-16-r2.json",
-        "emucluster-dcgan32-1gbit-seventh.json", "emucluster-dcgan32-16core-10gbit.json")], m)
+        "emucluster-dcgan32-1gbit-seventh.json", "emucluster-dcgan32-16core-10gbit.json", "emucluster-n16-dcgan32-weak.json")], m)
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
