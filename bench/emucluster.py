@@ -5,7 +5,7 @@
 machines, one after the other, and the sweep reports step time, images/s, bytes per worker per
 step and the scaling efficiency E(N) = throughput(N) / (N x throughput(1)).
 
-  sudo python3 bench/emucluster.py [--workers 1,2,4,8] [--core F] [--link-equiv 1gbit,10gbit]
+  sudo python3 bench/emucluster.py [--workers 1,2,4,8] [--core F] [--link-equiv 1gbit,10gbit] [--machine-cores 1]
       [--models dcgan32] [--mode weak,strong] [--batch 64] [--steps 25] [--warmup 3]
       [--period-us 2000] [--coord-core 0.2] [--codec shuffle-zstd] [--rounds 1] [--no-ballast]
       [--no-torch] [--json OUT] [--section TITLE] [--no-plots] [--results bench/RESULTS.md] [--bin DIR]
