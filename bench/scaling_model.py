@@ -550,12 +550,12 @@ def models_extrapolation_section(m, floats):
 
 # The seventh session's sweeps, each table: (its files, title, what the runs were).
 SWEEP_TABLES = [
-    (("emucluster-dcgan32-16core-10gbit.json", "emucluster-dcgan32-1gbit-seventh.json",
+    (("emucluster-dcgan32-16core-10gbit.json", "emucluster-dcgan32-16core-10gbit-r2.json", "emucluster-dcgan32-1gbit-seventh.json",
                                          "emucluster-n16-dcgan32-weak.json"),
      "16-core machines on 10 Gbit/s, and 1-core machines on 1 Gbit/s at 8 and 16 workers, on the same CPU (measured)",
      "The seventh session's machine (an AMD EPYC, Zen 3 like the sixth's, but its 0.2-core budget computed a dcgan 32"
         " step in 3.0-3.9 s against the sixth session's 2.0 s: compare these rows with each other, not with the earlier"
-        " runs). dcgan 32, weak scaling, 64 images a worker, lossless codec, 2 rounds (medians) at 8 workers, one round of"
+        " runs). dcgan 32, weak scaling, 64 images a worker, lossless codec, 2 rounds (medians) at 8 workers (the 16-core machines: 2 rounds beside DDP, then 2 of RingGAN alone), one round of"
         " RingGAN alone at 16 (0.1 core). `--machine-cores 16"
         " --link-equiv 10gbit`: each worker at 0.2 core stands for a 16-core machine (compute 16 times shorter than one"
         " core's), so the dilation is 80 and the link 125 Mbit/s; the ring's and codec's threads share the worker's one"
@@ -687,7 +687,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     o += current_build_section([os.path.join(here, f) for f in (
         "emucluster-dcgan32-onehop.json", "emucluster-dcgan32-onehop-16.json", "emucluster-dcgan32-onehop-16-r2.json",
-        "emucluster-dcgan32-1gbit-seventh.json", "emucluster-dcgan32-16core-10gbit.json", "emucluster-n16-dcgan32-weak.json")], m)
+        "emucluster-dcgan32-1gbit-seventh.json", "emucluster-dcgan32-16core-10gbit.json", "emucluster-dcgan32-16core-10gbit-r2.json",
+        "emucluster-n16-dcgan32-weak.json")], m)
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
@@ -727,7 +728,8 @@ def main():
              " message on this rig, which no CPU profile of the workers shows.")
     o.append("- The seventh session (a slower and noisier machine, its own section above): 1-core machines on 1 Gbit/s, E(8)"
              " 0.73 by the steps and 0.79 by the ring's account (target 0.90), RingGAN's step 0.85x DDP's; 16-core machines"
-             " on 10 Gbit/s, 0.94 by the steps and 0.81 by the account (target 0.85), 0.80x DDP's. At N = 8 the training"
+             " on 10 Gbit/s, 0.94 and 0.88 in two runs by the steps (0.88 over their four rounds) and 0.79-0.81 by the account"
+             " (target 0.85), 0.80x DDP's. At N = 8 the training"
              " thread waited 810-854 ms a step: SyncBatchNorm's 18 statistics all-reduces took 561-603 ms of it (31-34 ms"
              " each, against 21-22 ms in the sixth session, whose compute was 1.5-1.9x faster: the skew between ranks"
              " grows with the compute between two collectives), the gradients' exposed part the rest; the codec 30 ms a"
