@@ -10,6 +10,7 @@ step and the scaling efficiency E(N) = throughput(N) / (N x throughput(1)).
       [--period-us 2000] [--coord-core 0.2] [--codec shuffle-zstd] [--rounds 1] [--no-ballast]
       [--no-torch] [--json OUT] [--section TITLE] [--no-plots] [--results bench/RESULTS.md] [--bin DIR]
   python3 bench/emucluster.py --cleanup      (removes whatever a killed run left behind)
+  python3 bench/emucluster.py --replot A.json [B.json ...] [--plot-suffix=-X]   (plots of earlier sweeps)
 
 A machine:
   - network: a namespace (rgemu-c, rgemu-w0 ...) with eth0, a veth whose other end is a port of
@@ -648,7 +649,16 @@ def main():
     ap.add_argument("--run-timeout", type=float, default=900, help="seconds one configuration may take")
     ap.add_argument("--bin", default=BIN, help="folder of gan-coordinator and gan-worker (default: .build/release)")
     ap.add_argument("--cleanup", action="store_true", help="only remove what a previous run left behind")
+    ap.add_argument("--replot", nargs="+", metavar="JSON",
+                    help="only draw the plots of earlier sweeps (their --json files) into --images, named with --plot-suffix")
+    ap.add_argument("--plot-suffix", default="", help="with --replot: appended to each plot's name")
     a = ap.parse_args()
+    if a.replot:
+        os.makedirs(a.images, exist_ok=True)
+        for path in a.replot:
+            for made in plots(json.load(open(path))["rows"], a.images, a.plot_suffix):
+                print(made)
+        return
     global PIN, QUEUE
     PIN, QUEUE = a.pin, a.queue
     if os.geteuid() != 0:

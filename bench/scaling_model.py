@@ -425,21 +425,22 @@ def quality_section(path):
 
 
 # Per model: (where C comes from, C on the rig's 0.2 core in s, SyncBatchNorm statistics
-# all-reduces per step, lossless-codec bytes a worker sends per step at N = 2 (g), gradient floats
-# per step (G's and D's parameters: `python3 bench/scaling_model.py --count-params` counts them on
-# the DDP twins of bench/torch_ddp_gan.py at the rig's widths)).
+# all-reduces per step, lossless-codec bytes a worker sends per step at N = 2 (g)). Gradient floats
+# per step, G's and D's parameters: PARAM_FLOATS, from `--count-params` (the DDP twins of
+# bench/torch_ddp_gan.py at the rig's widths).
 MODEL_INPUTS = {
-    "dcgan32": ("emucluster-dcgan32-weak-1gbit.json, N = 1", 2.300, 18, 5.84e6, None),
-    "dcgan64": ("emucluster-dcgan64.json, N = 1", 12.972, 26, 38.94e6 / 1.75, None),
-    "mlp": ("emucluster-mlp-stylegan.json, N = 1", 0.1206, 6, 6.82e6, None),
-    "stylegan": ("bench/RESULTS.md, StyleGAN's 2-round check, N = 1", 0.365, 0, 0.94e6, None),
+    "dcgan32": ("emucluster-dcgan32-weak-1gbit.json, N = 1", 2.300, 18, 5.84e6),
+    "dcgan64": ("emucluster-dcgan64.json, N = 1", 12.972, 26, 38.94e6 / 1.75),
+    "mlp": ("emucluster-mlp-stylegan.json, N = 1", 0.1206, 6, 6.82e6),
+    "stylegan": ("bench/RESULTS.md, StyleGAN's 2-round check, N = 1", 0.365, 0, 0.94e6),
 }
 PARAM_FLOATS = {"dcgan32": 1728128, "dcgan64": 6338176, "mlp": 2043537, "stylegan": 372160}   # --count-params, 2026-12-07
 ENCODE_BPS, DECODE_BPS = 2.735e9, 7.105e9   # shuffle-zstd per core (bench/RESULTS.md, codecs on real gradients)
 BF16_RATIO = 2.968                           # bf16-shuffle-zstd on dcgan 32's gradients (same table), lossy
 # D's parameters over G's and D's (--count-params): the share of the gradient bytes whose
 # all-reduce the training thread waits for (the generator step needs D's summed gradients).
-D_SHARE = {"dcgan32": 661248 / 1728128, "dcgan64": 2763520 / 6338176, "mlp": 533505 / 2043537, "stylegan": 42352 / 372160}
+D_FLOATS = {"dcgan32": 661248, "dcgan64": 2763520, "mlp": 533505, "stylegan": 42352}   # --count-params, D alone
+D_SHARE = {k: D_FLOATS[k] / PARAM_FLOATS[k] for k in D_FLOATS}
 # The next step's real-image pass (D forward and backward on the real images) as a share of a
 # step's compute, counted in passes of similar cost: G forward 1 and backward 2, D forward 3 and
 # backward 6 (real, generated, generated for G), the real pass 3 of 12.
@@ -447,14 +448,15 @@ REAL_PASS_SHARE = 0.25
 
 
 def count_params():
-    """G's and D's parameters of each model's DDP twin (bench/torch_ddp_gan.py), the rig's widths."""
+    """(G's and D's parameters, D's) of each model's DDP twin (bench/torch_ddp_gan.py), the rig's widths."""
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch_ddp_gan as t
     out = {}
     for name, (size, ngf) in {"mlp": (28, 64), "dcgan32": (32, 64), "dcgan64": (64, 64), "stylegan": (32, 16)}.items():
-        g, d, _, _ = t.build(name.rstrip("0123456789") if name != "mlp" else "mlp", size, ngf, ngf)
-        out[name] = sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in d.parameters())
+        g, d, _, _ = t.build(name.rstrip("0123456789"), size, ngf, ngf)
+        nd = sum(p.numel() for p in d.parameters())
+        out[name] = (sum(p.numel() for p in g.parameters()) + nd, nd)
     return out
 
 
@@ -512,7 +514,7 @@ def models_extrapolation_section(m, floats):
          " mlp: 6, StyleGAN: none). E(N) = one machine's step over N machines' step (weak scaling, 64 images a"
          " worker).\n"]
     best = []
-    for model, (src, c_rig, n_stats, g_zstd, _) in MODEL_INPUTS.items():
+    for model, (src, c_rig, n_stats, g_zstd) in MODEL_INPUTS.items():
         fl = floats.get(model)
         if not fl:
             continue
@@ -594,8 +596,8 @@ def main():
                     help="print each model's gradient floats (G's and D's parameters of the DDP twins; needs torch) and stop")
     a = ap.parse_args()
     if a.count_params:
-        for k, v in count_params().items():
-            print(f"{k}: {v}")
+        for k, (both, d) in count_params().items():
+            print(f"{k}: {both} (D {d})")
         return
 
     d, rows, m = fit(a.fit, a.rtt_ms * 1e-3)
