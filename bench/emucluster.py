@@ -378,6 +378,7 @@ def ring_account(logs):
             "statistics_allreduces_per_step": r"([0-9.]+) statistics all-reduce", "ring_mb_sent": r"([0-9.]+) MB sent",
             "codec_ms": r"; codec ([0-9.]+) ms"}
     vals = {k: [] for k in keys}
+    places = {"statistics_ms_by_place": [], "compute_ms_before_place": []}
     for path in logs:
         try:
             text = open(path, errors="replace").read()
@@ -390,7 +391,18 @@ def ring_account(logs):
             m = re.search(pat, lines[-1])
             if m:
                 vals[k].append(float(m.group(1)))
-    return {k: statistics.mean(v) for k, v in vals.items() if v}
+        # Since 2026-12-08: SyncBatchNorm's collectives by their place in a step (Ring.statisticsByPlace).
+        by = [line for line in text.splitlines() if "statistics all-reduces by place" in line]
+        m = re.search(r"ms each took: ([0-9. ]+); ms before each, since the one before ended: ([0-9. ]+)", by[-1]) if by else None
+        if m:
+            places["statistics_ms_by_place"].append([float(x) for x in m.group(1).split()])
+            places["compute_ms_before_place"].append([float(x) for x in m.group(2).split()])
+    out = {k: statistics.mean(v) for k, v in vals.items() if v}
+    for k, lists in places.items():
+        # Means over the ranks, place by place (every rank has the same places).
+        if lists and all(len(x) == len(lists[0]) for x in lists):
+            out[k] = [round(statistics.mean(col), 2) for col in zip(*lists)]
+    return out
 
 
 def run_ringgan(cg, a, model, mode, n, work, port, tag, flags=()):
@@ -779,6 +791,11 @@ def main():
                                                   f"{row['images_per_s']:7.1f} img/s  sent {fmt(row.get('tx_mb_per_worker_step'), '.2f')} MB/worker/step"
                                                   + (f"  blocked {row['blocked_ms']:.0f} ms" if "blocked_ms" in row else "")
                                                   + f"  ({row['wall_s']:.0f} s)", flush=True)
+                                            if "statistics_ms_by_place" in row:
+                                                print("      statistics all-reduces by place in a step, ms each took (mean over ranks): "
+                                                      + " ".join(f"{x:.0f}" for x in row["statistics_ms_by_place"])
+                                                      + "; ms of compute before each: "
+                                                      + " ".join(f"{x:.0f}" for x in row["compute_ms_before_place"]), flush=True)
                 net_teardown()
     finally:
         cleanup(cg)

@@ -498,11 +498,13 @@ public final class WorkerProcess {
         defer {
             if start.worldSize > 1 {
                 log.notice("\(ring.summary(steps: trainer.step - firstStep)); \(trainer.schedule.overlappedRealPasses) real-image pass(es) computed under the generator's all-reduce")
+                if let line = ring.statisticsByPlace() { log.notice("ring, \(line)") }
             }
         }
         do {
             try session.run { m in
                 let s = m.step
+                ring.markStep()
                 let checksum = start.checksumEvery > 0 && (s % start.checksumEvery == 0 || s == c.steps || s == queue?.lastStep) ? replicaChecksum(trainer.models) : nil
                 let done = StepDoneMessage(shard: EpochSampler.shard(c.batchSize, rank: start.rank, worldSize: start.worldSize, microBatches: c.microBatches).count,
                                            metrics: m, checksum: checksum, wireBytes: ring.stats.wireBytes, rawBytes: ring.stats.rawBytes)

@@ -277,13 +277,51 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
         _stats.wireBytes += written() - before
         _stats.rawBytes = sender.reported + statsSender.reported + hostSender.reported - rawOffset
         if statistics {
+            let t1 = monotonic()
             _stats.statisticsReduces += 1
-            _stats.statisticsSeconds += monotonic() - t0
+            _stats.statisticsSeconds += t1 - t0
+            placeOfStep.append((before: lastStatisticsEnd > 0 ? t0 - lastStatisticsEnd : 0, seconds: t1 - t0))
+            lastStatisticsEnd = t1
         } else {
             _stats.gradientReduces += 1
             _stats.gradientSeconds += monotonic() - t0
         }
         statsLock.unlock()
+    }
+
+    // MARK: statistics by their place in a step
+
+    /// This step's statistics collectives so far: the seconds since the one before ended (the
+    /// compute the ranks could drift apart over) and the seconds each took (mostly waiting for
+    /// the slowest rank). `markStep` files them by their count per step.
+    private var placeOfStep: [(before: Double, seconds: Double)] = []
+    private var lastStatisticsEnd = 0.0
+    /// Per count of statistics collectives in a step: the sums by place and the steps summed.
+    private var byPlace: [Int: (before: [Double], seconds: [Double], steps: Int)] = [:]
+
+    /// Ends a training step for `statisticsByPlace` (gan-worker calls it after every step).
+    public func markStep() {
+        statsLock.lock(); defer { statsLock.unlock() }
+        let k = placeOfStep.count
+        guard k > 0 else { return }
+        var acc = byPlace[k] ?? (before: Array(repeating: 0, count: k), seconds: Array(repeating: 0, count: k), steps: 0)
+        for (i, p) in placeOfStep.enumerated() { acc.before[i] += p.before; acc.seconds[i] += p.seconds }
+        acc.steps += 1
+        byPlace[k] = acc
+        placeOfStep.removeAll(keepingCapacity: true)
+    }
+
+    /// One line for the log: SyncBatchNorm's collectives by their place in a step (over the steps
+    /// with the most common count; the first step, which computes its own real-image pass, and
+    /// the last may have another), the mean time each took and the mean time before it since
+    /// the one before ended. nil without statistics collectives.
+    public func statisticsByPlace() -> String? {
+        statsLock.lock(); defer { statsLock.unlock() }
+        guard let (k, acc) = byPlace.max(by: { $0.value.steps < $1.value.steps }) else { return nil }
+        let per = Double(acc.steps)
+        func list(_ v: [Double]) -> String { v.map { String(format: "%.1f", $0 * 1000 / per) }.joined(separator: " ") }
+        return "statistics all-reduces by place in a step (\(acc.steps) step(s) of \(k)): ms each took: \(list(acc.seconds)); "
+            + "ms before each, since the one before ended: \(list(acc.before))"
     }
 
     /// Seconds the training thread has spent waiting on the ring (gradients and statistics):

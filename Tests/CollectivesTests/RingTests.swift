@@ -200,6 +200,41 @@ final class RingTests: XCTestCase {
         XCTAssertFalse(s.summary.contains("; codec "), s.summary)
     }
 
+    /// SyncBatchNorm's collectives by their place in a step: filed at each `markStep` by their
+    /// count per step, reported for the most common count (a step of another count, as the first
+    /// one with its own real pass, left out), the time before each measured from the end of the
+    /// one before.
+    func testStatisticsAreAccountedByTheirPlaceInAStep() throws {
+        final class S: @unchecked Sendable { var line: String?; var none: String? = "unset" }
+        let s = S()
+        try withRing(2, codec: .none) { ring in
+            if ring.rank == 0 { s.none = ring.statisticsByPlace() }
+            // A first step of 4, then three steps of 2 statistics collectives; on rank 0 the
+            // second of each step comes 30 ms after the first ended.
+            for _ in 0..<4 { _ = ring.allReduceSum([1, 2]) }
+            ring.markStep()
+            for _ in 0..<3 {
+                _ = ring.allReduceSum([1])
+                if ring.rank == 0 { Thread.sleep(forTimeInterval: 0.03) }
+                _ = ring.allReduceSum([1])
+                ring.markStep()
+            }
+            ring.markStep()   // a step without statistics: nothing to file
+            if ring.rank == 0 { s.line = ring.statisticsByPlace() }
+        }
+        XCTAssertNil(s.none, "no statistics collectives yet: no line")
+        let line = try XCTUnwrap(s.line)
+        XCTAssertTrue(line.hasPrefix("statistics all-reduces by place in a step (3 step(s) of 2): ms each took: "), line)
+        let parts = line.components(separatedBy: "; ms before each, since the one before ended: ")
+        XCTAssertEqual(parts.count, 2, line)
+        let before = parts[1].split(separator: " ").compactMap { Double($0) }
+        XCTAssertEqual(before.count, 2, line)
+        // Rank 0 slept 30 ms between the first and the second collective of each step; its first
+        // started right after the step before's second ended.
+        XCTAssertGreaterThanOrEqual(before[1], 29.0, line)
+        XCTAssertLessThan(before[0], 29.0, line)
+    }
+
     /// The codec's share of the gradient time: encoding on the sender thread and decoding (with
     /// the additions) on the collective thread, counted apart, inside the all-reduce's time, and
     /// in the summary line; none on the statistics, which go raw.

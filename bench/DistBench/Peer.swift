@@ -9,6 +9,20 @@
 // repetitions. Gradient sizes go by the ring all-reduce (`Ring.allReduce`, what gradient buckets
 // use); the statistics sizes by `allReduceSum` (SyncBatchNorm's: the log2-round all-gather over
 // the far links).
+//
+// --skew W1,W2,... (microseconds of CPU): instead, what a blocking statistics exchange costs on
+// these machines when every rank does exactly the same work between exchanges. For each W,
+// `skewRepeats` times: burn W us of this thread's CPU time (a spin on CLOCK_THREAD_CPUTIME_ID:
+// the same work on every rank, whatever its budget's throttling makes of it in wall time), then
+// SyncBatchNorm's gather (`allGatherStatistics`) of a 64-channel layer's slot, timed. Rank 0
+// prints one JSON line per W: the wait per exchange (mean over the repetitions, then over the
+// ranks; and the largest rank's), and the wall time the W took (mean and standard deviation over
+// the repetitions, mean over the ranks). The wait is the rig's floor for an exchange after W of
+// work: the ranks drift apart between exchanges by their budgets' throttling alone.
+// --skew-work conv: the work is instead a fixed number of convolutions (a DCGAN discriminator
+// layer's: [64, 32, 16, 16] by 64 4x4 filters, stride 2; its count is W over rank 0's CPU time for
+// one), the same on every rank, so the CPU time each rank needs for it may differ (caches shared
+// with the other machines on a core, allocation): the lines then also give that CPU time.
 import Collectives
 import Foundation
 import Tensors
@@ -22,6 +36,7 @@ enum PeerBench {
 
     static func run(_ args: [String]) throws {
         var rank = -1, hosts: [String] = [], port: UInt16 = 29600, tokenFile: String?, codec = GradientCodec.none
+        var skew: [Int]?, convWork = false
         var it = args.makeIterator()
         while let a = it.next() {
             switch a {
@@ -30,6 +45,14 @@ enum PeerBench {
             case "--hosts": hosts = (it.next() ?? "").split(separator: ",").map(String.init)
             case "--port": port = UInt16(it.next() ?? "") ?? 0
             case "--token-file": tokenFile = it.next()
+            case "--skew-work":
+                let w = it.next() ?? ""
+                guard w == "conv" || w == "spin" else { throw NetError("--skew-work", "spin or conv, not \(w)") }
+                convWork = w == "conv"
+            case "--skew":
+                let ws = (it.next() ?? "").split(separator: ",").map { Int($0) ?? -1 }
+                guard !ws.isEmpty, ws.allSatisfy({ $0 >= 0 }) else { throw NetError("--skew", "needs microseconds of CPU, e.g. 2000,8000") }
+                skew = ws
             case "--codec":
                 guard let c = GradientCodec(rawValue: it.next() ?? "") else { throw NetError("--codec", "unknown codec") }
                 codec = c
@@ -46,6 +69,12 @@ enum PeerBench {
                                  farAddresses: far, auth: try Authenticator(token: token), codec: codec, timeout: 300)
         defer { ring.close() }
         func barrier() { _ = ring.allReduceSum([1]) }
+        if let skew {
+            let unit = convWork ? try convUnit(ring) : nil
+            for w in skew { try measureSkew(ring, rank: rank, workMicroseconds: w, conv: unit) }
+            barrier()
+            return
+        }
         func emit(_ kind: String, _ bytes: Int, _ times: [Double]) {
             guard rank == 0 else { return }
             let s = times.sorted(), med = s[s.count / 2]
@@ -82,5 +111,84 @@ enum PeerBench {
             emit("allreduce", bytes, times)
         }
         barrier()
+    }
+
+    /// Repetitions of one W: about 6 s of a 0.2-core machine's wall time, 10 to 60.
+    static func skewRepeats(_ micros: Int) -> Int { min(60, max(10, 1_200_000 / max(micros, 1))) }
+
+    /// One W of `--skew`: rank 0 prints its line.
+    static func measureSkew(_ ring: Ring, rank: Int, workMicroseconds w: Int, conv: ConvUnit?) throws {
+        let channels = 64, reps = skewRepeats(w)
+        let mine = [Float](repeating: Float(rank + 1), count: 2 * channels + 1)
+        _ = ring.allGatherStatistics(mine)
+        _ = ring.allReduceSum([1])
+        let units = conv.map { Int((Double(w) * 1e-6 / $0.cpuSeconds).rounded()) } ?? 0
+        var waits: [Double] = [], walls: [Double] = [], cpus: [Double] = []
+        for _ in 0..<reps {
+            let t0 = monotonic(), c0 = threadCPUSeconds()
+            if let conv { for _ in 0..<units { conv.run() } } else { burnCPU(microseconds: w) }
+            let t1 = monotonic()
+            cpus.append(threadCPUSeconds() - c0)
+            _ = ring.allGatherStatistics(mine)
+            walls.append(t1 - t0)
+            waits.append(monotonic() - t1)
+        }
+        try ring.checkFailure()
+        func meanSD(_ v: [Double]) -> (Double, Double) {
+            let m = v.reduce(0, +) / Double(v.count)
+            return (m, (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count)).squareRoot())
+        }
+        let (meanWait, _) = meanSD(waits), (meanWall, sdWall) = meanSD(walls), (meanCPU, sdCPU) = meanSD(cpus)
+        let all = ring.allGatherStatistics([Float(meanWait), Float(meanWall), Float(sdWall), Float(meanCPU), Float(sdCPU)])
+        try ring.checkFailure()
+        guard rank == 0 else { return }
+        let ranks = ring.worldSize
+        func mean(_ k: Int) -> Double { (0..<ranks).map { Double(all[5 * $0 + k]) }.reduce(0, +) / Double(ranks) }
+        let cpuPerRank = (0..<ranks).map { Double(all[5 * $0 + 3]) }
+        let line: [String: Any] = [
+            "kind": "skew", "work": conv == nil ? "spin" : "conv", "conv_units": units, "ranks": ranks, "work_us": w, "repeats": reps,
+            "wait_mean_s": mean(0), "wait_max_rank_s": (0..<ranks).map { Double(all[5 * $0]) }.max() ?? 0,
+            "work_wall_mean_s": mean(1), "work_wall_sd_s": mean(2), "work_cpu_mean_s": mean(3), "work_cpu_sd_s": mean(4),
+            "work_cpu_rank_spread_s": (cpuPerRank.max() ?? 0) - (cpuPerRank.min() ?? 0),
+        ]
+        let d = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+        FileHandle.standardOutput.write(d + Data("\n".utf8))
+    }
+
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// One unit of `--skew-work conv`: a DCGAN discriminator layer's convolution, and rank 0's CPU
+    /// time for it (every rank takes rank 0's, so every rank does the same number of units).
+    struct ConvUnit {
+        let x: Tensor, weight: Tensor, cpuSeconds: Double
+        func run() { _ = conv2d(x, weight, stride: 2, padding: 1) }
+    }
+
+    static func convUnit(_ ring: Ring) throws -> ConvUnit {
+        var g = RandomGenerator(seed: 7, stream: 1)
+        let x = Tensor.randn([64, 32, 16, 16], generator: &g), w = Tensor.randn([64, 32, 4, 4], generator: &g)
+        var unit = ConvUnit(x: x, weight: w, cpuSeconds: 0)
+        for _ in 0..<3 { unit.run() }
+        let c0 = threadCPUSeconds()
+        for _ in 0..<10 { unit.run() }
+        let mine = Float((threadCPUSeconds() - c0) / 10)
+        let all = ring.allGatherStatistics([mine])
+        try ring.checkFailure()
+        unit = ConvUnit(x: x, weight: w, cpuSeconds: Double(all[0]))
+        return unit
+    }
+
+    /// Spins until this thread has used `microseconds` of CPU time.
+    static func burnCPU(microseconds: Int) {
+        let end = threadCPUSeconds() + Double(microseconds) * 1e-6
+        var x: Double = 1
+        while threadCPUSeconds() < end {
+            for _ in 0..<64 { x = x * 1.000001 + 1e-9 }
+        }
+        if x == 0 { print("") }   // keeps the arithmetic
     }
 }

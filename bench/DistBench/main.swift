@@ -21,7 +21,8 @@ import Tensors
 
 BLASRuntime.selectKernels()
 if CommandLine.arguments.contains("--peer") {
-    BLASRuntime.setThreads(1)
+    // One engine thread, as gan-worker runs (--skew-work conv computes with the engine).
+    ThreadPool.setThreads(1)
     do { try PeerBench.run(Array(CommandLine.arguments.dropFirst())); exit(0) } catch {
         FileHandle.standardError.write(Data("gan-dist-bench --peer: \(error)\n".utf8))
         exit(1)
