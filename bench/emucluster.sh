@@ -7,6 +7,8 @@
 #   bash bench/emucluster.sh [emucluster.py options, e.g. --workers 1,2,4,8 --models dcgan32 --mode weak]
 #   bash bench/emucluster.sh --mpi [mpi_compare.py options]   (the ring against OpenMPI's
 #       MPI_Allreduce on the same machines; installs openmpi-bin and libopenmpi-dev)
+#   bash bench/emucluster.sh --skew [rig_skew.py options]   (what a statistics exchange waits
+#       for on these machines after the same work on every rank)
 # It needs root (namespaces, tc, cgroups): run by another user it runs itself again under sudo,
 # keeping PATH (plain `sudo bash ...` resets PATH to sudo's secure_path, which need not hold
 # the Swift toolchain).
@@ -15,6 +17,14 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then exec sudo env "PATH=$PATH" bash "$0" "$@"; fi
 bash scripts/setup.sh
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ "${1:-}" = --skew ]; then
+    # The rig's own skew (bench/rig_skew.py): a statistics exchange after the same work on every rank.
+    shift
+    swift build -c release --product gan-dist-bench 2>&1 | tail -n 1
+    trap 'as_root python3 bench/emucluster.py --cleanup' EXIT
+    as_root python3 bench/rig_skew.py "$@"
+    exit
+fi
 if [ "${1:-}" = --mpi ]; then
     shift
     for p in openmpi-bin libopenmpi-dev; do

@@ -359,9 +359,13 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     // MARK: GradientReducer, BatchNormSynchronizer
 
     /// Sums `buffer` over the ranks on the collective thread, after everything started before.
+    /// The caller is blocked from the moment it hands the sum over (the collective thread may
+    /// start it before the caller is back from the queue).
     public func allReduceGradients(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        let job = collectives.enqueue { [self] in try allReduce(buffer); return 0 }
-        blocked { collectives.wait(for: job) }
+        blocked {
+            let job = collectives.enqueue { [self] in try allReduce(buffer); return 0 }
+            collectives.wait(for: job)
+        }
         try checkFailure()
     }
 
