@@ -280,7 +280,10 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
             let t1 = monotonic()
             _stats.statisticsReduces += 1
             _stats.statisticsSeconds += t1 - t0
-            placeOfStep.append((before: lastStatisticsEnd > 0 ? t0 - lastStatisticsEnd : 0, seconds: t1 - t0))
+            // Bounded for a caller that never marks steps (a step has a few dozen at most).
+            if placeOfStep.count < 4096 {
+                placeOfStep.append((before: lastStatisticsEnd > 0 ? t0 - lastStatisticsEnd : 0, seconds: t1 - t0))
+            }
             lastStatisticsEnd = t1
         } else {
             _stats.gradientReduces += 1
@@ -317,7 +320,8 @@ public final class Ring: GradientReducer, BatchNormSynchronizer, @unchecked Send
     /// the one before ended. nil without statistics collectives.
     public func statisticsByPlace() -> String? {
         statsLock.lock(); defer { statsLock.unlock() }
-        guard let (k, acc) = byPlace.max(by: { $0.value.steps < $1.value.steps }) else { return nil }
+        // The most common count; of equally common ones, the larger (the same choice on every call).
+        guard let (k, acc) = byPlace.max(by: { ($0.value.steps, $0.key) < ($1.value.steps, $1.key) }) else { return nil }
         let per = Double(acc.steps)
         func list(_ v: [Double]) -> String { v.map { String(format: "%.1f", $0 * 1000 / per) }.joined(separator: " ") }
         return "statistics all-reduces by place in a step (\(acc.steps) step(s) of \(k)): ms each took: \(list(acc.seconds)); "
