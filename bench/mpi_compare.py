@@ -65,7 +65,9 @@ def run_mpi(cg, exe, n, timeout):
     return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
 
 
-def run_ring(cg, n, work, port, timeout):
+def run_ring(cg, n, work, port, timeout, extra=()):
+    """gan-dist-bench --peer on the first n workers (with `extra` arguments); rank 0's JSON lines."""
+    what = " ".join(["gan-dist-bench --peer", *extra[:1]])
     token = os.path.join(work, "token")
     with open(token, "w") as f:
         f.write(secrets.token_hex(32))
@@ -76,7 +78,7 @@ def run_ring(cg, n, work, port, timeout):
     for r in range(n):
         name, _ = emu.WORKERS[r]
         argv = [os.path.join(emu.BIN, "gan-dist-bench"), "--peer", "--rank", str(r), "--hosts", hosts, "--port", str(port),
-                "--token-file", token]
+                "--token-file", token, *extra]
         procs.append(emu.launch(cg, name, argv, env, subprocess.PIPE if r == 0 else subprocess.DEVNULL, subprocess.PIPE))
     try:
         out, err0 = procs[0].communicate(timeout=timeout)
@@ -84,10 +86,10 @@ def run_ring(cg, n, work, port, timeout):
     except subprocess.TimeoutExpired:
         for p in procs:
             p.kill()
-        raise RuntimeError(f"gan-dist-bench --peer x {n} ran past {timeout} s")
+        raise RuntimeError(f"{what} x {n} ran past {timeout} s")
     if any(rcs):
         errs = [p.stderr.read() for p in procs[1:] if p.stderr]
-        raise RuntimeError(f"gan-dist-bench --peer x {n} failed {rcs}: {err0[-1000:]} {' '.join(e[-300:] for e in errs)}")
+        raise RuntimeError(f"{what} x {n} failed {rcs}: {err0[-1000:]} {' '.join(e[-300:] for e in errs)}")
     return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
 
 

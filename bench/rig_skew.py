@@ -23,42 +23,19 @@ exchanges with about 33 ms of CPU between them on average (600 ms of CPU a step)
 import argparse
 import json
 import os
-import secrets
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import emucluster as emu  # noqa: E402
+from mpi_compare import run_ring  # noqa: E402
 from results_md import replace_section  # noqa: E402
 
 
 def run(cg, n, work_ms, kind, work, port, timeout):
-    token = os.path.join(work, "token")
-    with open(token, "w") as f:
-        f.write(secrets.token_hex(32))
-    os.chmod(token, 0o600)
-    hosts = ",".join(addr for _, addr in emu.WORKERS[:n])
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", RINGGAN_THREADS="1")
     skew = ",".join(str(int(round(w * 1000))) for w in work_ms)
-    procs = []
-    for r in range(n):
-        name, _ = emu.WORKERS[r]
-        argv = [os.path.join(emu.BIN, "gan-dist-bench"), "--peer", "--rank", str(r), "--hosts", hosts, "--port", str(port),
-                "--token-file", token, "--skew", skew, "--skew-work", kind]
-        procs.append(emu.launch(cg, name, argv, env, subprocess.PIPE if r == 0 else subprocess.DEVNULL, subprocess.PIPE))
-    try:
-        out, err0 = procs[0].communicate(timeout=timeout)
-        rcs = [p.wait(timeout=60) for p in procs]
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            p.kill()
-        raise RuntimeError(f"gan-dist-bench --peer --skew x {n} ran past {timeout} s")
-    if any(rcs):
-        errs = [p.stderr.read() for p in procs[1:] if p.stderr]
-        raise RuntimeError(f"gan-dist-bench --peer --skew x {n} failed {rcs}: {err0[-1000:]} {' '.join(e[-300:] for e in errs)}")
-    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    return run_ring(cg, n, work, port, timeout, extra=("--skew", skew, "--skew-work", kind))
 
 
 def table(rows):

@@ -281,6 +281,7 @@ def conv_skew_validation(here, m, paths):
          " statistics ms: measured / fitted / measured skew |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
     worst = {"fitted": 0.0, "measured": 0.0}
+    outside = {"rows": 0, "fitted": 0, "measured": 0}
     for path in paths:
         if not os.path.exists(path):
             continue
@@ -310,12 +311,17 @@ def conv_skew_validation(here, m, paths):
                     e1, e2 = fitted / r["step_s"] - 1, measured / r["step_s"] - 1
                     worst["fitted"] = max(worst["fitted"], abs(e1))
                     worst["measured"] = max(worst["measured"], abs(e2))
+                    outside["rows"] += 1
+                    outside["fitted"] += abs(e1) > 0.15
+                    outside["measured"] += abs(e2) > 0.15
                     st = r.get("statistics_allreduce_ms")
                     o.append(f"| {os.path.basename(path)} | {mode} | {link.replace('gbit', ' Gbit/s')} | {core:g} | {n} | {fmt_ms(r['step_s'])} |"
                              f" {fmt_ms(fitted)} | {e1:+.1%} | {fmt_ms(measured)} | {e2:+.1%} |"
                              f" {f'{st:.0f}' if st is not None else '-'} / {fmt_ms(mm.stats(n, 'pairs'))} / {fmt_ms(S)} |")
     o.append(f"\nLargest step-time error: {worst['fitted']:.1%} with the fitted skew, {worst['measured']:.1%} with the"
-             " measured one.\n")
+             f" measured one; outside 15%: {outside['fitted']} of {outside['rows']} rows with the fitted skew,"
+             f" {outside['measured']} with the measured one. The largest miss of both is the strong sweep's N = 2 at 10 Gbit/s,"
+             " whose compute (step less blocked) was 1977 ms against C / 2 = 1438 (the section on the strong sweep).\n")
     return o
 
 
@@ -711,6 +717,14 @@ SWEEP_TABLES = [
      "The other models at 10 Gbit/s, in strong scaling, at 16 workers; dcgan 64 at 2 and 4 (measured)",
      "One round each, beside DDP/gloo, lossless codec; StyleGAN at 16 feature maps on both sides; 0.2 core up to 8"
         " workers, 0.1 core for N = 16 (with its own N = 1)."),
+    (("emucluster-dcgan32-by-place.json", "emucluster-n16-mlp-stylegan-strong.json", "emucluster-n16-dcgan32-strong-10gbit.json",
+      "emucluster-n16-dcgan32-weak-10gbit.json", "emucluster-dcgan64-weak-10gbit.json", "emucluster-dcgan64-strong.json",
+      ),
+     "The eighth session: the sweep's last cells (measured)",
+     "The eighth session's machine (an AMD EPYC like the seventh's: one worker's dcgan 32 step at 0.2 core 3.5 s). One"
+        " round each, beside DDP/gloo except the by-place run (RingGAN alone); lossless codec in weak scaling, `--codec"
+        " auto` for dcgan 32 and dcgan 64 in strong scaling; 0.2 core up to 8 workers, 0.1 core for N = 16 (with its own"
+        " N = 1). dcgan 64 with 4-5 steps after 1 warm-up step (17 s a step at 0.2 core)."),
 ]
 
 
@@ -888,8 +902,11 @@ def main():
              " +6% (weak, N = 8) and -17% (strong). So the statistics term is the compute's variance times the number of"
              " synchronisation points, the ring's own part (4-5 ms an exchange) under a sixth of it; at the spin floor"
              " the weak E(8) by the ring's account would be 0.91 (measured 0.83). With the measured term in place of the"
-             " fitted skew, the strong sweep's N = 4 and 8 rows are within 1-17% (they were 3-16%), the statistics"
-             " themselves closer at N = 4 and under at N = 8 (the collectives under the generator's all-reduce).")
+             " fitted skew (the section \"The statistics term from the rig's measured skew\"), 2 of 16 measured rows"
+             " (weak and strong, N = 2 to 16) fall outside 15% against 7 of 16; at 16 workers the statistics are"
+             " predicted at 1408 ms a step against 1386 measured (weak), and strong scaling's steps within 4-12% (the"
+             " fitted skew: +17% and +32%). What it still misses: the collectives under the generator's gradient"
+             " all-reduce wait more than the curve says (strong scaling, N = 8: -12 to -17%).")
     o.append("- Per model, machine and codec (the extrapolation above, a 25 us hop): on 1-core machines dcgan 32, dcgan 64 and"
              " StyleGAN keep E(8) at 0.91-0.95 on 1 Gbit/s and 0.99 on 10 Gbit/s; the MLP GAN (20 ms of compute against 8 MB"
              " of gradients) needs 25 Gbit/s for 0.92. On 16-core machines the compute is 16 times shorter and the wire"
