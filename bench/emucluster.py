@@ -555,7 +555,8 @@ def table(rows):
     for r in rows:
         ddp = next((x for x in rows if x["side"] == "DDP gloo" and all(
             x[k] == r[k] for k in ("model", "mode", "link_equiv", "core", "period_us", "workers"))), None)
-        vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp and ddp.get("step_s") else "-"
+        # A failed configuration (no step_s) is a row of dashes with its error, not a crash that loses the sweep.
+        vs = f"{r['step_s'] / ddp['step_s']:.2f}x" if ddp and r is not ddp and ddp.get("step_s") and r.get("step_s") else "-"
         ar = (f"{r['gradient_allreduce_ms']:.0f} + {r.get('statistics_allreduce_ms', float('nan')):.0f}"
               + (f" ({r['codec_ms']:.0f})" if "codec_ms" in r else "")
               if "gradient_allreduce_ms" in r else "-")
@@ -564,7 +565,9 @@ def table(rows):
             + (f", {r['machine_cores']}-core machines" if r.get("machine_cores", 1) > 1 else "")
             + f" ({human_rate(r['rate_bps'])})", f"{r['core']:g}",
             f"{r['period_us'] / 1000:g} ms",
-            str(r["workers"]) + (f" ({r['workers'] // r['per_host']} x {r['per_host']})" if r.get("per_host", 1) > 1 else ""), r["side"], fmt(r.get("step_s", float("nan")) * 1000, ".0f")
+            str(r["workers"]) + (f" ({r['workers'] // r['per_host']} x {r['per_host']})" if r.get("per_host", 1) > 1 else ""),
+            r["side"] + (f" (failed: {r['error'][:120]})" if "error" in r and "step_s" not in r else ""),
+            fmt(r.get("step_s", float("nan")) * 1000, ".0f")
             + (f" ({min(r['step_s_rounds']) * 1000:.0f}-{max(r['step_s_rounds']) * 1000:.0f})" if len(r.get("step_s_rounds", [])) > 1 else ""),
             fmt(r.get("images_per_s"), ".1f"), fmt(r.get("efficiency"), ".2f"), fmt(r.get("tx_mb_per_worker_step"), ".2f"),
             fmt(r.get("blocked_ms"), ".0f"), ar, vs]) + " |")
