@@ -384,7 +384,8 @@ def ring_account(logs):
             text = open(path, errors="replace").read()
         except OSError:
             continue
-        lines = [line for line in text.splitlines() if "ring, per step" in line]
+        all_lines = text.splitlines()
+        lines = [line for line in all_lines if "ring, per step" in line]
         if not lines:
             continue
         for k, pat in keys.items():
@@ -392,7 +393,7 @@ def ring_account(logs):
             if m:
                 vals[k].append(float(m.group(1)))
         # Since 2026-12-08: SyncBatchNorm's collectives by their place in a step (Ring.statisticsByPlace).
-        by = [line for line in text.splitlines() if "statistics all-reduces by place" in line]
+        by = [line for line in all_lines if "statistics all-reduces by place" in line]
         m = re.search(r"ms each took: ([0-9. ]+); ms before each, since the one before ended: ([0-9. ]+)", by[-1]) if by else None
         if m:
             places["statistics_ms_by_place"].append([float(x) for x in m.group(1).split()])
