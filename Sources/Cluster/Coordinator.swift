@@ -115,8 +115,12 @@ public final class Coordinator {
         /// The machine it runs on (its `--node`, else its ring address's host).
         var node: String
         var lastSeen = monotonic()
-        init(requestedRank: Int, pid: Int32, conn: Connection, ringHost: String, ringPort: UInt16, node: String? = nil) {
+        /// It takes the coordinator's heartbeats (its hello said so).
+        let takesHeartbeats: Bool
+        init(requestedRank: Int, pid: Int32, conn: Connection, ringHost: String, ringPort: UInt16, node: String? = nil,
+             takesHeartbeats: Bool = false) {
             self.node = node ?? ringHost
+            self.takesHeartbeats = takesHeartbeats
             self.requestedRank = requestedRank
             self.pid = pid
             rank = requestedRank
@@ -226,7 +230,7 @@ public final class Coordinator {
                 continue
             }
             members[hello.rank] = Member(requestedRank: hello.rank, pid: hello.pid, conn: c, ringHost: hello.ringHost, ringPort: hello.ringPort,
-                                         node: hello.node)
+                                         node: hello.node, takesHeartbeats: hello.heartbeats == true)
             log.info("rank \(hello.rank) joined from \(c.peer) (pid \(hello.pid)); \(members.count) of \(count)")
         }
         // Dense ranks in order of the requested ones.
@@ -360,6 +364,7 @@ public final class Coordinator {
             // formation (which may wait out a missing peer for the I/O timeout).
             if run.forming, shouldStop?() == true { try run.stopForming(events) }
             try run.sendAhead()
+            run.beat()
             guard let e = events.pop(timeout: 0.2) else {
                 try run.checkLiveness()
                 continue
@@ -533,6 +538,24 @@ public final class Coordinator {
                     }
                 }
                 sent += 1
+            }
+        }
+
+        /// When the workers were last sent a heartbeat.
+        var beaten = 0.0
+
+        /// The coordinator's own heartbeat, every `heartbeat` seconds to each worker that takes
+        /// it: shards come only `--prefetch` steps ahead and nothing else between them, so a
+        /// worker would otherwise hear nothing for `prefetch` steps at the run's end (and while
+        /// the slowest rank or rank 0's last checkpoint is awaited) and take a slow run's silence
+        /// for a lost coordinator. A failed send is left to the member's reader to report.
+        func beat() {
+            let now = monotonic()
+            // At least four beats within the workers' read timeout (`--io-timeout`).
+            guard now - beaten >= min(options.heartbeat, options.ioTimeout / 4) else { return }
+            beaten = now
+            for m in members where m.takesHeartbeats {
+                try? m.conn.send(.heartbeat, payload: UnsafeRawBufferPointer(start: nil, count: 0))
             }
         }
 

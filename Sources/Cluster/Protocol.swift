@@ -14,12 +14,16 @@ public struct HelloMessage: Codable, Sendable {
     /// The machine this worker runs on (`gan-worker --node`; absent: its ring address's host):
     /// workers on the same one reduce gradients among themselves first (`HostLayout`).
     public var node: String? = nil
-    public init(rank: Int, ringHost: String, ringPort: UInt16, pid: Int32, node: String? = nil) {
+    /// The worker takes heartbeat frames from the coordinator during training (true from the
+    /// version that does): only then are they sent, as an older worker refuses them.
+    public var heartbeats: Bool? = nil
+    public init(rank: Int, ringHost: String, ringPort: UInt16, pid: Int32, node: String? = nil, heartbeats: Bool? = nil) {
         self.rank = rank
         self.ringHost = ringHost
         self.ringPort = ringPort
         self.pid = pid
         self.node = node
+        self.heartbeats = heartbeats
     }
 }
 

@@ -15,6 +15,9 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     private var endStep: Int?
     let imageSize: Int
     let timeout: Double
+    /// Seconds since the coordinator was last heard (any frame, its heartbeats included); set
+    /// by the session once its reader listens. Without it, the wait is `timeout` from its start.
+    var silence: (@Sendable () -> Double)?
 
     init(initial: EpochSampler, imageSize: Int, timeout: Double) {
         lastSampler = initial
@@ -39,9 +42,16 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     func nextShard() throws -> (images: Tensor, positions: [Int]) {
         cond.lock()
         defer { cond.unlock() }
-        let deadline = Date().addingTimeInterval(timeout)
+        // A slow rank holds every shard back (they come `--prefetch` steps ahead of the slowest):
+        // the wait lasts while the coordinator is heard from, and ends `timeout` s after its
+        // last word (a coordinator that heartbeats but never sends a shard is a stop of its own).
+        let began = monotonic()
         while items.isEmpty && closedReason == nil {
-            if !cond.wait(until: deadline) { throw NetError("coordinator", "no batch arrived within \(Int(timeout)) s") }
+            let quiet = silence?() ?? (monotonic() - began)
+            if quiet >= timeout {
+                throw NetError("coordinator", "no batch arrived, and nothing else from the coordinator, within \(Int(timeout)) s")
+            }
+            _ = cond.wait(until: Date().addingTimeInterval(min(1, timeout - quiet)))
         }
         if items.isEmpty, let r = closedReason { throw WorkerStop(reason: r) }
         let (h, px) = items.removeFirst()
@@ -203,6 +213,7 @@ public final class WorkerProcess {
         defer { formation.close() }
         let (trainer, queue): (GANTrainer, ShardQueue)
         do { (trainer, queue) = try build(start) } catch { throw coordinatorsWord(notices, after: error) }
+        queue.silence = { notices.silence }
         listen(conn, start, queue, notices, formation)
         let ring: Ring
         do { ring = try formRing(start, ringListener, trainer, formation) } catch { throw coordinatorsWord(notices, after: error) }
@@ -216,7 +227,7 @@ public final class WorkerProcess {
     /// After the coordinator was lost (`rejoin`), the connection is retried with backoff until
     /// `--rejoin-timeout` has passed since the loss.
     func join(_ ringListener: Listener, rejoin: (since: Double, cause: String)?) throws -> (Connection, StartMessage) {
-        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid(), node: options.node)
+        let hello = HelloMessage(rank: options.rank, ringHost: advertise, ringPort: ringListener.port, pid: getpid(), node: options.node, heartbeats: true)
         // Mutual: the coordinator proves the token too, before anything it sends is read.
         let conn = try rejoin.map { try redial(hello, since: $0.since, lost: $0.cause) } ?? dial(hello)
         do {
@@ -395,7 +406,12 @@ public final class WorkerProcess {
         private var stop: WorkerStop?
         private var finished = false
         private var ended = false
+        private var lastHeard = monotonic()
         private let lock = NSLock()
+        /// A frame came from the coordinator (a shard, a heartbeat, a notice).
+        func heard() { lock.lock(); lastHeard = monotonic(); lock.unlock() }
+        /// Seconds since the coordinator was last heard from.
+        var silence: Double { lock.lock(); defer { lock.unlock() }; return monotonic() - lastHeard }
         /// The session is over, however it ended: the heartbeat ends.
         func end() { lock.lock(); ended = true; lock.unlock() }
         var stopped: WorkerStop? { lock.lock(); defer { lock.unlock() }; return stop }
@@ -441,8 +457,11 @@ public final class WorkerProcess {
                     ring.close()
                     return
                 }
+                notices.heard()
                 do {
                     switch f.type {
+                    case .heartbeat:
+                        continue   // the coordinator is alive: its silence between shards is a slow step
                     case .batch:
                         let (h, px) = try BatchHeader.unpack(f.payload, peer: conn.peer, batchSize: batchSize)
                         queue.push(h, Array(px))
@@ -533,14 +552,15 @@ public final class WorkerProcess {
     /// the coordinator to confirm the end of the run.
     func finish(_ conn: Connection, _ start: StartMessage, _ trainer: GANTrainer, _ notices: Notices) throws {
         try conn.send(.finished, payload: UnsafeRawBufferPointer(start: nil, count: 0))
-        let deadline = Date().addingTimeInterval(start.timeout)
-        while Date() < deadline {
+        // The slowest rank, and rank 0's last checkpoint, may take longer than the timeout: the
+        // wait lasts while the coordinator is heard from (its heartbeats).
+        while notices.silence < start.timeout {
             let (f, s) = notices.state
             if f { log.info("run finished at step \(trainer.step)\(trainer.step < start.config.steps ? " (the coordinator ended the run early: a time limit or an interrupt)" : "")"); return }
             if let s { throw s }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        throw NetError(conn.peer, "the coordinator did not confirm the end of the run")
+        throw NetError(conn.peer, "the coordinator did not confirm the end of the run (silent for \(seconds(start.timeout)))")
     }
 }
 

@@ -64,6 +64,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Compare parameter checksums across ranks every K steps (0: never).") var checksumEvery: Int = CoordinatorOptions.Defaults.checksumEvery
     @Option(parsing: .unconditional, help: "Steps of shards sent ahead of the slowest worker.") var prefetch: Int = CoordinatorOptions.Defaults.prefetch
     @Option(parsing: .unconditional, help: "Seconds a worker may be silent before it counts as dead.") var deadAfter: Double = CoordinatorOptions.Defaults.deadAfter
+    @Option(parsing: .unconditional, help: "Seconds any network wait of the run may last: a worker's read of a ring neighbour, and of this coordinator, which sends each worker a heartbeat every second (a worker that hears nothing from it for this long counts it lost).") var ioTimeout: Double = CoordinatorOptions.Defaults.ioTimeout
     @Option(parsing: .unconditional, help: "Seconds to wait for the workers to join.") var rendezvousTimeout: Double = CoordinatorOptions.Defaults.rendezvousTimeout
     @Flag(help: "Start the workers as local child processes (logs in runs/<name>/logs/rank-N.log); they exit when this coordinator does (--rejoin-timeout 0).") var spawn = false
     @Option(parsing: .unconditional, help: "Engine threads per spawned worker.") var workerThreads: Int = 1
@@ -87,6 +88,7 @@ struct CoordinatorCommand: ParsableCommand {
         try FlagCheck.atLeast("--checksum-every", checksumEvery, 0, "0: never")
         try FlagCheck.range("--prefetch", prefetch, 1...64)
         try FlagCheck.range("--dead-after", deadAfter, 0.1...FlagCheck.maxSeconds, "seconds")
+        try FlagCheck.range("--io-timeout", ioTimeout, 1...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--rendezvous-timeout", rendezvousTimeout, 0.1...FlagCheck.maxSeconds, "seconds")
         try FlagCheck.range("--worker-threads", workerThreads, FlagCheck.threads)
         if let h = heartbeatFile, h.isEmpty { throw ValidationError("--heartbeat-file must not be empty: give the path of a file to touch") }
@@ -272,7 +274,7 @@ struct CoordinatorCommand: ParsableCommand {
         o.resume = start.resume.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
         o.resumeNewest = output.resume == RunStart.auto
         o.codec = c; o.autoCodec = codec == "auto"; o.hierarchy = hierarchy == "auto"; o.level = zstdLevel; o.checksumEvery = checksumEvery; o.prefetch = prefetch
-        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout
+        o.deadAfter = deadAfter; o.rendezvousTimeout = rendezvousTimeout; o.ioTimeout = ioTimeout
         o.deadline = try training.deadline(timeLimit: timeLimit, from: started)
         let coordinator: Coordinator
         do { coordinator = try Coordinator(options: o, logger: log) } catch {

@@ -147,7 +147,7 @@ final class CommandLineFuzzTests: XCTestCase {
                     base: ["--workers", "1", "--port", "0", "--token-file", work + "/token", "--rendezvous-timeout", "0.2"] + trainBase,
                     flags: [("--workers", .int), ("--min-workers", .int), ("--host", .text), ("--port", .uint), ("--token-file", .path),
                             ("--codec", .text), ("--zstd-level", .int), ("--checksum-every", .int), ("--prefetch", .int),
-                            ("--dead-after", .float), ("--rendezvous-timeout", .float), ("--spawn", .flag), ("--worker-threads", .int),
+                            ("--dead-after", .float), ("--rendezvous-timeout", .float), ("--io-timeout", .float), ("--spawn", .flag), ("--worker-threads", .int),
                             ("--json", .flag), ("--time-limit", .text), ("--batch", .int), ("--nc", .int), ("--resume", .path)] + log,
                     combinations: [["--workers", "2", "--spawn", "--model", "mlp", "--batch", "5000", "--steps", "2"],
                                    ["--workers", "2", "--spawn", "--nc", "3", "--steps", "2"], ["--workers", "2", "--batch", "1"],
