@@ -587,6 +587,10 @@ def plots(rows, outdir, suffix):
         sel = [r for r in rows if (r["model"], r["mode"], r["link_equiv"], r["core"], r["period_us"]) == (model, mode, link, core, period)]
         if len({r["workers"] for r in sel}) < 2:
             continue
+        if not any(r["workers"] == 1 and "step_s" in r for r in sel):
+            # E(N) needs the sweep's own N = 1 (a run of larger N alone borrows it in docs/SCALING.md).
+            print(f"emucluster: no plot of {model} {mode} {link} at {core:g} core: the sweep has no N = 1", flush=True)
+            continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         for side, style in (("RingGAN", "o-"), ("DDP gloo", "s--")):
             pts = sorted((r["workers"], r) for r in sel if r["side"].startswith(side) and r.get("step_s") == r.get("step_s"))

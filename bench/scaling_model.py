@@ -325,6 +325,63 @@ def conv_skew_validation(here, m, paths):
     return o
 
 
+def sync_points_section(here):
+    """What fewer synchronisation points a step would buy, predicted from the conv curve before
+    anyone writes them: the by-place run's weak N = 8 step (1 Gbit/s, 0.2 core) with the D step's
+    real and generated passes in one collective per place, against what the real pass hides now."""
+    conv_path = os.path.join(here, "rig-skew-02-conv.json")
+    place_path = os.path.join(here, "emucluster-dcgan32-by-place.json")
+    if not (os.path.exists(conv_path) and os.path.exists(place_path)):
+        return []
+    curve = skew_curve(json.load(open(conv_path))["rows"], 8)
+    rows = json.load(open(place_path))["rows"]
+    r = next((x for x in rows if x["mode"] == "weak" and x["workers"] == 8 and "compute_ms_before_place" in x), None)
+    one = next((x for x in rows if x["mode"] == "weak" and x["workers"] == 1), None)
+    if r is None or one is None or len(r["compute_ms_before_place"]) != 18 or len(curve) < 2:
+        return []
+    core, before = r["core"], r["compute_ms_before_place"]
+    wait = lambda ms: skew_wait(curve, ms * core)
+    # Places (dcgan 32, the overlapped real pass on): 1-3 G's forward; 4-7 D on the generated
+    # images, forward 2 and backward 2; 8-14 the generator step (D forward 2, backward 2, G
+    # backward 3); 15-18 the next step's real pass (D forward 2, backward 2) under G's all-reduce.
+    fake, real = before[3:7], before[14:18]
+    now = sum(wait(b) for b in before)
+    fused = now - sum(wait(b) for b in fake + real) + sum(wait(a + b) for a, b in zip(fake, real))
+    g_allreduce = r["gradient_allreduce_ms"] * (1 - D_SHARE["dcgan32"])
+    real_compute = sum(real)
+    lost = min(g_allreduce, real_compute)
+    step, c1, blocked = r["step_s"] * 1000, one["step_s"] * 1000, r["blocked_ms"]
+    e_now = c1 / (c1 + blocked)
+    e_fused = c1 / (c1 + blocked - (now - fused) + lost)
+    e_nolost = c1 / (c1 + blocked - (now - fused))
+    o = ["## What fewer synchronisation points would buy (predicted from the conv curve)\n",
+         f"The weak N = 8 step of the by-place run (`{os.path.basename(place_path)}`: dcgan 32, 1 Gbit/s equivalent,"
+         f" {core:g} core; one worker's step {c1:.0f} ms, blocked {blocked:.0f} ms a step, E(8) {e_now:.2f} by the ring's"
+         " account) has 18 statistics all-reduces: G's forward (places 1-3), D on the generated images (4-7), the"
+         " generator step (8-14) and the next step's real-image pass (15-18), computed while G's gradients are on the"
+         " wire. The conv curve (N = 8, the section before last) puts their waits at"
+         f" {now:.0f} ms a step (measured: {r['statistics_allreduce_ms']:.0f}).\n",
+         "| option | statistics, predicted ms a step | other change, ms a step | E(8) by the ring's account |",
+         "|---|---|---|---|",
+         f"| today: 18 collectives | {now:.0f} | - | {e_now:.2f} (measured) |",
+         f"| the D step's real and generated passes side by side, one collective per place (18 to 14) | {fused:.0f}"
+         f" ({fused - now:+.0f}) | +{lost:.0f}: the real pass ({real_compute:.0f} ms) no longer hides G's all-reduce"
+         f" ({g_allreduce:.0f} ms, {1 - D_SHARE['dcgan32']:.2f} of the gradient time) | {e_fused:.2f} ({e_nolost:.2f}"
+         " were G's all-reduce hidden by something else) |",
+         f"| every collective at the spin floor (the same CPU time on every rank) | {18 * 8.5:.0f} | - |"
+         f" {c1 / (c1 + blocked - r['statistics_allreduce_ms'] + 18 * 8.5):.2f} |",
+         "",
+         "Merging two places' work into one segment saves less than one of their waits, because a wait grows about as"
+         " the square root of the work before it (22, 33 and 64 ms after 9, 33 and 139 ms of CPU). Fusing the D step's"
+         f" passes saves {now - fused:.0f} ms of statistics and gives up the overlap that hides the generator's"
+         " all-reduce, a net loss; interleaving two independent passes on two streams (each one's collective in flight"
+         " while the other computes) would keep the overlap but needs the ring to match collectives by stream rather"
+         " than by order, and can hide at most the waits of the shorter pass (the real pass: places 15-18,"
+         f" {sum(r['statistics_ms_by_place'][14:18]):.0f} ms measured). Neither reaches E(8) = 0.90 on this host; the"
+         " statistics at the spin floor would. Not built, for these numbers.\n"]
+    return o
+
+
 def codec_section(path):
     """Which codec wins where, measured (`--codec auto` against the fixed codecs on the rig)."""
     if not os.path.exists(path):
@@ -529,6 +586,17 @@ def sweep_table_section(paths, title, intro):
                     continue
                 rate = next(r["rate_bps"] for r in sel)
                 one = next((r for r in sel if r["workers"] == 1 and r["side"].startswith("RingGAN") and "step_s" in r), None)
+                borrowed = ""
+                if one is None and n > 1:
+                    # A sweep run without its own N = 1 (to save the rig's time): the one worker of
+                    # another file of this table, same model, core and batch (a lone worker's step
+                    # does not depend on the link or, at 64 images, on the mode).
+                    one, t1, src = borrowed_one_worker(runs, model, core, mc)
+                    if one is not None:
+                        borrowed = f" (N = 1 of `{src}`)"
+                        g = dict(g, efficiency=one["step_s"] * g["global_batch"] / (n * g["step_s"] * one["global_batch"]))
+                        if t and t1:
+                            t = dict(t, efficiency=t1["step_s"] * t["global_batch"] / (n * t["step_s"] * t1["global_batch"]))
                 # The one worker's compute (its step) against it plus what the ring's account has
                 # the training thread blocked: E without this configuration's compute noise.
                 # Weak scaling only: in strong scaling a worker's compute at b / N images is not
@@ -536,11 +604,23 @@ def sweep_table_section(paths, title, intro):
                 c1 = one["step_s"] if one and mode == "weak" else None
                 acct = (f"{c1 / (c1 + g['blocked_ms'] / 1000):.2f}" if c1 and n > 1 and "blocked_ms" in g else "-")
                 ln = f"{link / 1e9:g} Gbit/s" + (f", {mc}-core machines" if mc > 1 else "") + f" ({rate / 1e6:g} Mbit/s)"
-                o.append(f"| {model} | {mode} | {ln} | {core:g} | {n} | {g['step_s'] * 1000:.0f} | {g.get('efficiency', float('nan')):.2f} | {acct} |"
+                o.append(f"| {model} | {mode} | {ln} | {core:g} | {n} | {g['step_s'] * 1000:.0f} | {g.get('efficiency', float('nan')):.2f}{borrowed} | {acct} |"
                          + (f" {t['step_s'] * 1000:.0f} | {t.get('efficiency', float('nan')):.2f} | {g['step_s'] / t['step_s']:.2f}x |" if t else " - | - | - |")
                          + f" {g.get('tx_mb_per_worker_step', 0):.2f} | {fmt_opt(g.get('blocked_ms'))} | {fmt_opt(g.get('codec_ms'))} |")
     o.append("")
     return o
+
+
+def borrowed_one_worker(runs, model, core, mc):
+    """(RingGAN's one-worker row, DDP's, the file) of the first run in `runs` that has them for
+    this model, core and machine size at 64 images, or (None, None, None)."""
+    for name, d in runs:
+        ok = [r for r in d["rows"] if r["workers"] == 1 and r["model"] == model and r["core"] == core
+              and r.get("machine_cores", 1) == mc and r["global_batch"] == 64 and "step_s" in r]
+        g = next((r for r in ok if r["side"].startswith("RingGAN")), None)
+        if g is not None:
+            return g, next((r for r in ok if r["side"] == "DDP gloo"), None), name
+    return None, None, None
 
 
 def quality_section(path):
@@ -725,6 +805,15 @@ SWEEP_TABLES = [
         " round each, beside DDP/gloo except the by-place run (RingGAN alone); lossless codec in weak scaling, `--codec"
         " auto` for dcgan 32 and dcgan 64 in strong scaling; 0.2 core up to 8 workers, 0.1 core for N = 16 (with its own"
         " N = 1). dcgan 64 with 4-5 steps after 1 warm-up step (18-20 s a step at 0.2 core); its weak 10 Gbit/s rows here are RingGAN alone at N = 1 and 8 with `--prefetch 2` (the sweep beside DDP lost its 8 workers to the coordinator-silence bug: bench/RESULTS.md has its N = 1, 2 and 4 rows)."),
+    (("emucluster-dcgan32-weak-1gbit-ninth.json", "emucluster-n16-dcgan64-weak-1gbit.json", "emucluster-n16-dcgan64-weak-10gbit.json",
+      "emucluster-n16-dcgan64-strong.json", "emucluster-dcgan64-strong-10gbit.json", "emucluster-dcgan64-strong-1gbit-n2.json"),
+     "The ninth session: the sweep completed (measured)",
+     "The ninth session's machine (an AMD EPYC like the eighth's: one worker's dcgan 32 step at 0.2 core 3389-3661 ms),"
+        " with the coordinator's heartbeats to its workers (every run at the default `--prefetch 3`). Beside DDP/gloo;"
+        " dcgan 32 in three rounds (medians), the rest one round; lossless codec in weak scaling, `--codec auto` in strong"
+        " scaling; dcgan 64 with 4-5 steps after 1 warm-up, 0.2 core up to 8 workers, 0.1 core at 16. Runs of 16 workers"
+        " alone, and the 1 Gbit/s strong run at N = 2 and 8, take their E from the N = 1 of another file of this table"
+        " (same model, core and 64 images on one worker, measured this session; named in the row)."),
 ]
 
 
@@ -848,6 +937,7 @@ def main():
         "emucluster-dcgan32-strong.json", "emucluster-dcgan32-strong-rounds.json", "emucluster-dcgan32-1gbit-seventh.json",
         "emucluster-dcgan32-by-place.json", "emucluster-n16-dcgan32-weak.json", "emucluster-n16-dcgan32-strong.json",
         "emucluster-n16-dcgan32-strong-10gbit.json", "emucluster-n16-dcgan32-weak-10gbit.json")])
+    o += sync_points_section(here)
     o += codec_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-codec.json"))
     o += sweep_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-dcgan32-auto-sweep.json"), m)
     o += models_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emucluster-mlp-stylegan.json"),
@@ -907,6 +997,12 @@ def main():
              " predicted at 1408 ms a step against 1386 measured (weak), and strong scaling's steps within 4-12% (the"
              " fitted skew: +17% and +32%). What it still misses: the collectives under the generator's gradient"
              " all-reduce wait more than the curve says (strong scaling, N = 8: -12 to -17%).")
+    o.append("- The ninth session completed the sweep (its table above) and weighed fewer synchronisation points (the section"
+             " \"What fewer synchronisation points would buy\"). The headline cell in three rounds: E(8) 0.86 by the steps,"
+             " 0.82 by the ring's account (target 0.90), 0.74x DDP's step. dcgan 64 at 16 workers: weak E(16) 0.91 at 1 Gbit/s"
+             " and 1.00 at 10 Gbit/s by the steps (0.87 and 0.91 by the account), 0.67x and 0.58x DDP's step; strong E(16)"
+             " 0.25 and 0.51 (DDP 0.34 and 0.65), where 4 images a worker cannot hide 25 MB of gradients a step. Fusing the"
+             " D step's statistics would save 74 ms and expose 347 ms of the generator's all-reduce: not built.")
     o.append("- Per model, machine and codec (the extrapolation above, a 25 us hop): on 1-core machines dcgan 32, dcgan 64 and"
              " StyleGAN keep E(8) at 0.91-0.95 on 1 Gbit/s and 0.99 on 10 Gbit/s; the MLP GAN (20 ms of compute against 8 MB"
              " of gradients) needs 25 Gbit/s for 0.92. On 16-core machines the compute is 16 times shorter and the wire"
