@@ -804,7 +804,7 @@ SWEEP_TABLES = [
      "The eighth session's machine (an AMD EPYC like the seventh's: one worker's dcgan 32 step at 0.2 core 3.5 s). One"
         " round each, beside DDP/gloo except the by-place run (RingGAN alone); lossless codec in weak scaling, `--codec"
         " auto` for dcgan 32 and dcgan 64 in strong scaling; 0.2 core up to 8 workers, 0.1 core for N = 16 (with its own"
-        " N = 1). dcgan 64 with 4-5 steps after 1 warm-up step (18-20 s a step at 0.2 core); its weak 10 Gbit/s rows here are RingGAN alone at N = 1 and 8 with `--prefetch 2` (the sweep beside DDP lost its 8 workers to the coordinator-silence bug: bench/RESULTS.md has its N = 1, 2 and 4 rows)."),
+        " N = 1). dcgan 64 with 4-5 steps after 1 warm-up step (18-20 s a step at 0.2 core); its weak 10 Gbit/s rows here are RingGAN alone at N = 1 and 8 with `--prefetch 2` (the sweep beside DDP lost its 8 workers to the coordinator-silence bug, fixed in the ninth session: bench/RESULTS.md has its N = 1, 2 and 4 rows)."),
     (("emucluster-dcgan32-weak-1gbit-ninth.json", "emucluster-n16-dcgan64-weak-1gbit.json", "emucluster-n16-dcgan64-weak-10gbit.json",
       "emucluster-n16-dcgan64-strong.json", "emucluster-dcgan64-strong-10gbit.json", "emucluster-dcgan64-strong-1gbit-n2.json"),
      "The ninth session: the sweep completed (measured)",
