@@ -806,11 +806,12 @@ SWEEP_TABLES = [
         " auto` for dcgan 32 and dcgan 64 in strong scaling; 0.2 core up to 8 workers, 0.1 core for N = 16 (with its own"
         " N = 1). dcgan 64 with 4-5 steps after 1 warm-up step (18-20 s a step at 0.2 core); its weak 10 Gbit/s rows here are RingGAN alone at N = 1 and 8 with `--prefetch 2` (the sweep beside DDP lost its 8 workers to the coordinator-silence bug, fixed in the ninth session: bench/RESULTS.md has its N = 1, 2 and 4 rows)."),
     (("emucluster-dcgan32-weak-1gbit-ninth.json", "emucluster-n16-dcgan64-weak-1gbit.json", "emucluster-n16-dcgan64-weak-10gbit.json",
-      "emucluster-n16-dcgan64-strong.json", "emucluster-dcgan64-strong-10gbit.json", "emucluster-dcgan64-strong-1gbit-n2.json"),
+      "emucluster-n16-dcgan64-strong.json", "emucluster-dcgan64-strong-10gbit.json", "emucluster-dcgan64-strong-1gbit-n2.json",
+      "emucluster-dcgan32-16core-10gbit-ninth.json"),
      "The ninth session: the sweep completed (measured)",
      "The ninth session's machine (an AMD EPYC like the eighth's: one worker's dcgan 32 step at 0.2 core 3389-3661 ms),"
         " with the coordinator's heartbeats to its workers (every run at the default `--prefetch 3`). Beside DDP/gloo;"
-        " dcgan 32 in three rounds (medians), the rest one round; lossless codec in weak scaling, `--codec auto` in strong"
+        " dcgan 32 in three rounds (1-core machines) and two (16-core machines on 10 Gbit/s), medians; the rest one round; lossless codec in weak scaling, `--codec auto` in strong"
         " scaling; dcgan 64 with 4-5 steps after 1 warm-up, 0.2 core up to 8 workers, 0.1 core at 16. Runs of 16 workers"
         " alone, and the 1 Gbit/s strong run at N = 2 and 8, take their E from the N = 1 of another file of this table"
         " (same model, core and 64 images on one worker, measured this session; named in the row)."),
