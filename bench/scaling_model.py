@@ -340,6 +340,13 @@ def sync_points_section(here):
     if r is None or one is None or len(r["compute_ms_before_place"]) != 18 or len(curve) < 2:
         return []
     core, before = r["core"], r["compute_ms_before_place"]
+    # The spin floor: an exchange's wait after the same CPU time on every rank (N = 8, W > 0).
+    spin_path = os.path.join(here, "rig-skew-02.json")
+    spins = [x["wait_mean_s"] * 1000 for x in json.load(open(spin_path))["rows"]
+             if x["ranks"] == 8 and x.get("work", "spin") == "spin" and x["work_us"] > 0] if os.path.exists(spin_path) else []
+    if not spins:
+        return []
+    spin = sum(spins) / len(spins)
     wait = lambda ms: skew_wait(curve, ms * core)
     # Places (dcgan 32, the overlapped real pass on): 1-3 G's forward; 4-7 D on the generated
     # images, forward 2 and backward 2; 8-14 the generator step (D forward 2, backward 2, G
@@ -368,8 +375,8 @@ def sync_points_section(here):
          f" ({fused - now:+.0f}) | +{lost:.0f}: the real pass ({real_compute:.0f} ms) no longer hides G's all-reduce"
          f" ({g_allreduce:.0f} ms, {1 - D_SHARE['dcgan32']:.2f} of the gradient time) | {e_fused:.2f} ({e_nolost:.2f}"
          " were G's all-reduce hidden by something else) |",
-         f"| every collective at the spin floor (the same CPU time on every rank) | {18 * 8.5:.0f} | - |"
-         f" {c1 / (c1 + blocked - r['statistics_allreduce_ms'] + 18 * 8.5):.2f} |",
+         f"| every collective at the spin floor (the same CPU time on every rank) | {18 * spin:.0f} | - |"
+         f" {c1 / (c1 + blocked - r['statistics_allreduce_ms'] + 18 * spin):.2f} |",
          "",
          "Merging two places' work into one segment saves less than one of their waits, because a wait grows about as"
          " the square root of the work before it (22, 33 and 64 ms after 9, 33 and 139 ms of CPU). Fusing the D step's"

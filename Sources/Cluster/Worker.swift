@@ -15,14 +15,14 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
     private var endStep: Int?
     let imageSize: Int
     let timeout: Double
-    /// Seconds since the coordinator was last heard (any frame, its heartbeats included); set
-    /// by the session once its reader listens. Without it, the wait is `timeout` from its start.
-    var silence: (@Sendable () -> Double)?
+    /// Seconds since the coordinator was last heard (any frame, its heartbeats included).
+    let silence: @Sendable () -> Double
 
-    init(initial: EpochSampler, imageSize: Int, timeout: Double) {
+    init(initial: EpochSampler, imageSize: Int, timeout: Double, silence: @escaping @Sendable () -> Double) {
         lastSampler = initial
         self.imageSize = imageSize
         self.timeout = timeout
+        self.silence = silence
     }
 
     func push(_ h: BatchHeader, _ px: [UInt8]) {
@@ -45,9 +45,8 @@ final class ShardQueue: BatchSource, @unchecked Sendable {
         // A slow rank holds every shard back (they come `--prefetch` steps ahead of the slowest):
         // the wait lasts while the coordinator is heard from, and ends `timeout` s after its
         // last word (a coordinator that heartbeats but never sends a shard is a stop of its own).
-        let began = monotonic()
         while items.isEmpty && closedReason == nil {
-            let quiet = silence?() ?? (monotonic() - began)
+            let quiet = silence()
             if quiet >= timeout {
                 throw NetError("coordinator", "no batch arrived, and nothing else from the coordinator, within \(Int(timeout)) s")
             }
@@ -212,8 +211,7 @@ public final class WorkerProcess {
         let formation = RingHolder()
         defer { formation.close() }
         let (trainer, queue): (GANTrainer, ShardQueue)
-        do { (trainer, queue) = try build(start) } catch { throw coordinatorsWord(notices, after: error) }
-        queue.silence = { notices.silence }
+        do { (trainer, queue) = try build(start, notices) } catch { throw coordinatorsWord(notices, after: error) }
         listen(conn, start, queue, notices, formation)
         let ring: Ring
         do { ring = try formRing(start, ringListener, trainer, formation) } catch { throw coordinatorsWord(notices, after: error) }
@@ -352,7 +350,7 @@ public final class WorkerProcess {
 
     /// Build: the replica (resumed from the start's checkpoint if any) and a trainer fed by the
     /// queue of shards the coordinator sends.
-    func build(_ start: StartMessage) throws -> (GANTrainer, ShardQueue) {
+    func build(_ start: StartMessage, _ notices: Notices) throws -> (GANTrainer, ShardQueue) {
         let c = start.config
         let models = GANModels(config: c)
         var startStep = 0
@@ -364,7 +362,7 @@ public final class WorkerProcess {
             sampler = ckpt.sampler
             log.info("resumed from \(r) at step \(startStep)")
         }
-        let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout)
+        let queue = ShardQueue(initial: sampler, imageSize: c.imageSize, timeout: start.timeout, silence: { notices.silence })
         let trainer = GANTrainer(models: models, source: queue, rank: start.rank, worldSize: start.worldSize)
         trainer.restore(step: startStep, sampler: sampler)
         return (trainer, queue)
